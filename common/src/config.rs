@@ -1,0 +1,263 @@
+//! Configuration from `EYE_*` environment variables.
+//!
+//! Each group has its own prefix (`EYE_KAFKA_`, `EYE_CLICKHOUSE_`, `EYE_INGEST_`,
+//! `EYE_CONSUMER_`, `EYE_QUERY_`); a field `batch_max_rows` of the consumer group is read
+//! from `EYE_CONSUMER_BATCH_MAX_ROWS`. Names carry their units. Every default is listed in
+//! `docs/configuration.md`; the test at the bottom keeps that table and this file in step.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration in {prefix}*: {source}")]
+pub struct ConfigError {
+    prefix: &'static str,
+    #[source]
+    source: envy::Error,
+}
+
+/// Reads one configuration group from the process environment.
+pub fn from_env<T: DeserializeOwned + Group>() -> Result<T, ConfigError> {
+    from_iter(std::env::vars())
+}
+
+/// Reads one configuration group from the given variables (tests pass their own).
+pub fn from_iter<T: DeserializeOwned + Group>(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError> {
+    let prefix = T::PREFIX;
+    let vars = vars
+        .into_iter()
+        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_owned(), v)));
+    envy::from_iter(vars).map_err(|source| ConfigError { prefix, source })
+}
+
+/// A configuration group and its environment prefix.
+pub trait Group {
+    const PREFIX: &'static str;
+}
+
+macro_rules! defaults {
+    ($($name:ident: $ty:ty = $value:expr;)*) => {
+        $(fn $name() -> $ty { $value })*
+    };
+}
+
+defaults! {
+    d_brokers: String = "127.0.0.1:9092".into();
+    d_events_topic: String = "eye.events".into();
+    d_events_partitions: i32 = 6;
+    d_message_timeout_ms: u64 = 5_000;
+    d_linger_ms: u64 = 5;
+    d_queue_max_messages: u64 = 1_000_000;
+    d_ch_url: String = "http://127.0.0.1:8123".into();
+    d_ch_database: String = "eye".into();
+    d_ch_user: String = "default".into();
+    d_max_execution_time_ms: u64 = 10_000;
+    d_ingest_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
+    d_query_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8081));
+    d_consumer_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8082));
+    d_max_body_bytes: u64 = 5 * 1024 * 1024;
+    d_group_id: String = "eye-consumer".into();
+    d_batch_max_rows: usize = 10_000;
+    d_batch_max_bytes: usize = 16 * 1024 * 1024;
+    d_batch_max_wait_ms: u64 = 1_000;
+    d_insert_backoff_max_ms: u64 = 5_000;
+    d_migrate_on_start: bool = true;
+    d_session_events_max: u32 = 10_000;
+}
+
+/// `EYE_KAFKA_*`: the broker and topics, shared by ingest, the consumer and eye-admin.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list.
+    #[serde(default = "d_brokers")]
+    pub brokers: String,
+    #[serde(default = "d_events_topic")]
+    pub events_topic: String,
+    /// Partitions given to the events topic when eye-admin creates it.
+    #[serde(default = "d_events_partitions")]
+    pub events_partitions: i32,
+    /// How long a produce may wait for the broker's acknowledgement before ingest answers 503.
+    #[serde(default = "d_message_timeout_ms")]
+    pub message_timeout_ms: u64,
+    #[serde(default = "d_linger_ms")]
+    pub linger_ms: u64,
+    /// Messages the producer may hold in flight before ingest answers 503.
+    #[serde(default = "d_queue_max_messages")]
+    pub queue_max_messages: u64,
+}
+
+impl Group for KafkaConfig {
+    const PREFIX: &'static str = "EYE_KAFKA_";
+}
+
+/// `EYE_CLICKHOUSE_*`: the ClickHouse server, shared by the consumer, query and eye-admin.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClickHouseConfig {
+    /// HTTP interface URL.
+    #[serde(default = "d_ch_url")]
+    pub url: String,
+    #[serde(default = "d_ch_database")]
+    pub database: String,
+    #[serde(default = "d_ch_user")]
+    pub user: String,
+    #[serde(default)]
+    pub password: String,
+    /// Upper bound on any read; ClickHouse counts it in whole seconds (at least 1).
+    #[serde(default = "d_max_execution_time_ms")]
+    pub max_execution_time_ms: u64,
+}
+
+impl Group for ClickHouseConfig {
+    const PREFIX: &'static str = "EYE_CLICKHOUSE_";
+}
+
+/// `EYE_INGEST_*`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestConfig {
+    #[serde(default = "d_ingest_addr")]
+    pub listen_addr: SocketAddr,
+    #[serde(default = "d_max_body_bytes")]
+    pub max_body_bytes: u64,
+}
+
+impl Group for IngestConfig {
+    const PREFIX: &'static str = "EYE_INGEST_";
+}
+
+/// A deliberate crash, for the tests that prove a crash loses nothing. Never set it in
+/// production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerFault {
+    /// Abort the process after ClickHouse confirmed an insert, before offsets are committed.
+    AbortAfterInsert,
+}
+
+/// `EYE_CONSUMER_*`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsumerConfig {
+    /// Address of the consumer's health and metrics endpoints.
+    #[serde(default = "d_consumer_addr")]
+    pub listen_addr: SocketAddr,
+    #[serde(default = "d_group_id")]
+    pub group_id: String,
+    /// A batch is inserted when it holds this many rows...
+    #[serde(default = "d_batch_max_rows")]
+    pub batch_max_rows: usize,
+    /// ...or this many bytes...
+    #[serde(default = "d_batch_max_bytes")]
+    pub batch_max_bytes: usize,
+    /// ...or when its first row has waited this long.
+    #[serde(default = "d_batch_max_wait_ms")]
+    pub batch_max_wait_ms: u64,
+    /// Longest pause between retries of a failed insert.
+    #[serde(default = "d_insert_backoff_max_ms")]
+    pub insert_backoff_max_ms: u64,
+    /// Apply ClickHouse migrations at start-up.
+    #[serde(default = "d_migrate_on_start")]
+    pub migrate_on_start: bool,
+    #[serde(default)]
+    pub fault: Option<ConsumerFault>,
+}
+
+impl Group for ConsumerConfig {
+    const PREFIX: &'static str = "EYE_CONSUMER_";
+}
+
+/// `EYE_QUERY_*`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueryConfig {
+    #[serde(default = "d_query_addr")]
+    pub listen_addr: SocketAddr,
+    /// Largest `limit` a session read accepts.
+    #[serde(default = "d_session_events_max")]
+    pub session_events_max: u32,
+}
+
+impl Group for QueryConfig {
+    const PREFIX: &'static str = "EYE_QUERY_";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let k: KafkaConfig = from_iter(vars(&[])).expect("defaults");
+        assert_eq!(k.brokers, "127.0.0.1:9092");
+        assert_eq!(k.events_topic, "eye.events");
+        let c: ConsumerConfig = from_iter(vars(&[])).expect("defaults");
+        assert_eq!((c.batch_max_rows, c.batch_max_wait_ms), (10_000, 1_000));
+        assert_eq!(c.fault, None);
+    }
+
+    #[test]
+    fn reads_prefixed_variables_only() {
+        let c: ConsumerConfig = from_iter(vars(&[
+            ("EYE_CONSUMER_BATCH_MAX_ROWS", "50"),
+            ("EYE_CONSUMER_FAULT", "abort_after_insert"),
+            ("EYE_INGEST_BATCH_MAX_ROWS", "7"),
+            ("EYE_CONSUMER_LISTEN_ADDR", "0.0.0.0:9999"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.batch_max_rows, 50);
+        assert_eq!(c.fault, Some(ConsumerFault::AbortAfterInsert));
+        assert_eq!(c.listen_addr.port(), 9999);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_group() {
+        let err = from_iter::<ConsumerConfig>(vars(&[("EYE_CONSUMER_BATCH_MAX_ROWS", "many")]))
+            .expect_err("must fail")
+            .to_string();
+        assert!(err.contains("EYE_CONSUMER_"), "{err}");
+        assert!(err.contains("batch_max_rows"), "{err}");
+    }
+
+    /// Every variable documented, and nothing documented that does not exist.
+    #[test]
+    fn docs_table_matches_the_config_structs() {
+        use std::collections::BTreeSet;
+        let doc = include_str!("../../docs/configuration.md");
+        let documented: BTreeSet<String> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .filter(|v| v.starts_with("EYE_"))
+            .map(str::to_owned)
+            .collect();
+        // Fields of each struct are pending until its `impl Group` names the prefix.
+        let mut defined = BTreeSet::new();
+        let mut pending = Vec::new();
+        for line in include_str!("config.rs").lines().map(str::trim) {
+            if let Some(prefix) = line
+                .strip_prefix("const PREFIX: &'static str = \"")
+                .and_then(|r| r.strip_suffix("\";"))
+            {
+                for field in pending.drain(..) {
+                    defined.insert(format!("{prefix}{field}"));
+                }
+            } else if let Some((field, _)) = line.strip_prefix("pub ").and_then(|r| r.split_once(':')) {
+                if field.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                    pending.push(field.to_uppercase());
+                }
+            }
+        }
+        assert!(defined.len() > 20, "parsed only {defined:?}");
+        let env_only: Vec<_> = documented.difference(&defined).filter(|v| !v.starts_with("EYE_LOG")).collect();
+        assert!(env_only.is_empty(), "documented but not defined: {env_only:?}");
+        let undocumented: Vec<_> = defined.difference(&documented).collect();
+        assert!(undocumented.is_empty(), "defined but not documented: {undocumented:?}");
+    }
+}

@@ -1,0 +1,69 @@
+//! Kafka client settings and topic administration, in one place so that ingest, the
+//! consumer, eye-admin and the tests all speak to the broker the same way.
+
+use crate::config::KafkaConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+use std::time::Duration;
+
+/// Producer settings for accepted events.
+///
+/// - `acks=all` + idempotence: an acknowledged event is on every in-sync replica, and a
+///   retried send is never written twice.
+/// - `murmur2_random`: Java clients' partitioner, so a session lands on the same
+///   partition whoever produces it.
+pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("compression.type", "lz4")
+        .set("linger.ms", k.linger_ms.to_string())
+        .set("message.timeout.ms", k.message_timeout_ms.to_string())
+        .set("queue.buffering.max.messages", k.queue_max_messages.to_string());
+    c
+}
+
+/// Consumer settings for a group that commits by hand, after ClickHouse confirms.
+pub fn consumer_config(k: &KafkaConfig, group_id: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", "10000");
+    c
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("creating topic {topic}: {code}")]
+    Topic { topic: String, code: RDKafkaErrorCode },
+}
+
+/// Creates each topic that does not exist yet; existing topics are left as they are.
+pub async fn ensure_topics(k: &KafkaConfig, topics: &[(&str, i32)]) -> Result<(), AdminError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &k.brokers)
+        .create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new, &opts).await? {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(AdminError::Topic { topic, code }),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! The ClickHouse store: connection, migrations, the event row, inserts and reads.
+//! SQL text lives in [`sql`]; this module only binds values and runs it.
+
+pub mod migrations;
+pub mod sql;
+
+use crate::config::ClickHouseConfig;
+use crate::event::SessionId;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// One stored event, in the column order of [`sql::EVENT_COLUMNS`].
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct EventRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    pub session_id: String,
+    pub category: String,
+    pub name: String,
+    pub ts_us: i64,
+    pub received_at_us: i64,
+    /// The event's `data` object as JSON text, exactly as produced by ingest.
+    pub data: String,
+    pub value: Option<f64>,
+}
+
+impl EventRow {
+    /// Bytes this row adds to a batch; close to its RowBinary size.
+    pub fn approx_bytes(&self) -> usize {
+        16 + 8 + 8 + 9 + self.session_id.len() + self.category.len() + self.name.len() + self.data.len()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clickhouse::Row, Deserialize)]
+pub struct EventCounts {
+    pub stored_rows: u64,
+    pub distinct_events: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("clickhouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    #[error(transparent)]
+    Config(#[from] sql::InvalidIdentifier),
+}
+
+/// A handle on The Eye's ClickHouse database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    client: clickhouse::Client,
+    server: clickhouse::Client,
+    database: String,
+    max_execution_time: Duration,
+}
+
+impl Store {
+    pub fn new(cfg: &ClickHouseConfig) -> Result<Self, StoreError> {
+        let database = sql::identifier(&cfg.database)?.to_owned();
+        // Validation off: ClickHouse 18.16 cannot answer RowBinaryWithNamesAndTypes.
+        // Compression off: 18.16 returned empty SELECT bodies with the crate's LZ4.
+        let server = clickhouse::Client::default()
+            .with_url(&cfg.url)
+            .with_user(&cfg.user)
+            .with_password(&cfg.password)
+            .with_validation(false)
+            .with_compression(clickhouse::Compression::None);
+        let client = server.clone().with_database(&database);
+        Ok(Self {
+            client,
+            server,
+            database,
+            max_execution_time: Duration::from_millis(cfg.max_execution_time_ms),
+        })
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.server.query(sql::PING).fetch_one::<u8>().await?;
+        Ok(())
+    }
+
+    /// Creates the database and applies every migration not yet recorded. Returns the
+    /// versions it applied.
+    pub async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
+        self.server
+            .query(&sql::create_database(&self.database)?)
+            .execute()
+            .await?;
+        self.client
+            .query(sql::CREATE_MIGRATIONS_TABLE)
+            .execute()
+            .await?;
+        let applied: Vec<u32> = self
+            .client
+            .query(sql::APPLIED_MIGRATIONS)
+            .fetch_all()
+            .await?;
+        let mut done = Vec::new();
+        for m in migrations::MIGRATIONS {
+            if applied.contains(&m.version) {
+                continue;
+            }
+            for stmt in migrations::statements(m.sql) {
+                self.client.query(&stmt).execute().await?;
+            }
+            self.client
+                .query(sql::RECORD_MIGRATION)
+                .bind(m.version)
+                .bind(m.name)
+                .execute()
+                .await?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+            done.push(m.version);
+        }
+        Ok(done)
+    }
+
+    /// Inserts rows as one INSERT; returns only once ClickHouse has confirmed it.
+    pub async fn insert_events(&self, rows: &[EventRow]) -> Result<(), StoreError> {
+        let mut insert = self.client.insert::<EventRow>(sql::EVENTS_TABLE).await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await?;
+        Ok(())
+    }
+
+    /// A session's events in time order, one per event_id.
+    pub async fn session_events(
+        &self,
+        session: &SessionId,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        Ok(self
+            .read(&sql::session_events())
+            .bind(session.as_str())
+            .bind(limit)
+            .fetch_all()
+            .await?)
+    }
+
+    pub async fn event_counts(&self) -> Result<EventCounts, StoreError> {
+        Ok(self.read(&sql::event_counts()).fetch_one().await?)
+    }
+
+    /// Every read carries a time limit, so one heavy question cannot occupy the server.
+    fn read(&self, sql: &str) -> clickhouse::query::Query {
+        let secs = self.max_execution_time.as_secs().max(1);
+        self.client
+            .query(sql)
+            .with_option("max_execution_time", secs.to_string())
+    }
+}

@@ -1,0 +1,156 @@
+//! The Kafka message format between ingest and the consumer.
+//!
+//! JSON, one event per message, keyed by `session_id`. `v` is the format version so a
+//! consumer can refuse what it does not understand instead of storing it wrongly. `data`
+//! travels as raw JSON text: the consumer stores it as-is and never re-parses it.
+
+use crate::event::Event;
+use crate::store::EventRow;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+pub const WIRE_VERSION: u8 = 1;
+
+#[derive(Debug, Serialize)]
+struct WireOut<'a> {
+    v: u8,
+    event_id: Uuid,
+    session_id: &'a str,
+    category: &'a str,
+    name: &'a str,
+    timestamp_us: i64,
+    received_at_us: i64,
+    data: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireIn<'a> {
+    v: u8,
+    event_id: Uuid,
+    session_id: String,
+    category: String,
+    name: String,
+    timestamp_us: i64,
+    received_at_us: i64,
+    #[serde(borrow)]
+    data: &'a RawValue,
+    #[serde(default)]
+    value: Option<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message is not a valid event: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported wire version {0} (this consumer reads {WIRE_VERSION})")]
+    Version(u8),
+}
+
+/// Serialises an event for the `eye.events` topic.
+pub fn encode(ev: &Event) -> Vec<u8> {
+    let out = WireOut {
+        v: WIRE_VERSION,
+        event_id: ev.event_id,
+        session_id: ev.session_id.as_str(),
+        category: ev.category.as_str(),
+        name: ev.name.as_str(),
+        timestamp_us: ev.timestamp.as_micros(),
+        received_at_us: ev.received_at.as_micros(),
+        data: &ev.data,
+        value: ev.value,
+    };
+    // Serialising a struct of strings, numbers and a JSON map cannot fail.
+    serde_json::to_vec(&out).unwrap_or_default()
+}
+
+/// Turns one Kafka message into the row stored in ClickHouse.
+pub fn decode_row(payload: &[u8]) -> Result<EventRow, DecodeError> {
+    let w: WireIn<'_> = serde_json::from_slice(payload)?;
+    if w.v != WIRE_VERSION {
+        return Err(DecodeError::Version(w.v));
+    }
+    Ok(EventRow {
+        event_id: w.event_id,
+        session_id: w.session_id,
+        category: w.category,
+        name: w.name,
+        ts_us: w.timestamp_us,
+        received_at_us: w.received_at_us,
+        data: w.data.get().to_owned(),
+        value: w.value,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::parse_events;
+    use crate::time::EventTime;
+
+    #[test]
+    fn event_to_row_round_trips_through_the_wire() {
+        let body = br#"[
+          {"event_id": "0191e4e5-6a38-7d2c-9d3e-3f1f4c1b2a10", "session_id": "s1", "category": "page_interaction",
+           "name": "page_view", "data": {"host": "h", "path": "/"}, "timestamp": "2021-09-26 09:15:27.243860"},
+          {"event_id": "0191e4e5-6a38-7d2c-9d3e-3f1f4c1b2a11", "session_id": "s2", "category": "metrics",
+           "name": "availableMemory", "data": {"nested": {"a": [1, 2]}}, "timestamp": "2020-11-12T11:10:00Z", "value": 1.5}
+        ]"#;
+        let received = EventTime::from_micros(1_700_000_000_000_123);
+        let events = parse_events(body, received).expect("valid");
+        let cases = [
+            (
+                "0191e4e5-6a38-7d2c-9d3e-3f1f4c1b2a10",
+                "s1",
+                "page_interaction",
+                "page_view",
+                1_632_647_727_243_860,
+                r#"{"host":"h","path":"/"}"#,
+                None,
+            ),
+            (
+                "0191e4e5-6a38-7d2c-9d3e-3f1f4c1b2a11",
+                "s2",
+                "metrics",
+                "availableMemory",
+                1_605_179_400_000_000,
+                r#"{"nested":{"a":[1,2]}}"#,
+                Some(1.5),
+            ),
+        ];
+        for (ev, (id, session, category, name, ts_us, data, value)) in events.iter().zip(cases) {
+            let row = decode_row(&encode(ev)).expect("decodes");
+            assert_eq!(row.event_id.to_string(), id);
+            assert_eq!(row.session_id, session);
+            assert_eq!(row.category, category);
+            assert_eq!(row.name, name);
+            assert_eq!(row.ts_us, ts_us);
+            assert_eq!(row.received_at_us, received.as_micros());
+            assert_eq!(row.data, data);
+            assert_eq!(row.value, value);
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"not json", "not a valid event"),
+            (b"{}", "not a valid event"),
+            (
+                br#"{"v":2,"event_id":"0191e4e5-6a38-7d2c-9d3e-3f1f4c1b2a10","session_id":"s","category":"c","name":"n","timestamp_us":1,"received_at_us":1,"data":{}}"#,
+                "unsupported wire version 2",
+            ),
+            (
+                br#"{"v":1,"event_id":"nope","session_id":"s","category":"c","name":"n","timestamp_us":1,"received_at_us":1,"data":{}}"#,
+                "not a valid event",
+            ),
+        ];
+        for (payload, want) in cases {
+            let err = decode_row(payload).expect_err("must fail").to_string();
+            assert!(err.contains(want), "{err} should contain {want}");
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The consumer: reads `eye.events` as a consumer group, batches rows, inserts them into
+//! ClickHouse and commits offsets only after the insert is confirmed (at-least-once).
+//! Replays after a crash are harmless: storage and every read deduplicate by `event_id`.
+
+mod batch;
+mod metrics;
+mod pipeline;
+
+pub use batch::{Batch, Limits};
+
+use eye_common::config::{self, ClickHouseConfig, ConfigError, ConsumerConfig, KafkaConfig};
+use eye_common::store::Store;
+use std::future::Future;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub consumer: ConsumerConfig,
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            consumer: config::from_env()?,
+            kafka: config::from_env()?,
+            clickhouse: config::from_env()?,
+        })
+    }
+}
+
+/// Runs the consumer until `shutdown` resolves, then inserts and commits the batch in hand.
+/// `listener` serves health and metrics.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = Store::new(&config.clickhouse)?;
+    if config.consumer.migrate_on_start {
+        let applied = store.migrate().await?;
+        tracing::info!(?applied, database = store.database(), "migrations up to date");
+    }
+    pipeline::Pipeline::start(config, store, listener, shutdown).await
+}

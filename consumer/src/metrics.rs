@@ -1,0 +1,44 @@
+use eye_common::telemetry;
+use prometheus::{Histogram, IntCounter, IntCounterVec, Registry};
+
+#[derive(Clone)]
+pub struct ConsumerMetrics {
+    /// Messages read, by outcome: `decoded` or `undecodable`.
+    pub messages: IntCounterVec,
+    pub rows_inserted: IntCounter,
+    pub insert_failures: IntCounter,
+    pub commits: IntCounterVec,
+    pub batch_rows: Histogram,
+    pub batch_bytes: Histogram,
+    pub insert_duration: Histogram,
+}
+
+impl ConsumerMetrics {
+    pub fn new(registry: &Registry) -> Self {
+        Self {
+            messages: telemetry::counter_vec(
+                registry,
+                "eye_consumer_messages_total",
+                "Messages consumed, by outcome (decoded, undecodable).",
+                &["outcome"],
+            ),
+            rows_inserted: telemetry::counter(registry, "eye_consumer_rows_inserted_total", "Rows ClickHouse confirmed inserting."),
+            insert_failures: telemetry::counter(registry, "eye_consumer_insert_failures_total", "Failed insert attempts (each is retried)."),
+            commits: telemetry::counter_vec(
+                registry,
+                "eye_consumer_commits_total",
+                "Offset commits, by result (ok, error).",
+                &["result"],
+            ),
+            batch_rows: telemetry::histogram(registry, "eye_consumer_batch_rows", "Rows per inserted batch.",
+                telemetry::size_buckets(),
+            ),
+            batch_bytes: telemetry::histogram(registry, "eye_consumer_batch_bytes", "Approximate bytes per inserted batch.",
+                prometheus::exponential_buckets(1024.0, 4.0, 10).unwrap_or_default(),
+            ),
+            insert_duration: telemetry::histogram(registry, "eye_consumer_insert_duration_seconds", "Time for ClickHouse to confirm one batch insert.",
+                telemetry::latency_buckets(),
+            ),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! A harness that runs ingest, consumer and query in-process on port 0 against the real
+//! broker and ClickHouse started by `make test` (deploy/stack.sh).
+//!
+//! Each [`Stack`] gets its own topic, consumer group and ClickHouse database, so tests run
+//! in parallel without seeing each other's events. Servers are found through
+//! `EYE_TEST_KAFKA_BROKERS` and `EYE_TEST_CLICKHOUSE_URL` (defaults: the local stack).
+
+use anyhow::Context;
+use eye_common::config::{ClickHouseConfig, ConsumerConfig, IngestConfig, KafkaConfig, QueryConfig};
+use eye_common::store::Store;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Unique-per-run names for one test's topic, group and database.
+pub fn unique(name: &str) -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    // The tail of a v7 UUID is random; the head is the same for tests started together.
+    format!("{name}_{}", &id[20..])
+}
+
+pub fn kafka_config(topic: &str) -> KafkaConfig {
+    KafkaConfig {
+        brokers: std::env::var("EYE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into()),
+        events_topic: topic.to_owned(),
+        events_partitions: 6,
+        message_timeout_ms: 10_000,
+        linger_ms: 5,
+        queue_max_messages: 1_000_000,
+    }
+}
+
+pub fn clickhouse_config(database: &str) -> ClickHouseConfig {
+    ClickHouseConfig {
+        url: std::env::var("EYE_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
+        database: database.to_owned(),
+        user: "default".into(),
+        password: String::new(),
+        max_execution_time_ms: 10_000,
+    }
+}
+
+pub fn consumer_config(group: &str) -> ConsumerConfig {
+    ConsumerConfig {
+        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        group_id: group.to_owned(),
+        batch_max_rows: 10_000,
+        batch_max_bytes: 16 * 1024 * 1024,
+        batch_max_wait_ms: 200,
+        insert_backoff_max_ms: 1_000,
+        migrate_on_start: true,
+        fault: None,
+    }
+}
+
+/// A running service: its address and the means to stop it.
+pub struct Service {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Service {
+    pub async fn spawn<F, Fut>(start: F) -> anyhow::Result<Self>
+    where
+        F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(start(listener, rx));
+        Ok(Self {
+            addr,
+            stop: Some(tx),
+            task,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Signals shutdown and waits for the service to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .context("service did not stop within 30 s")??
+    }
+}
+
+fn on_stop(rx: oneshot::Receiver<()>) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = rx.await;
+    }
+}
+
+pub async fn start_ingest(kafka: KafkaConfig) -> anyhow::Result<Service> {
+    let config = eye_ingest::Config {
+        ingest: IngestConfig {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_body_bytes: 5 * 1024 * 1024,
+        },
+        kafka,
+    };
+    Service::spawn(|l, rx| eye_ingest::run(config, l, on_stop(rx))).await
+}
+
+pub async fn start_consumer(
+    consumer: ConsumerConfig,
+    kafka: KafkaConfig,
+    clickhouse: ClickHouseConfig,
+) -> anyhow::Result<Service> {
+    let config = eye_consumer::Config {
+        consumer,
+        kafka,
+        clickhouse,
+    };
+    Service::spawn(|l, rx| eye_consumer::run(config, l, on_stop(rx))).await
+}
+
+pub async fn start_query(clickhouse: ClickHouseConfig) -> anyhow::Result<Service> {
+    let config = eye_query::Config {
+        query: QueryConfig {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            session_events_max: 10_000,
+        },
+        clickhouse,
+    };
+    Service::spawn(|l, rx| eye_query::run(config, l, on_stop(rx))).await
+}
+
+/// The whole pipeline, isolated from other tests.
+pub struct Stack {
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+    pub group: String,
+    pub ingest: Service,
+    pub consumer: Service,
+    pub query: Service,
+    pub http: reqwest::Client,
+}
+
+impl Stack {
+    pub async fn start(name: &str) -> anyhow::Result<Self> {
+        let id = unique(name);
+        let kafka = kafka_config(&format!("eye.test.{id}"));
+        let clickhouse = clickhouse_config(&format!("eye_test_{id}"));
+        let group = format!("eye-test-{id}");
+        eye_common::kafka::ensure_topics(&kafka, &[(&kafka.events_topic, kafka.events_partitions)])
+            .await
+            .context("creating the test topic: is the broker running (make servers)?")?;
+        let ingest = start_ingest(kafka.clone()).await?;
+        let consumer = start_consumer(consumer_config(&group), kafka.clone(), clickhouse.clone()).await?;
+        let query = start_query(clickhouse.clone()).await?;
+        let stack = Self {
+            kafka,
+            clickhouse,
+            group,
+            ingest,
+            consumer,
+            query,
+            http: reqwest::Client::new(),
+        };
+        for svc in [&stack.ingest, &stack.consumer, &stack.query] {
+            let url = svc.url("/readyz");
+            let http = stack.http.clone();
+            wait_for(Duration::from_secs(60), "service ready", || {
+                let http = http.clone();
+                let url = url.clone();
+                async move {
+                    matches!(http.get(&url).send().await, Ok(r) if r.status().is_success()).then_some(())
+                }
+            })
+            .await?;
+        }
+        Ok(stack)
+    }
+
+    pub fn store(&self) -> anyhow::Result<Store> {
+        Ok(Store::new(&self.clickhouse)?)
+    }
+
+    pub async fn post_events(&self, body: &serde_json::Value) -> anyhow::Result<reqwest::Response> {
+        Ok(self
+            .http
+            .post(self.ingest.url("/v1/events"))
+            .json(body)
+            .send()
+            .await?)
+    }
+
+    /// `GET /v1/sessions/{id}/events`, returning status and JSON body.
+    pub async fn session(&self, session_id: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+        let res = self
+            .http
+            .get(self.query.url(&format!("/v1/sessions/{session_id}/events?limit=10000")))
+            .send()
+            .await?;
+        let status = res.status().as_u16();
+        Ok((status, res.json().await?))
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.ingest.stop().await?;
+        self.consumer.stop().await?;
+        self.query.stop().await?;
+        Ok(())
+    }
+}
+
+/// Polls `probe` until it returns `Some`, or fails after `timeout` naming `what`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

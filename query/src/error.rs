@@ -1,0 +1,32 @@
+//! Everything the query service can answer other than success, and its one mapping to HTTP.
+
+use eye_common::event::FieldError;
+use eye_common::store::StoreError;
+use eye_web::error::HttpError;
+use warp::http::StatusCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("invalid parameter {}: {}", .0.field, .0.message)]
+    BadParameter(FieldError),
+    #[error("no events stored for session {0:?}")]
+    SessionNotFound(String),
+    #[error("the event store is unavailable")]
+    Store(#[from] StoreError),
+}
+
+impl From<QueryError> for HttpError {
+    fn from(e: QueryError) -> Self {
+        let message = e.to_string();
+        match e {
+            QueryError::BadParameter(detail) => {
+                HttpError::new(StatusCode::BAD_REQUEST, "invalid_parameter", message).with_details(vec![detail])
+            }
+            QueryError::SessionNotFound(_) => HttpError::new(StatusCode::NOT_FOUND, "session_not_found", message),
+            QueryError::Store(inner) => {
+                tracing::error!(error = %inner, "store read failed");
+                HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message).with_retry_after(1)
+            }
+        }
+    }
+}

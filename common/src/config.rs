@@ -10,11 +10,19 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid configuration in {prefix}*: {source}")]
-pub struct ConfigError {
-    prefix: &'static str,
-    #[source]
-    source: envy::Error,
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    /// envy names the variable without our prefix; put it back so the message names the
+    /// variable the operator actually set.
+    fn new(prefix: &str, e: envy::Error) -> Self {
+        let msg = match e {
+            envy::Error::MissingValue(field) => format!("{prefix}{} is required", field.to_uppercase()),
+            envy::Error::Custom(msg) => msg.replace("provided by ", &format!("provided by {prefix}")),
+        };
+        Self(msg)
+    }
 }
 
 /// Reads one configuration group from the process environment.
@@ -30,7 +38,7 @@ pub fn from_iter<T: DeserializeOwned + Group>(
     let vars = vars
         .into_iter()
         .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_owned(), v)));
-    envy::from_iter(vars).map_err(|source| ConfigError { prefix, source })
+    envy::from_iter(vars).map_err(|e| ConfigError::new(prefix, e))
 }
 
 /// A configuration group and its environment prefix.
@@ -221,8 +229,8 @@ mod tests {
         let err = from_iter::<ConsumerConfig>(vars(&[("EYE_CONSUMER_BATCH_MAX_ROWS", "many")]))
             .expect_err("must fail")
             .to_string();
-        assert!(err.contains("EYE_CONSUMER_"), "{err}");
-        assert!(err.contains("batch_max_rows"), "{err}");
+        assert!(err.contains("EYE_CONSUMER_BATCH_MAX_ROWS"), "{err}");
+        assert!(err.contains("'many'"), "{err}");
     }
 
     /// Every variable documented, and nothing documented that does not exist.

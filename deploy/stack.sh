@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# The Eye's local stack without Docker: installs, starts, stops and inspects the broker
+# (tansu), ClickHouse and the three services. Everything it writes (data, logs, pid files)
+# lives under $EYE_HOME (default: .eye/ in the checkout, git-ignored).
+#
+#   deploy/stack.sh install   install what is missing (clickhouse-server, tansu)
+#   deploy/stack.sh servers   install + start broker and ClickHouse, wait until they answer
+#   deploy/stack.sh up        servers + build + topics/migrations + services, wait for /readyz
+#   deploy/stack.sh down      stop exactly what this script started (by pid file)
+#   deploy/stack.sh status    one line per component
+#   deploy/stack.sh test      servers + the whole test suite; stops the servers it started
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+EYE_HOME=${EYE_HOME:-$ROOT/.eye}
+TANSU_VERSION=0.6.0
+KAFKA_PORT=${EYE_STACK_KAFKA_PORT:-9092}
+CH_HTTP_PORT=${EYE_STACK_CLICKHOUSE_HTTP_PORT:-8123}
+CH_TCP_PORT=${EYE_STACK_CLICKHOUSE_TCP_PORT:-9000}
+INGEST_PORT=8080
+QUERY_PORT=8081
+CONSUMER_PORT=8082
+PROFILE=${EYE_STACK_PROFILE:-release}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"
+    elif command -v sudo >/dev/null; then sudo "$@"
+    else die "need root (or sudo) to run: $*"
+    fi
+}
+
+# ---------------------------------------------------------------- install
+
+install_clickhouse() {
+    command -v clickhouse-server >/dev/null && return 0
+    log "installing clickhouse-server and clickhouse-client from Debian"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
+    # On a machine with an init system the package starts its own server on our ports.
+    as_root service clickhouse-server stop >/dev/null 2>&1 || true
+}
+
+install_tansu() {
+    if command -v tansu >/dev/null && tansu --version 2>/dev/null | grep -qx "tansu $TANSU_VERSION"; then
+        return 0
+    fi
+    log "building tansu $TANSU_VERSION from crates.io (about 9 minutes on 2 cores)"
+    # --locked: without it the build fails against newer dependency versions.
+    cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore,libsql
+}
+
+install() {
+    install_clickhouse
+    install_tansu
+}
+
+# ---------------------------------------------------------------- processes
+
+pidfile() { echo "$EYE_HOME/run/$1.pid"; }
+
+# The pid file holds "PID EXECUTABLE"; a pid counts as ours only while it still runs that
+# executable, so a recycled pid is never signalled.
+pid_of() {
+    local f pid exe
+    f=$(pidfile "$1")
+    [ -f "$f" ] || return 1
+    read -r pid exe <"$f" || return 1
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$exe")" ] || return 1
+    echo "$pid"
+}
+
+running() { pid_of "$1" >/dev/null; }
+
+# start_bg NAME DIR COMMAND...: run COMMAND in DIR in the background, logging to log/NAME.log.
+start_bg() {
+    local name=$1 dir=$2 exe
+    shift 2
+    exe=$(command -v "$1") || die "$1 not found"
+    mkdir -p "$EYE_HOME/run" "$EYE_HOME/log" "$dir"
+    (cd "$dir" && exec nohup "$@" >>"$EYE_HOME/log/$name.log" 2>&1 </dev/null) &
+    echo "$! $exe" >"$(pidfile "$name")"
+}
+
+stop_one() {
+    local name=$1 pid i
+    if ! pid=$(pid_of "$name"); then
+        rm -f "$(pidfile "$name")"
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$name did not stop in 30 s; killing"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$(pidfile "$name")"
+    log "stopped $name (pid $pid)"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_until SECONDS WHAT COMMAND...: poll COMMAND until it succeeds.
+wait_until() {
+    local secs=$1 what=$2 i
+    shift 2
+    for i in $(seq 1 $((secs * 5))); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    die "$what did not come up within ${secs}s (see $EYE_HOME/log/)"
+}
+
+http_ok() { curl -fsS --max-time 2 "$1" >/dev/null; }
+
+# ---------------------------------------------------------------- servers
+
+start_broker() {
+    if running broker; then return 0; fi
+    port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by a process this script did not start"
+    log "starting tansu broker on 127.0.0.1:$KAFKA_PORT (sqlite storage in $EYE_HOME/broker)"
+    # sqlite://NAME is relative to the working directory (an absolute path loses its '/').
+    start_bg broker "$EYE_HOME/broker" tansu broker \
+        --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --storage-engine "sqlite://eye-broker.db"
+    wait_until 60 "broker" port_open "$KAFKA_PORT"
+}
+
+start_clickhouse() {
+    if running clickhouse; then return 0; fi
+    port_open "$CH_HTTP_PORT" && die "port $CH_HTTP_PORT is taken by a process this script did not start"
+    local dir="$EYE_HOME/clickhouse"
+    mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas" "$EYE_HOME/log"
+    sed -e "s|@EYE_HOME@|$EYE_HOME|g" -e "s|@CH_HTTP_PORT@|$CH_HTTP_PORT|g" -e "s|@CH_TCP_PORT@|$CH_TCP_PORT|g" \
+        "$ROOT/deploy/clickhouse/config.xml" >"$dir/config.xml"
+    cp "$ROOT/deploy/clickhouse/users.xml" "$dir/users.xml"
+    log "starting clickhouse-server on 127.0.0.1:$CH_HTTP_PORT (data in $dir)"
+    start_bg clickhouse "$dir" clickhouse-server --config-file="$dir/config.xml"
+    wait_until 60 "clickhouse" http_ok "http://127.0.0.1:$CH_HTTP_PORT/ping"
+}
+
+servers() {
+    install
+    start_broker
+    start_clickhouse
+}
+
+# ---------------------------------------------------------------- services
+
+service_env() {
+    export EYE_KAFKA_BROKERS=${EYE_KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}
+    export EYE_CLICKHOUSE_URL=${EYE_CLICKHOUSE_URL:-http://127.0.0.1:$CH_HTTP_PORT}
+    export EYE_INGEST_LISTEN_ADDR=${EYE_INGEST_LISTEN_ADDR:-127.0.0.1:$INGEST_PORT}
+    export EYE_QUERY_LISTEN_ADDR=${EYE_QUERY_LISTEN_ADDR:-127.0.0.1:$QUERY_PORT}
+    export EYE_CONSUMER_LISTEN_ADDR=${EYE_CONSUMER_LISTEN_ADDR:-127.0.0.1:$CONSUMER_PORT}
+}
+
+bin() { echo "$ROOT/target/$PROFILE/$1"; }
+
+build() {
+    log "building the services ($PROFILE)"
+    local flag=()
+    [ "$PROFILE" = release ] && flag=(--release)
+    (cd "$ROOT" && cargo build "${flag[@]}" --bins --quiet)
+}
+
+start_service() {
+    local name=$1 port=$2
+    if running "$name"; then return 0; fi
+    port_open "$port" && die "port $port is taken by a process this script did not start"
+    log "starting $name on 127.0.0.1:$port"
+    start_bg "$name" "$EYE_HOME" "$(bin "$name")"
+}
+
+up() {
+    servers
+    build
+    service_env
+    "$(bin eye-admin)" init
+    start_service eye-ingest "$INGEST_PORT"
+    start_service eye-query "$QUERY_PORT"
+    start_service eye-consumer "$CONSUMER_PORT"
+    local svc port
+    for svc in eye-ingest:$INGEST_PORT eye-query:$QUERY_PORT eye-consumer:$CONSUMER_PORT; do
+        port=${svc#*:}
+        wait_until 60 "${svc%%:*}" http_ok "http://127.0.0.1:$port/readyz"
+    done
+    cat <<MSG
+
+The Eye is up.
+  ingest    http://127.0.0.1:$INGEST_PORT    POST /v1/events
+  query     http://127.0.0.1:$QUERY_PORT    GET  /v1/sessions/{session_id}/events
+  consumer  http://127.0.0.1:$CONSUMER_PORT    health and metrics
+  each service: /healthz /readyz /metrics
+  kafka     127.0.0.1:$KAFKA_PORT (tansu, topic eye.events)
+  clickhouse http://127.0.0.1:$CH_HTTP_PORT (database eye)
+Logs: $EYE_HOME/log/    Stop: make down    Status: make status
+MSG
+}
+
+down() {
+    local name
+    for name in eye-ingest eye-consumer eye-query clickhouse broker; do
+        stop_one "$name"
+    done
+}
+
+stop_servers() {
+    stop_one clickhouse
+    stop_one broker
+}
+
+status() {
+    local name port pid health
+    for entry in broker:$KAFKA_PORT clickhouse:$CH_HTTP_PORT eye-ingest:$INGEST_PORT eye-query:$QUERY_PORT eye-consumer:$CONSUMER_PORT; do
+        name=${entry%%:*}
+        port=${entry#*:}
+        if pid=$(pid_of "$name"); then
+            case $name in
+                broker) port_open "$port" && health=listening || health="not listening" ;;
+                clickhouse) http_ok "http://127.0.0.1:$port/ping" && health=healthy || health="not answering" ;;
+                *) http_ok "http://127.0.0.1:$port/readyz" && health=ready || health="not ready" ;;
+            esac
+            printf '%-13s running  pid %-7s port %-5s %s\n' "$name" "$pid" "$port" "$health"
+        else
+            printf '%-13s stopped\n' "$name"
+        fi
+    done
+}
+
+run_tests() {
+    local started=()
+    running broker || started+=(broker)
+    running clickhouse || started+=(clickhouse)
+    servers
+    local rc=0
+    (
+        cd "$ROOT"
+        export EYE_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+        export EYE_TEST_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
+        cargo test --workspace --all-targets
+        "$ROOT/deploy/sqlcheck.sh"
+    ) || rc=$?
+    local name
+    for name in "${started[@]}"; do stop_one "$name"; done
+    return $rc
+}
+
+case "${1:-}" in
+    install) install ;;
+    servers) servers ;;
+    up) up ;;
+    down) down ;;
+    stop-servers) stop_servers ;;
+    status) status ;;
+    test) run_tests ;;
+    *) die "usage: $0 install|servers|up|down|stop-servers|status|test" ;;
+esac

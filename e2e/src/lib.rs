@@ -58,13 +58,14 @@ pub fn consumer_config(group: &str) -> ConsumerConfig {
 
 /// A running service: its address and the means to stop it.
 pub struct Service {
+    pub name: &'static str,
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Service {
-    pub async fn spawn<F, Fut>(start: F) -> anyhow::Result<Self>
+    pub async fn spawn<F, Fut>(name: &'static str, start: F) -> anyhow::Result<Self>
     where
         F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -74,6 +75,7 @@ impl Service {
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(start(listener, rx));
         Ok(Self {
+            name,
             addr,
             stop: Some(tx),
             task,
@@ -91,7 +93,7 @@ impl Service {
         }
         tokio::time::timeout(Duration::from_secs(30), self.task)
             .await
-            .context("service did not stop within 30 s")??
+            .with_context(|| format!("{} did not stop within 30 s", self.name))??
     }
 }
 
@@ -109,7 +111,7 @@ pub async fn start_ingest(kafka: KafkaConfig) -> anyhow::Result<Service> {
         },
         kafka,
     };
-    Service::spawn(|l, rx| eye_ingest::run(config, l, on_stop(rx))).await
+    Service::spawn("ingest", |l, rx| eye_ingest::run(config, l, on_stop(rx))).await
 }
 
 pub async fn start_consumer(
@@ -122,7 +124,7 @@ pub async fn start_consumer(
         kafka,
         clickhouse,
     };
-    Service::spawn(|l, rx| eye_consumer::run(config, l, on_stop(rx))).await
+    Service::spawn("consumer", |l, rx| eye_consumer::run(config, l, on_stop(rx))).await
 }
 
 pub async fn start_query(clickhouse: ClickHouseConfig) -> anyhow::Result<Service> {
@@ -133,7 +135,7 @@ pub async fn start_query(clickhouse: ClickHouseConfig) -> anyhow::Result<Service
         },
         clickhouse,
     };
-    Service::spawn(|l, rx| eye_query::run(config, l, on_stop(rx))).await
+    Service::spawn("query", |l, rx| eye_query::run(config, l, on_stop(rx))).await
 }
 
 /// The whole pipeline, isolated from other tests.
@@ -208,6 +210,8 @@ impl Stack {
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {
+        // Close pooled keep-alive connections first, as a departing client would.
+        drop(self.http);
         self.ingest.stop().await?;
         self.consumer.stop().await?;
         self.query.stop().await?;

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use eye_common::config::{self, ClickHouseConfig, KafkaConfig};
-use eye_common::store::Store;
+use eye_common::store::{migrations, Store};
 
 #[derive(Parser)]
 #[command(name = "eye-admin", version, about)]
@@ -21,6 +21,9 @@ enum Command {
     Migrate,
     /// Both: everything a fresh stack needs before the services start. Idempotent.
     Init,
+    /// Print every migration statement and every query (with sample values bound) as JSON,
+    /// for checking the SQL on other ClickHouse versions (deploy/sqlcheck.py).
+    Sql,
 }
 
 #[tokio::main]
@@ -34,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
             topics().await?;
             migrate().await
         }
+        Command::Sql => print_sql(),
     }
 }
 
@@ -42,7 +46,10 @@ async fn topics() -> anyhow::Result<()> {
     eye_common::kafka::ensure_topics(&k, &[(&k.events_topic, k.events_partitions)])
         .await
         .with_context(|| format!("creating topics on {}", k.brokers))?;
-    println!("topic {} ready ({} partitions if created now)", k.events_topic, k.events_partitions);
+    println!(
+        "topic {} ready ({} partitions if created now)",
+        k.events_topic, k.events_partitions
+    );
     Ok(())
 }
 
@@ -58,5 +65,23 @@ async fn migrate() -> anyhow::Result<()> {
     } else {
         println!("database {}: applied migrations {applied:?}", c.database);
     }
+    Ok(())
+}
+
+fn print_sql() -> anyhow::Result<()> {
+    let store = Store::new(&config::from_env::<ClickHouseConfig>()?)?;
+    let migrations: Vec<_> = migrations::MIGRATIONS
+        .iter()
+        .map(|m| serde_json::json!({"version": m.version, "name": m.name, "statements": migrations::statements(m.sql)}))
+        .collect();
+    let queries: Vec<_> = store
+        .sample_statements()
+        .into_iter()
+        .map(|(name, sql)| serde_json::json!({"name": name, "sql": sql}))
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({"migrations": migrations, "queries": queries})
+    );
     Ok(())
 }

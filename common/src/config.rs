@@ -18,8 +18,12 @@ impl ConfigError {
     /// variable the operator actually set.
     fn new(prefix: &str, e: envy::Error) -> Self {
         let msg = match e {
-            envy::Error::MissingValue(field) => format!("{prefix}{} is required", field.to_uppercase()),
-            envy::Error::Custom(msg) => msg.replace("provided by ", &format!("provided by {prefix}")),
+            envy::Error::MissingValue(field) => {
+                format!("{prefix}{} is required", field.to_uppercase())
+            }
+            envy::Error::Custom(msg) => {
+                msg.replace("provided by ", &format!("provided by {prefix}"))
+            }
         };
         Self(msg)
     }
@@ -256,16 +260,27 @@ mod tests {
                 for field in pending.drain(..) {
                     defined.insert(format!("{prefix}{field}"));
                 }
-            } else if let Some((field, _)) = line.strip_prefix("pub ").and_then(|r| r.split_once(':')) {
+            } else if let Some((field, _)) =
+                line.strip_prefix("pub ").and_then(|r| r.split_once(':'))
+            {
                 if field.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
                     pending.push(field.to_uppercase());
                 }
             }
         }
         assert!(defined.len() > 20, "parsed only {defined:?}");
-        let env_only: Vec<_> = documented.difference(&defined).filter(|v| !v.starts_with("EYE_LOG")).collect();
-        assert!(env_only.is_empty(), "documented but not defined: {env_only:?}");
+        let env_only: Vec<_> = documented
+            .difference(&defined)
+            .filter(|v| !v.starts_with("EYE_LOG"))
+            .collect();
+        assert!(
+            env_only.is_empty(),
+            "documented but not defined: {env_only:?}"
+        );
         let undocumented: Vec<_> = defined.difference(&documented).collect();
-        assert!(undocumented.is_empty(), "defined but not documented: {undocumented:?}");
+        assert!(
+            undocumented.is_empty(),
+            "defined but not documented: {undocumented:?}"
+        );
     }
 }

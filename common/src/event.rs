@@ -176,7 +176,11 @@ const KNOWN_FIELDS: [&str; 7] = [
 fn parse_event(item: Value, base: &str, received_at: EventTime) -> Result<Event, Vec<FieldError>> {
     let Value::Object(mut obj) = item else {
         return Err(vec![FieldError {
-            field: if base.is_empty() { "/".into() } else { base.into() },
+            field: if base.is_empty() {
+                "/".into()
+            } else {
+                base.into()
+            },
             code: "not_an_object",
             message: "each event must be a JSON object".into(),
         }]);
@@ -245,7 +249,11 @@ fn parse_event(item: Value, base: &str, received_at: EventTime) -> Result<Event,
         Some(Value::Number(n)) => match n.as_f64() {
             Some(v) if v.is_finite() => Some(Some(v)),
             _ => {
-                err("value", "not_finite", "value must be a finite number".into());
+                err(
+                    "value",
+                    "not_finite",
+                    "value must be a finite number".into(),
+                );
                 None
             }
         },
@@ -264,7 +272,11 @@ fn parse_event(item: Value, base: &str, received_at: EventTime) -> Result<Event,
             }
         },
         Some(_) => {
-            err("event_id", "wrong_type", "event_id must be a UUID string".into());
+            err(
+                "event_id",
+                "wrong_type",
+                "event_id must be a UUID string".into(),
+            );
             None
         }
     };
@@ -277,20 +289,24 @@ fn parse_event(item: Value, base: &str, received_at: EventTime) -> Result<Event,
     }
 
     match (event_id, session_id, category, name, timestamp, data, value) {
-        (Some(event_id), Some(session_id), Some(category), Some(name), Some(timestamp), Some(data), Some(value))
-            if errors.is_empty() =>
-        {
-            Ok(Event {
-                event_id,
-                session_id,
-                category,
-                name,
-                timestamp,
-                received_at,
-                data,
-                value,
-            })
-        }
+        (
+            Some(event_id),
+            Some(session_id),
+            Some(category),
+            Some(name),
+            Some(timestamp),
+            Some(data),
+            Some(value),
+        ) if errors.is_empty() => Ok(Event {
+            event_id,
+            session_id,
+            category,
+            name,
+            timestamp,
+            received_at,
+            data,
+            value,
+        }),
         _ => Err(errors),
     }
 }
@@ -328,14 +344,21 @@ mod tests {
         let events = parse(&seed_event()).expect("valid");
         assert_eq!(events.len(), 1);
         let ev = &events[0];
-        assert_eq!(ev.session_id.as_str(), "e2085be5-9137-4e4e-80b5-f1ffddc25423");
+        assert_eq!(
+            ev.session_id.as_str(),
+            "e2085be5-9137-4e4e-80b5-f1ffddc25423"
+        );
         assert_eq!(ev.category.as_str(), "page_interaction");
         assert_eq!(ev.name.as_str(), "page_view");
         assert_eq!(ev.timestamp.to_rfc3339(), "2021-09-26T09:15:27.243860Z");
         assert_eq!(ev.received_at, NOW);
         assert_eq!(ev.data["host"], "www.consumeraffairs.com");
         assert_eq!(ev.value, None);
-        assert_eq!(ev.event_id.get_version_num(), 7, "server-assigned ids are UUIDv7");
+        assert_eq!(
+            ev.event_id.get_version_num(),
+            7,
+            "server-assigned ids are UUIDv7"
+        );
     }
 
     #[test]
@@ -344,7 +367,10 @@ mod tests {
         v["event_id"] = json!("0191e4e5-6a38-7d2c-9d3e-3f1f4c1b2a10");
         v["value"] = json!(2.5);
         let ev = &parse(&v).expect("valid")[0];
-        assert_eq!(ev.event_id.to_string(), "0191e4e5-6a38-7d2c-9d3e-3f1f4c1b2a10");
+        assert_eq!(
+            ev.event_id.to_string(),
+            "0191e4e5-6a38-7d2c-9d3e-3f1f4c1b2a10"
+        );
         assert_eq!(ev.value, Some(2.5));
     }
 
@@ -371,7 +397,10 @@ mod tests {
                 }),
                 vec![("/session_id", "required")],
             ),
-            (with(&|v| v["category"] = json!(7)), vec![("/category", "wrong_type")]),
+            (
+                with(&|v| v["category"] = json!(7)),
+                vec![("/category", "wrong_type")],
+            ),
             (with(&|v| v["name"] = json!("")), vec![("/name", "empty")]),
             (
                 with(&|v| v["session_id"] = json!("x".repeat(129))),
@@ -385,13 +414,22 @@ mod tests {
                 with(&|v| v["timestamp"] = json!("yesterday")),
                 vec![("/timestamp", "invalid_timestamp")],
             ),
-            (with(&|v| v["data"] = json!([1])), vec![("/data", "wrong_type")]),
-            (with(&|v| v["value"] = json!("3")), vec![("/value", "wrong_type")]),
+            (
+                with(&|v| v["data"] = json!([1])),
+                vec![("/data", "wrong_type")],
+            ),
+            (
+                with(&|v| v["value"] = json!("3")),
+                vec![("/value", "wrong_type")],
+            ),
             (
                 with(&|v| v["event_id"] = json!("not-a-uuid")),
                 vec![("/event_id", "invalid_uuid")],
             ),
-            (with(&|v| v["colour"] = json!("red")), vec![("/colour", "unknown_field")]),
+            (
+                with(&|v| v["colour"] = json!("red")),
+                vec![("/colour", "unknown_field")],
+            ),
             (
                 with(&|v| {
                     v["timestamp"] = json!(null);
@@ -414,14 +452,21 @@ mod tests {
         let errs = field_errors(json!([seed_event(), bad, 5]));
         assert_eq!(
             errs,
-            vec![("/1/timestamp".to_owned(), "invalid_timestamp"), ("/2".to_owned(), "not_an_object")]
+            vec![
+                ("/1/timestamp".to_owned(), "invalid_timestamp"),
+                ("/2".to_owned(), "not_an_object")
+            ]
         );
     }
 
     #[test]
     fn rejects_bodies_that_are_not_events() {
         for body in ["[]", "5", "\"event\"", "null"] {
-            assert_eq!(parse_events(body.as_bytes(), NOW), Err(ParseError::NotEvents), "{body}");
+            assert_eq!(
+                parse_events(body.as_bytes(), NOW),
+                Err(ParseError::NotEvents),
+                "{body}"
+            );
         }
     }
 
@@ -430,7 +475,11 @@ mod tests {
         // The seeds' own example: a trailing comma after "path": "/".
         let body = "{\n\"session_id\": \"e2085be5\",\n\"category\": \"party\",\n\"name\": \"AppName\",\n\"data\": {\n\"host\": \"www.party.com\",\n\"path\": \"/\",\n},\n\"timestamp\": \"2021-09-26 09:15:27.243860\"\n}";
         match parse_events(body.as_bytes(), NOW) {
-            Err(ParseError::MalformedJson { line, column, message }) => {
+            Err(ParseError::MalformedJson {
+                line,
+                column,
+                message,
+            }) => {
                 assert_eq!((line, column), (8, 1));
                 assert!(message.contains("trailing comma"), "{message}");
                 assert!(message.contains("remove the comma"), "{message}");

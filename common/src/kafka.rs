@@ -23,7 +23,10 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
         .set("compression.type", "lz4")
         .set("linger.ms", k.linger_ms.to_string())
         .set("message.timeout.ms", k.message_timeout_ms.to_string())
-        .set("queue.buffering.max.messages", k.queue_max_messages.to_string());
+        .set(
+            "queue.buffering.max.messages",
+            k.queue_max_messages.to_string(),
+        );
     c
 }
 
@@ -45,7 +48,10 @@ pub enum AdminError {
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("creating topic {topic}: {code}")]
-    Topic { topic: String, code: RDKafkaErrorCode },
+    Topic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
 }
 
 /// Creates each topic that does not exist yet; existing topics are left as they are.

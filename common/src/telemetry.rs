@@ -1,12 +1,13 @@
 //! Logs and metrics plumbing shared by every service.
 //!
-//! Logs: `tracing`, filtered by `EYE_LOG` (an env-filter directive, default `info`) and
+//! Logs: `tracing` to stderr (stdout stays free for command output), filtered by `EYE_LOG` (an env-filter directive, default `info`) and
 //! formatted by `EYE_LOG_FORMAT` (`text`, the default, or `json`).
 //! Metrics: one `prometheus::Registry` per service, so tests running several services in
 //! one process keep their figures apart.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -14,7 +15,9 @@ use tracing_subscriber::EnvFilter;
 pub fn init_tracing(service: &str) {
     let filter = EnvFilter::try_from_env("EYE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("EYE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = if json {
         builder.json().flatten_event(true).try_init()
     } else {
@@ -79,7 +82,9 @@ pub fn histogram_vec(
 
 /// Buckets for latencies in seconds, 1 ms to 10 s.
 pub fn latency_buckets() -> Vec<f64> {
-    vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+    vec![
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ]
 }
 
 /// Buckets for counts (events per request, rows per batch), 1 to 100,000.

@@ -40,7 +40,11 @@ pub async fn run(
     let store = Store::new(&config.clickhouse)?;
     if config.consumer.migrate_on_start {
         let applied = store.migrate().await?;
-        tracing::info!(?applied, database = store.database(), "migrations up to date");
+        tracing::info!(
+            ?applied,
+            database = store.database(),
+            "migrations up to date"
+        );
     }
     pipeline::Pipeline::start(config, store, listener, shutdown).await
 }

@@ -22,21 +22,38 @@ impl ConsumerMetrics {
                 "Messages consumed, by outcome (decoded, undecodable).",
                 &["outcome"],
             ),
-            rows_inserted: telemetry::counter(registry, "eye_consumer_rows_inserted_total", "Rows ClickHouse confirmed inserting."),
-            insert_failures: telemetry::counter(registry, "eye_consumer_insert_failures_total", "Failed insert attempts (each is retried)."),
+            rows_inserted: telemetry::counter(
+                registry,
+                "eye_consumer_rows_inserted_total",
+                "Rows ClickHouse confirmed inserting.",
+            ),
+            insert_failures: telemetry::counter(
+                registry,
+                "eye_consumer_insert_failures_total",
+                "Failed insert attempts (each is retried).",
+            ),
             commits: telemetry::counter_vec(
                 registry,
                 "eye_consumer_commits_total",
                 "Offset commits, by result (ok, error).",
                 &["result"],
             ),
-            batch_rows: telemetry::histogram(registry, "eye_consumer_batch_rows", "Rows per inserted batch.",
+            batch_rows: telemetry::histogram(
+                registry,
+                "eye_consumer_batch_rows",
+                "Rows per inserted batch.",
                 telemetry::size_buckets(),
             ),
-            batch_bytes: telemetry::histogram(registry, "eye_consumer_batch_bytes", "Approximate bytes per inserted batch.",
+            batch_bytes: telemetry::histogram(
+                registry,
+                "eye_consumer_batch_bytes",
+                "Approximate bytes per inserted batch.",
                 prometheus::exponential_buckets(1024.0, 4.0, 10).unwrap_or_default(),
             ),
-            insert_duration: telemetry::histogram(registry, "eye_consumer_insert_duration_seconds", "Time for ClickHouse to confirm one batch insert.",
+            insert_duration: telemetry::histogram(
+                registry,
+                "eye_consumer_insert_duration_seconds",
+                "Time for ClickHouse to confirm one batch insert.",
                 telemetry::latency_buckets(),
             ),
         }

@@ -115,7 +115,11 @@ impl Pipeline {
         result
     }
 
-    async fn run(&self, limits: Limits, mut stop: tokio::sync::oneshot::Receiver<()>) -> anyhow::Result<()> {
+    async fn run(
+        &self,
+        limits: Limits,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> anyhow::Result<()> {
         let mut batch = Batch::new(limits);
         let tick_every = (limits.max_wait / 4).max(Duration::from_millis(5));
         let mut tick = tokio::time::interval(tick_every);
@@ -178,7 +182,9 @@ impl Pipeline {
                 return;
             }
             let rows = batch.rows().len();
-            self.metrics.insert_duration.observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .insert_duration
+                .observe(started.elapsed().as_secs_f64());
             self.metrics.rows_inserted.inc_by(rows as u64);
             self.metrics.batch_rows.observe(rows as f64);
             self.metrics.batch_bytes.observe(batch.bytes() as f64);

@@ -33,7 +33,8 @@ fn clickhouse(database: &str) -> ClickHouseConfig {
     eye_common::config::from_iter(vec![
         (
             "EYE_CLICKHOUSE_URL".to_owned(),
-            std::env::var("EYE_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
+            std::env::var("EYE_TEST_CLICKHOUSE_URL")
+                .unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
         ),
         ("EYE_CLICKHOUSE_DATABASE".to_owned(), database.to_owned()),
     ])
@@ -96,14 +97,21 @@ async fn replay_after_a_crash_between_insert_and_commit_stores_each_event_once()
             .collect(),
     );
     let events = parse_events(body.to_string().as_bytes(), EventTime::now()).expect("valid events");
-    let producer: FutureProducer = eye_common::kafka::producer_config(&k).create().expect("producer");
+    let producer: FutureProducer = eye_common::kafka::producer_config(&k)
+        .create()
+        .expect("producer");
     let sends = events.iter().map(|ev| {
         let payload = eye_common::wire::encode(ev);
         let producer = &producer;
         let topic = &k.events_topic;
         async move {
-            let record = FutureRecord::to(topic).key(ev.session_id.as_str()).payload(&payload);
-            producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e)
+            let record = FutureRecord::to(topic)
+                .key(ev.session_id.as_str())
+                .payload(&payload);
+            producer
+                .send(record, Duration::from_secs(10))
+                .await
+                .map_err(|(e, _)| e)
         }
     });
     for result in futures::future::join_all(sends).await {
@@ -128,19 +136,30 @@ async fn replay_after_a_crash_between_insert_and_commit_stores_each_event_once()
     );
 
     // Nothing was committed, so the restart must replay from the beginning.
-    let probe: BaseConsumer = eye_common::kafka::consumer_config(&k, &group).create().expect("probe");
+    let probe: BaseConsumer = eye_common::kafka::consumer_config(&k, &group)
+        .create()
+        .expect("probe");
     let mut tpl = TopicPartitionList::new();
     for p in 0..3 {
         tpl.add_partition(&k.events_topic, p);
     }
-    let committed = probe.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    let committed = probe
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
     for e in committed.elements() {
-        assert_eq!(e.offset(), Offset::Invalid, "partition {} has a commit", e.partition());
+        assert_eq!(
+            e.offset(),
+            Offset::Invalid,
+            "partition {} has a commit",
+            e.partition()
+        );
     }
     drop(probe);
 
     // Second run, without the fault.
-    let mut child = consumer(&k, &c, &group, None).spawn().expect("restart eye-consumer");
+    let mut child = consumer(&k, &c, &group, None)
+        .spawn()
+        .expect("restart eye-consumer");
     wait_for(Duration::from_secs(60), "every event stored", || async {
         matches!(store.event_counts().await, Ok(n) if n.distinct_events as usize == EVENTS)
     })
@@ -162,7 +181,10 @@ async fn replay_after_a_crash_between_insert_and_commit_stores_each_event_once()
         let session = SessionId::parse(&format!("crash-{id}-{s}")).expect("session id");
         let rows = store.session_events(&session, 10_000).await.expect("read");
         assert_eq!(rows.len(), EVENTS / SESSIONS, "session {s}");
-        assert!(rows.windows(2).all(|w| w[0].ts_us <= w[1].ts_us), "session {s} out of order");
+        assert!(
+            rows.windows(2).all(|w| w[0].ts_us <= w[1].ts_us),
+            "session {s} out of order"
+        );
         for r in rows {
             assert!(seen.insert(r.event_id), "{} read twice", r.event_id);
         }
@@ -171,7 +193,10 @@ async fn replay_after_a_crash_between_insert_and_commit_stores_each_event_once()
 
     // SIGTERM: the consumer flushes, commits and exits cleanly.
     let pid = child.id().to_string();
-    let kill = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     assert!(kill.success());
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await

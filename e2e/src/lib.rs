@@ -6,7 +6,9 @@
 //! `EYE_TEST_KAFKA_BROKERS` and `EYE_TEST_CLICKHOUSE_URL` (defaults: the local stack).
 
 use anyhow::Context;
-use eye_common::config::{ClickHouseConfig, ConsumerConfig, IngestConfig, KafkaConfig, QueryConfig};
+use eye_common::config::{
+    ClickHouseConfig, ConsumerConfig, IngestConfig, KafkaConfig, QueryConfig,
+};
 use eye_common::store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,7 +26,8 @@ pub fn unique(name: &str) -> String {
 
 pub fn kafka_config(topic: &str) -> KafkaConfig {
     KafkaConfig {
-        brokers: std::env::var("EYE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into()),
+        brokers: std::env::var("EYE_TEST_KAFKA_BROKERS")
+            .unwrap_or_else(|_| "127.0.0.1:9092".into()),
         events_topic: topic.to_owned(),
         events_partitions: 6,
         message_timeout_ms: 10_000,
@@ -35,7 +38,8 @@ pub fn kafka_config(topic: &str) -> KafkaConfig {
 
 pub fn clickhouse_config(database: &str) -> ClickHouseConfig {
     ClickHouseConfig {
-        url: std::env::var("EYE_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
+        url: std::env::var("EYE_TEST_CLICKHOUSE_URL")
+            .unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
         database: database.to_owned(),
         user: "default".into(),
         password: String::new(),
@@ -97,10 +101,8 @@ impl Service {
     }
 }
 
-fn on_stop(rx: oneshot::Receiver<()>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = rx.await;
-    }
+async fn on_stop(rx: oneshot::Receiver<()>) {
+    let _ = rx.await;
 }
 
 pub async fn start_ingest(kafka: KafkaConfig) -> anyhow::Result<Service> {
@@ -124,7 +126,10 @@ pub async fn start_consumer(
         kafka,
         clickhouse,
     };
-    Service::spawn("consumer", |l, rx| eye_consumer::run(config, l, on_stop(rx))).await
+    Service::spawn("consumer", |l, rx| {
+        eye_consumer::run(config, l, on_stop(rx))
+    })
+    .await
 }
 
 pub async fn start_query(clickhouse: ClickHouseConfig) -> anyhow::Result<Service> {
@@ -159,7 +164,8 @@ impl Stack {
             .await
             .context("creating the test topic: is the broker running (make servers)?")?;
         let ingest = start_ingest(kafka.clone()).await?;
-        let consumer = start_consumer(consumer_config(&group), kafka.clone(), clickhouse.clone()).await?;
+        let consumer =
+            start_consumer(consumer_config(&group), kafka.clone(), clickhouse.clone()).await?;
         let query = start_query(clickhouse.clone()).await?;
         let stack = Self {
             kafka,
@@ -177,7 +183,8 @@ impl Stack {
                 let http = http.clone();
                 let url = url.clone();
                 async move {
-                    matches!(http.get(&url).send().await, Ok(r) if r.status().is_success()).then_some(())
+                    matches!(http.get(&url).send().await, Ok(r) if r.status().is_success())
+                        .then_some(())
                 }
             })
             .await?;
@@ -202,7 +209,10 @@ impl Stack {
     pub async fn session(&self, session_id: &str) -> anyhow::Result<(u16, serde_json::Value)> {
         let res = self
             .http
-            .get(self.query.url(&format!("/v1/sessions/{session_id}/events?limit=10000")))
+            .get(
+                self.query
+                    .url(&format!("/v1/sessions/{session_id}/events?limit=10000")),
+            )
             .send()
             .await?;
         let status = res.status().as_u16();

@@ -17,12 +17,18 @@ fn event(session: &str, ts: &str, name: &str) -> Value {
 }
 
 async fn wait_for_session(stack: &Stack, session: &str, want: usize) -> anyhow::Result<Value> {
-    wait_for(Duration::from_secs(60), "session events queryable", || async {
-        match stack.session(session).await {
-            Ok((200, body)) if body["events"].as_array().map(Vec::len) == Some(want) => Some(body),
-            _ => None,
-        }
-    })
+    wait_for(
+        Duration::from_secs(60),
+        "session events queryable",
+        || async {
+            match stack.session(session).await {
+                Ok((200, body)) if body["events"].as_array().map(Vec::len) == Some(want) => {
+                    Some(body)
+                }
+                _ => None,
+            }
+        },
+    )
     .await
 }
 
@@ -62,7 +68,10 @@ async fn events_come_back_in_time_order_exactly_once() -> anyhow::Result<()> {
 
     let body = wait_for_session(&stack, &session, 3).await?;
     let events = body["events"].as_array().expect("events");
-    let times: Vec<&str> = events.iter().map(|e| e["timestamp"].as_str().unwrap_or("")).collect();
+    let times: Vec<&str> = events
+        .iter()
+        .map(|e| e["timestamp"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(
         times,
         [
@@ -74,7 +83,10 @@ async fn events_come_back_in_time_order_exactly_once() -> anyhow::Result<()> {
     assert_eq!(body["session_id"], session.as_str());
     assert_eq!(events[2]["event_id"], client_id.as_str());
     assert_eq!(events[2]["value"], 1.5);
-    assert_eq!(events[2]["data"], json!({"host": "www.consumeraffairs.com", "path": "/cta_click"}));
+    assert_eq!(
+        events[2]["data"],
+        json!({"host": "www.consumeraffairs.com", "path": "/cta_click"})
+    );
     assert_eq!(events[0]["category"], "page_interaction");
     assert!(events[0].get("value").is_none());
 
@@ -149,7 +161,10 @@ async fn ten_thousand_events_across_500_sessions() -> anyhow::Result<()> {
         let (s, status, body) = c?;
         assert_eq!(status, 200, "{s}: {body}");
         let events = body["events"].as_array().expect("events");
-        let times: Vec<&str> = events.iter().map(|e| e["timestamp"].as_str().unwrap_or("")).collect();
+        let times: Vec<&str> = events
+            .iter()
+            .map(|e| e["timestamp"].as_str().unwrap_or(""))
+            .collect();
         let mut sorted = times.clone();
         sorted.sort();
         assert_eq!(times, sorted, "{s} is not in time order");
@@ -162,7 +177,10 @@ async fn ten_thousand_events_across_500_sessions() -> anyhow::Result<()> {
         per_session.insert(s, events.len());
     }
     let queryable = started.elapsed();
-    assert!(per_session.values().all(|n| *n == PER_SESSION), "{per_session:?}");
+    assert!(
+        per_session.values().all(|n| *n == PER_SESSION),
+        "{per_session:?}"
+    );
     assert_eq!(seen.len(), SESSIONS * PER_SESSION);
     println!(
         "10,000 events / 500 sessions: posted in {:.2}s, all stored after {:.2}s, all read back and checked after {:.2}s; {} of {} came back exactly once",
@@ -184,11 +202,24 @@ async fn bad_input_gets_a_json_error_naming_the_field() -> anyhow::Result<()> {
     let trailing_comma = "{\"session_id\": \"s\", \"category\": \"party\", \"name\": \"AppName\", \"data\": {\"host\": \"www.party.com\", \"path\": \"/\",}, \"timestamp\": \"2021-09-26 09:15:27.243860\"}";
     let mut missing = event("s", "2021-09-26 09:15:27", "page_view");
     missing.as_object_mut().map(|o| o.remove("session_id"));
-    let bad_time = json!([event("s", "2021-09-26 09:15:27", "page_view"), event("s", "26/09/2021", "page_view")]);
+    let bad_time = json!([
+        event("s", "2021-09-26 09:15:27", "page_view"),
+        event("s", "26/09/2021", "page_view")
+    ]);
     let cases: Vec<(String, u16, &str, Option<&str>)> = vec![
         (trailing_comma.to_owned(), 400, "malformed_json", None),
-        (missing.to_string(), 400, "invalid_events", Some("/session_id")),
-        (bad_time.to_string(), 400, "invalid_events", Some("/1/timestamp")),
+        (
+            missing.to_string(),
+            400,
+            "invalid_events",
+            Some("/session_id"),
+        ),
+        (
+            bad_time.to_string(),
+            400,
+            "invalid_events",
+            Some("/1/timestamp"),
+        ),
         ("[]".to_owned(), 400, "not_events", None),
     ];
     for (body, status, code, field) in cases {
@@ -196,13 +227,18 @@ async fn bad_input_gets_a_json_error_naming_the_field() -> anyhow::Result<()> {
         assert_eq!(res.status().as_u16(), status, "{body}");
         let got: Value = res.json().await?;
         assert_eq!(got["error"]["code"], code, "{body} -> {got}");
-        assert!(got["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(got["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
         if let Some(field) = field {
             assert_eq!(got["error"]["details"][0]["field"], field, "{got}");
         }
         if code == "malformed_json" {
             let msg = got["error"]["message"].as_str().unwrap_or("");
-            assert!(msg.contains("trailing comma") && msg.contains("line 1"), "{msg}");
+            assert!(
+                msg.contains("trailing comma") && msg.contains("line 1"),
+                "{msg}"
+            );
         }
     }
 
@@ -212,12 +248,23 @@ async fn bad_input_gets_a_json_error_naming_the_field() -> anyhow::Result<()> {
 
     // Query side: unknown session, bad limit, unknown route.
     let (status, body) = stack.session("no-such-session").await?;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("session_not_found")));
-    let res = stack.http.get(stack.query.url("/v1/sessions/x/events?limit=0")).send().await?;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("session_not_found"))
+    );
+    let res = stack
+        .http
+        .get(stack.query.url("/v1/sessions/x/events?limit=0"))
+        .send()
+        .await?;
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await?;
     assert_eq!(body["error"]["details"][0]["field"], "limit");
-    let res = stack.http.get(stack.query.url("/v2/nothing")).send().await?;
+    let res = stack
+        .http
+        .get(stack.query.url("/v2/nothing"))
+        .send()
+        .await?;
     assert_eq!(res.status(), 404);
     assert_eq!(res.json::<Value>().await?["error"]["code"], "not_found");
     stack.stop().await
@@ -227,7 +274,13 @@ async fn bad_input_gets_a_json_error_naming_the_field() -> anyhow::Result<()> {
 async fn every_service_serves_health_readiness_and_metrics() -> anyhow::Result<()> {
     let stack = Stack::start("ops").await?;
     let session = unique("ops");
-    assert_eq!(stack.post_events(&event(&session, "2022-01-01 00:00:00", "page_view")).await?.status(), 202);
+    assert_eq!(
+        stack
+            .post_events(&event(&session, "2022-01-01 00:00:00", "page_view"))
+            .await?
+            .status(),
+        202
+    );
     wait_for_session(&stack, &session, 1).await?;
 
     let expectations: [(&eye_e2e::Service, &[&str]); 3] = [
@@ -258,7 +311,13 @@ async fn every_service_serves_health_readiness_and_metrics() -> anyhow::Result<(
             let res = stack.http.get(svc.url(path)).send().await?;
             assert_eq!(res.status().as_u16(), status, "{path}");
         }
-        let metrics = stack.http.get(svc.url("/metrics")).send().await?.text().await?;
+        let metrics = stack
+            .http
+            .get(svc.url("/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
         for line in wanted {
             assert!(metrics.contains(line), "missing {line:?} in:\n{metrics}");
         }
@@ -282,11 +341,23 @@ async fn unacknowledged_produce_answers_503() -> anyhow::Result<()> {
         .send()
         .await?;
     assert_eq!(res.status(), 503);
-    assert_eq!(res.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    assert_eq!(
+        res.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
     let body: Value = res.json().await?;
     assert_eq!(body["error"]["code"], "broker_unavailable");
-    assert!(body["error"]["message"].as_str().unwrap_or("").contains("nothing was accepted"));
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("nothing was accepted"));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 
     let res = http.get(ingest.url("/readyz")).send().await?;
     assert_eq!(res.status(), 503);

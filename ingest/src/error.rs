@@ -33,7 +33,8 @@ impl From<IngestError> for HttpError {
             )
             .with_details(details),
             IngestError::Overloaded => {
-                HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).with_retry_after(1)
+                HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+                    .with_retry_after(1)
             }
             IngestError::Produce(_) => HttpError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -21,10 +21,16 @@ impl IngestMetrics {
                 "Events received, by outcome (produced, invalid, failed).",
                 &["outcome"],
             ),
-            request_events: telemetry::histogram(registry, "eye_ingest_request_events", "Events per accepted request.",
+            request_events: telemetry::histogram(
+                registry,
+                "eye_ingest_request_events",
+                "Events per accepted request.",
                 telemetry::size_buckets(),
             ),
-            produce_duration: telemetry::histogram(registry, "eye_ingest_produce_duration_seconds", "Time from produce to the broker's acknowledgement of a whole request.",
+            produce_duration: telemetry::histogram(
+                registry,
+                "eye_ingest_produce_duration_seconds",
+                "Time from produce to the broker's acknowledgement of a whole request.",
                 telemetry::latency_buckets(),
             ),
         }

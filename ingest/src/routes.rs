@@ -39,7 +39,9 @@ pub fn routes(
     let m = metrics.clone();
     let events = warp::path!("v1" / "events")
         .and(warp::post())
-        .and(warp::body::content_length_limit(config.ingest.max_body_bytes))
+        .and(warp::body::content_length_limit(
+            config.ingest.max_body_bytes,
+        ))
         .and(warp::body::bytes())
         .and_then(move |body: Bytes| {
             let sink = sink.clone();
@@ -75,9 +77,7 @@ async fn post_events(
         tracing::warn!(error = %e, events = n, "produce failed");
         return Err(e);
     }
-    m.produce_duration
-        
-        .observe(started.elapsed().as_secs_f64());
+    m.produce_duration.observe(started.elapsed().as_secs_f64());
     m.events.with_label_values(&["produced"]).inc_by(n);
     m.request_events.observe(n as f64);
     let body = Accepted {

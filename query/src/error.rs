@@ -20,12 +20,20 @@ impl From<QueryError> for HttpError {
         let message = e.to_string();
         match e {
             QueryError::BadParameter(detail) => {
-                HttpError::new(StatusCode::BAD_REQUEST, "invalid_parameter", message).with_details(vec![detail])
+                HttpError::new(StatusCode::BAD_REQUEST, "invalid_parameter", message)
+                    .with_details(vec![detail])
             }
-            QueryError::SessionNotFound(_) => HttpError::new(StatusCode::NOT_FOUND, "session_not_found", message),
+            QueryError::SessionNotFound(_) => {
+                HttpError::new(StatusCode::NOT_FOUND, "session_not_found", message)
+            }
             QueryError::Store(inner) => {
                 tracing::error!(error = %inner, "store read failed");
-                HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message).with_retry_after(1)
+                HttpError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    message,
+                )
+                .with_retry_after(1)
             }
         }
     }

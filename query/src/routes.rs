@@ -62,7 +62,8 @@ async fn session_events(
     let decoded = percent_encoding::percent_decode_str(raw_id)
         .decode_utf8()
         .map_err(|_| bad_session("invalid_utf8", "session_id must be UTF-8".into()))?;
-    let session = SessionId::parse(&decoded).map_err(|(code, message)| bad_session(code, message))?;
+    let session =
+        SessionId::parse(&decoded).map_err(|(code, message)| bad_session(code, message))?;
     let limit = parse_limit(params, max_limit)?;
     let rows = store.session_events(&session, limit).await?;
     if rows.is_empty() {
@@ -109,12 +110,16 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     #[test]
     fn limit_parameter() {
-        let cases: &[(&[(&str, &str)], Result<u32, &str>)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], Result<u32, &'a str>);
+        let cases: &[Case] = &[
             (&[], Ok(1_000)),
             (&[("limit", "1")], Ok(1)),
             (&[("limit", "5000")], Ok(5_000)),

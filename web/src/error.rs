@@ -89,11 +89,23 @@ pub async fn recover(rej: warp::Rejection) -> Result<Response, Infallible> {
     } else if rej.is_not_found() {
         HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
     } else if let Some(e) = rej.find::<warp::reject::PayloadTooLarge>() {
-        HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string())
+        HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.to_string(),
+        )
     } else if let Some(e) = rej.find::<warp::reject::LengthRequired>() {
-        HttpError::new(StatusCode::LENGTH_REQUIRED, "length_required", e.to_string())
+        HttpError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            e.to_string(),
+        )
     } else if let Some(e) = rej.find::<warp::reject::UnsupportedMediaType>() {
-        HttpError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", e.to_string())
+        HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            e.to_string(),
+        )
     } else if let Some(e) = rej.find::<warp::reject::InvalidQuery>() {
         HttpError::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string())
     } else if let Some(e) = rej.find::<warp::reject::MissingHeader>() {
@@ -101,10 +113,18 @@ pub async fn recover(rej: warp::Rejection) -> Result<Response, Infallible> {
     } else if let Some(e) = rej.find::<warp::reject::InvalidHeader>() {
         HttpError::new(StatusCode::BAD_REQUEST, "invalid_header", e.to_string())
     } else if rej.find::<warp::reject::MethodNotAllowed>().is_some() {
-        HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+        HttpError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this route",
+        )
     } else {
         tracing::error!(rejection = ?rej, "unhandled rejection");
-        HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     };
     Ok(err.into_response())
 }

@@ -22,8 +22,11 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// requests in flight finish, for at most [`DRAIN_TIMEOUT`]. The bound matters because
 /// hyper's graceful shutdown also waits for idle keep-alive connections, which a client
 /// may hold open indefinitely.
-pub async fn serve<F>(routes: F, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static)
-where
+pub async fn serve<F>(
+    routes: F,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) where
     F: Filter + Clone + Send + Sync + 'static,
     F::Extract: warp::Reply,
 {

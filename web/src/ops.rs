@@ -25,10 +25,11 @@ pub fn routes(
         let ready = ready.clone();
         async move {
             let res = match ready().await {
-                Ok(()) => warp::reply::json(&serde_json::json!({"status": "ready"})).into_response(),
-                Err(reason) => {
-                    HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason).into_response()
+                Ok(()) => {
+                    warp::reply::json(&serde_json::json!({"status": "ready"})).into_response()
                 }
+                Err(reason) => HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason)
+                    .into_response(),
             };
             Ok::<_, Rejection>(res)
         }

@@ -28,7 +28,13 @@ pub struct EventRow {
 impl EventRow {
     /// Bytes this row adds to a batch; close to its RowBinary size.
     pub fn approx_bytes(&self) -> usize {
-        16 + 8 + 8 + 9 + self.session_id.len() + self.category.len() + self.name.len() + self.data.len()
+        16 + 8
+            + 8
+            + 9
+            + self.session_id.len()
+            + self.category.len()
+            + self.name.len()
+            + self.data.len()
     }
 }
 
@@ -137,11 +143,44 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<EventRow>, StoreError> {
         Ok(self
-            .read(&sql::session_events())
-            .bind(session.as_str())
-            .bind(limit)
+            .session_events_query(session.as_str(), limit)
             .fetch_all()
             .await?)
+    }
+
+    fn session_events_query(&self, session: &str, limit: u32) -> clickhouse::query::Query {
+        self.read(&sql::session_events()).bind(session).bind(limit)
+    }
+
+    /// Every statement this store sends, with sample values bound exactly as at run time.
+    /// `eye-admin sql` prints them so that `make test` can run them on current ClickHouse.
+    pub fn sample_statements(&self) -> Vec<(&'static str, String)> {
+        let render = |q: clickhouse::query::Query| q.sql_display().to_string();
+        vec![
+            ("ping", render(self.server.query(sql::PING))),
+            (
+                "create_migrations_table",
+                render(self.client.query(sql::CREATE_MIGRATIONS_TABLE)),
+            ),
+            (
+                "applied_migrations",
+                render(self.client.query(sql::APPLIED_MIGRATIONS)),
+            ),
+            (
+                "record_migration",
+                render(
+                    self.client
+                        .query(sql::RECORD_MIGRATION)
+                        .bind(999u32)
+                        .bind("0999_sample"),
+                ),
+            ),
+            (
+                "session_events",
+                render(self.session_events_query("sql-check-session", 100)),
+            ),
+            ("event_counts", render(self.read(&sql::event_counts()))),
+        ]
     }
 
     pub async fn event_counts(&self) -> Result<EventCounts, StoreError> {

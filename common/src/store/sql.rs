@@ -17,7 +17,8 @@ pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_mig
      (version UInt32, name String, applied_at DateTime) \
      ENGINE = MergeTree() ORDER BY version";
 
-pub const APPLIED_MIGRATIONS: &str = "SELECT DISTINCT version FROM schema_migrations ORDER BY version";
+pub const APPLIED_MIGRATIONS: &str =
+    "SELECT DISTINCT version FROM schema_migrations ORDER BY version";
 
 pub const RECORD_MIGRATION: &str =
     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())";
@@ -37,11 +38,16 @@ pub fn session_events() -> String {
 /// Rows stored against distinct events: the difference is the replayed copies not yet
 /// merged away. Used by operators and by the tests that prove exactly-once reads.
 pub fn event_counts() -> String {
-    format!("SELECT count() AS stored_rows, uniqExact(event_id) AS distinct_events FROM {EVENTS_TABLE}")
+    format!(
+        "SELECT count() AS stored_rows, uniqExact(event_id) AS distinct_events FROM {EVENTS_TABLE}"
+    )
 }
 
 pub fn create_database(name: &str) -> Result<String, InvalidIdentifier> {
-    Ok(format!("CREATE DATABASE IF NOT EXISTS {}", identifier(name)?))
+    Ok(format!(
+        "CREATE DATABASE IF NOT EXISTS {}",
+        identifier(name)?
+    ))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,18 +67,6 @@ pub fn identifier(name: &str) -> Result<&str, InvalidIdentifier> {
     }
 }
 
-/// Every statement with `?` placeholders, for the SQL checks that run them on other servers.
-pub fn all_queries() -> Vec<(&'static str, String)> {
-    vec![
-        ("ping", PING.to_owned()),
-        ("create_migrations_table", CREATE_MIGRATIONS_TABLE.to_owned()),
-        ("applied_migrations", APPLIED_MIGRATIONS.to_owned()),
-        ("record_migration", RECORD_MIGRATION.to_owned()),
-        ("session_events", session_events()),
-        ("event_counts", event_counts()),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,11 +76,22 @@ mod tests {
         for ok in ["eye", "eye_test_01", "_x", "E1"] {
             assert_eq!(identifier(ok), Ok(ok));
         }
-        for bad in ["", "1eye", "eye-test", "eye;DROP", "a b", "é", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "1eye",
+            "eye-test",
+            "eye;DROP",
+            "a b",
+            "é",
+            &"x".repeat(65),
+        ] {
             assert!(identifier(bad).is_err(), "{bad:?}");
         }
         assert!(create_database("eye`; DROP DATABASE x").is_err());
-        assert_eq!(create_database("eye").as_deref(), Ok("CREATE DATABASE IF NOT EXISTS eye"));
+        assert_eq!(
+            create_database("eye").as_deref(),
+            Ok("CREATE DATABASE IF NOT EXISTS eye")
+        );
     }
 
     #[test]

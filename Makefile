@@ -1,0 +1,38 @@
+# The Eye. Quick start: `make up`, then `make test`. Every target installs what it needs.
+.PHONY: up down status servers test lint fmt check install
+
+## Run the whole pipeline (broker, ClickHouse, ingest :8080, query :8081, consumer :8082).
+up:
+	deploy/stack.sh up
+
+## Stop exactly the processes `make up` started.
+down:
+	deploy/stack.sh down
+
+## One line per component: running or not, pid, health.
+status:
+	deploy/stack.sh status
+
+## Install clickhouse-server and tansu if missing.
+install:
+	deploy/stack.sh install
+
+## Start only the broker and ClickHouse (what the tests need).
+servers:
+	deploy/stack.sh servers
+
+## The whole test suite against real servers: unit, end-to-end, crash recovery, and the
+## SQL checks on current ClickHouse (chdb). Starts the servers it needs, stops those it started.
+test:
+	deploy/stack.sh test
+
+## Formatting and lints, as CI runs them.
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+## What CI runs.
+check: lint test

@@ -236,6 +236,17 @@ status() {
     done
 }
 
+# No Docker engine here, but docker-compose v1 validates the file (keys and types).
+check_compose() {
+    if ! command -v docker-compose >/dev/null; then
+        log "installing docker-compose from Debian (to validate docker-compose.yml)"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+    fi
+    docker-compose -f "$ROOT/docker-compose.yml" config -q
+    log "docker-compose.yml is valid"
+}
+
 run_tests() {
     local started=()
     running broker || started+=(broker)
@@ -248,6 +259,7 @@ run_tests() {
         export EYE_TEST_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
         cargo test --workspace --all-targets
         "$ROOT/deploy/sqlcheck.sh"
+        check_compose
     ) || rc=$?
     local name
     for name in "${started[@]}"; do stop_one "$name"; done

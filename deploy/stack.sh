@@ -70,7 +70,11 @@ pid_of() {
     [ -f "$f" ] || return 1
     read -r pid exe <"$f" || return 1
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-    [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$exe")" ] || return 1
+    local actual
+    actual=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+    # A rebuilt binary leaves the running process pointing at the replaced file.
+    actual=${actual% (deleted)}
+    [ "$(readlink -f "$actual")" = "$(readlink -f "$exe")" ] || return 1
     echo "$pid"
 }
 
@@ -174,7 +178,12 @@ build() {
 
 start_service() {
     local name=$1 port=$2
-    if running "$name"; then return 0; fi
+    if running "$name"; then
+        # Running already: keep it, unless `make up` just rebuilt its binary.
+        [ "$(bin "$name")" -nt "$(pidfile "$name")" ] || return 0
+        log "$name was rebuilt; restarting it"
+        stop_one "$name"
+    fi
     port_open "$port" && die "port $port is taken by a process this script did not start"
     log "starting $name on 127.0.0.1:$port"
     start_bg "$name" "$EYE_HOME" "$(bin "$name")"
@@ -252,17 +261,29 @@ run_tests() {
     running broker || started+=(broker)
     running clickhouse || started+=(clickhouse)
     servers
-    local rc=0
+    local rc=0 out="$EYE_HOME/log/test-output.log"
+    mkdir -p "$EYE_HOME/log"
     (
         cd "$ROOT"
         export EYE_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
         export EYE_TEST_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
-        cargo test --workspace --all-targets
-        "$ROOT/deploy/sqlcheck.sh"
-        check_compose
-    ) || rc=$?
+        # errexit does not apply inside a subshell on the left of `||`: count failures.
+        failures=0
+        cargo test --workspace --all-targets --no-fail-fast 2>&1 || failures=$((failures + 1))
+        "$ROOT/deploy/sqlcheck.sh" 2>&1 || failures=$((failures + 1))
+        check_compose 2>&1 || failures=$((failures + 1))
+        exit "$failures"
+    ) | tee "$out" || rc=$?
     local name
     for name in "${started[@]}"; do stop_one "$name"; done
+    # One closing line for the whole suite: cargo's per-binary lines plus the SQL check's.
+    awk '/^test result:|^sqlcheck on/ {
+            for (i = 1; i <= NF; i++) {
+                if ($(i) ~ /^passed[;,]?$/) p += $(i-1)
+                if ($(i) ~ /^failed[;,]?$/) f += $(i-1)
+            }
+         }
+         END { printf "total: %d passed, %d failed\n", p, f }' "$out"
     return $rc
 }
 

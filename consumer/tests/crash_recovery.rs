@@ -53,6 +53,7 @@ fn consumer(k: &KafkaConfig, c: &ClickHouseConfig, group: &str, fault: Option<&s
         .env("EYE_CONSUMER_BATCH_MAX_ROWS", "100")
         .env("EYE_CONSUMER_BATCH_MAX_WAIT_MS", "200")
         .env_remove("EYE_CONSUMER_FAULT")
+        .env("EYE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     if let Some(f) = fault {
@@ -203,4 +204,30 @@ async fn replay_after_a_crash_between_insert_and_commit_stores_each_event_once()
         .expect("join")
         .expect("wait");
     assert!(status.success(), "consumer exit after SIGTERM: {status:?}");
+
+    // ...and what it consumed is committed: every partition's commit is its high watermark.
+    let probe: BaseConsumer = eye_common::kafka::consumer_config(&k, &group)
+        .create()
+        .expect("probe");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition(&k.events_topic, p);
+    }
+    let committed = probe
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    let mut total = 0;
+    for e in committed.elements() {
+        let (_, high) = probe
+            .fetch_watermarks(&k.events_topic, e.partition(), Duration::from_secs(10))
+            .expect("watermarks");
+        assert_eq!(
+            e.offset(),
+            Offset::Offset(high),
+            "partition {}",
+            e.partition()
+        );
+        total += high;
+    }
+    assert_eq!(total as usize, EVENTS);
 }

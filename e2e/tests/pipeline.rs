@@ -245,6 +245,21 @@ async fn bad_input_gets_a_json_error_naming_the_field() -> anyhow::Result<()> {
     // Nothing of a rejected batch was produced: its valid first event is not stored.
     let counts = stack.store()?.event_counts().await?;
     assert_eq!(counts.stored_rows, 0);
+    let metrics = stack
+        .http
+        .get(stack.ingest.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for line in [
+        "eye_ingest_rejected_requests_total{code=\"malformed_json\"} 1",
+        "eye_ingest_rejected_requests_total{code=\"invalid_events\"} 2",
+        "eye_ingest_rejected_requests_total{code=\"not_events\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in:\n{metrics}");
+    }
+    assert!(!metrics.contains("eye_ingest_events_total{outcome=\"produced\"}"));
 
     // Query side: unknown session, bad limit, unknown route.
     let (status, body) = stack.session("no-such-session").await?;

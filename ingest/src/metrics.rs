@@ -5,8 +5,10 @@ use prometheus::{Histogram, IntCounterVec, Registry};
 #[derive(Clone)]
 pub struct IngestMetrics {
     pub http: HttpMetrics,
-    /// Events by outcome: `produced`, `invalid`, `failed` (broker did not acknowledge).
+    /// Events by outcome: `produced`, or `failed` (the broker did not acknowledge).
     pub events: IntCounterVec,
+    /// Requests refused before producing, by error code (`malformed_json`, ...).
+    pub rejected_requests: IntCounterVec,
     pub request_events: Histogram,
     pub produce_duration: Histogram,
 }
@@ -18,8 +20,14 @@ impl IngestMetrics {
             events: telemetry::counter_vec(
                 registry,
                 "eye_ingest_events_total",
-                "Events received, by outcome (produced, invalid, failed).",
+                "Events of well-formed requests, by outcome (produced, failed).",
                 &["outcome"],
+            ),
+            rejected_requests: telemetry::counter_vec(
+                registry,
+                "eye_ingest_rejected_requests_total",
+                "Requests refused before producing, by error code.",
+                &["code"],
             ),
             request_events: telemetry::histogram(
                 registry,

@@ -5,7 +5,7 @@ use crate::metrics::IngestMetrics;
 use crate::sink::EventSink;
 use crate::Config;
 use bytes::Bytes;
-use eye_common::event::parse_events;
+use eye_common::event::{parse_events, ParseError};
 use eye_common::time::EventTime;
 use eye_web::error::{recover, HttpError};
 use eye_web::ops::{self, ReadyCheck};
@@ -66,7 +66,12 @@ async fn post_events(
     let events = match parse_events(body, EventTime::now()) {
         Ok(events) => events,
         Err(e) => {
-            m.events.with_label_values(&["invalid"]).inc();
+            let code = match &e {
+                ParseError::MalformedJson { .. } => "malformed_json",
+                ParseError::NotEvents => "not_events",
+                ParseError::Invalid(_) => "invalid_events",
+            };
+            m.rejected_requests.with_label_values(&[code]).inc();
             return Err(e.into());
         }
     };

@@ -59,6 +59,8 @@ macro_rules! defaults {
 defaults! {
     d_brokers: String = "127.0.0.1:9092".into();
     d_events_topic: String = "eye.events".into();
+    d_rejected_topic: String = "eye.rejected".into();
+    d_sessions_topic: String = "eye.sessions".into();
     d_events_partitions: i32 = 6;
     d_message_timeout_ms: u64 = 5_000;
     d_linger_ms: u64 = 5;
@@ -71,6 +73,13 @@ defaults! {
     d_query_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8081));
     d_consumer_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8082));
     d_max_body_bytes: u64 = 5 * 1024 * 1024;
+    d_max_decompressed_bytes: u64 = 5 * 1024 * 1024;
+    d_max_event_bytes: usize = 32 * 1024;
+    d_max_batch_events: usize = 1_000;
+    d_max_data_depth: usize = 16;
+    d_max_data_keys: usize = 1_000;
+    d_max_future_skew_ms: u64 = 24 * 3600 * 1000;
+    d_schema_dir: std::path::PathBuf = "schemas".into();
     d_group_id: String = "eye-consumer".into();
     d_batch_max_rows: usize = 10_000;
     d_batch_max_bytes: usize = 16 * 1024 * 1024;
@@ -88,6 +97,12 @@ pub struct KafkaConfig {
     pub brokers: String,
     #[serde(default = "d_events_topic")]
     pub events_topic: String,
+    /// Dead-letter topic: rejected events and undecodable messages, with their reasons.
+    #[serde(default = "d_rejected_topic")]
+    pub rejected_topic: String,
+    /// Session lifecycle records (start, end).
+    #[serde(default = "d_sessions_topic")]
+    pub sessions_topic: String,
     /// Partitions given to the events topic when eye-admin creates it.
     #[serde(default = "d_events_partitions")]
     pub events_partitions: i32,
@@ -131,8 +146,33 @@ impl Group for ClickHouseConfig {
 pub struct IngestConfig {
     #[serde(default = "d_ingest_addr")]
     pub listen_addr: SocketAddr,
+    /// Largest request body as sent (compressed or not); a larger one gets 413.
     #[serde(default = "d_max_body_bytes")]
     pub max_body_bytes: u64,
+    /// Largest body after gzip decompression; past it the request gets 413 (bomb guard).
+    #[serde(default = "d_max_decompressed_bytes")]
+    pub max_decompressed_bytes: u64,
+    /// Largest single event, as JSON text; a larger one is rejected on its own.
+    #[serde(default = "d_max_event_bytes")]
+    pub max_event_bytes: usize,
+    /// Most events in one request; more gets 413.
+    #[serde(default = "d_max_batch_events")]
+    pub max_batch_events: usize,
+    /// Deepest nesting of `data` (the object itself is depth 1).
+    #[serde(default = "d_max_data_depth")]
+    pub max_data_depth: usize,
+    /// Most keys in `data`, counted over every nested object.
+    #[serde(default = "d_max_data_keys")]
+    pub max_data_keys: usize,
+    /// How far past the time of receipt an event's time may lie.
+    #[serde(default = "d_max_future_skew_ms")]
+    pub max_future_skew_ms: u64,
+    /// Directory of JSON Schemas, `<category>/<name>.json`; reloaded on SIGHUP.
+    #[serde(default = "d_schema_dir")]
+    pub schema_dir: std::path::PathBuf,
+    /// What to do with a `(category, name)` that has no schema: `reject` or `accept`.
+    #[serde(default)]
+    pub unknown_type_policy: crate::schema::UnknownTypePolicy,
 }
 
 impl Group for IngestConfig {
@@ -209,6 +249,16 @@ mod tests {
         let k: KafkaConfig = from_iter(vars(&[])).expect("defaults");
         assert_eq!(k.brokers, "127.0.0.1:9092");
         assert_eq!(k.events_topic, "eye.events");
+        assert_eq!(k.rejected_topic, "eye.rejected");
+        let i: IngestConfig = from_iter(vars(&[])).expect("defaults");
+        assert_eq!(
+            (i.max_event_bytes, i.max_batch_events, i.max_data_depth),
+            (32 * 1024, 1_000, 16)
+        );
+        assert_eq!(
+            i.unknown_type_policy,
+            crate::schema::UnknownTypePolicy::Reject
+        );
         let c: ConsumerConfig = from_iter(vars(&[])).expect("defaults");
         assert_eq!((c.batch_max_rows, c.batch_max_wait_ms), (10_000, 1_000));
         assert_eq!(c.fault, None);

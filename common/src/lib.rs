@@ -5,6 +5,8 @@
 pub mod config;
 pub mod event;
 pub mod kafka;
+pub mod schema;
+pub mod session;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

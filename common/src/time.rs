@@ -1,34 +1,129 @@
 //! Event time: microseconds since the Unix epoch, UTC.
 //!
-//! Accepted text forms (anything else is an error naming the form it expected):
-//! - RFC 3339 / ISO 8601 with a zone: `2021-09-26T09:15:27.243860Z`, `...+02:00`;
-//!   a space may stand for the `T`.
-//! - The same without a zone, read as UTC: `2021-09-26 09:15:27.243860`,
-//!   `2020-11-12T11:10:00`.
+//! ClickHouse stores event time as an Int64 of microseconds, so that is the precision kept
+//! everywhere; anything finer is dropped as described below.
 //!
-//! Fractions longer than six digits are truncated to the microsecond, because ClickHouse
-//! stores event time as an Int64 of microseconds.
+//! # 1. Text forms ([`EventTime::parse`])
+//!
+//! RFC 3339 and ISO 8601 extended date-times, `YYYY-MM-DD` + separator + `HH:MM:SS` +
+//! optional fraction + optional zone:
+//! - Separator between date and time: `T`, `t` or a single space.
+//! - Seconds are required (`2021-09-26T09:15Z` is rejected).
+//! - Fraction: optional, `.` followed by 1 to 9 digits. Digits past the sixth (below the
+//!   microsecond) are truncated, not rounded. More than 9 digits is an error
+//!   ([`TimeError::FractionTooLong`]).
+//! - Zone: optional, `Z` or `z` (UTC), or an offset `±hh:mm`, `±hhmm` or `±hh` (hours at
+//!   most 23). No zone means UTC.
+//! - Leading and trailing whitespace is ignored.
+//! - The date must exist (`2021-02-30` is rejected) and fields have exactly their ISO widths
+//!   (4-digit year, 2-digit month, day, hour, minute and second).
+//! - A leap second (`:60`, which RFC 3339 allows) is read as the first instant of the next
+//!   second, because Unix time has no leap seconds.
+//!
+//! Examples: `2021-09-26T09:15:27.243860Z`, `2021-09-26t09:15:27z`,
+//! `2021-09-26 09:15:27.5+02:00`, `2021-09-26T09:15:27-0530`, `2021-09-26T09:15:27+02`,
+//! `2021-09-26 09:15:27.243860` (UTC).
+//!
+//! # 2. Unix epoch numbers ([`EventTime::from_epoch_number`])
+//!
+//! A JSON number is a Unix epoch time whose unit is chosen by its absolute value:
+//! - |value| < 100_000_000_000 (1e11): SECONDS, integer or fraction.
+//! - 100_000_000_000 (1e11) <= |value| < 100_000_000_000_000 (1e14): MILLISECONDS, integer
+//!   or fraction.
+//! - Anything else (microseconds, nanoseconds, NaN, non-finite) is an error
+//!   ([`TimeError::EpochOutOfRange`]).
+//!
+//! This is unambiguous for every time that can be accepted: any instant from 2000-01-01 to
+//! the year 5138 in seconds is between 9.46e8 and 1e11, and every instant after 1973-03-03
+//! in milliseconds is >= 1e11; times before 2000 are rejected anyway (rule 4). Negative
+//! numbers follow the same magnitude rule but then fail rule 4.
+//!
+//! Integers are converted exactly. A number with a fraction arrives as a 64-bit binary
+//! float (`1700000000.123456` is not exactly representable), so it is rounded to the
+//! nearest microsecond rather than truncated: truncating would sometimes lose a microsecond
+//! the client did send. This recovers every microsecond-precision value exactly for any
+//! time before the year 2106; beyond that a float cannot carry microseconds.
+//!
+//! # 3. JSON values ([`EventTime::from_json`])
+//!
+//! A string is read as text (rule 1), a number as a Unix epoch number (rule 2); anything
+//! else (bool, null, array, object) is [`TimeError::WrongType`].
+//!
+//! # 4. Bounds ([`TimeBounds::check`])
+//!
+//! An accepted time must be on or after 2000-01-01T00:00:00Z ([`EventTime::MIN_ACCEPTED`],
+//! else [`TimeError::TooOld`]) and at most `received_at + max_future_skew` (else
+//! [`TimeError::TooFarInFuture`]). The default skew is 24 hours.
+//!
+//! # 5. Clock-skew correction ([`EventTime::corrected`])
+//!
+//! When a client reports both the event time and the time it sent the batch, the event time
+//! is shifted by the difference between the server's and the client's clocks:
+//! `timestamp + (received_at - sent_at)`, with saturating arithmetic. This is what Segment
+//! and Snowplow do.
+//!
+//! # 6. Errors ([`TimeError`])
+//!
+//! Every error's message says what is accepted, and [`TimeError::code`] gives a stable
+//! machine code per variant.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
+use std::time::Duration;
 
 /// A point in time with microsecond precision, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct EventTime(i64);
 
+/// Why a timestamp was not accepted. The message says what is accepted; [`TimeError::code`]
+/// is the stable machine code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimeError {
-    #[error("timestamp must be RFC 3339 (2021-09-26T09:15:27.243860Z) or 'YYYY-MM-DD HH:MM:SS[.ffffff]' (UTC when no zone is given)")]
+    #[error("timestamp must be RFC 3339 / ISO 8601 text with seconds, such as 2021-09-26T09:15:27.243860Z, 2021-09-26 09:15:27+02:00 or 2021-09-26T09:15:27 (UTC when no zone is given), or a Unix epoch number in seconds or milliseconds")]
     Unparseable,
-    #[error("timestamp is outside the representable range")]
+    #[error("timestamp fraction of a second must have 1 to 9 digits (it is kept to the microsecond), e.g. 2021-09-26T09:15:27.243860Z")]
+    FractionTooLong,
+    #[error("a numeric timestamp must be Unix epoch seconds (absolute value below 100000000000) or milliseconds (from 100000000000 to below 100000000000000); for microseconds or nanoseconds send RFC 3339 text such as 2021-09-26T09:15:27.243860Z")]
+    EpochOutOfRange,
+    #[error("timestamp must be a string (RFC 3339 / ISO 8601, e.g. 2021-09-26T09:15:27.243860Z) or a number (Unix epoch seconds or milliseconds)")]
+    WrongType,
+    #[error("timestamp must be on or after 2000-01-01T00:00:00Z")]
+    TooOld,
+    #[error("timestamp must be at most {max_skew_secs} seconds after the time the server received the event; check the client's clock")]
+    TooFarInFuture { max_skew_secs: u64 },
+    #[error("timestamp is outside the representable range; it must be on or after 2000-01-01T00:00:00Z and not far in the future")]
     OutOfRange,
 }
 
-const NAIVE_FORMATS: [&str; 2] = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"];
+impl TimeError {
+    /// A stable machine-readable code, distinct per variant.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unparseable => "invalid_timestamp",
+            Self::FractionTooLong => "fraction_too_long",
+            Self::EpochOutOfRange => "epoch_out_of_range",
+            Self::WrongType => "wrong_type",
+            Self::TooOld => "timestamp_too_old",
+            Self::TooFarInFuture { .. } => "timestamp_in_future",
+            Self::OutOfRange => "out_of_range",
+        }
+    }
+}
+
+/// Below this absolute value an epoch number is seconds (rule 2).
+const EPOCH_SECONDS_BELOW: i64 = 100_000_000_000;
+/// Below this absolute value (and at or above [`EPOCH_SECONDS_BELOW`]) it is milliseconds.
+const EPOCH_MILLIS_BELOW: i64 = 100_000_000_000_000;
+/// Most fraction digits accepted in text (nanoseconds).
+const MAX_FRACTION_DIGITS: usize = 9;
 
 impl EventTime {
+    /// 2000-01-01T00:00:00Z, the earliest time [`TimeBounds::check`] accepts.
+    pub const MIN_ACCEPTED: EventTime = EventTime(946_684_800_000_000);
+
     pub const fn from_micros(us: i64) -> Self {
         Self(us)
     }
@@ -41,30 +136,90 @@ impl EventTime {
         Self(Utc::now().timestamp_micros())
     }
 
-    /// Parses one of the documented text forms.
+    /// Parses the text forms of rule 1 in the module documentation.
     pub fn parse(s: &str) -> Result<Self, TimeError> {
         let s = s.trim();
-        if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
-            return Self::from_datetime(dt.with_timezone(&Utc));
-        }
-        // RFC 3339 with a space instead of 'T' and an explicit zone.
-        if s.len() > 10 && s.as_bytes()[10] == b' ' {
-            let with_t = format!("{}T{}", &s[..10], &s[11..]);
-            if let Ok(dt) = DateTime::parse_from_rfc3339(&with_t) {
-                return Self::from_datetime(dt.with_timezone(&Utc));
+        let (local, zone) = split_zone(s);
+        // chrono's RFC 3339 parser is strict about widths and dates and accepts `T`, `t` or a
+        // space; only the zone needs rewriting into the one form it reads.
+        let zone: Cow<'_, str> = match zone.len() {
+            0 => "Z".into(),
+            // ±hh
+            3 => format!("{zone}:00").into(),
+            // ±hhmm
+            5 if zone.is_ascii() && !zone.contains(':') => {
+                format!("{}:{}", &zone[..3], &zone[3..]).into()
             }
+            _ => zone.into(),
+        };
+        let dt = DateTime::parse_from_rfc3339(&format!("{local}{zone}"))
+            .map_err(|_| TimeError::Unparseable)?;
+        // chrono skips fraction digits past the ninth; the contract rejects them. The text is
+        // known to be well formed here, so everything after the '.' is the fraction.
+        if local
+            .split_once('.')
+            .is_some_and(|(_, fraction)| fraction.len() > MAX_FRACTION_DIGITS)
+        {
+            return Err(TimeError::FractionTooLong);
         }
-        for fmt in NAIVE_FORMATS {
-            if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
-                return Self::from_datetime(Utc.from_utc_datetime(&naive));
-            }
+        Self::from_datetime(dt.with_timezone(&Utc))
+    }
+
+    /// Reads a Unix epoch number by rule 2 in the module documentation: absolute value
+    /// below 1e11 is seconds, from 1e11 to below 1e14 is milliseconds, anything else is
+    /// [`TimeError::EpochOutOfRange`].
+    pub fn from_epoch_number(n: &serde_json::Number) -> Result<Self, TimeError> {
+        if let Some(i) = n.as_i64() {
+            let magnitude = i.unsigned_abs();
+            return if magnitude < EPOCH_SECONDS_BELOW.unsigned_abs() {
+                Ok(Self(i * 1_000_000))
+            } else if magnitude < EPOCH_MILLIS_BELOW.unsigned_abs() {
+                Ok(Self(i * 1_000))
+            } else {
+                Err(TimeError::EpochOutOfRange)
+            };
         }
-        Err(TimeError::Unparseable)
+        // A fraction, or an integer too large for i64 (which the magnitude check rejects).
+        let v = n
+            .as_f64()
+            .filter(|v| v.is_finite())
+            .ok_or(TimeError::EpochOutOfRange)?;
+        let magnitude = v.abs();
+        let micros = if magnitude < EPOCH_SECONDS_BELOW as f64 {
+            v * 1e6
+        } else if magnitude < EPOCH_MILLIS_BELOW as f64 {
+            v * 1e3
+        } else {
+            return Err(TimeError::EpochOutOfRange);
+        };
+        // |micros| < 1e17, well inside i64.
+        Ok(Self(micros.round() as i64))
+    }
+
+    /// Reads a JSON timestamp by rule 3: a string is [`EventTime::parse`]d, a number goes
+    /// to [`EventTime::from_epoch_number`], anything else is [`TimeError::WrongType`].
+    pub fn from_json(v: &serde_json::Value) -> Result<Self, TimeError> {
+        match v {
+            serde_json::Value::String(s) => Self::parse(s),
+            serde_json::Value::Number(n) => Self::from_epoch_number(n),
+            _ => Err(TimeError::WrongType),
+        }
+    }
+
+    /// Clock-skew correction (rule 5), as Segment and Snowplow do it: the client's
+    /// `timestamp` shifted by how far the server's clock (`received_at`) is ahead of the
+    /// client's (`sent_at`), i.e. `timestamp + (received_at - sent_at)`, saturating at the
+    /// ends of the range instead of overflowing.
+    pub fn corrected(timestamp: EventTime, sent_at: EventTime, received_at: EventTime) -> Self {
+        Self(
+            timestamp
+                .0
+                .saturating_add(received_at.0.saturating_sub(sent_at.0)),
+        )
     }
 
     fn from_datetime(dt: DateTime<Utc>) -> Result<Self, TimeError> {
-        // Cannot overflow for the years chrono reads from text (0..=9999); the check is for
-        // constructors added later.
+        // Cannot overflow for the years chrono reads from text (0..=9999); kept as a guard.
         let us = dt.timestamp_micros();
         DateTime::from_timestamp_micros(us)
             .map(|_| Self(us))
@@ -84,6 +239,53 @@ impl EventTime {
     }
 }
 
+/// Splits trimmed text into the part chrono reads as is and the zone suffix: `Z`/`z`, a
+/// signed offset, or empty when there is none. Only picks the form; chrono validates it.
+fn split_zone(s: &str) -> (&str, &str) {
+    if s.ends_with(['Z', 'z']) {
+        return s.split_at(s.len() - 1);
+    }
+    // The date `YYYY-MM-DD` and separator take the first 11 bytes; a sign after that can only
+    // start an offset.
+    match s.get(11..).and_then(|time| time.find(['+', '-'])) {
+        Some(at) => s.split_at(11 + at),
+        None => (s, ""),
+    }
+}
+
+/// Rule 4 of the module documentation: the window of event times accepted.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeBounds {
+    /// How far after `received_at` an event time may be.
+    pub max_future_skew: Duration,
+}
+
+impl Default for TimeBounds {
+    /// A future skew of 24 hours.
+    fn default() -> Self {
+        Self {
+            max_future_skew: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+impl TimeBounds {
+    /// Returns `t` if `EventTime::MIN_ACCEPTED <= t <= received_at + max_future_skew`
+    /// (both ends inclusive), else [`TimeError::TooOld`] or [`TimeError::TooFarInFuture`].
+    pub fn check(&self, t: EventTime, received_at: EventTime) -> Result<EventTime, TimeError> {
+        if t < EventTime::MIN_ACCEPTED {
+            return Err(TimeError::TooOld);
+        }
+        let skew_us = i64::try_from(self.max_future_skew.as_micros()).unwrap_or(i64::MAX);
+        if t.0 > received_at.0.saturating_add(skew_us) {
+            return Err(TimeError::TooFarInFuture {
+                max_skew_secs: self.max_future_skew.as_secs(),
+            });
+        }
+        Ok(t)
+    }
+}
+
 impl fmt::Display for EventTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
@@ -93,10 +295,15 @@ impl fmt::Display for EventTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Number, Value};
 
     fn us(s: &str) -> i64 {
         let dt = DateTime::parse_from_rfc3339(s).expect("test literal");
         dt.timestamp_micros()
+    }
+
+    fn num(s: &str) -> Number {
+        serde_json::from_str(s).expect("test literal is a JSON number")
     }
 
     #[test]
@@ -125,6 +332,61 @@ mod tests {
                 us("2022-04-11T01:08:01.407119Z"),
             ),
             ("  2022-01-01 00:00:00  ", us("2022-01-01T00:00:00Z")),
+            // separators
+            ("2021-09-26t09:15:27Z", us("2021-09-26T09:15:27Z")),
+            ("2021-09-26 09:15:27Z", us("2021-09-26T09:15:27Z")),
+            // zones
+            ("2021-09-26T09:15:27z", us("2021-09-26T09:15:27Z")),
+            ("2021-09-26t09:15:27z", us("2021-09-26T09:15:27Z")),
+            ("2021-09-26T09:15:27+02:00", us("2021-09-26T07:15:27Z")),
+            ("2021-09-26T09:15:27+0200", us("2021-09-26T07:15:27Z")),
+            ("2021-09-26T09:15:27+02", us("2021-09-26T07:15:27Z")),
+            ("2021-09-26T09:15:27-05:30", us("2021-09-26T14:45:27Z")),
+            ("2021-09-26T09:15:27-0530", us("2021-09-26T14:45:27Z")),
+            ("2021-09-26T09:15:27-05", us("2021-09-26T14:15:27Z")),
+            ("2021-09-26T09:15:27.25-0530", us("2021-09-26T14:45:27.25Z")),
+            ("2021-09-26 09:15:27.123+02", us("2021-09-26T07:15:27.123Z")),
+            ("2021-09-26T09:15:27+00:00", us("2021-09-26T09:15:27Z")),
+            ("2021-09-26T09:15:27-00:00", us("2021-09-26T09:15:27Z")),
+            ("2021-09-26T09:15:27+23:59", us("2021-09-25T09:16:27Z")),
+            // no zone is UTC
+            ("2021-09-26T09:15:27", us("2021-09-26T09:15:27Z")),
+            // fractions of 1..=9 digits; below the microsecond truncates
+            ("2021-09-26T09:15:27.1Z", us("2021-09-26T09:15:27.1Z")),
+            ("2021-09-26T09:15:27.12Z", us("2021-09-26T09:15:27.12Z")),
+            ("2021-09-26T09:15:27.123Z", us("2021-09-26T09:15:27.123Z")),
+            ("2021-09-26T09:15:27.1234Z", us("2021-09-26T09:15:27.1234Z")),
+            (
+                "2021-09-26T09:15:27.12345Z",
+                us("2021-09-26T09:15:27.12345Z"),
+            ),
+            (
+                "2021-09-26T09:15:27.123456Z",
+                us("2021-09-26T09:15:27.123456Z"),
+            ),
+            (
+                "2021-09-26T09:15:27.1234567Z",
+                us("2021-09-26T09:15:27.123456Z"),
+            ),
+            (
+                "2021-09-26T09:15:27.12345678Z",
+                us("2021-09-26T09:15:27.123456Z"),
+            ),
+            (
+                "2021-09-26T09:15:27.123456789Z",
+                us("2021-09-26T09:15:27.123456Z"),
+            ),
+            (
+                "2021-09-26 09:15:27.999999999",
+                us("2021-09-26T09:15:27.999999Z"),
+            ),
+            // whitespace of any kind around the value
+            ("\t2021-09-26T09:15:27Z\n", us("2021-09-26T09:15:27Z")),
+            // real dates only, but a real Feb 29 is fine
+            ("2024-02-29T00:00:00Z", us("2024-02-29T00:00:00Z")),
+            // a leap second is the first instant of the next second
+            ("2016-12-31T23:59:60Z", us("2017-01-01T00:00:00Z")),
+            ("2016-12-31T23:59:60.5Z", us("2017-01-01T00:00:00.5Z")),
         ];
         for (input, want) in cases {
             assert_eq!(
@@ -139,13 +401,58 @@ mod tests {
     fn rejects_what_is_not_a_timestamp() {
         for input in [
             "",
+            "   ",
             "timestamp",
             "2021-09-26",
             "2021-13-01 00:00:00",
             "2021-02-30 00:00:00",
+            "2021-02-30T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2021-04-31T00:00:00Z",
             "26/09/2021 09:15:27",
             "2021-09-26 25:00:00",
             "2021-09-26T09:15:27+25:00",
+            "2021-09-26T09:15:27+24",
+            // seconds are required
+            "2021-09-26T09:15Z",
+            "2021-09-26T09:15",
+            "2021-09-26T09:15+02:00",
+            // exact field widths
+            "2021-9-26T09:15:27Z",
+            "2021-09-26T9:15:27Z",
+            "21-09-26T09:15:27Z",
+            "+2021-09-26T09:15:27Z",
+            // one separator, one of T, t, space
+            "2021-09-26  09:15:27Z",
+            "2021-09-26_09:15:27Z",
+            "2021-09-2609:15:27Z",
+            "20210926T091527Z",
+            // malformed fractions and zones
+            "2021-09-26T09:15:27.Z",
+            "2021-09-26T09:15:27.",
+            "2021-09-26T09:15:27,5Z",
+            "2021-09-26T09:15:27.5x",
+            "2021-09-26T09:15:27 Z",
+            "2021-09-26T09:15:27 +02:00",
+            "2021-09-26T09:15:27+2",
+            "2021-09-26T09:15:27+2:00",
+            "2021-09-26T09:15:27+02:0",
+            "2021-09-26T09:15:27+020",
+            "2021-09-26T09:15:27+02:000",
+            "2021-09-26T09:15:27+02:60",
+            "2021-09-26T09:15:27+1é2",
+            "2021-09-26T09:15:27+0é",
+            "2021-09-26T09:15:27ZZ",
+            "2021-09-26T09:15:27Z+02:00",
+            "2021-09-26T09:15:27+02:00Z",
+            "2021-09-26T09:15:27 UTC",
+            "2021-09-26T09:15:27GMT",
+            // a long fraction on garbage is still garbage
+            "garbage.1234567890",
+            "2021-09-26X09:15:27.1234567890",
+            "1632647727",
+            "é",
+            "2021-09-26Té9:15:27Z",
         ] {
             assert_eq!(
                 EventTime::parse(input),
@@ -156,9 +463,267 @@ mod tests {
     }
 
     #[test]
+    fn rejects_fractions_over_nine_digits() {
+        for input in [
+            "2021-09-26T09:15:27.1234567890Z",
+            "2021-09-26T09:15:27.1234567890",
+            "2021-09-26 09:15:27.0000000000+02:00",
+            "2021-09-26t09:15:27.12345678901234567890z",
+            "2021-09-26T09:15:27.1234567890-0530",
+        ] {
+            assert_eq!(
+                EventTime::parse(input),
+                Err(TimeError::FractionTooLong),
+                "input {input:?}"
+            );
+        }
+    }
+
+    #[test]
     fn formats_with_six_fraction_digits_in_utc() {
         let t = EventTime::parse("2021-09-26T11:15:27.2438+02:00").expect("valid");
         assert_eq!(t.to_rfc3339(), "2021-09-26T09:15:27.243800Z");
         assert_eq!(EventTime::parse(&t.to_rfc3339()), Ok(t));
+    }
+
+    #[test]
+    fn min_accepted_is_the_year_2000() {
+        assert_eq!(
+            EventTime::MIN_ACCEPTED.as_micros(),
+            us("2000-01-01T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn reads_epoch_numbers_by_magnitude() {
+        let cases: &[(&str, i64)] = &[
+            // seconds, integer
+            ("1632647727", us("2021-09-26T09:15:27Z")),
+            ("946684800", us("2000-01-01T00:00:00Z")),
+            ("0", 0),
+            ("-5", -5_000_000),
+            // seconds, fraction, kept to the microsecond
+            ("1632647727.5", us("2021-09-26T09:15:27.5Z")),
+            ("1632647727.243860", us("2021-09-26T09:15:27.243860Z")),
+            ("1700000000.123456", us("2023-11-14T22:13:20.123456Z")),
+            // truncating this float would give .971511
+            ("2191287338.971512", us("2039-06-10T02:55:38.971512Z")),
+            // below the microsecond rounds to the nearest
+            ("1632647727.2438602", us("2021-09-26T09:15:27.243860Z")),
+            ("1632647727.2438608", us("2021-09-26T09:15:27.243861Z")),
+            ("1.5e9", us("2017-07-14T02:40:00Z")),
+            ("-1.5", -1_500_000),
+            // the last value read as seconds, on both sides of the 1e11 boundary
+            ("99999999999", 99_999_999_999_000_000),
+            ("99999999999.5", 99_999_999_999_500_000),
+            ("-99999999999", -99_999_999_999_000_000),
+            // milliseconds, integer
+            ("100000000000", 100_000_000_000_000),
+            ("1e11", 100_000_000_000_000),
+            ("-100000000000", -100_000_000_000_000),
+            ("1632647727243", us("2021-09-26T09:15:27.243Z")),
+            ("946684800000", us("2000-01-01T00:00:00Z")),
+            // milliseconds, fraction
+            ("1632647727243.86", us("2021-09-26T09:15:27.24386Z")),
+            ("1632647727243.5", us("2021-09-26T09:15:27.2435Z")),
+            // truncating this float would give .360999
+            ("2243614609897.361", 2_243_614_609_897_361),
+            ("100000000000.001", 100_000_000_000_001),
+            // the last value read as milliseconds
+            ("99999999999999", 99_999_999_999_999_000),
+            ("-99999999999999", -99_999_999_999_999_000),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                EventTime::from_epoch_number(&num(input)),
+                Ok(EventTime(*want)),
+                "input {input}"
+            );
+        }
+        // Just below 1e14 a float no longer carries microseconds, but it is still milliseconds.
+        let last = EventTime::from_epoch_number(&num("99999999999999.9")).expect("milliseconds");
+        assert!((last.as_micros() - 99_999_999_999_999_900).abs() < 100);
+    }
+
+    #[test]
+    fn rejects_epoch_microseconds_and_beyond() {
+        for input in [
+            "100000000000000",
+            "1e14",
+            "100000000000000.5",
+            "-100000000000000",
+            "1632647727243860",
+            "1632647727243860000",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "18446744073709551615",
+            "1e300",
+            "-1e300",
+        ] {
+            assert_eq!(
+                EventTime::from_epoch_number(&num(input)),
+                Err(TimeError::EpochOutOfRange),
+                "input {input}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_json_values_by_type() {
+        let ok: &[(Value, i64)] = &[
+            (json!("2021-09-26T09:15:27Z"), us("2021-09-26T09:15:27Z")),
+            (json!(" 2021-09-26 09:15:27 "), us("2021-09-26T09:15:27Z")),
+            (json!(1_632_647_727), us("2021-09-26T09:15:27Z")),
+            (json!(1_632_647_727.5), us("2021-09-26T09:15:27.5Z")),
+            (json!(1_632_647_727_243_u64), us("2021-09-26T09:15:27.243Z")),
+        ];
+        for (input, want) in ok {
+            assert_eq!(
+                EventTime::from_json(input),
+                Ok(EventTime(*want)),
+                "input {input}"
+            );
+        }
+        let err: &[(Value, TimeError)] = &[
+            (json!(true), TimeError::WrongType),
+            (json!(false), TimeError::WrongType),
+            (Value::Null, TimeError::WrongType),
+            (json!({"ts": 1_632_647_727}), TimeError::WrongType),
+            (json!([1_632_647_727]), TimeError::WrongType),
+            (json!("yesterday"), TimeError::Unparseable),
+            (json!("1632647727"), TimeError::Unparseable),
+            (
+                json!("2021-09-26T09:15:27.1234567890Z"),
+                TimeError::FractionTooLong,
+            ),
+            (json!(1_632_647_727_243_860_u64), TimeError::EpochOutOfRange),
+        ];
+        for (input, want) in err {
+            assert_eq!(
+                EventTime::from_json(input).as_ref(),
+                Err(want),
+                "input {input}"
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_accept_from_2000_to_received_plus_skew() {
+        let received = EventTime(us("2021-09-26T09:15:27Z"));
+        let bounds = TimeBounds::default();
+        assert_eq!(bounds.max_future_skew, Duration::from_secs(86_400));
+        let day = 86_400_000_000;
+        let in_future = TimeError::TooFarInFuture {
+            max_skew_secs: 86_400,
+        };
+        let cases: &[(i64, Result<(), TimeError>)] = &[
+            (us("1999-12-31T23:59:59.999999Z"), Err(TimeError::TooOld)),
+            (us("1970-01-01T00:00:00Z"), Err(TimeError::TooOld)),
+            (-1, Err(TimeError::TooOld)),
+            (i64::MIN, Err(TimeError::TooOld)),
+            (us("2000-01-01T00:00:00Z"), Ok(())),
+            (us("2000-01-01T00:00:00.000001Z"), Ok(())),
+            (received.0 - day, Ok(())),
+            (received.0, Ok(())),
+            (received.0 + day, Ok(())),
+            (received.0 + day + 1, Err(in_future.clone())),
+            (i64::MAX, Err(in_future)),
+        ];
+        for (t, want) in cases {
+            let want = want.clone().map(|()| EventTime(*t));
+            assert_eq!(bounds.check(EventTime(*t), received), want, "t {t}");
+        }
+
+        let tight = TimeBounds {
+            max_future_skew: Duration::from_millis(1500),
+        };
+        assert_eq!(
+            tight.check(EventTime(received.0 + 1_500_000), received),
+            Ok(EventTime(received.0 + 1_500_000))
+        );
+        assert_eq!(
+            tight.check(EventTime(received.0 + 1_500_001), received),
+            Err(TimeError::TooFarInFuture { max_skew_secs: 1 })
+        );
+        // A huge skew saturates instead of overflowing.
+        let huge = TimeBounds {
+            max_future_skew: Duration::MAX,
+        };
+        assert_eq!(
+            huge.check(EventTime(i64::MAX), received),
+            Ok(EventTime(i64::MAX))
+        );
+    }
+
+    #[test]
+    fn corrects_for_client_clock_skew() {
+        let t = EventTime;
+        let cases: &[(i64, i64, i64, i64)] = &[
+            // (timestamp, sent_at, received_at, want)
+            // client clock 10 s behind the server
+            (1_000, 5_000, 10_005_000, 10_001_000),
+            // client clock 3 s ahead
+            (10_000_000, 12_000_000, 9_000_000, 7_000_000),
+            // clocks agree
+            (42, 100, 100, 42),
+            // event sent long after it happened
+            (0, 60_000_000, 61_000_000, 1_000_000),
+            // saturation at both ends
+            (i64::MAX - 1, 0, 10, i64::MAX),
+            (i64::MIN + 1, 10, 0, i64::MIN),
+            (0, i64::MIN, i64::MAX, i64::MAX),
+            (0, i64::MAX, i64::MIN, i64::MIN),
+        ];
+        for &(timestamp, sent_at, received_at, want) in cases {
+            assert_eq!(
+                EventTime::corrected(t(timestamp), t(sent_at), t(received_at)),
+                t(want),
+                "({timestamp}, {sent_at}, {received_at})"
+            );
+        }
+        let corrected = EventTime::corrected(
+            EventTime::parse("2021-09-26T09:15:27Z").expect("valid"),
+            EventTime::parse("2021-09-26T09:20:00Z").expect("valid"),
+            EventTime::parse("2021-09-26T09:20:02.5Z").expect("valid"),
+        );
+        assert_eq!(corrected.to_rfc3339(), "2021-09-26T09:15:29.500000Z");
+    }
+
+    #[test]
+    fn error_codes_are_distinct_and_messages_say_what_is_accepted() {
+        let all = [
+            TimeError::Unparseable,
+            TimeError::FractionTooLong,
+            TimeError::EpochOutOfRange,
+            TimeError::WrongType,
+            TimeError::TooOld,
+            TimeError::TooFarInFuture {
+                max_skew_secs: 86_400,
+            },
+            TimeError::OutOfRange,
+        ];
+        let codes: std::collections::HashSet<_> = all.iter().map(TimeError::code).collect();
+        assert_eq!(codes.len(), all.len(), "codes {codes:?}");
+        let want = [
+            "invalid_timestamp",
+            "fraction_too_long",
+            "epoch_out_of_range",
+            "wrong_type",
+            "timestamp_too_old",
+            "timestamp_in_future",
+            "out_of_range",
+        ];
+        for (e, code) in all.iter().zip(want) {
+            assert_eq!(e.code(), code);
+            assert!(e.to_string().contains("must"), "{e}");
+        }
+        assert!(TimeError::Unparseable
+            .to_string()
+            .contains("Unix epoch number in seconds or milliseconds"));
+        assert!(TimeError::TooFarInFuture {
+            max_skew_secs: 86_400
+        }
+        .to_string()
+        .contains("86400 seconds"));
     }
 }

@@ -1,11 +1,15 @@
-//! The Kafka message format between ingest and the consumer.
+//! The Kafka message formats between ingest and the consumer, one per topic:
+//! - events (`eye.events`): an accepted event, keyed by `session_id`;
+//! - rejections (`eye.rejected`): a refused event or undecodable message, with reasons;
+//! - session updates (`eye.sessions`): a session's start or end, keyed by `session_id`.
 //!
-//! JSON, one event per message, keyed by `session_id`. `v` is the format version so a
-//! consumer can refuse what it does not understand instead of storing it wrongly. `data`
-//! travels as raw JSON text: the consumer stores it as-is and never re-parses it.
+//! JSON, one record per message. `v` is the format version so a consumer can refuse what
+//! it does not understand instead of storing it wrongly. Event `data` travels as raw JSON
+//! text: the consumer stores it as-is and never re-parses it.
 
-use crate::event::Event;
-use crate::store::EventRow;
+use crate::event::{Event, FieldError, Hints};
+use crate::store::{EventRow, RejectedRow, SessionRow};
+use crate::time::EventTime;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -21,6 +25,9 @@ struct WireOut<'a> {
     category: &'a str,
     name: &'a str,
     timestamp_us: i64,
+    client_timestamp_us: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_at_us: Option<i64>,
     received_at_us: i64,
     data: &'a Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,6 +42,11 @@ struct WireIn<'a> {
     category: String,
     name: String,
     timestamp_us: i64,
+    /// Absent in messages written before clock-skew correction existed.
+    #[serde(default)]
+    client_timestamp_us: Option<i64>,
+    #[serde(default)]
+    sent_at_us: Option<i64>,
     received_at_us: i64,
     #[serde(borrow)]
     data: &'a RawValue,
@@ -59,6 +71,8 @@ pub fn encode(ev: &Event) -> Vec<u8> {
         category: ev.category.as_str(),
         name: ev.name.as_str(),
         timestamp_us: ev.timestamp.as_micros(),
+        client_timestamp_us: ev.client_timestamp.as_micros(),
+        sent_at_us: ev.sent_at.map(EventTime::as_micros),
         received_at_us: ev.received_at.as_micros(),
         data: &ev.data,
         value: ev.value,
@@ -79,9 +93,154 @@ pub fn decode_row(payload: &[u8]) -> Result<EventRow, DecodeError> {
         category: w.category,
         name: w.name,
         ts_us: w.timestamp_us,
+        client_ts_us: w.client_timestamp_us.unwrap_or(w.timestamp_us),
+        sent_at_us: w.sent_at_us,
         received_at_us: w.received_at_us,
         data: w.data.get().to_owned(),
         value: w.value,
+    })
+}
+
+/// One reason a record was rejected; `field` is a JSON Pointer into the raw payload's event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&FieldError> for Reason {
+    fn from(e: &FieldError) -> Self {
+        Self {
+            field: e.field.clone(),
+            code: e.code.to_owned(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// Where a rejection was decided.
+pub const SOURCE_INGEST: &str = "ingest";
+pub const SOURCE_CONSUMER: &str = "consumer";
+
+/// A record for the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub v: u8,
+    /// Stable across replays, so the quarantine stores each rejection once.
+    pub rejection_id: Uuid,
+    pub received_at_us: i64,
+    pub source: String,
+    pub client: String,
+    pub reasons: Vec<Reason>,
+    /// The payload exactly as received (for undecodable bytes: lossily as UTF-8).
+    pub raw: String,
+    #[serde(default)]
+    pub event_id: String,
+    #[serde(default)]
+    pub session_id: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+impl Rejection {
+    pub fn new(
+        source: &str,
+        client: &str,
+        received_at: EventTime,
+        raw: String,
+        reasons: Vec<Reason>,
+        hints: Hints,
+    ) -> Self {
+        Self {
+            v: WIRE_VERSION,
+            rejection_id: Uuid::now_v7(),
+            received_at_us: received_at.as_micros(),
+            source: source.to_owned(),
+            client: client.to_owned(),
+            reasons,
+            raw,
+            event_id: hints.event_id,
+            session_id: hints.session_id,
+            category: hints.category,
+            name: hints.name,
+        }
+    }
+
+    /// The Kafka key: the session when known, so a session's rejections stay together.
+    pub fn key(&self) -> String {
+        if self.session_id.is_empty() {
+            self.rejection_id.to_string()
+        } else {
+            self.session_id.clone()
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+pub fn decode_rejection(payload: &[u8]) -> Result<RejectedRow, DecodeError> {
+    let r: Rejection = serde_json::from_slice(payload)?;
+    if r.v != WIRE_VERSION {
+        return Err(DecodeError::Version(r.v));
+    }
+    Ok(RejectedRow {
+        rejection_id: r.rejection_id,
+        received_at_us: r.received_at_us,
+        source: r.source,
+        client: r.client,
+        codes: r.reasons.iter().map(|x| x.code.clone()).collect(),
+        reasons: serde_json::to_string(&r.reasons).unwrap_or_default(),
+        raw: r.raw,
+        event_id: r.event_id,
+        session_id: r.session_id,
+        category: r.category,
+        name: r.name,
+    })
+}
+
+/// A session's start or end. Either may arrive first, and before or after its events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionUpdate {
+    pub v: u8,
+    pub update_id: Uuid,
+    pub session_id: String,
+    /// `start` or `end`.
+    pub kind: String,
+    #[serde(default)]
+    pub user_id: String,
+    #[serde(default)]
+    pub machine_id: String,
+    #[serde(default)]
+    pub org_id: String,
+    pub at_us: i64,
+    pub received_at_us: i64,
+}
+
+impl SessionUpdate {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+pub fn decode_session(payload: &[u8]) -> Result<SessionRow, DecodeError> {
+    let u: SessionUpdate = serde_json::from_slice(payload)?;
+    if u.v != WIRE_VERSION {
+        return Err(DecodeError::Version(u.v));
+    }
+    Ok(SessionRow {
+        update_id: u.update_id,
+        session_id: u.session_id,
+        kind: u.kind,
+        user_id: u.user_id,
+        machine_id: u.machine_id,
+        org_id: u.org_id,
+        at_us: u.at_us,
+        received_at_us: u.received_at_us,
     })
 }
 

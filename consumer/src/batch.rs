@@ -1,9 +1,11 @@
-//! A batch of rows on its way to ClickHouse, with the offsets it covers.
+//! A batch of records on their way to ClickHouse, with the offsets it covers.
 //!
-//! Pure bookkeeping, no I/O: which rows to insert, when the batch is due, and which
-//! offsets to commit once ClickHouse has confirmed the insert.
+//! Pure bookkeeping, no I/O: which rows go to which table, which records go back to the
+//! dead-letter topic, when the batch is due, and which offsets to commit once all of it
+//! is confirmed.
 
-use eye_common::store::EventRow;
+use eye_common::store::{EventRow, RejectedRow, SessionRow};
+use eye_common::wire::Rejection;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -17,39 +19,72 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Batch {
     limits: Limits,
-    rows: Vec<EventRow>,
+    pub events: Vec<EventRow>,
+    pub rejected: Vec<RejectedRow>,
+    pub sessions: Vec<SessionRow>,
+    /// Undecodable messages, to produce to the dead-letter topic before committing.
+    pub dead_letters: Vec<Rejection>,
     bytes: usize,
-    /// Highest offset seen per partition, rows and skipped messages alike.
-    offsets: BTreeMap<i32, i64>,
+    /// Highest offset seen per (topic, partition), whatever became of the message.
+    offsets: BTreeMap<(String, i32), i64>,
     started: Option<Instant>,
+}
+
+/// Where a consumed message came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Position<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 impl Batch {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
-            rows: Vec::new(),
+            events: Vec::new(),
+            rejected: Vec::new(),
+            sessions: Vec::new(),
+            dead_letters: Vec::new(),
             bytes: 0,
             offsets: BTreeMap::new(),
             started: None,
         }
     }
 
-    pub fn push(&mut self, row: EventRow, partition: i32, offset: i64, now: Instant) {
+    pub fn push_event(&mut self, row: EventRow, at: Position<'_>, now: Instant) {
         self.bytes += row.approx_bytes();
-        self.rows.push(row);
-        self.track(partition, offset, now);
+        self.events.push(row);
+        self.track(at, now);
     }
 
-    /// Records a message that yields no row (it could not be decoded), so that its offset
+    pub fn push_rejected(&mut self, row: RejectedRow, at: Position<'_>, now: Instant) {
+        self.bytes += row.approx_bytes();
+        self.rejected.push(row);
+        self.track(at, now);
+    }
+
+    pub fn push_session(&mut self, row: SessionRow, at: Position<'_>, now: Instant) {
+        self.bytes +=
+            64 + row.session_id.len() + row.user_id.len() + row.machine_id.len() + row.org_id.len();
+        self.sessions.push(row);
+        self.track(at, now);
+    }
+
+    /// A message that could not be decoded: it goes to the dead-letter topic, and its offset
     /// is committed with the batch instead of blocking the partition.
-    pub fn skip(&mut self, partition: i32, offset: i64, now: Instant) {
-        self.track(partition, offset, now);
+    pub fn push_dead_letter(&mut self, r: Rejection, at: Position<'_>, now: Instant) {
+        self.bytes += r.raw.len() + 128;
+        self.dead_letters.push(r);
+        self.track(at, now);
     }
 
-    fn track(&mut self, partition: i32, offset: i64, now: Instant) {
-        let e = self.offsets.entry(partition).or_insert(offset);
-        *e = (*e).max(offset);
+    fn track(&mut self, at: Position<'_>, now: Instant) {
+        let e = self
+            .offsets
+            .entry((at.topic.to_owned(), at.partition))
+            .or_insert(at.offset);
+        *e = (*e).max(at.offset);
         self.started.get_or_insert(now);
     }
 
@@ -57,8 +92,8 @@ impl Batch {
         self.offsets.is_empty()
     }
 
-    pub fn rows(&self) -> &[EventRow] {
-        &self.rows
+    pub fn rows(&self) -> usize {
+        self.events.len() + self.rejected.len() + self.sessions.len() + self.dead_letters.len()
     }
 
     pub fn bytes(&self) -> usize {
@@ -67,7 +102,7 @@ impl Batch {
 
     /// Full by rows or bytes: insert now.
     pub fn is_full(&self) -> bool {
-        self.rows.len() >= self.limits.max_rows || self.bytes >= self.limits.max_bytes
+        self.rows() >= self.limits.max_rows || self.bytes >= self.limits.max_bytes
     }
 
     /// Full, or its oldest message has waited `max_wait`.
@@ -79,12 +114,18 @@ impl Batch {
     }
 
     /// The offsets to commit after the insert: one past the last message per partition.
-    pub fn commit_offsets(&self) -> Vec<(i32, i64)> {
-        self.offsets.iter().map(|(p, o)| (*p, o + 1)).collect()
+    pub fn commit_offsets(&self) -> Vec<(&str, i32, i64)> {
+        self.offsets
+            .iter()
+            .map(|((t, p), o)| (t.as_str(), *p, o + 1))
+            .collect()
     }
 
     pub fn clear(&mut self) {
-        self.rows.clear();
+        self.events.clear();
+        self.rejected.clear();
+        self.sessions.clear();
+        self.dead_letters.clear();
         self.bytes = 0;
         self.offsets.clear();
         self.started = None;
@@ -106,6 +147,16 @@ mod tests {
             received_at_us: 0,
             data: "x".repeat(data_len),
             value: None,
+            client_ts_us: 0,
+            sent_at_us: None,
+        }
+    }
+
+    fn at(topic: &str, partition: i32, offset: i64) -> Position<'_> {
+        Position {
+            topic,
+            partition,
+            offset,
         }
     }
 
@@ -130,38 +181,39 @@ mod tests {
         for (sizes, at_ms, full, due) in cases {
             let mut b = Batch::new(LIMITS);
             for (i, s) in sizes.iter().enumerate() {
-                b.push(row(*s), 0, i as i64, t0);
+                b.push_event(row(*s), at("e", 0, i as i64), t0);
             }
-            let at = t0 + Duration::from_millis(*at_ms);
+            let when = t0 + Duration::from_millis(*at_ms);
             assert_eq!(b.is_full(), *full, "{sizes:?}");
-            assert_eq!(b.is_due(at), *due, "{sizes:?} at {at_ms} ms");
+            assert_eq!(b.is_due(when), *due, "{sizes:?} at {at_ms} ms");
         }
     }
 
     #[test]
-    fn commits_one_past_the_highest_offset_per_partition() {
+    fn commits_one_past_the_highest_offset_per_topic_and_partition() {
         let t0 = Instant::now();
         let mut b = Batch::new(LIMITS);
-        b.push(row(1), 2, 40, t0);
-        b.push(row(1), 0, 7, t0);
-        b.skip(2, 41, t0);
-        b.push(row(1), 0, 5, t0);
-        assert_eq!(b.commit_offsets(), vec![(0, 8), (2, 42)]);
-        assert_eq!(b.rows().len(), 3);
+        b.push_event(row(1), at("events", 2, 40), t0);
+        b.push_event(row(1), at("events", 0, 7), t0);
+        let dead = Rejection::new(
+            "consumer",
+            "",
+            eye_common::time::EventTime::from_micros(0),
+            "x".into(),
+            vec![],
+            Default::default(),
+        );
+        b.push_dead_letter(dead, at("events", 2, 41), t0);
+        b.push_event(row(1), at("events", 0, 5), t0);
+        b.push_event(row(1), at("rejected", 0, 3), t0);
+        assert_eq!(
+            b.commit_offsets(),
+            vec![("events", 0, 8), ("events", 2, 42), ("rejected", 0, 4)]
+        );
+        assert_eq!((b.events.len(), b.dead_letters.len(), b.rows()), (4, 1, 5));
         b.clear();
         assert!(b.is_empty());
         assert_eq!(b.commit_offsets(), vec![]);
         assert!(!b.is_due(t0 + Duration::from_secs(10)));
-    }
-
-    #[test]
-    fn a_batch_of_only_skipped_messages_still_commits() {
-        let t0 = Instant::now();
-        let mut b = Batch::new(LIMITS);
-        b.skip(1, 9, t0);
-        assert!(!b.is_empty());
-        assert!(b.rows().is_empty());
-        assert!(b.is_due(t0 + LIMITS.max_wait));
-        assert_eq!(b.commit_offsets(), vec![(1, 10)]);
     }
 }

@@ -6,6 +6,7 @@ pub struct ConsumerMetrics {
     /// Messages read, by outcome: `decoded` or `undecodable`.
     pub messages: IntCounterVec,
     pub rows_inserted: IntCounter,
+    pub quarantined: IntCounter,
     pub insert_failures: IntCounter,
     pub commits: IntCounterVec,
     pub batch_rows: Histogram,
@@ -25,7 +26,12 @@ impl ConsumerMetrics {
             rows_inserted: telemetry::counter(
                 registry,
                 "eye_consumer_rows_inserted_total",
-                "Rows ClickHouse confirmed inserting.",
+                "Event rows ClickHouse confirmed inserting.",
+            ),
+            quarantined: telemetry::counter(
+                registry,
+                "eye_consumer_quarantined_total",
+                "Rejected-event rows ClickHouse confirmed inserting.",
             ),
             insert_failures: telemetry::counter(
                 registry,

@@ -1,17 +1,19 @@
 //! The consume → batch → insert → commit loop.
 
-use crate::batch::{Batch, Limits};
+use crate::batch::{Batch, Limits, Position};
 use crate::metrics::ConsumerMetrics;
 use crate::Config;
 use backon::{ExponentialBuilder, Retryable};
 use eye_common::config::ConsumerFault;
 use eye_common::store::Store;
-use eye_common::wire;
+use eye_common::time::EventTime;
+use eye_common::wire::{self, Reason, Rejection, SOURCE_CONSUMER};
 use eye_web::ops::ReadyCheck;
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,10 +45,20 @@ impl ConsumerContext for Context {
 
 type EventConsumer = StreamConsumer<Context>;
 
+/// The topics the consumer reads, and what each holds.
+#[derive(Debug, Clone)]
+struct Topics {
+    events: String,
+    rejected: String,
+    sessions: String,
+}
+
 pub struct Pipeline {
     consumer: Arc<EventConsumer>,
+    /// Sends undecodable messages to the dead-letter topic.
+    producer: FutureProducer,
     store: Store,
-    topic: String,
+    topics: Topics,
     metrics: ConsumerMetrics,
     backoff_max: Duration,
     fault: Option<ConsumerFault>,
@@ -67,7 +79,14 @@ impl Pipeline {
                 .create_with_context(Context {
                     metrics: metrics.clone(),
                 })?;
-        consumer.subscribe(&[&config.kafka.events_topic])?;
+        let topics = Topics {
+            events: config.kafka.events_topic.clone(),
+            rejected: config.kafka.rejected_topic.clone(),
+            sessions: config.kafka.sessions_topic.clone(),
+        };
+        consumer.subscribe(&[&topics.events, &topics.rejected, &topics.sessions])?;
+        let producer: FutureProducer =
+            eye_common::kafka::producer_config(&config.kafka).create()?;
         let consumer = Arc::new(consumer);
 
         // Health and metrics run beside the loop and stop with it.
@@ -95,8 +114,9 @@ impl Pipeline {
 
         let pipeline = Pipeline {
             consumer,
+            producer,
             store,
-            topic: config.kafka.events_topic.clone(),
+            topics,
             metrics,
             backoff_max: Duration::from_millis(config.consumer.insert_backoff_max_ms),
             fault: config.consumer.fault,
@@ -107,7 +127,7 @@ impl Pipeline {
             max_bytes: config.consumer.batch_max_bytes,
             max_wait: Duration::from_millis(config.consumer.batch_max_wait_ms),
         };
-        tracing::info!(topic = %pipeline.topic, group = %config.consumer.group_id, ?limits, "consumer running");
+        tracing::info!(topics = ?pipeline.topics, group = %config.consumer.group_id, ?limits, "consumer running");
         let result = pipeline.run(limits, stop_rx).await;
         let _ = ops_stop_tx.send(());
         let _ = ops_task.await;
@@ -130,23 +150,7 @@ impl Pipeline {
                 _ = &mut stop => break,
                 msg = self.consumer.recv() => match msg {
                     Ok(m) => {
-                        let now = Instant::now();
-                        match m.payload().map(wire::decode_row) {
-                            Some(Ok(row)) => {
-                                self.metrics.messages.with_label_values(&["decoded"]).inc();
-                                batch.push(row, m.partition(), m.offset(), now);
-                            }
-                            Some(Err(e)) => {
-                                self.metrics.messages.with_label_values(&["undecodable"]).inc();
-                                tracing::error!(partition = m.partition(), offset = m.offset(), error = %e, "skipping undecodable message");
-                                batch.skip(m.partition(), m.offset(), now);
-                            }
-                            None => {
-                                self.metrics.messages.with_label_values(&["undecodable"]).inc();
-                                tracing::error!(partition = m.partition(), offset = m.offset(), "skipping message without payload");
-                                batch.skip(m.partition(), m.offset(), now);
-                            }
-                        }
+                        self.take(&m, &mut batch);
                         if batch.is_full() {
                             self.flush(&mut batch, CommitMode::Async).await;
                         }
@@ -168,28 +172,99 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Decodes one message by its topic into the batch. What cannot be decoded is never
+    /// dropped and never blocks the partition: it goes to the dead-letter topic, or, if it
+    /// came from the dead-letter topic itself, straight into the quarantine table.
+    fn take(&self, m: &BorrowedMessage<'_>, batch: &mut Batch) {
+        let now = Instant::now();
+        let at = Position {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+        };
+        let payload = m.payload().unwrap_or_default();
+        let decoded = if at.topic == self.topics.events {
+            wire::decode_row(payload).map(|row| batch.push_event(row, at, now))
+        } else if at.topic == self.topics.rejected {
+            wire::decode_rejection(payload).map(|row| batch.push_rejected(row, at, now))
+        } else if at.topic == self.topics.sessions {
+            wire::decode_session(payload).map(|row| batch.push_session(row, at, now))
+        } else {
+            tracing::error!(
+                topic = at.topic,
+                "message from a topic this consumer does not read"
+            );
+            return;
+        };
+        let Err(e) = decoded else {
+            self.metrics.messages.with_label_values(&["decoded"]).inc();
+            return;
+        };
+        self.metrics
+            .messages
+            .with_label_values(&["undecodable"])
+            .inc();
+        tracing::error!(topic = at.topic, partition = at.partition, offset = at.offset, error = %e, "undecodable message quarantined");
+        let key = m
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default();
+        let mut rejection = Rejection::new(
+            SOURCE_CONSUMER,
+            "",
+            EventTime::now(),
+            String::from_utf8_lossy(payload).into_owned(),
+            vec![Reason {
+                field: String::new(),
+                code: "undecodable".into(),
+                message: format!(
+                    "{} partition {} offset {}: {e}",
+                    at.topic, at.partition, at.offset
+                ),
+            }],
+            Default::default(),
+        );
+        rejection.session_id = key;
+        // The id derives from the message's position, so a replay quarantines it once.
+        rejection.rejection_id = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{}/{}/{}", at.topic, at.partition, at.offset).as_bytes(),
+        );
+        if at.topic == self.topics.rejected {
+            match wire::decode_rejection(&rejection.encode()) {
+                Ok(row) => batch.push_rejected(row, at, now),
+                Err(e) => tracing::error!(error = %e, "cannot quarantine a poison dead letter"),
+            }
+        } else {
+            batch.push_dead_letter(rejection, at, now);
+        }
+    }
+
     /// Inserts the batch (retrying), then commits its offsets. If the insert cannot be
     /// confirmed before shutdown, nothing is committed and the batch is replayed later.
     async fn flush(&self, batch: &mut Batch, mode: CommitMode) {
         if batch.is_empty() {
             return;
         }
-        if !batch.rows().is_empty() {
-            let started = Instant::now();
-            if let Err(e) = self.insert_with_retry(batch).await {
-                tracing::error!(error = %e, rows = batch.rows().len(), "insert abandoned at shutdown; offsets not committed, the batch will be replayed");
-                batch.clear();
-                return;
-            }
-            let rows = batch.rows().len();
+        let started = Instant::now();
+        if let Err(e) = self.write_with_retry(batch).await {
+            tracing::error!(error = %e, rows = batch.rows(), "write abandoned at shutdown; offsets not committed, the batch will be replayed");
+            batch.clear();
+            return;
+        }
+        if !batch.events.is_empty() {
+            let rows = batch.events.len();
             self.metrics
                 .insert_duration
                 .observe(started.elapsed().as_secs_f64());
             self.metrics.rows_inserted.inc_by(rows as u64);
             self.metrics.batch_rows.observe(rows as f64);
             self.metrics.batch_bytes.observe(batch.bytes() as f64);
-            tracing::debug!(rows, "batch inserted");
         }
+        self.metrics
+            .quarantined
+            .inc_by((batch.rejected.len()) as u64);
+        tracing::debug!(rows = batch.rows(), "batch written");
         if self.fault == Some(ConsumerFault::AbortAfterInsert) {
             tracing::error!("fault injection: aborting after insert, before commit");
             std::process::abort();
@@ -198,7 +273,33 @@ impl Pipeline {
         batch.clear();
     }
 
-    async fn insert_with_retry(&self, batch: &Batch) -> Result<(), eye_common::store::StoreError> {
+    /// Dead letters first (each is acknowledged by the broker), then one INSERT per table.
+    /// Every step is idempotent, so retrying the whole of it is safe.
+    async fn write(&self, batch: &Batch) -> Result<(), WriteError> {
+        let sends = batch.dead_letters.iter().map(|r| {
+            let payload = r.encode();
+            let key = r.key();
+            async move {
+                let record = FutureRecord::to(&self.topics.rejected)
+                    .key(&key)
+                    .payload(&payload);
+                self.producer
+                    .send(record, Duration::from_secs(5))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| WriteError::DeadLetter(e.to_string()))
+            }
+        });
+        for result in futures::future::join_all(sends).await {
+            result?;
+        }
+        self.store.insert_events(&batch.events).await?;
+        self.store.insert_rejected(&batch.rejected).await?;
+        self.store.insert_sessions(&batch.sessions).await?;
+        Ok(())
+    }
+
+    async fn write_with_retry(&self, batch: &Batch) -> Result<(), WriteError> {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(self.backoff_max)
@@ -206,7 +307,7 @@ impl Pipeline {
             .without_max_times();
         let stopping = self.stopping.clone();
         let mut shutdown_attempts = 0u32;
-        (|| self.store.insert_events(batch.rows()))
+        (|| self.write(batch))
             .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(move |_| {
@@ -220,15 +321,15 @@ impl Pipeline {
             })
             .notify(|e, pause| {
                 self.metrics.insert_failures.inc();
-                tracing::warn!(error = %e, retry_in = ?pause, "insert failed; retrying");
+                tracing::warn!(error = %e, retry_in = ?pause, "write failed; retrying");
             })
             .await
     }
 
     fn commit(&self, batch: &Batch, mode: CommitMode) {
         let mut tpl = TopicPartitionList::new();
-        for (partition, next) in batch.commit_offsets() {
-            if let Err(e) = tpl.add_partition_offset(&self.topic, partition, Offset::Offset(next)) {
+        for (topic, partition, next) in batch.commit_offsets() {
+            if let Err(e) = tpl.add_partition_offset(topic, partition, Offset::Offset(next)) {
                 tracing::error!(error = %e, partition, "building commit list");
             }
         }
@@ -253,7 +354,7 @@ async fn ops_server(
         let consumer = consumer.clone();
         let topic = topic.clone();
         async move {
-            store.ping().await.map_err(|e| e.to_string())?;
+            store.ping().await.map_err(|e| format!("clickhouse: {e}"))?;
             tokio::task::spawn_blocking(move || {
                 consumer
                     .fetch_metadata(Some(&topic), Duration::from_secs(2))
@@ -272,4 +373,12 @@ async fn ops_server(
         let _ = stop.await;
     })
     .await;
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error(transparent)]
+    Store(#[from] eye_common::store::StoreError),
+    #[error("dead-letter topic: {0}")]
+    DeadLetter(String),
 }

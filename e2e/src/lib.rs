@@ -6,9 +6,7 @@
 //! `EYE_TEST_KAFKA_BROKERS` and `EYE_TEST_CLICKHOUSE_URL` (defaults: the local stack).
 
 use anyhow::Context;
-use eye_common::config::{
-    ClickHouseConfig, ConsumerConfig, IngestConfig, KafkaConfig, QueryConfig,
-};
+use eye_common::config::{ClickHouseConfig, ConsumerConfig, IngestConfig, KafkaConfig};
 use eye_common::store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,40 +22,69 @@ pub fn unique(name: &str) -> String {
     format!("{name}_{}", &id[20..])
 }
 
-pub fn kafka_config(topic: &str) -> KafkaConfig {
-    KafkaConfig {
-        brokers: std::env::var("EYE_TEST_KAFKA_BROKERS")
-            .unwrap_or_else(|_| "127.0.0.1:9092".into()),
-        events_topic: topic.to_owned(),
-        events_partitions: 6,
-        message_timeout_ms: 10_000,
-        linger_ms: 5,
-        queue_max_messages: 1_000_000,
+/// Builds a config group from its defaults plus `overrides` (`("EVENTS_TOPIC", "x")` for
+/// `EYE_KAFKA_EVENTS_TOPIC`), exactly as the services read the environment.
+pub fn config<T: serde::de::DeserializeOwned + eye_common::config::Group>(
+    overrides: &[(&str, &str)],
+) -> T {
+    let vars = overrides
+        .iter()
+        .map(|(k, v)| (format!("{}{k}", T::PREFIX), (*v).to_owned()));
+    match eye_common::config::from_iter(vars) {
+        Ok(c) => c,
+        Err(e) => panic!("test config: {e}"),
     }
+}
+
+/// Kafka settings for the broker under test; topics are `<prefix>.events` and so on.
+pub fn kafka_config(prefix: &str) -> KafkaConfig {
+    let brokers =
+        std::env::var("EYE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    config(&[
+        ("BROKERS", &brokers),
+        ("EVENTS_TOPIC", &format!("{prefix}.events")),
+        ("REJECTED_TOPIC", &format!("{prefix}.rejected")),
+        ("SESSIONS_TOPIC", &format!("{prefix}.sessions")),
+        ("MESSAGE_TIMEOUT_MS", "10000"),
+    ])
+}
+
+/// Creates the three topics of `k`.
+pub async fn create_topics(k: &KafkaConfig) -> anyhow::Result<()> {
+    let p = k.events_partitions;
+    eye_common::kafka::ensure_topics(
+        k,
+        &[
+            (&k.events_topic, p),
+            (&k.rejected_topic, p),
+            (&k.sessions_topic, p),
+        ],
+    )
+    .await
+    .context("creating the test topics: is the broker running (make servers)?")
 }
 
 pub fn clickhouse_config(database: &str) -> ClickHouseConfig {
-    ClickHouseConfig {
-        url: std::env::var("EYE_TEST_CLICKHOUSE_URL")
-            .unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
-        database: database.to_owned(),
-        user: "default".into(),
-        password: String::new(),
-        max_execution_time_ms: 10_000,
-    }
+    let url =
+        std::env::var("EYE_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into());
+    config(&[("URL", &url), ("DATABASE", database)])
+}
+
+/// Ingest settings: the shipped schemas, everything else at its default.
+pub fn ingest_config(overrides: &[(&str, &str)]) -> IngestConfig {
+    let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
+    let mut all = vec![("LISTEN_ADDR", "127.0.0.1:0"), ("SCHEMA_DIR", schemas)];
+    all.extend_from_slice(overrides);
+    config(&all)
 }
 
 pub fn consumer_config(group: &str) -> ConsumerConfig {
-    ConsumerConfig {
-        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        group_id: group.to_owned(),
-        batch_max_rows: 10_000,
-        batch_max_bytes: 16 * 1024 * 1024,
-        batch_max_wait_ms: 200,
-        insert_backoff_max_ms: 1_000,
-        migrate_on_start: true,
-        fault: None,
-    }
+    config(&[
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("GROUP_ID", group),
+        ("BATCH_MAX_WAIT_MS", "200"),
+        ("INSERT_BACKOFF_MAX_MS", "1000"),
+    ])
 }
 
 /// A running service: its address and the means to stop it.
@@ -106,13 +133,14 @@ async fn on_stop(rx: oneshot::Receiver<()>) {
 }
 
 pub async fn start_ingest(kafka: KafkaConfig) -> anyhow::Result<Service> {
-    let config = eye_ingest::Config {
-        ingest: IngestConfig {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            max_body_bytes: 5 * 1024 * 1024,
-        },
-        kafka,
-    };
+    start_ingest_with(ingest_config(&[]), kafka).await
+}
+
+pub async fn start_ingest_with(
+    ingest: IngestConfig,
+    kafka: KafkaConfig,
+) -> anyhow::Result<Service> {
+    let config = eye_ingest::Config { ingest, kafka };
     Service::spawn("ingest", |l, rx| eye_ingest::run(config, l, on_stop(rx))).await
 }
 
@@ -134,10 +162,7 @@ pub async fn start_consumer(
 
 pub async fn start_query(clickhouse: ClickHouseConfig) -> anyhow::Result<Service> {
     let config = eye_query::Config {
-        query: QueryConfig {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            session_events_max: 10_000,
-        },
+        query: config(&[("LISTEN_ADDR", "127.0.0.1:0")]),
         clickhouse,
     };
     Service::spawn("query", |l, rx| eye_query::run(config, l, on_stop(rx))).await
@@ -160,9 +185,7 @@ impl Stack {
         let kafka = kafka_config(&format!("eye.test.{id}"));
         let clickhouse = clickhouse_config(&format!("eye_test_{id}"));
         let group = format!("eye-test-{id}");
-        eye_common::kafka::ensure_topics(&kafka, &[(&kafka.events_topic, kafka.events_partitions)])
-            .await
-            .context("creating the test topic: is the broker running (make servers)?")?;
+        create_topics(&kafka).await?;
         let ingest = start_ingest(kafka.clone()).await?;
         let consumer =
             start_consumer(consumer_config(&group), kafka.clone(), clickhouse.clone()).await?;

@@ -1,47 +1,81 @@
 //! Everything ingest can answer other than success, and its one mapping to HTTP.
 
-use eye_common::event::ParseError;
+use eye_common::event::{FieldError, RequestError};
+use eye_common::session::SessionError;
 use eye_web::error::HttpError;
 use warp::http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error(transparent)]
-    Parse(#[from] ParseError),
+    Request(#[from] RequestError),
+    #[error("Content-Type must be application/json (got {0:?})")]
+    UnsupportedMediaType(String),
+    #[error("Content-Encoding must be gzip or identity (got {0:?})")]
+    UnsupportedEncoding(String),
+    #[error("request body exceeds {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+    #[error("request body exceeds {limit} bytes once decompressed")]
+    DecompressedTooLarge { limit: u64 },
+    #[error("request body is not valid gzip: {0}")]
+    InvalidGzip(String),
+    #[error("reading the request body failed: {0}")]
+    Body(String),
+    #[error("invalid session id: {}", .0.message)]
+    BadSessionId(FieldError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
     /// The producer's queue is full: the broker is not keeping up.
     #[error("ingest is overloaded; retry later")]
     Overloaded,
     /// The broker did not acknowledge in time, or refused the write.
-    #[error("the event store did not acknowledge the events: {0}")]
+    #[error("the event store did not acknowledge the request: {0}")]
     Produce(String),
+}
+
+impl IngestError {
+    /// The machine code clients see, also the label of the rejected-requests metric.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Request(e) => e.code(),
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::UnsupportedEncoding(_) => "unsupported_encoding",
+            Self::BodyTooLarge { .. } => "payload_too_large",
+            Self::DecompressedTooLarge { .. } => "decompressed_too_large",
+            Self::InvalidGzip(_) => "invalid_gzip",
+            Self::Body(_) => "invalid_body",
+            Self::BadSessionId(_) => "invalid_session_id",
+            Self::Session(SessionError::NotAnObject(_)) => "malformed_json",
+            Self::Session(SessionError::Invalid(_)) => "invalid_session",
+            Self::Overloaded => "overloaded",
+            Self::Produce(_) => "broker_unavailable",
+        }
+    }
 }
 
 impl From<IngestError> for HttpError {
     fn from(e: IngestError) -> Self {
+        let code = e.code();
         let message = e.to_string();
-        match e {
-            IngestError::Parse(ParseError::MalformedJson { .. }) => {
-                HttpError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+        let status = match &e {
+            IngestError::Request(RequestError::TooManyEvents { .. })
+            | IngestError::BodyTooLarge { .. }
+            | IngestError::DecompressedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::UnsupportedMediaType(_) | IngestError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            IngestError::Parse(ParseError::NotEvents) => {
-                HttpError::new(StatusCode::BAD_REQUEST, "not_events", message)
-            }
-            IngestError::Parse(ParseError::Invalid(details)) => HttpError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_events",
-                format!("{message}; nothing was accepted"),
-            )
-            .with_details(details),
-            IngestError::Overloaded => {
-                HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
-                    .with_retry_after(1)
-            }
-            IngestError::Produce(_) => HttpError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "broker_unavailable",
-                format!("{message}; nothing was accepted, retry with the same event_ids"),
-            )
-            .with_retry_after(1),
+            IngestError::Overloaded | IngestError::Produce(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let details = match e {
+            IngestError::BadSessionId(d) => vec![d],
+            IngestError::Session(SessionError::Invalid(d)) => d,
+            _ => Vec::new(),
+        };
+        let err = HttpError::new(status, code, message).with_details(details);
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => err.with_retry_after(1),
+            _ => err,
         }
     }
 }

@@ -1,6 +1,10 @@
-//! The ingest service: `POST /v1/events` parses and checks events, produces them to Kafka
-//! keyed by `session_id`, and answers only once the broker has acknowledged every one.
+//! The ingest service: `POST /v1/events` checks each event against the event contract
+//! (common rules and its type's JSON Schema), produces accepted events to Kafka keyed by
+//! `session_id`, quarantines rejected ones on the dead-letter topic, and answers only once
+//! the broker has acknowledged every record. `POST /v1/sessions` and
+//! `POST /v1/sessions/{id}/end` record a session's lifecycle.
 
+mod body;
 mod error;
 mod metrics;
 mod routes;
@@ -10,6 +14,8 @@ pub use error::IngestError;
 pub use sink::EventSink;
 
 use eye_common::config::{self, ConfigError, IngestConfig, KafkaConfig};
+use eye_common::event::Limits;
+use eye_common::schema::SharedRegistry;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -38,11 +44,61 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let registry = prometheus::Registry::new();
     let metrics = metrics::IngestMetrics::new(&registry);
-    let sink = Arc::new(EventSink::new(&config.kafka)?);
-    let routes = routes::routes(&config, sink.clone(), metrics, registry);
+    let schemas = SharedRegistry::load(&config.ingest.schema_dir)?;
+    tracing::info!(dir = %config.ingest.schema_dir.display(), types = ?schemas.current().types(), "schemas loaded");
+    let state = Arc::new(routes::State {
+        sink: EventSink::new(&config.kafka)?,
+        schemas,
+        limits: Limits::from(&config.ingest),
+        unknown_types: config.ingest.unknown_type_policy,
+        max_body_bytes: config.ingest.max_body_bytes,
+        max_decompressed_bytes: config.ingest.max_decompressed_bytes,
+        metrics: metrics.clone(),
+    });
+    let reloader = tokio::spawn(reload_on_sighup(state.clone()));
+    let routes = routes::routes(state.clone(), registry);
     tracing::info!(addr = %listener.local_addr()?, topic = %config.kafka.events_topic, "ingest listening");
     eye_web::serve(routes, listener, shutdown).await;
-    sink.flush().await;
+    reloader.abort();
+    state.sink.flush().await;
     tracing::info!("ingest stopped");
     Ok(())
+}
+
+/// SIGHUP reloads the schema directory. Requests keep being served throughout: the new set
+/// replaces the old one atomically, and only if every file in it loaded.
+async fn reload_on_sighup(state: Arc<routes::State>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; schema reload disabled");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let s = state.clone();
+            let result = tokio::task::spawn_blocking(move || s.schemas.reload()).await;
+            match result {
+                Ok(Ok(n)) => {
+                    state
+                        .metrics
+                        .schema_reloads
+                        .with_label_values(&["ok"])
+                        .inc();
+                    tracing::info!(types = n, "schemas reloaded");
+                }
+                Ok(Err(e)) => {
+                    state
+                        .metrics
+                        .schema_reloads
+                        .with_label_values(&["error"])
+                        .inc();
+                    tracing::error!(error = %e, "schema reload failed; keeping the previous schemas");
+                }
+                Err(e) => tracing::error!(error = %e, "schema reload task failed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = state;
 }

@@ -5,8 +5,10 @@ use prometheus::{Histogram, IntCounterVec, Registry};
 #[derive(Clone)]
 pub struct IngestMetrics {
     pub http: HttpMetrics,
-    /// Events by outcome: `produced`, or `failed` (the broker did not acknowledge).
+    /// Events by outcome: `produced`, `quarantined` (rejected, sent to the dead-letter
+    /// topic) or `failed` (the broker did not acknowledge).
     pub events: IntCounterVec,
+    pub schema_reloads: IntCounterVec,
     /// Requests refused before producing, by error code (`malformed_json`, ...).
     pub rejected_requests: IntCounterVec,
     pub request_events: Histogram,
@@ -20,13 +22,19 @@ impl IngestMetrics {
             events: telemetry::counter_vec(
                 registry,
                 "eye_ingest_events_total",
-                "Events of well-formed requests, by outcome (produced, failed).",
+                "Events by outcome (produced, quarantined, failed).",
                 &["outcome"],
+            ),
+            schema_reloads: telemetry::counter_vec(
+                registry,
+                "eye_ingest_schema_reloads_total",
+                "Schema directory reloads on SIGHUP, by result (ok, error).",
+                &["result"],
             ),
             rejected_requests: telemetry::counter_vec(
                 registry,
                 "eye_ingest_rejected_requests_total",
-                "Requests refused before producing, by error code.",
+                "Requests refused as a whole, by error code.",
                 &["code"],
             ),
             request_events: telemetry::histogram(

@@ -1,15 +1,18 @@
 //! Routes and handlers of the ingest API.
 
+use crate::body::{self, Encoding};
 use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
 use crate::sink::EventSink;
-use crate::Config;
-use bytes::Bytes;
-use eye_common::event::{parse_events, ParseError};
+use bytes::Buf;
+use eye_common::event::{parse_batch, FieldError, Item, Limits, Rules, SessionId};
+use eye_common::schema::{SharedRegistry, UnknownTypePolicy};
+use eye_common::session;
 use eye_common::time::EventTime;
-use eye_web::error::{recover, HttpError};
+use eye_common::wire::{Reason, Rejection, SOURCE_INGEST};
+use eye_web::error::{recover, ErrorDetail, HttpError};
 use eye_web::ops::{self, ReadyCheck};
-use futures::FutureExt;
+use futures::{FutureExt, Stream};
 use prometheus::Registry;
 use serde::Serialize;
 use std::sync::Arc;
@@ -18,83 +21,280 @@ use uuid::Uuid;
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
+/// Who sent a request. Until client authentication exists every request is anonymous.
+const CLIENT: &str = "anonymous";
+
+pub struct State {
+    pub sink: EventSink,
+    pub schemas: SharedRegistry,
+    pub limits: Limits,
+    pub unknown_types: UnknownTypePolicy,
+    pub max_body_bytes: u64,
+    pub max_decompressed_bytes: u64,
+    pub metrics: IngestMetrics,
+}
+
 #[derive(Serialize)]
-struct Accepted {
+struct ItemResult {
+    index: usize,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldError>,
+}
+
+/// The answer to every request that reached per-event checks: 202 (all accepted),
+/// 207 (some rejected) or 400 (all rejected; also carries `error`).
+#[derive(Serialize)]
+struct BatchResponse {
     accepted: usize,
+    rejected: usize,
     event_ids: Vec<Uuid>,
+    results: Vec<ItemResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorDetail>,
 }
 
 pub fn routes(
-    config: &Config,
-    sink: Arc<EventSink>,
-    metrics: IngestMetrics,
+    state: Arc<State>,
     registry: Registry,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
-    let ready_sink = sink.clone();
+    let ready_state = state.clone();
     let ready: ReadyCheck = Arc::new(move || {
-        let sink = ready_sink.clone();
-        async move { sink.check_broker().await }.boxed()
+        let state = ready_state.clone();
+        async move { state.sink.check_broker().await }.boxed()
     });
-    let log = metrics.http.log(route_of);
-    let m = metrics.clone();
+    let log = state.metrics.http.log(route_of);
+    let with_state = warp::any().map(move || state.clone());
+    let body = warp::header::optional::<String>("content-type")
+        .and(warp::header::optional::<String>("content-encoding"))
+        .and(warp::body::stream());
+
     let events = warp::path!("v1" / "events")
         .and(warp::post())
-        .and(warp::body::content_length_limit(
-            config.ingest.max_body_bytes,
-        ))
-        .and(warp::body::bytes())
-        .and_then(move |body: Bytes| {
-            let sink = sink.clone();
-            let m = m.clone();
-            async move {
-                post_events(&sink, &m, &body)
-                    .await
-                    .map_err(|e| warp::reject::custom(HttpError::from(e)))
-            }
+        .and(with_state.clone())
+        .and(body)
+        .and_then(
+            |state: Arc<State>, ct: Option<String>, ce: Option<String>, stream| async move {
+                let body = read_body(&state, ct.as_deref(), ce.as_deref(), stream).await;
+                let result = match body {
+                    Ok(body) => post_events(&state, &body).await,
+                    Err(e) => Err(e),
+                };
+                result.map_err(|e| reject(&state, e))
+            },
+        );
+    let session_start = warp::path!("v1" / "sessions")
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(body)
+        .and_then(
+            |state: Arc<State>, ct: Option<String>, ce: Option<String>, stream| async move {
+                let result = match read_body(&state, ct.as_deref(), ce.as_deref(), stream).await {
+                    Ok(body) => start_session(&state, &body).await,
+                    Err(e) => Err(e),
+                };
+                result.map_err(|e| reject(&state, e))
+            },
+        );
+    let session_end = warp::path!("v1" / "sessions" / String / "end")
+        .and(warp::post())
+        .and(with_state)
+        .and(body)
+        .and_then(|id: String, state: Arc<State>, ct: Option<String>, ce: Option<String>, stream| async move {
+            let result = match read_body(&state, ct.as_deref(), ce.as_deref(), stream).await {
+                Ok(body) => end_session(&state, &id, &body).await,
+                Err(e) => Err(e),
+            };
+            result.map_err(|e| reject(&state, e))
         });
     events
+        .or(session_start)
+        .unify()
+        .or(session_end)
+        .unify()
         .or(ops::routes(registry, ready))
         .recover(recover)
         .with(log)
 }
 
-async fn post_events(
-    sink: &EventSink,
-    m: &IngestMetrics,
-    body: &[u8],
-) -> Result<warp::reply::Response, IngestError> {
-    let events = match parse_events(body, EventTime::now()) {
-        Ok(events) => events,
+fn reject(state: &State, e: IngestError) -> warp::Rejection {
+    state
+        .metrics
+        .rejected_requests
+        .with_label_values(&[e.code()])
+        .inc();
+    warp::reject::custom(HttpError::from(e))
+}
+
+async fn read_body<S, B>(
+    state: &State,
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    stream: S,
+) -> Result<Vec<u8>, IngestError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    body::check_content_type(content_type)?;
+    let encoding = body::content_encoding(content_encoding)?;
+    let raw = body::read_limited(stream, state.max_body_bytes).await?;
+    match encoding {
+        Encoding::Identity => Ok(raw),
+        Encoding::Gzip => body::gunzip_limited(&raw, state.max_decompressed_bytes),
+    }
+}
+
+async fn post_events(state: &State, body: &[u8]) -> Result<warp::reply::Response, IngestError> {
+    let received_at = EventTime::now();
+    let schemas = state.schemas.current();
+    let rules = Rules {
+        limits: &state.limits,
+        schemas: &schemas,
+        unknown_types: state.unknown_types,
+    };
+    let items = match parse_batch(body, received_at, rules) {
+        Ok(items) => items,
         Err(e) => {
-            let code = match &e {
-                ParseError::MalformedJson { .. } => "malformed_json",
-                ParseError::NotEvents => "not_events",
-                ParseError::Invalid(_) => "invalid_events",
-            };
-            m.rejected_requests.with_label_values(&[code]).inc();
+            // The body could not be split into events: quarantine it whole.
+            let reasons = vec![Reason {
+                field: String::new(),
+                code: e.code().to_owned(),
+                message: e.to_string(),
+            }];
+            let raw = String::from_utf8_lossy(body).into_owned();
+            let rejection = Rejection::new(
+                SOURCE_INGEST,
+                CLIENT,
+                received_at,
+                raw,
+                reasons,
+                Default::default(),
+            );
+            state.sink.send(&[], &[rejection]).await?;
+            state
+                .metrics
+                .events
+                .with_label_values(&["quarantined"])
+                .inc();
             return Err(e.into());
         }
     };
-    let n = events.len() as u64;
+
+    let mut events = Vec::new();
+    let mut rejections = Vec::new();
+    let mut results = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        match item {
+            Item::Accepted(ev) => {
+                results.push(ItemResult {
+                    index,
+                    status: "accepted",
+                    event_id: Some(ev.event_id),
+                    errors: Vec::new(),
+                });
+                events.push(ev);
+            }
+            Item::Rejected(r) => {
+                let reasons = r.errors.iter().map(Reason::from).collect();
+                rejections.push(Rejection::new(
+                    SOURCE_INGEST,
+                    CLIENT,
+                    received_at,
+                    r.raw,
+                    reasons,
+                    r.hints,
+                ));
+                results.push(ItemResult {
+                    index,
+                    status: "rejected",
+                    event_id: None,
+                    errors: r.errors,
+                });
+            }
+        }
+    }
+
+    let m = &state.metrics;
     let started = Instant::now();
-    if let Err(e) = sink.send_all(&events).await {
-        m.events.with_label_values(&["failed"]).inc_by(n);
-        tracing::warn!(error = %e, events = n, "produce failed");
+    if let Err(e) = state.sink.send(&events, &rejections).await {
+        m.events
+            .with_label_values(&["failed"])
+            .inc_by((events.len() + rejections.len()) as u64);
+        tracing::warn!(error = %e, events = events.len(), rejections = rejections.len(), "produce failed");
         return Err(e);
     }
     m.produce_duration.observe(started.elapsed().as_secs_f64());
-    m.events.with_label_values(&["produced"]).inc_by(n);
-    m.request_events.observe(n as f64);
-    let body = Accepted {
-        accepted: events.len(),
-        event_ids: events.iter().map(|e| e.event_id).collect(),
+    m.events
+        .with_label_values(&["produced"])
+        .inc_by(events.len() as u64);
+    m.events
+        .with_label_values(&["quarantined"])
+        .inc_by(rejections.len() as u64);
+    m.request_events.observe(results.len() as f64);
+
+    let (accepted, rejected) = (events.len(), rejections.len());
+    let (status, error) = match (accepted, rejected) {
+        (_, 0) => (StatusCode::ACCEPTED, None),
+        (0, n) => (
+            StatusCode::BAD_REQUEST,
+            Some(ErrorDetail {
+                code: "invalid_events",
+                message: format!("all {n} events were rejected; each result says why"),
+                details: Vec::new(),
+            }),
+        ),
+        _ => (StatusCode::MULTI_STATUS, None),
     };
+    let body = BatchResponse {
+        accepted,
+        rejected,
+        event_ids: events.iter().map(|e| e.event_id).collect(),
+        results,
+        error,
+    };
+    Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+}
+
+async fn start_session(state: &State, body: &[u8]) -> Result<warp::reply::Response, IngestError> {
+    let update = session::parse_start(body, EventTime::now(), state.limits.time)?;
+    state.sink.send_session(&update).await?;
+    let body = serde_json::json!({"session_id": update.session_id});
+    Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED).into_response())
+}
+
+async fn end_session(
+    state: &State,
+    raw_id: &str,
+    body: &[u8],
+) -> Result<warp::reply::Response, IngestError> {
+    let decoded = percent_encoding::percent_decode_str(raw_id)
+        .decode_utf8()
+        .map_err(|_| {
+            IngestError::BadSessionId(FieldError::new(
+                "session_id",
+                "invalid_utf8",
+                "session_id must be UTF-8",
+            ))
+        })?;
+    let id = SessionId::parse(&decoded).map_err(|(code, message)| {
+        IngestError::BadSessionId(FieldError::new("session_id", code, message))
+    })?;
+    let update = session::parse_end(&id, body, EventTime::now(), state.limits.time)?;
+    state.sink.send_session(&update).await?;
+    let body = serde_json::json!({"session_id": update.session_id});
     Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED).into_response())
 }
 
 fn route_of(path: &str) -> &'static str {
     match path {
         "/v1/events" => "/v1/events",
+        "/v1/sessions" => "/v1/sessions",
+        p if p.starts_with("/v1/sessions/") && p.ends_with("/end") => {
+            "/v1/sessions/{session_id}/end"
+        }
         p => eye_web::metrics::ops_route(p).unwrap_or("other"),
     }
 }

@@ -1,17 +1,19 @@
-//! Produces events to Kafka and waits for the broker's acknowledgement.
+//! Produces records to Kafka and waits for the broker's acknowledgements.
 
 use crate::error::IngestError;
 use eye_common::config::KafkaConfig;
 use eye_common::event::Event;
-use eye_common::wire;
+use eye_common::wire::{self, Rejection, SessionUpdate};
 use futures::future::join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use std::time::Duration;
 
 pub struct EventSink {
     producer: FutureProducer,
-    topic: String,
+    events_topic: String,
+    rejected_topic: String,
+    sessions_topic: String,
     timeout: Duration,
 }
 
@@ -19,30 +21,58 @@ impl EventSink {
     pub fn new(k: &KafkaConfig) -> Result<Self, KafkaError> {
         Ok(Self {
             producer: eye_common::kafka::producer_config(k).create()?,
-            topic: k.events_topic.clone(),
+            events_topic: k.events_topic.clone(),
+            rejected_topic: k.rejected_topic.clone(),
+            sessions_topic: k.sessions_topic.clone(),
             timeout: Duration::from_millis(k.message_timeout_ms),
         })
     }
 
-    /// Produces every event and returns once all are acknowledged (`acks=all`), or with the
-    /// first failure. On failure some events of the batch may still have been written;
-    /// a client that retries with the same `event_id`s gets each stored once, because
-    /// storage deduplicates by `event_id`.
-    pub async fn send_all(&self, events: &[Event]) -> Result<(), IngestError> {
-        let mut pending = Vec::with_capacity(events.len());
+    /// Produces accepted events and quarantined rejections together and returns once all
+    /// are acknowledged (`acks=all`), or with the first failure. On failure some records
+    /// may still have been written; a client that retries with the same `event_id`s gets
+    /// each event stored once, because storage deduplicates by `event_id`.
+    pub async fn send(
+        &self,
+        events: &[Event],
+        rejections: &[Rejection],
+    ) -> Result<(), IngestError> {
+        let mut pending = Vec::with_capacity(events.len() + rejections.len());
         for ev in events {
-            let payload = wire::encode(ev);
-            let record = FutureRecord::to(&self.topic)
-                .key(ev.session_id.as_str())
-                .payload(&payload);
-            match self.producer.send_result(record) {
-                Ok(delivery) => pending.push(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    return Err(IngestError::Overloaded);
-                }
-                Err((e, _)) => return Err(IngestError::Produce(e.to_string())),
-            }
+            pending.push(self.enqueue(
+                &self.events_topic,
+                ev.session_id.as_str(),
+                &wire::encode(ev),
+            )?);
         }
+        for r in rejections {
+            pending.push(self.enqueue(&self.rejected_topic, &r.key(), &r.encode())?);
+        }
+        self.await_all(pending).await
+    }
+
+    pub async fn send_session(&self, update: &SessionUpdate) -> Result<(), IngestError> {
+        let delivery = self.enqueue(&self.sessions_topic, &update.session_id, &update.encode())?;
+        self.await_all(vec![delivery]).await
+    }
+
+    fn enqueue(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<DeliveryFuture, IngestError> {
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        match self.producer.send_result(record) {
+            Ok(delivery) => Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(IngestError::Overloaded)
+            }
+            Err((e, _)) => Err(IngestError::Produce(e.to_string())),
+        }
+    }
+
+    async fn await_all(&self, pending: Vec<DeliveryFuture>) -> Result<(), IngestError> {
         for result in join_all(pending).await {
             match result {
                 Ok(Ok(_)) => {}
@@ -53,19 +83,26 @@ impl EventSink {
         Ok(())
     }
 
-    /// Asks the broker whether it is reachable (used by `/readyz`).
+    /// Asks the broker whether it is reachable and the topics exist (used by `/readyz`).
     pub async fn check_broker(&self) -> Result<(), String> {
         let producer = self.producer.clone();
-        let topic = self.topic.clone();
+        let topics = [
+            self.events_topic.clone(),
+            self.rejected_topic.clone(),
+            self.sessions_topic.clone(),
+        ];
         tokio::task::spawn_blocking(move || {
-            producer
-                .client()
-                .fetch_metadata(Some(&topic), Duration::from_secs(2))
-                .map_err(|e| format!("kafka: {e}"))
-                .and_then(|md| match md.topics().first() {
-                    Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
-                    _ => Err(format!("kafka: topic {topic} is missing")),
-                })
+            for topic in &topics {
+                let md = producer
+                    .client()
+                    .fetch_metadata(Some(topic), Duration::from_secs(2))
+                    .map_err(|e| format!("kafka: {e}"))?;
+                match md.topics().first() {
+                    Some(t) if t.error().is_none() && !t.partitions().is_empty() => {}
+                    _ => return Err(format!("kafka: topic {topic} is missing")),
+                }
+            }
+            Ok(())
         })
         .await
         .map_err(|e| e.to_string())?

@@ -1,6 +1,7 @@
 //! The query service: answers questions about stored events from ClickHouse.
 
 mod error;
+mod params;
 mod routes;
 mod view;
 

@@ -1,20 +1,22 @@
 //! Routes and handlers of the query API.
 
 use crate::error::QueryError;
-use crate::view::{EventView, SessionEvents};
+use crate::params::{self, Params};
+use crate::view::{EventView, RejectedPage, RejectedView, SessionEvents, SessionView};
 use crate::Config;
 use eye_common::event::{FieldError, SessionId};
-use eye_common::store::Store;
+use eye_common::store::{RejectedFilter, Store};
 use eye_web::error::{recover, HttpError};
 use eye_web::metrics::HttpMetrics;
 use eye_web::ops::{self, ReadyCheck};
 use futures::FutureExt;
 use prometheus::Registry;
-use std::collections::HashMap;
 use std::sync::Arc;
 use warp::{Filter, Reply};
 
 const DEFAULT_LIMIT: u32 = 1_000;
+const REJECTED_DEFAULT_LIMIT: u32 = 100;
+const REJECTED_MAX_LIMIT: u32 = 1_000;
 
 pub fn routes(
     config: &Config,
@@ -28,10 +30,11 @@ pub fn routes(
         async move { store.ping().await.map_err(|e| e.to_string()) }.boxed()
     });
     let max_limit = config.query.session_events_max;
+    let rejected_store = store.clone();
     let session_events = warp::path!("v1" / "sessions" / String / "events")
         .and(warp::get())
-        .and(warp::query::<HashMap<String, String>>())
-        .and_then(move |raw_id: String, params: HashMap<String, String>| {
+        .and(warp::query::<Params>())
+        .and_then(move |raw_id: String, params: Params| {
             let store = store.clone();
             async move {
                 session_events(&store, &raw_id, &params, max_limit)
@@ -39,7 +42,20 @@ pub fn routes(
                     .map_err(|e| warp::reject::custom(HttpError::from(e)))
             }
         });
+    let rejected = warp::path!("v1" / "rejected")
+        .and(warp::get())
+        .and(warp::query::<Params>())
+        .and_then(move |params: Params| {
+            let store = rejected_store.clone();
+            async move {
+                rejected(&store, &params)
+                    .await
+                    .map_err(|e| warp::reject::custom(HttpError::from(e)))
+            }
+        });
     session_events
+        .or(rejected)
+        .unify()
         .or(ops::routes(registry, ready))
         .recover(recover)
         .with(http.log(route_of))
@@ -48,9 +64,9 @@ pub fn routes(
 async fn session_events(
     store: &Store,
     raw_id: &str,
-    params: &HashMap<String, String>,
+    params: &Params,
     max_limit: u32,
-) -> Result<warp::reply::Json, QueryError> {
+) -> Result<warp::reply::Response, QueryError> {
     let bad_session = |code, message| {
         QueryError::BadParameter(FieldError {
             field: "session_id".into(),
@@ -64,77 +80,54 @@ async fn session_events(
         .map_err(|_| bad_session("invalid_utf8", "session_id must be UTF-8".into()))?;
     let session =
         SessionId::parse(&decoded).map_err(|(code, message)| bad_session(code, message))?;
-    let limit = parse_limit(params, max_limit)?;
-    let rows = store.session_events(&session, limit).await?;
-    if rows.is_empty() {
+    params::only(params, &["limit"])?;
+    let limit = params::limit(params, DEFAULT_LIMIT, max_limit)?;
+    let (rows, meta) = futures::try_join!(
+        store.session_events(&session, limit),
+        store.session_meta(&session)
+    )?;
+    if rows.is_empty() && meta.is_none() {
         return Err(QueryError::SessionNotFound(session.into_string()));
     }
     Ok(warp::reply::json(&SessionEvents {
         session_id: session.into_string(),
+        session: meta.map(SessionView::from),
         events: rows.into_iter().map(EventView::from).collect(),
-    }))
+    })
+    .into_response())
 }
 
-fn parse_limit(params: &HashMap<String, String>, max: u32) -> Result<u32, QueryError> {
-    for key in params.keys() {
-        if key != "limit" {
-            return Err(QueryError::BadParameter(FieldError {
-                field: key.clone(),
-                code: "unknown_parameter",
-                message: "unknown parameter; this endpoint takes: limit".into(),
-            }));
-        }
-    }
-    let Some(raw) = params.get("limit") else {
-        return Ok(DEFAULT_LIMIT.min(max));
+/// `GET /v1/rejected?reason=&from=&to=&limit=&cursor=`: the quarantine in arrival order.
+async fn rejected(store: &Store, params: &Params) -> Result<warp::reply::Response, QueryError> {
+    params::only(params, &["reason", "from", "to", "limit", "cursor"])?;
+    let (from, to) = params::range(params)?;
+    let filter = RejectedFilter {
+        reason: params::reason(params)?,
+        from_us: from.map(|t| t.as_micros()),
+        to_us: to.map(|t| t.as_micros()),
+        after: params::cursor(params)?,
+        limit: params::limit(params, REJECTED_DEFAULT_LIMIT, REJECTED_MAX_LIMIT)?,
     };
-    match raw.parse::<u32>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(QueryError::BadParameter(FieldError {
-            field: "limit".into(),
-            code: "out_of_range",
-            message: format!("limit must be an integer from 1 to {max}"),
-        })),
-    }
+    let rows = store.rejected(&filter).await?;
+    let next_cursor = (rows.len() == filter.limit as usize)
+        .then(|| {
+            rows.last()
+                .map(|r| params::encode_cursor(r.received_at_us, r.rejection_id))
+        })
+        .flatten();
+    Ok(warp::reply::json(&RejectedPage {
+        rejected: rows.into_iter().map(RejectedView::from).collect(),
+        next_cursor,
+    })
+    .into_response())
 }
 
 fn route_of(path: &str) -> &'static str {
     if path.starts_with("/v1/sessions/") && path.ends_with("/events") {
         return "/v1/sessions/{session_id}/events";
     }
+    if path == "/v1/rejected" {
+        return "/v1/rejected";
+    }
     eye_web::metrics::ops_route(path).unwrap_or("other")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
-    }
-
-    #[test]
-    fn limit_parameter() {
-        type Case<'a> = (&'a [(&'a str, &'a str)], Result<u32, &'a str>);
-        let cases: &[Case] = &[
-            (&[], Ok(1_000)),
-            (&[("limit", "1")], Ok(1)),
-            (&[("limit", "5000")], Ok(5_000)),
-            (&[("limit", "0")], Err("limit")),
-            (&[("limit", "5001")], Err("limit")),
-            (&[("limit", "-1")], Err("limit")),
-            (&[("limit", "ten")], Err("limit")),
-            (&[("order", "asc")], Err("order")),
-        ];
-        for (input, want) in cases {
-            let got = parse_limit(&params(input), 5_000).map_err(|e| match e {
-                QueryError::BadParameter(f) => f.field,
-                other => panic!("unexpected {other}"),
-            });
-            assert_eq!(got, want.map_err(str::to_owned), "{input:?}");
-        }
-    }
 }

@@ -1,9 +1,10 @@
 //! Versioned ClickHouse migrations, embedded from `deploy/clickhouse/migrations/`.
 //!
-//! A migration is applied once and recorded in `schema_migrations`. Files must be
-//! idempotent on their own (`IF NOT EXISTS`), because two processes migrating at the same
-//! moment may both apply one before either records it; ClickHouse has no transactions to
-//! prevent that.
+//! A migration is applied once and recorded in `schema_migrations`. Two processes
+//! migrating at the same moment may both apply one before either records it (ClickHouse
+//! has no transactions), so statements must be safe to repeat: `CREATE ... IF NOT EXISTS`,
+//! and `ALTER ... ADD COLUMN`, whose "already exists" error the runner counts as done
+//! (18.16 has no `ADD COLUMN IF NOT EXISTS`).
 
 /// One migration file: its version (the file's numeric prefix), name and statements.
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +29,12 @@ macro_rules! migration {
 }
 
 /// Every migration, in the order it must be applied.
-pub const MIGRATIONS: &[Migration] = &[migration!(1, "0001_events")];
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_events"),
+    migration!(2, "0002_event_times"),
+    migration!(3, "0003_rejected_events"),
+    migration!(4, "0004_sessions"),
+];
 
 /// Splits a migration file into statements: `;` at the end of a line ends one. Comment
 /// lines are dropped, because ClickHouse 18.16 rejects a request that is only a comment.
@@ -49,6 +55,11 @@ pub fn statements(sql: &str) -> Vec<String> {
     }
     push_statement(&mut out, &current);
     out
+}
+
+/// A statement that failed only because its effect is already in place.
+pub fn already_applied(error: &str) -> bool {
+    error.contains("already exists")
 }
 
 fn push_statement(out: &mut Vec<String>, stmt: &str) {

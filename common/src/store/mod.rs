@@ -18,11 +18,71 @@ pub struct EventRow {
     pub session_id: String,
     pub category: String,
     pub name: String,
+    /// Event time, corrected for client clock skew.
     pub ts_us: i64,
     pub received_at_us: i64,
     /// The event's `data` object as JSON text, exactly as produced by ingest.
     pub data: String,
     pub value: Option<f64>,
+    /// Event time as the client sent it.
+    pub client_ts_us: i64,
+    pub sent_at_us: Option<i64>,
+}
+
+/// One quarantined record, in the column order of [`sql::REJECTED_COLUMNS`].
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct RejectedRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub rejection_id: Uuid,
+    pub received_at_us: i64,
+    pub source: String,
+    pub client: String,
+    pub codes: Vec<String>,
+    /// JSON array of `{field, code, message}`.
+    pub reasons: String,
+    pub raw: String,
+    pub event_id: String,
+    pub session_id: String,
+    pub category: String,
+    pub name: String,
+}
+
+/// One session lifecycle record, in the column order of [`sql::SESSION_COLUMNS`].
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Serialize, Deserialize)]
+pub struct SessionRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub update_id: Uuid,
+    pub session_id: String,
+    pub kind: String,
+    pub user_id: String,
+    pub machine_id: String,
+    pub org_id: String,
+    pub at_us: i64,
+    pub received_at_us: i64,
+}
+
+/// A session's metadata, merged from its lifecycle records.
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
+pub struct SessionMeta {
+    pub session_id: String,
+    pub user_id: String,
+    pub machine_id: String,
+    pub org_id: String,
+    pub started_at_us: i64,
+    pub ended_at_us: i64,
+    pub starts: u64,
+    pub ends: u64,
+}
+
+/// A filter on the quarantine, in arrival order.
+#[derive(Debug, Clone, Default)]
+pub struct RejectedFilter {
+    pub reason: Option<String>,
+    pub from_us: Option<i64>,
+    pub to_us: Option<i64>,
+    /// Keyset cursor: the last `(received_at_us, rejection_id)` already returned.
+    pub after: Option<(i64, Uuid)>,
+    pub limit: u32,
 }
 
 impl EventRow {
@@ -31,10 +91,23 @@ impl EventRow {
         16 + 8
             + 8
             + 9
+            + 8
+            + 9
             + self.session_id.len()
             + self.category.len()
             + self.name.len()
             + self.data.len()
+    }
+}
+
+impl RejectedRow {
+    pub fn approx_bytes(&self) -> usize {
+        16 + 8
+            + self.raw.len()
+            + self.reasons.len()
+            + self.client.len()
+            + self.session_id.len()
+            + 64
     }
 }
 
@@ -112,7 +185,13 @@ impl Store {
                 continue;
             }
             for stmt in migrations::statements(m.sql) {
-                self.client.query(&stmt).execute().await?;
+                match self.client.query(&stmt).execute().await {
+                    Ok(()) => {}
+                    Err(e) if migrations::already_applied(&e.to_string()) => {
+                        tracing::info!(version = m.version, error = %e, "statement already applied");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             self.client
                 .query(sql::RECORD_MIGRATION)
@@ -128,12 +207,72 @@ impl Store {
 
     /// Inserts rows as one INSERT; returns only once ClickHouse has confirmed it.
     pub async fn insert_events(&self, rows: &[EventRow]) -> Result<(), StoreError> {
-        let mut insert = self.client.insert::<EventRow>(sql::EVENTS_TABLE).await?;
+        self.insert(sql::EVENTS_TABLE, rows).await
+    }
+
+    pub async fn insert_rejected(&self, rows: &[RejectedRow]) -> Result<(), StoreError> {
+        self.insert(sql::REJECTED_TABLE, rows).await
+    }
+
+    pub async fn insert_sessions(&self, rows: &[SessionRow]) -> Result<(), StoreError> {
+        self.insert(sql::SESSIONS_TABLE, rows).await
+    }
+
+    async fn insert<T>(&self, table: &str, rows: &[T]) -> Result<(), StoreError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.client.insert::<T>(table).await?;
         for row in rows {
             insert.write(row).await?;
         }
         insert.end().await?;
         Ok(())
+    }
+
+    /// Quarantined records in arrival order, one per rejection_id.
+    pub async fn rejected(&self, f: &RejectedFilter) -> Result<Vec<RejectedRow>, StoreError> {
+        Ok(self.rejected_query(f).fetch_all().await?)
+    }
+
+    fn rejected_query(&self, f: &RejectedFilter) -> clickhouse::query::Query {
+        let mut q = self.read(&sql::rejected(
+            f.reason.is_some(),
+            f.from_us.is_some(),
+            f.to_us.is_some(),
+            f.after.is_some(),
+        ));
+        if let Some(r) = &f.reason {
+            q = q.bind(r.as_str());
+        }
+        if let Some(from) = f.from_us {
+            q = q.bind(from);
+        }
+        if let Some(to) = f.to_us {
+            q = q.bind(to);
+        }
+        if let Some((ts, id)) = f.after {
+            q = q.bind(ts).bind(ts).bind(id.to_string());
+        }
+        q.bind(f.limit)
+    }
+
+    /// A session's metadata, or `None` when no start or end record has arrived.
+    pub async fn session_meta(
+        &self,
+        session: &SessionId,
+    ) -> Result<Option<SessionMeta>, StoreError> {
+        Ok(self
+            .session_meta_query(session.as_str())
+            .fetch_optional()
+            .await?)
+    }
+
+    fn session_meta_query(&self, session: &str) -> clickhouse::query::Query {
+        self.read(sql::SESSION_META).bind(session)
     }
 
     /// A session's events in time order, one per event_id.
@@ -180,6 +319,27 @@ impl Store {
                 render(self.session_events_query("sql-check-session", 100)),
             ),
             ("event_counts", render(self.read(&sql::event_counts()))),
+            (
+                "rejected_all",
+                render(self.rejected_query(&RejectedFilter {
+                    limit: 100,
+                    ..RejectedFilter::default()
+                })),
+            ),
+            (
+                "rejected_filtered",
+                render(self.rejected_query(&RejectedFilter {
+                    reason: Some("invalid_timestamp".into()),
+                    from_us: Some(0),
+                    to_us: Some(4_000_000_000_000_000),
+                    after: Some((1, Uuid::nil())),
+                    limit: 100,
+                })),
+            ),
+            (
+                "session_meta",
+                render(self.session_meta_query("sql-check-session")),
+            ),
         ]
     }
 

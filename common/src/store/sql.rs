@@ -7,9 +7,52 @@
 
 /// Columns of [`super::EventRow`], in its field order (RowBinary is positional).
 pub const EVENT_COLUMNS: &str =
-    "event_id, session_id, category, name, ts_us, received_at_us, data, value";
+    "event_id, session_id, category, name, ts_us, received_at_us, data, value, client_ts_us, sent_at_us";
+
+/// Columns of [`super::RejectedRow`], in its field order.
+pub const REJECTED_COLUMNS: &str =
+    "rejection_id, received_at_us, source, client, codes, reasons, raw, \
+     event_id, session_id, category, name";
 
 pub const EVENTS_TABLE: &str = "events";
+pub const REJECTED_TABLE: &str = "rejected_events";
+pub const SESSIONS_TABLE: &str = "sessions";
+
+/// Binds: session_id. Lifecycle records merge here, whatever order they arrived in: the
+/// earliest start, the latest end, and the attributes of the latest-received start.
+pub const SESSION_META: &str = "SELECT session_id, \
+     argMaxIf(user_id, received_at_us, kind = 'start') AS user_id, \
+     argMaxIf(machine_id, received_at_us, kind = 'start') AS machine_id, \
+     argMaxIf(org_id, received_at_us, kind = 'start') AS org_id, \
+     minIf(at_us, kind = 'start') AS started_at_us, \
+     maxIf(at_us, kind = 'end') AS ended_at_us, \
+     countIf(kind = 'start') AS starts, \
+     countIf(kind = 'end') AS ends \
+     FROM sessions WHERE session_id = ? GROUP BY session_id";
+
+/// The quarantine in arrival order, optionally filtered. Binds, in order and only for the
+/// filters present: reason, from_us, to_us, (cursor_us, cursor_us, cursor_id), then limit.
+pub fn rejected(reason: bool, from: bool, to: bool, after: bool) -> String {
+    let mut conditions = vec!["1 = 1"];
+    if reason {
+        conditions.push("has(codes, ?)");
+    }
+    if from {
+        conditions.push("received_at_us >= ?");
+    }
+    if to {
+        conditions.push("received_at_us < ?");
+    }
+    if after {
+        conditions
+            .push("(received_at_us > ? OR (received_at_us = ? AND rejection_id > toUUID(?)))");
+    }
+    format!(
+        "SELECT {REJECTED_COLUMNS} FROM {REJECTED_TABLE} WHERE {} \
+         ORDER BY received_at_us, rejection_id LIMIT 1 BY rejection_id LIMIT ?",
+        conditions.join(" AND ")
+    )
+}
 
 pub const PING: &str = "SELECT 1";
 
@@ -92,6 +135,22 @@ mod tests {
             create_database("eye").as_deref(),
             Ok("CREATE DATABASE IF NOT EXISTS eye")
         );
+    }
+
+    #[test]
+    fn rejected_query_binds_one_placeholder_per_filter() {
+        let cases = [
+            ((false, false, false, false), 1),
+            ((true, false, false, false), 2),
+            ((false, true, true, false), 3),
+            ((true, true, true, true), 7),
+        ];
+        for ((reason, from, to, after), placeholders) in cases {
+            let q = rejected(reason, from, to, after);
+            assert_eq!(q.matches('?').count(), placeholders, "{q}");
+            assert_eq!(q.contains("has(codes"), reason);
+            assert!(q.contains("LIMIT 1 BY rejection_id"));
+        }
     }
 
     #[test]

@@ -1,0 +1,227 @@
+//! Query-string parameters: each parser names the parameter and the rule it broke.
+
+use crate::error::QueryError;
+use eye_common::event::FieldError;
+use eye_common::time::EventTime;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub type Params = HashMap<String, String>;
+
+fn bad(field: &str, code: &'static str, message: impl Into<String>) -> QueryError {
+    QueryError::BadParameter(FieldError::new(field, code, message))
+}
+
+/// Refuses parameters the endpoint does not take, so a typo is not silently ignored.
+pub fn only(params: &Params, allowed: &[&str]) -> Result<(), QueryError> {
+    let mut keys: Vec<&String> = params.keys().collect();
+    keys.sort();
+    for key in keys {
+        if !allowed.contains(&key.as_str()) {
+            return Err(bad(
+                key,
+                "unknown_parameter",
+                format!(
+                    "unknown parameter; this endpoint takes: {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn limit(params: &Params, default: u32, max: u32) -> Result<u32, QueryError> {
+    let Some(raw) = params.get("limit") else {
+        return Ok(default.min(max));
+    };
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(bad(
+            "limit",
+            "out_of_range",
+            format!("limit must be an integer from 1 to {max}"),
+        )),
+    }
+}
+
+/// A time in any form ingest accepts: RFC 3339 / ISO 8601 text or a Unix epoch number.
+pub fn time(params: &Params, name: &str) -> Result<Option<EventTime>, QueryError> {
+    let Some(raw) = params.get(name) else {
+        return Ok(None);
+    };
+    let parsed = match raw.parse::<serde_json::Number>() {
+        Ok(n) => EventTime::from_epoch_number(&n),
+        Err(_) => EventTime::parse(raw),
+    };
+    parsed
+        .map(Some)
+        .map_err(|e| bad(name, e.code(), e.to_string()))
+}
+
+/// `from` and `to`, with `from` not after `to`.
+pub fn range(params: &Params) -> Result<(Option<EventTime>, Option<EventTime>), QueryError> {
+    let (from, to) = (time(params, "from")?, time(params, "to")?);
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(bad("from", "from_after_to", "from must not be after to"));
+        }
+    }
+    Ok((from, to))
+}
+
+/// A rejection code to filter on: the same alphabet every code uses.
+pub fn reason(params: &Params) -> Result<Option<String>, QueryError> {
+    let Some(raw) = params.get("reason") else {
+        return Ok(None);
+    };
+    if raw.is_empty()
+        || raw.len() > 64
+        || !raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(bad(
+            "reason",
+            "invalid_reason",
+            "reason must be an error code such as invalid_timestamp",
+        ));
+    }
+    Ok(Some(raw.clone()))
+}
+
+/// Keyset cursor over `(received_at_us, rejection_id)`: `<micros>_<uuid>`.
+pub fn encode_cursor(received_at_us: i64, id: Uuid) -> String {
+    format!("{received_at_us}_{}", id.simple())
+}
+
+pub fn cursor(params: &Params) -> Result<Option<(i64, Uuid)>, QueryError> {
+    let Some(raw) = params.get("cursor") else {
+        return Ok(None);
+    };
+    let parsed = raw
+        .split_once('_')
+        .and_then(|(ts, id)| Some((ts.parse::<i64>().ok()?, Uuid::try_parse(id).ok()?)));
+    parsed.map(Some).ok_or_else(|| {
+        bad(
+            "cursor",
+            "invalid_cursor",
+            "cursor must be a next_cursor value from a previous page",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    fn field(e: QueryError) -> String {
+        match e {
+            QueryError::BadParameter(f) => format!("{}:{}", f.field, f.code),
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn limits() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], Result<u32, &'a str>);
+        let cases: &[Case] = &[
+            (&[], Ok(100)),
+            (&[("limit", "1")], Ok(1)),
+            (&[("limit", "1000")], Ok(1_000)),
+            (&[("limit", "0")], Err("limit:out_of_range")),
+            (&[("limit", "1001")], Err("limit:out_of_range")),
+            (&[("limit", "-1")], Err("limit:out_of_range")),
+            (&[("limit", "ten")], Err("limit:out_of_range")),
+        ];
+        for (input, want) in cases {
+            let got = limit(&params(input), 100, 1_000).map_err(field);
+            assert_eq!(got, want.map_err(str::to_owned), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn times_and_ranges() {
+        let ok = params(&[("from", "2021-09-26 09:15:27"), ("to", "1632648000")]);
+        let (from, to) = range(&ok).expect("valid");
+        assert_eq!(
+            from.map(EventTime::to_rfc3339).as_deref(),
+            Some("2021-09-26T09:15:27.000000Z")
+        );
+        assert_eq!(
+            to.map(EventTime::to_rfc3339).as_deref(),
+            Some("2021-09-26T09:20:00.000000Z")
+        );
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("from", "yesterday")], "from:invalid_timestamp"),
+            (&[("to", "1e20")], "to:epoch_out_of_range"),
+            (
+                &[("from", "2022-01-01"), ("to", "2021-01-01")],
+                "from:invalid_timestamp",
+            ),
+            (
+                &[
+                    ("from", "2022-01-01 00:00:00"),
+                    ("to", "2021-01-01 00:00:00"),
+                ],
+                "from:from_after_to",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                range(&params(input)).map_err(field).expect_err("must fail"),
+                *want,
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let id = Uuid::now_v7();
+        let c = encode_cursor(1_700_000_000_000_000, id);
+        assert_eq!(
+            cursor(&params(&[("cursor", &c)])).expect("valid"),
+            Some((1_700_000_000_000_000, id))
+        );
+        for bad_cursor in ["", "abc", "12_", "_0191e4e5", "12_zz", "1' OR 1=1_x"] {
+            assert_eq!(
+                cursor(&params(&[("cursor", bad_cursor)]))
+                    .map_err(field)
+                    .expect_err("must fail"),
+                "cursor:invalid_cursor"
+            );
+        }
+    }
+
+    #[test]
+    fn reasons_and_unknown_parameters() {
+        assert_eq!(
+            reason(&params(&[("reason", "invalid_timestamp")]))
+                .expect("ok")
+                .as_deref(),
+            Some("invalid_timestamp")
+        );
+        for bad_reason in ["", "x'; DROP TABLE events", "Invalid", &"a".repeat(65)] {
+            assert!(
+                reason(&params(&[("reason", bad_reason)])).is_err(),
+                "{bad_reason}"
+            );
+        }
+        assert_eq!(
+            only(&params(&[("limit", "1")]), &["limit"]).map_err(field),
+            Ok(())
+        );
+        assert_eq!(
+            only(&params(&[("order", "x")]), &["limit"]).map_err(field),
+            Err("order:unknown_parameter".into())
+        );
+    }
+}

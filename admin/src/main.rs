@@ -43,13 +43,14 @@ async fn main() -> anyhow::Result<()> {
 
 async fn topics() -> anyhow::Result<()> {
     let k: KafkaConfig = config::from_env()?;
-    eye_common::kafka::ensure_topics(&k, &[(&k.events_topic, k.events_partitions)])
+    let p = k.events_partitions;
+    let topics = [(k.events_topic.as_str(), p), (k.rejected_topic.as_str(), p), (k.sessions_topic.as_str(), p)];
+    eye_common::kafka::ensure_topics(&k, &topics)
         .await
         .with_context(|| format!("creating topics on {}", k.brokers))?;
-    println!(
-        "topic {} ready ({} partitions if created now)",
-        k.events_topic, k.events_partitions
-    );
+    for (t, _) in topics {
+        println!("topic {t} ready ({p} partitions if created now)");
+    }
     Ok(())
 }
 

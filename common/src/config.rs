@@ -81,6 +81,7 @@ defaults! {
     d_max_future_skew_ms: u64 = 24 * 3600 * 1000;
     d_schema_dir: std::path::PathBuf = "schemas".into();
     d_group_id: String = "eye-consumer".into();
+    d_session_timeout_ms: u64 = 10_000;
     d_batch_max_rows: usize = 10_000;
     d_batch_max_bytes: usize = 16 * 1024 * 1024;
     d_batch_max_wait_ms: u64 = 1_000;
@@ -111,6 +112,9 @@ pub struct KafkaConfig {
     pub message_timeout_ms: u64,
     #[serde(default = "d_linger_ms")]
     pub linger_ms: u64,
+    /// librdkafka debug contexts for the consumer (e.g. `cgrp,fetch`), logged at debug level.
+    #[serde(default)]
+    pub debug: String,
     /// Messages the producer may hold in flight before ingest answers 503.
     #[serde(default = "d_queue_max_messages")]
     pub queue_max_messages: u64,
@@ -196,6 +200,9 @@ pub struct ConsumerConfig {
     pub listen_addr: SocketAddr,
     #[serde(default = "d_group_id")]
     pub group_id: String,
+    /// How long the broker waits for a silent consumer before rebalancing its partitions.
+    #[serde(default = "d_session_timeout_ms")]
+    pub session_timeout_ms: u64,
     /// A batch is inserted when it holds this many rows...
     #[serde(default = "d_batch_max_rows")]
     pub batch_max_rows: usize,

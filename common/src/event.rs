@@ -760,7 +760,7 @@ mod tests {
                 v["name"] = json!("submit");
                 v["data"]["form"] = json!({"first_name": "John", "last_name": "Doe"});
             }),
-            with(|v| v["timestamp"] = json!(1_632_647_727.24386)),
+            with(|v| v["timestamp"] = json!(1_632_647_727.243_86)),
             with(|v| v["timestamp"] = json!(1_632_647_727_243_i64)),
             with(|v| v["event_id"] = json!("0191e4e5-6a38-7d2c-9d3e-3f1f4c1b2a10")),
             with(|v| v["value"] = json!(-2.5)),

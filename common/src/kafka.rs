@@ -32,6 +32,16 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
 
 /// Consumer settings for a group that commits by hand, after ClickHouse confirms.
 pub fn consumer_config(k: &KafkaConfig, group_id: &str) -> ClientConfig {
+    consumer_config_with(k, group_id, 10_000)
+}
+
+/// As [`consumer_config`], with the group session timeout: how long the broker waits
+/// for a silent member before handing its partitions to others.
+pub fn consumer_config_with(
+    k: &KafkaConfig,
+    group_id: &str,
+    session_timeout_ms: u64,
+) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &k.brokers)
         .set("group.id", group_id)
@@ -39,7 +49,13 @@ pub fn consumer_config(k: &KafkaConfig, group_id: &str) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("session.timeout.ms", "10000");
+        .set("session.timeout.ms", session_timeout_ms.to_string())
+        // Bounds how long one batch may take (inserts retrying while ClickHouse is down)
+        // before the group moves the partitions elsewhere; a replay, never a loss.
+        .set("max.poll.interval.ms", "60000");
+    if !k.debug.is_empty() {
+        c.set("debug", &k.debug);
+    }
     c
 }
 

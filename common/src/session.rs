@@ -283,7 +283,8 @@ mod tests {
         )
         .expect("valid");
         assert_eq!((u.kind.as_str(), u.session_id.as_str()), ("end", "s"));
-        let cases: Vec<(&[u8], Vec<(&str, &str)>)> = vec![
+        type Case<'a> = (&'a [u8], Vec<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
             (b"{}", vec![("/ended_at", "required")]),
             (
                 br#"{"ended_at": "x"}"#,

@@ -27,7 +27,20 @@ struct Context {
     metrics: ConsumerMetrics,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    /// librdkafka's own log lines (group membership, broker errors), through tracing.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                tracing::error!(target: "librdkafka", fac, "{log_message}")
+            }
+            L::Warning => tracing::warn!(target: "librdkafka", fac, "{log_message}"),
+            L::Notice | L::Info => tracing::info!(target: "librdkafka", fac, "{log_message}"),
+            L::Debug => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
+        }
+    }
+}
 
 impl ConsumerContext for Context {
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
@@ -74,11 +87,14 @@ impl Pipeline {
     ) -> anyhow::Result<()> {
         let registry = prometheus::Registry::new();
         let metrics = ConsumerMetrics::new(&registry);
-        let consumer: EventConsumer =
-            eye_common::kafka::consumer_config(&config.kafka, &config.consumer.group_id)
-                .create_with_context(Context {
-                    metrics: metrics.clone(),
-                })?;
+        let consumer: EventConsumer = eye_common::kafka::consumer_config_with(
+            &config.kafka,
+            &config.consumer.group_id,
+            config.consumer.session_timeout_ms,
+        )
+        .create_with_context(Context {
+            metrics: metrics.clone(),
+        })?;
         let topics = Topics {
             events: config.kafka.events_topic.clone(),
             rejected: config.kafka.rejected_topic.clone(),

@@ -73,7 +73,10 @@ pub fn clickhouse_config(database: &str) -> ClickHouseConfig {
 /// Ingest settings: the shipped schemas, everything else at its default.
 pub fn ingest_config(overrides: &[(&str, &str)]) -> IngestConfig {
     let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
-    let mut all = vec![("LISTEN_ADDR", "127.0.0.1:0"), ("SCHEMA_DIR", schemas)];
+    let mut all: Vec<(&str, &str)> = [("LISTEN_ADDR", "127.0.0.1:0"), ("SCHEMA_DIR", schemas)]
+        .into_iter()
+        .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+        .collect();
     all.extend_from_slice(overrides);
     config(&all)
 }

@@ -56,7 +56,14 @@ impl IngestError {
 impl From<IngestError> for HttpError {
     fn from(e: IngestError) -> Self {
         let code = e.code();
-        let message = e.to_string();
+        let message = match &e {
+            IngestError::Overloaded | IngestError::Produce(_) => {
+                format!(
+                    "{e}; nothing was accepted: retry with the same event_ids, each is stored once"
+                )
+            }
+            _ => e.to_string(),
+        };
         let status = match &e {
             IngestError::Request(RequestError::TooManyEvents { .. })
             | IngestError::BodyTooLarge { .. }

@@ -165,6 +165,8 @@ service_env() {
     export EYE_INGEST_LISTEN_ADDR=${EYE_INGEST_LISTEN_ADDR:-127.0.0.1:$INGEST_PORT}
     export EYE_QUERY_LISTEN_ADDR=${EYE_QUERY_LISTEN_ADDR:-127.0.0.1:$QUERY_PORT}
     export EYE_CONSUMER_LISTEN_ADDR=${EYE_CONSUMER_LISTEN_ADDR:-127.0.0.1:$CONSUMER_PORT}
+    # Services run from $EYE_HOME; the schemas live in the checkout.
+    export EYE_INGEST_SCHEMA_DIR=${EYE_INGEST_SCHEMA_DIR:-$ROOT/schemas}
 }
 
 bin() { echo "$ROOT/target/$PROFILE/$1"; }

@@ -44,7 +44,11 @@ async fn main() -> anyhow::Result<()> {
 async fn topics() -> anyhow::Result<()> {
     let k: KafkaConfig = config::from_env()?;
     let p = k.events_partitions;
-    let topics = [(k.events_topic.as_str(), p), (k.rejected_topic.as_str(), p), (k.sessions_topic.as_str(), p)];
+    let topics = [
+        (k.events_topic.as_str(), p),
+        (k.rejected_topic.as_str(), p),
+        (k.sessions_topic.as_str(), p),
+    ];
     eye_common::kafka::ensure_topics(&k, &topics)
         .await
         .with_context(|| format!("creating topics on {}", k.brokers))?;

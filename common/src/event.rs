@@ -383,7 +383,14 @@ fn parse_item(
     }
     let obj = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(obj)) => obj,
-        _ => {
+        // Well-formed but unrepresentable, e.g. a number such as 1e400 out of f64 range.
+        Err(e) => {
+            return Err((
+                vec![FieldError::new("", "invalid_json", json_error_message(&e))],
+                Hints::default(),
+            ))
+        }
+        Ok(_) => {
             return Err((
                 vec![FieldError::new(
                     "",
@@ -1011,6 +1018,23 @@ mod tests {
                 assert!(message.contains("remove the comma"), "{message}");
             }
             other => panic!("expected malformed JSON, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_named() {
+        let body = br#"[{"session_id": "s", "value": 1e400}]"#;
+        let items = run(body, UnknownTypePolicy::Reject).expect("ok");
+        match &items[0] {
+            Item::Rejected(r) => {
+                assert_eq!(r.errors[0].code, "invalid_json");
+                assert!(
+                    r.errors[0].message.contains("number out of range"),
+                    "{}",
+                    r.errors[0].message
+                );
+            }
+            Item::Accepted(_) => panic!("must be rejected"),
         }
     }
 

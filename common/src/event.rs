@@ -665,7 +665,7 @@ fn shape(data: &Map<String, Value>) -> (usize, usize) {
 }
 
 /// RFC 6901: `~` and `/` in a key are written `~0` and `~1` inside a pointer.
-fn escape_pointer(key: &str) -> String {
+pub(crate) fn escape_pointer(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 

@@ -109,7 +109,7 @@ fn time_field(
 fn unknown(obj: &Map<String, Value>, known: &[&str], errors: &mut Vec<FieldError>) {
     for k in obj.keys() {
         errors.push(FieldError::new(
-            format!("/{}", k.replace('~', "~0").replace('/', "~1")),
+            format!("/{}", crate::event::escape_pointer(k)),
             "unknown_field",
             format!("unknown field; expected one of {}", known.join(", ")),
         ));

@@ -170,16 +170,7 @@ async fn replay_after_a_crash_between_insert_and_commit_stores_each_event_once()
     );
 
     // Nothing was committed, so the restart must replay from the beginning.
-    let probe: BaseConsumer = eye_common::kafka::consumer_config(&k, &group)
-        .create()
-        .expect("probe");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition(&k.events_topic, p);
-    }
-    let committed = probe
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
+    let (probe, committed) = committed_offsets(&k, &group);
     for e in committed.elements() {
         assert_eq!(
             e.offset(),
@@ -246,16 +237,7 @@ async fn replay_after_a_crash_between_insert_and_commit_stores_each_event_once()
     assert!(status.success(), "consumer exit after SIGTERM: {status:?}");
 
     // ...and what it consumed is committed: every partition's commit is its high watermark.
-    let probe: BaseConsumer = eye_common::kafka::consumer_config(&k, &group)
-        .create()
-        .expect("probe");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition(&k.events_topic, p);
-    }
-    let committed = probe
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
+    let (probe, committed) = committed_offsets(&k, &group);
     let mut total = 0;
     for e in committed.elements() {
         let (_, high) = probe
@@ -282,4 +264,20 @@ impl Drop for KillOnDrop {
             let _ = c.wait();
         }
     }
+}
+
+/// The group's committed offsets on the events topic's three partitions, read by a client
+/// that does not join the group (it can also read watermarks).
+fn committed_offsets(k: &KafkaConfig, group: &str) -> (BaseConsumer, TopicPartitionList) {
+    let probe: BaseConsumer = eye_common::kafka::consumer_config(k, group)
+        .create()
+        .expect("probe");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition(&k.events_topic, p);
+    }
+    let committed = probe
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    (probe, committed)
 }

@@ -146,6 +146,8 @@ start_clickhouse() {
     sed -e "s|@EYE_HOME@|$EYE_HOME|g" -e "s|@CH_HTTP_PORT@|$CH_HTTP_PORT|g" -e "s|@CH_TCP_PORT@|$CH_TCP_PORT|g" \
         "$ROOT/deploy/clickhouse/config.xml" >"$dir/config.xml"
     cp "$ROOT/deploy/clickhouse/users.xml" "$dir/users.xml"
+    mkdir -p "$dir/users.d"
+    cp "$ROOT/deploy/clickhouse/users.d/"*.xml "$dir/users.d/"
     log "starting clickhouse-server on 127.0.0.1:$CH_HTTP_PORT (data in $dir)"
     start_bg clickhouse "$dir" clickhouse-server --config-file="$dir/config.xml"
     wait_until 60 "clickhouse" http_ok "http://127.0.0.1:$CH_HTTP_PORT/ping"
@@ -197,7 +199,10 @@ up() {
     service_env
     "$(bin eye-admin)" init
     start_service eye-ingest "$INGEST_PORT"
-    start_service eye-query "$QUERY_PORT"
+    # The query service reads as the read-only user of deploy/clickhouse/users.d/.
+    EYE_CLICKHOUSE_USER=${EYE_QUERY_CLICKHOUSE_USER:-eye_query} \
+        EYE_CLICKHOUSE_PASSWORD=${EYE_QUERY_CLICKHOUSE_PASSWORD:-eye_query} \
+        start_service eye-query "$QUERY_PORT"
     start_service eye-consumer "$CONSUMER_PORT"
     local svc port
     for svc in eye-ingest:$INGEST_PORT eye-query:$QUERY_PORT eye-consumer:$CONSUMER_PORT; do

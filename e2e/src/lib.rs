@@ -70,6 +70,15 @@ pub fn clickhouse_config(database: &str) -> ClickHouseConfig {
     config(&[("URL", &url), ("DATABASE", database)])
 }
 
+/// The same database, as the query service's read-only user
+/// (deploy/clickhouse/users.d/eye_query.xml).
+pub fn readonly_clickhouse_config(database: &str) -> ClickHouseConfig {
+    let mut c = clickhouse_config(database);
+    c.user = "eye_query".into();
+    c.password = "eye_query".into();
+    c
+}
+
 /// Ingest settings: the shipped schemas, everything else at its default.
 pub fn ingest_config(overrides: &[(&str, &str)]) -> IngestConfig {
     let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
@@ -192,7 +201,8 @@ impl Stack {
         let ingest = start_ingest(kafka.clone()).await?;
         let consumer =
             start_consumer(consumer_config(&group), kafka.clone(), clickhouse.clone()).await?;
-        let query = start_query(clickhouse.clone()).await?;
+        // The query service reads as the read-only user, as it does under `make up`.
+        let query = start_query(readonly_clickhouse_config(&clickhouse.database)).await?;
         let stack = Self {
             kafka,
             clickhouse,

@@ -359,3 +359,52 @@ async fn unacknowledged_produce_answers_503() -> anyhow::Result<()> {
     assert_eq!(res.json::<Value>().await?["error"]["code"], "not_ready");
     ingest.stop().await
 }
+
+/// The query service's ClickHouse user reads but can neither write nor change the schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_query_user_is_read_only() -> anyhow::Result<()> {
+    let stack = Stack::start("readonly").await?;
+    let session = unique("ro");
+    assert_eq!(
+        stack
+            .post_events(&event(&session, "2022-01-01 00:00:00", "page_view"))
+            .await?
+            .status(),
+        202
+    );
+    wait_for_session(&stack, &session, 1).await?;
+
+    let readonly = eye_common::store::Store::new(&eye_e2e::readonly_clickhouse_config(
+        &stack.clickhouse.database,
+    ))?;
+    assert_eq!(
+        readonly.event_counts().await?.distinct_events,
+        1,
+        "it reads"
+    );
+    let err = readonly
+        .migrate()
+        .await
+        .expect_err("DDL must be refused")
+        .to_string();
+    assert!(err.contains("readonly"), "{err}");
+    let rows = stack
+        .store()?
+        .session_events(
+            &eye_common::event::SessionId::parse(&session).map_err(|(_, m)| anyhow::anyhow!(m))?,
+            10,
+        )
+        .await?;
+    let err = readonly
+        .insert_events(&rows)
+        .await
+        .expect_err("inserts must be refused")
+        .to_string();
+    assert!(err.contains("readonly"), "{err}");
+    assert_eq!(
+        stack.store()?.event_counts().await?.stored_rows,
+        1,
+        "nothing was written"
+    );
+    stack.stop().await
+}

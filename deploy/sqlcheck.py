@@ -133,7 +133,21 @@ def main() -> int:
         meta,
     )
 
-    covered = {"ping", "create_migrations_table", "record_migration", "applied_migrations",
+    # The second ordering is filled by the inserts above; pages resume after a cursor.
+    page = run("events_by_type_page", queries["events_by_type_page"]) or []
+    expect(
+        "events_by_type_page: type filter, cursor, one row per event",
+        [int(r["ts_us"]) for r in page] == [2000000, 3000000],
+        page,
+    )
+    desc = run("session_events_page_desc", queries["session_events_page_desc"]) or []
+    expect(
+        "session_events_page_desc: newest first, limit",
+        [int(r["ts_us"]) for r in desc] == [3000000, 2000000],
+        desc,
+    )
+
+    covered = {"events_by_type_page", "session_events_page_desc", "ping", "create_migrations_table", "record_migration", "applied_migrations",
                "session_events", "event_counts", "rejected_all", "rejected_filtered", "session_meta"}
     for name in queries:
         if name not in covered:

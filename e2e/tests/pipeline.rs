@@ -408,3 +408,108 @@ async fn the_query_user_is_read_only() -> anyhow::Result<()> {
     );
     stack.stop().await
 }
+
+/// `GET /v1/events`: filters, both orders, and keyset pages that return each match once.
+#[tokio::test(flavor = "multi_thread")]
+async fn event_listing_pages_return_each_match_once() -> anyhow::Result<()> {
+    let stack = Stack::start("listing").await?;
+    let session = unique("list");
+    let mut batch = Vec::new();
+    for i in 0..25 {
+        let mut ev = event(
+            &session,
+            &format!("2023-03-01 00:00:{i:02}"),
+            if i % 5 == 0 { "cta_click" } else { "page_view" },
+        );
+        if i % 5 == 0 {
+            ev["data"]["element"] = json!("button");
+        }
+        batch.push(ev);
+    }
+    // One event sent twice with its id: listed once.
+    let mut twice = event(&session, "2023-03-01 00:00:30", "page_view");
+    twice["event_id"] = json!(uuid::Uuid::now_v7().to_string());
+    batch.push(twice.clone());
+    assert_eq!(stack.post_events(&Value::Array(batch)).await?.status(), 202);
+    assert_eq!(stack.post_events(&twice).await?.status(), 202);
+    wait_for_session(&stack, &session, 26).await?;
+
+    let walk = |query: String| {
+        let stack = &stack;
+        async move {
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut url = stack.query.url(&format!("/v1/events?{query}&limit=4"));
+                if let Some(c) = &cursor {
+                    url.push_str(&format!("&cursor={c}"));
+                }
+                let body: Value = stack.http.get(url).send().await?.json().await?;
+                for e in body["events"].as_array().expect("events") {
+                    seen.push((
+                        e["timestamp"].as_str().unwrap_or("").to_owned(),
+                        e["event_id"].as_str().unwrap_or("").to_owned(),
+                    ));
+                }
+                match body["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => return anyhow::Ok(seen),
+                }
+            }
+        }
+    };
+    // (query, expected count, descending)
+    let cases = [
+        (format!("session_id={session}"), 26, false),
+        (format!("session_id={session}&order=desc"), 26, true),
+        (
+            format!("session_id={session}&category=page_interaction&name=cta_click"),
+            5,
+            false,
+        ),
+        (
+            format!("session_id={session}&from=2023-03-01T00:00:10Z&to=2023-03-01T00:00:20Z"),
+            10,
+            false,
+        ),
+        (
+            "category=page_interaction&name=page_view&order=desc".to_owned(),
+            21,
+            true,
+        ),
+    ];
+    for (query, want, desc) in cases {
+        let seen = walk(query.clone()).await?;
+        assert_eq!(seen.len(), want, "{query}");
+        let ids: HashSet<&String> = seen.iter().map(|(_, id)| id).collect();
+        assert_eq!(ids.len(), want, "{query}: an event was listed twice");
+        let mut sorted = seen.clone();
+        sorted.sort();
+        if desc {
+            sorted.reverse();
+        }
+        assert_eq!(seen, sorted, "{query}: not in order");
+    }
+
+    for (query, field) in [
+        ("order=sideways", "order"),
+        ("limit=1001", "limit"),
+        ("cursor=nope", "cursor"),
+        ("category=a%27b", "category"),
+        ("from=2023-01-02T00:00:00Z&to=2023-01-01T00:00:00Z", "from"),
+        ("colour=red", "colour"),
+    ] {
+        let res = stack
+            .http
+            .get(stack.query.url(&format!("/v1/events?{query}")))
+            .send()
+            .await?;
+        assert_eq!(res.status(), 400, "{query}");
+        let body: Value = res.json().await?;
+        assert_eq!(
+            body["error"]["details"][0]["field"], field,
+            "{query}: {body}"
+        );
+    }
+    stack.stop().await
+}

@@ -70,6 +70,28 @@ pub fn range(params: &Params) -> Result<(Option<EventTime>, Option<EventTime>), 
     Ok((from, to))
 }
 
+/// `order=asc|desc`, ascending by default.
+pub fn descending(params: &Params) -> Result<bool, QueryError> {
+    match params.get("order").map(String::as_str) {
+        None | Some("asc") => Ok(false),
+        Some("desc") => Ok(true),
+        Some(_) => Err(bad("order", "invalid_order", "order must be asc or desc")),
+    }
+}
+
+/// A text filter checked by the same parser ingest uses for that field.
+pub fn text<T>(
+    params: &Params,
+    name: &str,
+    parse: fn(&str) -> Result<T, (&'static str, String)>,
+) -> Result<Option<String>, QueryError> {
+    let Some(raw) = params.get(name) else {
+        return Ok(None);
+    };
+    parse(raw).map_err(|(code, message)| bad(name, code, message))?;
+    Ok(Some(raw.clone()))
+}
+
 /// A rejection code to filter on: the same alphabet every code uses.
 pub fn reason(params: &Params) -> Result<Option<String>, QueryError> {
     let Some(raw) = params.get("reason") else {
@@ -90,7 +112,7 @@ pub fn reason(params: &Params) -> Result<Option<String>, QueryError> {
     Ok(Some(raw.clone()))
 }
 
-/// Keyset cursor over `(received_at_us, rejection_id)`: `<micros>_<uuid>`.
+/// Keyset cursor over `(time_us, id)`: `<micros>_<uuid>`, for events and rejections alike.
 pub fn encode_cursor(received_at_us: i64, id: Uuid) -> String {
     format!("{received_at_us}_{}", id.simple())
 }
@@ -199,6 +221,33 @@ mod tests {
                 "cursor:invalid_cursor"
             );
         }
+    }
+
+    #[test]
+    fn order_and_text_filters() {
+        assert_eq!(descending(&params(&[])).map_err(field), Ok(false));
+        assert_eq!(
+            descending(&params(&[("order", "desc")])).map_err(field),
+            Ok(true)
+        );
+        assert_eq!(
+            descending(&params(&[("order", "up")])).map_err(field),
+            Err("order:invalid_order".into())
+        );
+        let cat = |v: &str| {
+            text(
+                &params(&[("category", v)]),
+                "category",
+                eye_common::event::Category::parse,
+            )
+            .map_err(field)
+        };
+        assert_eq!(cat("page_interaction"), Ok(Some("page_interaction".into())));
+        assert_eq!(
+            cat("x'; DROP TABLE events; --"),
+            Err("category:invalid_characters".into())
+        );
+        assert_eq!(cat(""), Err("category:empty".into()));
     }
 
     #[test]

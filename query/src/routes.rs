@@ -2,10 +2,10 @@
 
 use crate::error::QueryError;
 use crate::params::{self, Params};
-use crate::view::{EventView, RejectedPage, RejectedView, SessionEvents, SessionView};
+use crate::view::{EventPage, EventView, RejectedPage, RejectedView, SessionEvents, SessionView};
 use crate::Config;
-use eye_common::event::{FieldError, SessionId};
-use eye_common::store::{RejectedFilter, Store};
+use eye_common::event::{Category, EventName, FieldError, SessionId};
+use eye_common::store::{EventFilter, RejectedFilter, Store};
 use eye_web::error::{recover, HttpError};
 use eye_web::metrics::HttpMetrics;
 use eye_web::ops::{self, ReadyCheck};
@@ -16,6 +16,8 @@ use warp::{Filter, Reply};
 
 const DEFAULT_LIMIT: u32 = 1_000;
 const REJECTED_DEFAULT_LIMIT: u32 = 100;
+const EVENTS_DEFAULT_LIMIT: u32 = 100;
+const EVENTS_MAX_LIMIT: u32 = 1_000;
 const REJECTED_MAX_LIMIT: u32 = 1_000;
 
 pub fn routes(
@@ -42,6 +44,18 @@ pub fn routes(
                     .map_err(|e| warp::reject::custom(HttpError::from(e)))
             }
         });
+    let events_store = rejected_store.clone();
+    let events = warp::path!("v1" / "events")
+        .and(warp::get())
+        .and(warp::query::<Params>())
+        .and_then(move |params: Params| {
+            let store = events_store.clone();
+            async move {
+                events(&store, &params)
+                    .await
+                    .map_err(|e| warp::reject::custom(HttpError::from(e)))
+            }
+        });
     let rejected = warp::path!("v1" / "rejected")
         .and(warp::get())
         .and(warp::query::<Params>())
@@ -54,6 +68,8 @@ pub fn routes(
             }
         });
     session_events
+        .or(events)
+        .unify()
         .or(rejected)
         .unify()
         .or(ops::routes(registry, ready))
@@ -97,6 +113,48 @@ async fn session_events(
     .into_response())
 }
 
+/// `GET /v1/events?session_id=&category=&name=&from=&to=&order=&limit=&cursor=`: events in
+/// time order, one per event_id, in keyset pages: walking every page returns each match
+/// once, even while new events arrive.
+async fn events(store: &Store, params: &Params) -> Result<warp::reply::Response, QueryError> {
+    params::only(
+        params,
+        &[
+            "session_id",
+            "category",
+            "name",
+            "from",
+            "to",
+            "order",
+            "limit",
+            "cursor",
+        ],
+    )?;
+    let (from, to) = params::range(params)?;
+    let filter = EventFilter {
+        session_id: params::text(params, "session_id", SessionId::parse)?,
+        category: params::text(params, "category", Category::parse)?,
+        name: params::text(params, "name", EventName::parse)?,
+        from_us: from.map(|t| t.as_micros()),
+        to_us: to.map(|t| t.as_micros()),
+        after: params::cursor(params)?,
+        descending: params::descending(params)?,
+        limit: params::limit(params, EVENTS_DEFAULT_LIMIT, EVENTS_MAX_LIMIT)?,
+    };
+    let rows = store.events(&filter).await?;
+    let next_cursor = (rows.len() == filter.limit as usize)
+        .then(|| {
+            rows.last()
+                .map(|r| params::encode_cursor(r.ts_us, r.event_id))
+        })
+        .flatten();
+    Ok(warp::reply::json(&EventPage {
+        events: rows.into_iter().map(EventView::from).collect(),
+        next_cursor,
+    })
+    .into_response())
+}
+
 /// `GET /v1/rejected?reason=&from=&to=&limit=&cursor=`: the quarantine in arrival order.
 async fn rejected(store: &Store, params: &Params) -> Result<warp::reply::Response, QueryError> {
     params::only(params, &["reason", "from", "to", "limit", "cursor"])?;
@@ -126,8 +184,10 @@ fn route_of(path: &str) -> &'static str {
     if path.starts_with("/v1/sessions/") && path.ends_with("/events") {
         return "/v1/sessions/{session_id}/events";
     }
-    if path == "/v1/rejected" {
-        return "/v1/rejected";
+    match path {
+        "/v1/rejected" => return "/v1/rejected",
+        "/v1/events" => return "/v1/events",
+        _ => {}
     }
     eye_web::metrics::ops_route(path).unwrap_or("other")
 }

@@ -87,6 +87,13 @@ pub struct SessionEvents {
 }
 
 #[derive(Debug, Serialize)]
+pub struct EventPage {
+    pub events: Vec<EventView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
 pub struct RejectedView {
     pub rejection_id: Uuid,
     pub received_at: String,

@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_event_times"),
     migration!(3, "0003_rejected_events"),
     migration!(4, "0004_sessions"),
+    migration!(5, "0005_events_by_type"),
 ];
 
 /// Splits a migration file into statements: `;` at the end of a line ends one. Comment

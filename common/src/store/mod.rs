@@ -74,6 +74,20 @@ pub struct SessionMeta {
     pub ends: u64,
 }
 
+/// A filter on events, in time order.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub session_id: Option<String>,
+    pub category: Option<String>,
+    pub name: Option<String>,
+    pub from_us: Option<i64>,
+    pub to_us: Option<i64>,
+    /// Keyset cursor: the last `(ts_us, event_id)` already returned.
+    pub after: Option<(i64, Uuid)>,
+    pub descending: bool,
+    pub limit: u32,
+}
+
 /// A filter on the quarantine, in arrival order.
 #[derive(Debug, Clone, Default)]
 pub struct RejectedFilter {
@@ -233,6 +247,33 @@ impl Store {
         Ok(())
     }
 
+    /// Events matching the filter, one per event_id, in time order.
+    pub async fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
+        Ok(self.events_query(f).fetch_all().await?)
+    }
+
+    fn events_query(&self, f: &EventFilter) -> clickhouse::query::Query {
+        let mut q = self.read(&sql::events(sql::EventFilters {
+            session: f.session_id.is_some(),
+            category: f.category.is_some(),
+            name: f.name.is_some(),
+            from: f.from_us.is_some(),
+            to: f.to_us.is_some(),
+            after: f.after.is_some(),
+            descending: f.descending,
+        }));
+        for text in [&f.session_id, &f.category, &f.name].into_iter().flatten() {
+            q = q.bind(text.as_str());
+        }
+        for t in [f.from_us, f.to_us].into_iter().flatten() {
+            q = q.bind(t);
+        }
+        if let Some((ts, id)) = f.after {
+            q = q.bind(ts).bind(ts).bind(id.to_string());
+        }
+        q.bind(f.limit)
+    }
+
     /// Quarantined records in arrival order, one per rejection_id.
     pub async fn rejected(&self, f: &RejectedFilter) -> Result<Vec<RejectedRow>, StoreError> {
         Ok(self.rejected_query(f).fetch_all().await?)
@@ -339,6 +380,31 @@ impl Store {
             (
                 "session_meta",
                 render(self.session_meta_query("sql-check-session")),
+            ),
+            (
+                "events_by_type_page",
+                render(self.events_query(&EventFilter {
+                    category: Some("c".into()),
+                    name: Some("n".into()),
+                    from_us: Some(0),
+                    to_us: Some(10_000_000),
+                    // The first sample event of deploy/sqlcheck.py: the page starts after it.
+                    after: Some((
+                        1_000_000,
+                        Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001),
+                    )),
+                    limit: 100,
+                    ..EventFilter::default()
+                })),
+            ),
+            (
+                "session_events_page_desc",
+                render(self.events_query(&EventFilter {
+                    session_id: Some("sql-check-session".into()),
+                    descending: true,
+                    limit: 2,
+                    ..EventFilter::default()
+                })),
             ),
         ]
     }

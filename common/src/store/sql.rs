@@ -15,6 +15,8 @@ pub const REJECTED_COLUMNS: &str =
      event_id, session_id, category, name";
 
 pub const EVENTS_TABLE: &str = "events";
+/// The same events ordered by (category, name, ts_us, event_id); see migration 0005.
+pub const EVENTS_BY_TYPE: &str = "events_by_type";
 pub const REJECTED_TABLE: &str = "rejected_events";
 pub const SESSIONS_TABLE: &str = "sessions";
 
@@ -29,6 +31,59 @@ pub const SESSION_META: &str = "SELECT session_id, \
      countIf(kind = 'start') AS starts, \
      countIf(kind = 'end') AS ends \
      FROM sessions WHERE session_id = ? GROUP BY session_id";
+
+/// Which filters an event listing has; each present filter binds one value (the cursor
+/// binds three), in the order of the fields here, then the limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventFilters {
+    pub session: bool,
+    pub category: bool,
+    pub name: bool,
+    pub from: bool,
+    pub to: bool,
+    pub after: bool,
+    pub descending: bool,
+}
+
+/// Events matching the filters, one per event_id, ordered by (ts_us, event_id) and
+/// resumable after a cursor. A session filter reads `events` (session prefix); otherwise
+/// `events_by_type` (category, name prefix).
+pub fn events(f: EventFilters) -> String {
+    let table = if f.session || !f.category {
+        EVENTS_TABLE
+    } else {
+        EVENTS_BY_TYPE
+    };
+    let mut conditions = vec!["1 = 1"];
+    if f.session {
+        conditions.push("session_id = ?");
+    }
+    if f.category {
+        conditions.push("category = ?");
+    }
+    if f.name {
+        conditions.push("name = ?");
+    }
+    if f.from {
+        conditions.push("ts_us >= ?");
+    }
+    if f.to {
+        conditions.push("ts_us < ?");
+    }
+    let dir = if f.descending { "DESC" } else { "ASC" };
+    if f.after {
+        conditions.push(if f.descending {
+            "(ts_us < ? OR (ts_us = ? AND event_id < toUUID(?)))"
+        } else {
+            "(ts_us > ? OR (ts_us = ? AND event_id > toUUID(?)))"
+        });
+    }
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM {table} WHERE {} \
+         ORDER BY ts_us {dir}, event_id {dir} LIMIT 1 BY event_id LIMIT ?",
+        conditions.join(" AND ")
+    )
+}
 
 /// The quarantine in arrival order, optionally filtered. Binds, in order and only for the
 /// filters present: reason, from_us, to_us, (cursor_us, cursor_us, cursor_id), then limit.
@@ -135,6 +190,63 @@ mod tests {
             create_database("eye").as_deref(),
             Ok("CREATE DATABASE IF NOT EXISTS eye")
         );
+    }
+
+    #[test]
+    fn event_listing_picks_the_ordering_that_serves_its_filters() {
+        let f = |session, category, name, after, descending| EventFilters {
+            session,
+            category,
+            name,
+            from: true,
+            to: true,
+            after,
+            descending,
+        };
+        // (filters, table, placeholders, order)
+        let cases = [
+            (
+                f(true, false, false, false, false),
+                "FROM events WHERE",
+                4,
+                "ts_us ASC",
+            ),
+            (
+                f(true, true, true, true, false),
+                "FROM events WHERE",
+                9,
+                "ts_us ASC",
+            ),
+            (
+                f(false, true, false, false, true),
+                "FROM events_by_type WHERE",
+                4,
+                "ts_us DESC",
+            ),
+            (
+                f(false, true, true, true, true),
+                "FROM events_by_type WHERE",
+                8,
+                "ts_us DESC",
+            ),
+            (
+                f(false, false, false, false, false),
+                "FROM events WHERE",
+                3,
+                "ts_us ASC",
+            ),
+        ];
+        for (filters, table, placeholders, order) in cases {
+            let q = events(filters);
+            assert!(q.contains(table), "{q}");
+            assert_eq!(q.matches('?').count(), placeholders, "{q}");
+            assert!(q.contains(order), "{q}");
+            assert!(q.contains("LIMIT 1 BY event_id"));
+            assert_eq!(
+                q.contains("event_id < toUUID"),
+                filters.after && filters.descending
+            );
+        }
     }
 
     #[test]

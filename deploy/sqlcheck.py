@@ -147,7 +147,15 @@ def main() -> int:
         desc,
     )
 
-    covered = {"events_by_type_page", "session_events_page_desc", "ping", "create_migrations_table", "record_migration", "applied_migrations",
+    cats = run("categories", queries["categories"]) or []
+    expect(
+        "categories: distinct events per type, first and last time",
+        [(r["category"], r["name"], int(r["events"]), int(r["first_us"]), int(r["last_us"])) for r in cats]
+        == [("c", "n", 4, 500000, 3000000)],
+        cats,
+    )
+
+    covered = {"categories", "events_by_type_page", "session_events_page_desc", "ping", "create_migrations_table", "record_migration", "applied_migrations",
                "session_events", "event_counts", "rejected_all", "rejected_filtered", "session_meta"}
     for name in queries:
         if name not in covered:

@@ -491,6 +491,24 @@ async fn event_listing_pages_return_each_match_once() -> anyhow::Result<()> {
         assert_eq!(seen, sorted, "{query}: not in order");
     }
 
+    // Categories count each event_id once, the duplicate included.
+    let body: Value = stack
+        .http
+        .get(stack.query.url("/v1/categories"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        body["categories"],
+        json!([
+            {"category": "page_interaction", "name": "cta_click", "events": 5,
+             "first_seen": "2023-03-01T00:00:00.000000Z", "last_seen": "2023-03-01T00:00:20.000000Z"},
+            {"category": "page_interaction", "name": "page_view", "events": 21,
+             "first_seen": "2023-03-01T00:00:01.000000Z", "last_seen": "2023-03-01T00:00:30.000000Z"},
+        ])
+    );
+
     for (query, field) in [
         ("order=sideways", "order"),
         ("limit=1001", "limit"),

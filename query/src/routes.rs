@@ -2,7 +2,10 @@
 
 use crate::error::QueryError;
 use crate::params::{self, Params};
-use crate::view::{EventPage, EventView, RejectedPage, RejectedView, SessionEvents, SessionView};
+use crate::view::{
+    Categories, CategoryView, EventPage, EventView, RejectedPage, RejectedView, SessionEvents,
+    SessionView,
+};
 use crate::Config;
 use eye_common::event::{Category, EventName, FieldError, SessionId};
 use eye_common::store::{EventFilter, RejectedFilter, Store};
@@ -18,6 +21,7 @@ const DEFAULT_LIMIT: u32 = 1_000;
 const REJECTED_DEFAULT_LIMIT: u32 = 100;
 const EVENTS_DEFAULT_LIMIT: u32 = 100;
 const EVENTS_MAX_LIMIT: u32 = 1_000;
+const CATEGORIES_MAX_LIMIT: u32 = 10_000;
 const REJECTED_MAX_LIMIT: u32 = 1_000;
 
 pub fn routes(
@@ -56,6 +60,18 @@ pub fn routes(
                     .map_err(|e| warp::reject::custom(HttpError::from(e)))
             }
         });
+    let categories_store = rejected_store.clone();
+    let categories = warp::path!("v1" / "categories")
+        .and(warp::get())
+        .and(warp::query::<Params>())
+        .and_then(move |params: Params| {
+            let store = categories_store.clone();
+            async move {
+                categories(&store, &params)
+                    .await
+                    .map_err(|e| warp::reject::custom(HttpError::from(e)))
+            }
+        });
     let rejected = warp::path!("v1" / "rejected")
         .and(warp::get())
         .and(warp::query::<Params>())
@@ -69,6 +85,8 @@ pub fn routes(
         });
     session_events
         .or(events)
+        .unify()
+        .or(categories)
         .unify()
         .or(rejected)
         .unify()
@@ -155,6 +173,18 @@ async fn events(store: &Store, params: &Params) -> Result<warp::reply::Response,
     .into_response())
 }
 
+/// `GET /v1/categories?limit=`: every stored (category, name) with counts and first and
+/// last event time.
+async fn categories(store: &Store, params: &Params) -> Result<warp::reply::Response, QueryError> {
+    params::only(params, &["limit"])?;
+    let limit = params::limit(params, CATEGORIES_MAX_LIMIT, CATEGORIES_MAX_LIMIT)?;
+    let rows = store.categories(limit).await?;
+    Ok(warp::reply::json(&Categories {
+        categories: rows.into_iter().map(CategoryView::from).collect(),
+    })
+    .into_response())
+}
+
 /// `GET /v1/rejected?reason=&from=&to=&limit=&cursor=`: the quarantine in arrival order.
 async fn rejected(store: &Store, params: &Params) -> Result<warp::reply::Response, QueryError> {
     params::only(params, &["reason", "from", "to", "limit", "cursor"])?;
@@ -187,6 +217,7 @@ fn route_of(path: &str) -> &'static str {
     match path {
         "/v1/rejected" => return "/v1/rejected",
         "/v1/events" => return "/v1/events",
+        "/v1/categories" => return "/v1/categories",
         _ => {}
     }
     eye_web::metrics::ops_route(path).unwrap_or("other")

@@ -87,6 +87,33 @@ pub struct SessionEvents {
 }
 
 #[derive(Debug, Serialize)]
+pub struct CategoryView {
+    pub category: String,
+    pub name: String,
+    /// Distinct events (each event_id once).
+    pub events: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+impl From<eye_common::store::CategoryRow> for CategoryView {
+    fn from(r: eye_common::store::CategoryRow) -> Self {
+        Self {
+            category: r.category,
+            name: r.name,
+            events: r.events,
+            first_seen: time(r.first_us),
+            last_seen: time(r.last_us),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Categories {
+    pub categories: Vec<CategoryView>,
+}
+
+#[derive(Debug, Serialize)]
 pub struct EventPage {
     pub events: Vec<EventView>,
     /// Pass as `cursor` for the next page; `null` on the last page.

@@ -74,6 +74,16 @@ pub struct SessionMeta {
     pub ends: u64,
 }
 
+/// One event type seen in storage.
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
+pub struct CategoryRow {
+    pub category: String,
+    pub name: String,
+    pub events: u64,
+    pub first_us: i64,
+    pub last_us: i64,
+}
+
 /// A filter on events, in time order.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -274,6 +284,11 @@ impl Store {
         q.bind(f.limit)
     }
 
+    /// Every event type stored, with counts of distinct events; at most `limit` types.
+    pub async fn categories(&self, limit: u32) -> Result<Vec<CategoryRow>, StoreError> {
+        Ok(self.read(sql::CATEGORIES).bind(limit).fetch_all().await?)
+    }
+
     /// Quarantined records in arrival order, one per rejection_id.
     pub async fn rejected(&self, f: &RejectedFilter) -> Result<Vec<RejectedRow>, StoreError> {
         Ok(self.rejected_query(f).fetch_all().await?)
@@ -380,6 +395,10 @@ impl Store {
             (
                 "session_meta",
                 render(self.session_meta_query("sql-check-session")),
+            ),
+            (
+                "categories",
+                render(self.read(sql::CATEGORIES).bind(100u32)),
             ),
             (
                 "events_by_type_page",

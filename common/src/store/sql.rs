@@ -32,6 +32,12 @@ pub const SESSION_META: &str = "SELECT session_id, \
      countIf(kind = 'end') AS ends \
      FROM sessions WHERE session_id = ? GROUP BY session_id";
 
+/// Every (category, name) pair with its distinct events and first and last event time.
+/// Reads the type ordering, so each pair's rows are contiguous.
+pub const CATEGORIES: &str = "SELECT category, name, uniqExact(event_id) AS events, \
+     min(ts_us) AS first_us, max(ts_us) AS last_us \
+     FROM events_by_type GROUP BY category, name ORDER BY category, name LIMIT ?";
+
 /// Which filters an event listing has; each present filter binds one value (the cursor
 /// binds three), in the order of the fields here, then the limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -255,6 +255,31 @@ impl Stack {
         Ok((status, res.json().await?))
     }
 
+    /// Walks every page of a query-service listing, following `next_cursor`: `path` carries
+    /// the query (`/v1/rejected?limit=7`), `key` names the list in each page.
+    pub async fn walk_pages(
+        &self,
+        path: &str,
+        key: &str,
+    ) -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = self.query.url(path);
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let res = self.http.get(&url).send().await?;
+            anyhow::ensure!(res.status() == 200, "GET {url}: {}", res.status());
+            let page: serde_json::Value = res.json().await?;
+            out.extend(page[key].as_array().cloned().unwrap_or_default());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return Ok(out),
+            }
+        }
+    }
+
     pub async fn stop(self) -> anyhow::Result<()> {
         // Close pooled keep-alive connections first, as a departing client would.
         drop(self.http);

@@ -20,36 +20,11 @@ fn page_view(session: &str, ts: &str) -> Value {
     })
 }
 
-async fn rejected_page(stack: &Stack, query: &str) -> anyhow::Result<Value> {
-    let res = stack
-        .http
-        .get(stack.query.url(&format!("/v1/rejected{query}")))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        res.status() == 200,
-        "GET /v1/rejected{query}: {}",
-        res.status()
-    );
-    Ok(res.json().await?)
-}
-
-/// Walks every page of `/v1/rejected` with `limit`, returning all records in order.
+/// Every page of `/v1/rejected` with `limit` and the extra `filter`, in order.
 async fn all_rejected(stack: &Stack, filter: &str, limit: usize) -> anyhow::Result<Vec<Value>> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut q = format!("?limit={limit}{filter}");
-        if let Some(c) = &cursor {
-            q.push_str(&format!("&cursor={c}"));
-        }
-        let page = rejected_page(stack, &q).await?;
-        out.extend(page["rejected"].as_array().cloned().unwrap_or_default());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return Ok(out),
-        }
-    }
+    stack
+        .walk_pages(&format!("/v1/rejected?limit={limit}{filter}"), "rejected")
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -437,25 +437,19 @@ async fn event_listing_pages_return_each_match_once() -> anyhow::Result<()> {
     let walk = |query: String| {
         let stack = &stack;
         async move {
-            let mut seen = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut url = stack.query.url(&format!("/v1/events?{query}&limit=4"));
-                if let Some(c) = &cursor {
-                    url.push_str(&format!("&cursor={c}"));
-                }
-                let body: Value = stack.http.get(url).send().await?.json().await?;
-                for e in body["events"].as_array().expect("events") {
-                    seen.push((
+            let events = stack
+                .walk_pages(&format!("/v1/events?{query}&limit=4"), "events")
+                .await?;
+            let seen: Vec<(String, String)> = events
+                .iter()
+                .map(|e| {
+                    (
                         e["timestamp"].as_str().unwrap_or("").to_owned(),
                         e["event_id"].as_str().unwrap_or("").to_owned(),
-                    ));
-                }
-                match body["next_cursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_owned()),
-                    None => return anyhow::Ok(seen),
-                }
-            }
+                    )
+                })
+                .collect();
+            anyhow::Ok(seen)
         }
     };
     // (query, expected count, descending)

@@ -36,53 +36,25 @@ pub fn routes(
         async move { store.ping().await.map_err(|e| e.to_string()) }.boxed()
     });
     let max_limit = config.query.session_events_max;
-    let rejected_store = store.clone();
+    let session_store = store.clone();
     let session_events = warp::path!("v1" / "sessions" / String / "events")
         .and(warp::get())
         .and(warp::query::<Params>())
         .and_then(move |raw_id: String, params: Params| {
-            let store = store.clone();
-            async move {
-                session_events(&store, &raw_id, &params, max_limit)
-                    .await
-                    .map_err(|e| warp::reject::custom(HttpError::from(e)))
-            }
+            let store = session_store.clone();
+            async move { to_reply(session_events(&store, &raw_id, &params, max_limit).await) }
         });
-    let events_store = rejected_store.clone();
-    let events = warp::path!("v1" / "events")
-        .and(warp::get())
-        .and(warp::query::<Params>())
-        .and_then(move |params: Params| {
-            let store = events_store.clone();
-            async move {
-                events(&store, &params)
-                    .await
-                    .map_err(|e| warp::reject::custom(HttpError::from(e)))
-            }
-        });
-    let categories_store = rejected_store.clone();
-    let categories = warp::path!("v1" / "categories")
-        .and(warp::get())
-        .and(warp::query::<Params>())
-        .and_then(move |params: Params| {
-            let store = categories_store.clone();
-            async move {
-                categories(&store, &params)
-                    .await
-                    .map_err(|e| warp::reject::custom(HttpError::from(e)))
-            }
-        });
-    let rejected = warp::path!("v1" / "rejected")
-        .and(warp::get())
-        .and(warp::query::<Params>())
-        .and_then(move |params: Params| {
-            let store = rejected_store.clone();
-            async move {
-                rejected(&store, &params)
-                    .await
-                    .map_err(|e| warp::reject::custom(HttpError::from(e)))
-            }
-        });
+    let events = get(warp::path!("v1" / "events"), &store, |s, p| async move {
+        events(&s, &p).await
+    });
+    let categories = get(
+        warp::path!("v1" / "categories"),
+        &store,
+        |s, p| async move { categories(&s, &p).await },
+    );
+    let rejected = get(warp::path!("v1" / "rejected"), &store, |s, p| async move {
+        rejected(&s, &p).await
+    });
     session_events
         .or(events)
         .unify()
@@ -93,6 +65,33 @@ pub fn routes(
         .or(ops::routes(registry, ready))
         .recover(recover)
         .with(http.log(route_of))
+}
+
+/// `GET <path>?<params>`, answered by `handler` with the store; its errors go to `recover`.
+fn get<P, H, Fut>(
+    path: P,
+    store: &Store,
+    handler: H,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone
+where
+    P: Filter<Extract = (), Error = warp::Rejection> + Clone,
+    H: Fn(Store, Params) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<warp::reply::Response, QueryError>> + Send,
+{
+    let store = store.clone();
+    path.and(warp::get())
+        .and(warp::any().map(move || store.clone()))
+        .and(warp::query::<Params>())
+        .and_then(move |store: Store, params: Params| {
+            let handler = handler.clone();
+            async move { to_reply(handler(store, params).await) }
+        })
+}
+
+fn to_reply(
+    r: Result<warp::reply::Response, QueryError>,
+) -> Result<warp::reply::Response, warp::Rejection> {
+    r.map_err(|e| warp::reject::custom(HttpError::from(e)))
 }
 
 async fn session_events(

@@ -2,6 +2,7 @@
 //! transports (warp) and call into this crate for the event model, parsing, configuration,
 //! telemetry, Kafka settings and the ClickHouse store.
 
+pub mod aggregate;
 pub mod config;
 pub mod event;
 pub mod kafka;

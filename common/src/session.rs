@@ -37,6 +37,26 @@ fn object(body: &[u8]) -> Result<Map<String, Value>, SessionError> {
     }
 }
 
+/// The rules for a `user_id`, `machine_id` or `org_id` given as text: the same at ingest
+/// and when a query names one.
+pub fn check_id(name: &str, s: &str) -> Result<(), (&'static str, String)> {
+    if s.is_empty() {
+        Err(("empty", format!("{name} must not be empty")))
+    } else if s.chars().count() > MAX_ID_CHARS {
+        Err((
+            "too_long",
+            format!("{name} must be at most {MAX_ID_CHARS} characters"),
+        ))
+    } else if s.chars().any(char::is_control) {
+        Err((
+            "control_character",
+            format!("{name} must not contain control characters"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// An id given as a string (or, for `org_id`, also an integer as in seed 000).
 fn id_field(
     obj: &mut Map<String, Value>,
@@ -46,22 +66,10 @@ fn id_field(
 ) -> String {
     let field = format!("/{name}");
     match obj.remove(name) {
-        Some(Value::String(s)) if s.is_empty() => errors.push(FieldError::new(
-            field,
-            "empty",
-            format!("{name} must not be empty"),
-        )),
-        Some(Value::String(s)) if s.chars().count() > MAX_ID_CHARS => errors.push(FieldError::new(
-            field,
-            "too_long",
-            format!("{name} must be at most {MAX_ID_CHARS} characters"),
-        )),
-        Some(Value::String(s)) if s.chars().any(char::is_control) => errors.push(FieldError::new(
-            field,
-            "control_character",
-            format!("{name} must not contain control characters"),
-        )),
-        Some(Value::String(s)) => return s,
+        Some(Value::String(s)) => match check_id(name, &s) {
+            Ok(()) => return s,
+            Err((code, message)) => errors.push(FieldError::new(field, code, message)),
+        },
         Some(Value::Number(n)) if allow_int && (n.is_i64() || n.is_u64()) => return n.to_string(),
         None | Some(Value::Null) => errors.push(FieldError::new(
             field,

@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_rejected_events"),
     migration!(4, "0004_sessions"),
     migration!(5, "0005_events_by_type"),
+    migration!(6, "0006_sessions_by_owner"),
 ];
 
 /// Splits a migration file into statements: `;` at the end of a line ends one. Comment

@@ -4,6 +4,7 @@
 pub mod migrations;
 pub mod sql;
 
+use crate::aggregate::{Aggregation, Granularity};
 use crate::config::ClickHouseConfig;
 use crate::event::SessionId;
 use serde::{Deserialize, Serialize};
@@ -84,10 +85,111 @@ pub struct CategoryRow {
     pub last_us: i64,
 }
 
+/// Who started a session, as recorded by its start record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerKind {
+    User,
+    Machine,
+    Org,
+}
+
+impl OwnerKind {
+    /// The `owner_kind` stored in `sessions_by_owner` (migration 0006).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Machine => "machine",
+            Self::Org => "org",
+        }
+    }
+}
+
+/// A session's events: how many distinct ones, and the first and last event time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clickhouse::Row, Deserialize)]
+pub struct SessionStats {
+    pub events: u64,
+    pub first_us: i64,
+    pub last_us: i64,
+}
+
+/// One session of an owner: its merged metadata and its event statistics.
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
+pub struct OwnerSessionRow {
+    pub session_id: String,
+    pub user_id: String,
+    pub machine_id: String,
+    pub org_id: String,
+    pub started_at_us: i64,
+    pub ended_at_us: i64,
+    pub starts: u64,
+    pub ends: u64,
+    pub events: u64,
+    pub first_us: i64,
+    pub last_us: i64,
+}
+
+impl OwnerSessionRow {
+    pub fn split(self) -> (SessionMeta, SessionStats) {
+        (
+            SessionMeta {
+                session_id: self.session_id,
+                user_id: self.user_id,
+                machine_id: self.machine_id,
+                org_id: self.org_id,
+                started_at_us: self.started_at_us,
+                ended_at_us: self.ended_at_us,
+                starts: self.starts,
+                ends: self.ends,
+            },
+            SessionStats {
+                events: self.events,
+                first_us: self.first_us,
+                last_us: self.last_us,
+            },
+        )
+    }
+}
+
+/// An owner's sessions, newest start first.
+#[derive(Debug, Clone)]
+pub struct OwnerSessionsFilter {
+    pub kind: OwnerKind,
+    pub owner_id: String,
+    /// Keyset cursor: the last `(started_at_us, session_id)` already returned.
+    pub after: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+/// A bucketed aggregation of one event type's values.
+#[derive(Debug, Clone)]
+pub struct AggregateFilter {
+    pub category: String,
+    pub name: String,
+    pub from_us: Option<i64>,
+    pub to_us: Option<i64>,
+    pub granularity: Granularity,
+    pub aggregation: Aggregation,
+    /// An IANA zone name, checked by the caller.
+    pub tz: String,
+    pub limit: u32,
+}
+
+/// One bucket that holds events.
+#[derive(Debug, Clone, Copy, PartialEq, clickhouse::Row, Deserialize)]
+pub struct BucketRow {
+    /// The bucket's first instant, Unix seconds.
+    pub start_s: i64,
+    pub value: f64,
+    pub events: u64,
+    pub first_us: i64,
+}
+
 /// A filter on events, in time order.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     pub session_id: Option<String>,
+    /// Events of every session this owner started.
+    pub owner: Option<(OwnerKind, String)>,
     pub category: Option<String>,
     pub name: Option<String>,
     pub from_us: Option<i64>,
@@ -265,6 +367,7 @@ impl Store {
     fn events_query(&self, f: &EventFilter) -> clickhouse::query::Query {
         let mut q = self.read(&sql::events(sql::EventFilters {
             session: f.session_id.is_some(),
+            owner: f.owner.is_some(),
             category: f.category.is_some(),
             name: f.name.is_some(),
             from: f.from_us.is_some(),
@@ -272,7 +375,13 @@ impl Store {
             after: f.after.is_some(),
             descending: f.descending,
         }));
-        for text in [&f.session_id, &f.category, &f.name].into_iter().flatten() {
+        if let Some(session) = &f.session_id {
+            q = q.bind(session.as_str());
+        }
+        if let Some((kind, id)) = &f.owner {
+            q = q.bind(kind.as_str()).bind(id.as_str());
+        }
+        for text in [&f.category, &f.name].into_iter().flatten() {
             q = q.bind(text.as_str());
         }
         for t in [f.from_us, f.to_us].into_iter().flatten() {
@@ -328,7 +437,60 @@ impl Store {
     }
 
     fn session_meta_query(&self, session: &str) -> clickhouse::query::Query {
-        self.read(sql::SESSION_META).bind(session)
+        self.read(&sql::session_meta()).bind(session)
+    }
+
+    /// How many distinct events a session has, and their first and last time.
+    pub async fn session_stats(&self, session: &SessionId) -> Result<SessionStats, StoreError> {
+        Ok(self
+            .session_stats_query(session.as_str())
+            .fetch_one()
+            .await?)
+    }
+
+    fn session_stats_query(&self, session: &str) -> clickhouse::query::Query {
+        self.read(&sql::session_stats()).bind(session)
+    }
+
+    /// An owner's sessions with metadata and event statistics, newest start first.
+    pub async fn owner_sessions(
+        &self,
+        f: &OwnerSessionsFilter,
+    ) -> Result<Vec<OwnerSessionRow>, StoreError> {
+        Ok(self.owner_sessions_query(f).fetch_all().await?)
+    }
+
+    fn owner_sessions_query(&self, f: &OwnerSessionsFilter) -> clickhouse::query::Query {
+        let mut q = self.read(&sql::owner_sessions(f.after.is_some()));
+        for _ in 0..2 {
+            q = q.bind(f.kind.as_str()).bind(f.owner_id.as_str());
+        }
+        if let Some((started, id)) = &f.after {
+            q = q.bind(*started).bind(*started).bind(id.as_str());
+        }
+        q.bind(f.limit)
+    }
+
+    /// The buckets of an aggregation that hold events, in time order; at most `limit`.
+    pub async fn aggregate(&self, f: &AggregateFilter) -> Result<Vec<BucketRow>, StoreError> {
+        Ok(self.aggregate_query(f).fetch_all().await?)
+    }
+
+    fn aggregate_query(&self, f: &AggregateFilter) -> clickhouse::query::Query {
+        let mut q = self.read(&sql::aggregate(
+            f.granularity,
+            f.aggregation,
+            f.from_us.is_some(),
+            f.to_us.is_some(),
+        ));
+        for _ in 0..sql::aggregate_zone_binds(f.granularity) {
+            q = q.bind(f.tz.as_str());
+        }
+        q = q.bind(f.category.as_str()).bind(f.name.as_str());
+        for t in [f.from_us, f.to_us].into_iter().flatten() {
+            q = q.bind(t);
+        }
+        q.bind(f.limit)
     }
 
     /// A session's events in time order, one per event_id.
@@ -349,9 +511,9 @@ impl Store {
 
     /// Every statement this store sends, with sample values bound exactly as at run time.
     /// `eye-admin sql` prints them so that `make test` can run them on current ClickHouse.
-    pub fn sample_statements(&self) -> Vec<(&'static str, String)> {
+    pub fn sample_statements(&self) -> Vec<(String, String)> {
         let render = |q: clickhouse::query::Query| q.sql_display().to_string();
-        vec![
+        let fixed: Vec<(&str, String)> = vec![
             ("ping", render(self.server.query(sql::PING))),
             (
                 "create_migrations_table",
@@ -417,6 +579,55 @@ impl Store {
                 })),
             ),
             (
+                "session_stats",
+                render(self.session_stats_query("sql-check-session")),
+            ),
+            (
+                "user_sessions",
+                render(self.owner_sessions_query(&OwnerSessionsFilter {
+                    kind: OwnerKind::User,
+                    owner_id: "u".into(),
+                    after: None,
+                    limit: 100,
+                })),
+            ),
+            (
+                "user_sessions_after",
+                render(self.owner_sessions_query(&OwnerSessionsFilter {
+                    kind: OwnerKind::User,
+                    owner_id: "u".into(),
+                    after: Some((1_000_000, "sql-check-session".into())),
+                    limit: 100,
+                })),
+            ),
+            (
+                "machine_events",
+                render(self.events_query(&EventFilter {
+                    owner: Some((OwnerKind::Machine, "m".into())),
+                    from_us: Some(1_500_000),
+                    limit: 100,
+                    ..EventFilter::default()
+                })),
+            ),
+            (
+                "events_time_range",
+                render(self.events_query(&EventFilter {
+                    from_us: Some(0),
+                    to_us: Some(2_500_000),
+                    limit: 100,
+                    ..EventFilter::default()
+                })),
+            ),
+            (
+                "events_name_only",
+                render(self.events_query(&EventFilter {
+                    name: Some("n".into()),
+                    descending: true,
+                    limit: 100,
+                    ..EventFilter::default()
+                })),
+            ),
+            (
                 "session_events_page_desc",
                 render(self.events_query(&EventFilter {
                     session_id: Some("sql-check-session".into()),
@@ -425,7 +636,32 @@ impl Store {
                     ..EventFilter::default()
                 })),
             ),
-        ]
+        ];
+        let mut out: Vec<(String, String)> =
+            fixed.into_iter().map(|(n, q)| (n.to_owned(), q)).collect();
+        // Every bucket expression with one aggregation, and every aggregation with one
+        // bucket expression, over the sample metric of deploy/sqlcheck.py.
+        let sample = |granularity, aggregation| AggregateFilter {
+            category: "metric".into(),
+            name: "cpu".into(),
+            from_us: Some(1_774_656_000_000_000), // 2026-03-28T00:00:00Z
+            to_us: Some(1_775_001_600_000_000),   // 2026-04-01T00:00:00Z
+            granularity,
+            aggregation,
+            tz: "Europe/Paris".into(),
+            limit: 10_001,
+        };
+        let shapes = Granularity::ALL
+            .into_iter()
+            .map(|g| (g, Aggregation::Avg))
+            .chain(Aggregation::ALL.into_iter().map(|a| (Granularity::Day, a)));
+        for (g, a) in shapes {
+            let name = format!("aggregate_{}_{}", g.as_str(), a.as_str());
+            if !out.iter().any(|(n, _)| *n == name) {
+                out.push((name, render(self.aggregate_query(&sample(g, a)))));
+            }
+        }
+        out
     }
 
     pub async fn event_counts(&self) -> Result<EventCounts, StoreError> {

@@ -2,8 +2,11 @@
 //!
 //! User input only ever arrives as bound values (`?`, escaped by the `clickhouse` crate);
 //! the only text spliced into SQL is the database name from configuration, which
-//! [`identifier`] checks first. Each statement runs on ClickHouse 18.16 and on current
+//! [`identifier`] checks first, and fixed fragments chosen by closed enums (a bucket
+//! expression, an aggregate function). Each statement runs on ClickHouse 18.16 and on current
 //! releases: the chdb check in `make test` runs them on ClickHouse 26.
+
+use crate::aggregate::{Aggregation, Granularity};
 
 /// Columns of [`super::EventRow`], in its field order (RowBinary is positional).
 pub const EVENT_COLUMNS: &str =
@@ -20,17 +23,58 @@ pub const EVENTS_BY_TYPE: &str = "events_by_type";
 pub const REJECTED_TABLE: &str = "rejected_events";
 pub const SESSIONS_TABLE: &str = "sessions";
 
-/// Binds: session_id. Lifecycle records merge here, whatever order they arrived in: the
+/// A session's metadata from its lifecycle records, whatever order they arrived in: the
 /// earliest start, the latest end, and the attributes of the latest-received start.
-pub const SESSION_META: &str = "SELECT session_id, \
+const SESSION_META_COLUMNS: &str = "session_id, \
      argMaxIf(user_id, received_at_us, kind = 'start') AS user_id, \
      argMaxIf(machine_id, received_at_us, kind = 'start') AS machine_id, \
      argMaxIf(org_id, received_at_us, kind = 'start') AS org_id, \
      minIf(at_us, kind = 'start') AS started_at_us, \
      maxIf(at_us, kind = 'end') AS ended_at_us, \
      countIf(kind = 'start') AS starts, \
-     countIf(kind = 'end') AS ends \
-     FROM sessions WHERE session_id = ? GROUP BY session_id";
+     countIf(kind = 'end') AS ends";
+
+/// Binds: session_id.
+pub fn session_meta() -> String {
+    format!("SELECT {SESSION_META_COLUMNS} FROM {SESSIONS_TABLE} WHERE session_id = ? GROUP BY session_id")
+}
+
+/// Binds: session_id. Distinct events of a session and their first and last time; one row
+/// (of zeros) even when the session has no events.
+pub fn session_stats() -> String {
+    format!(
+        "SELECT uniqExact(event_id) AS events, min(ts_us) AS first_us, max(ts_us) AS last_us \
+         FROM {EVENTS_TABLE} WHERE session_id = ?"
+    )
+}
+
+/// The sessions an owner (user, machine or org) started: a key prefix of
+/// `sessions_by_owner`. Binds: owner_kind, owner_id.
+const OWNED_SESSIONS: &str =
+    "SELECT session_id FROM sessions_by_owner WHERE owner_kind = ? AND owner_id = ?";
+
+/// An owner's sessions, newest start first, each with its metadata and event statistics.
+/// Binds: owner_kind, owner_id (twice: once per side of the join), then
+/// (started_at_us, started_at_us, session_id) after a cursor, then the limit. Both sides
+/// read key prefixes: `sessions` and `events` are ordered by session_id first.
+pub fn owner_sessions(after: bool) -> String {
+    let cursor = if after {
+        "WHERE (started_at_us < ? OR (started_at_us = ? AND session_id < ?)) "
+    } else {
+        ""
+    };
+    format!(
+        "SELECT session_id, user_id, machine_id, org_id, started_at_us, ended_at_us, starts, ends, \
+         events, first_us, last_us FROM \
+         (SELECT {SESSION_META_COLUMNS} FROM {SESSIONS_TABLE} \
+          WHERE session_id IN ({OWNED_SESSIONS}) GROUP BY session_id) \
+         ANY LEFT JOIN \
+         (SELECT session_id, uniqExact(event_id) AS events, min(ts_us) AS first_us, max(ts_us) AS last_us \
+          FROM {EVENTS_TABLE} WHERE session_id IN ({OWNED_SESSIONS}) GROUP BY session_id) \
+         USING session_id \
+         {cursor}ORDER BY started_at_us DESC, session_id DESC LIMIT ?"
+    )
+}
 
 /// Every (category, name) pair with its distinct events and first and last event time.
 /// Reads the type ordering, so each pair's rows are contiguous.
@@ -43,6 +87,8 @@ pub const CATEGORIES: &str = "SELECT category, name, uniqExact(event_id) AS even
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EventFilters {
     pub session: bool,
+    /// Events of the sessions an owner started (binds owner_kind, owner_id).
+    pub owner: bool,
     pub category: bool,
     pub name: bool,
     pub from: bool,
@@ -52,17 +98,22 @@ pub struct EventFilters {
 }
 
 /// Events matching the filters, one per event_id, ordered by (ts_us, event_id) and
-/// resumable after a cursor. A session filter reads `events` (session prefix); otherwise
-/// `events_by_type` (category, name prefix).
+/// resumable after a cursor. Session and owner filters read `events` (session prefix);
+/// the others `events_by_type`, where a category is a key prefix and a name or time range
+/// alone is found per (category, name) range of the key, of which there are few.
 pub fn events(f: EventFilters) -> String {
-    let table = if f.session || !f.category {
+    let table = if f.session || f.owner {
         EVENTS_TABLE
     } else {
         EVENTS_BY_TYPE
     };
+    let owned = format!("session_id IN ({OWNED_SESSIONS})");
     let mut conditions = vec!["1 = 1"];
     if f.session {
         conditions.push("session_id = ?");
+    }
+    if f.owner {
+        conditions.push(&owned);
     }
     if f.category {
         conditions.push("category = ?");
@@ -112,6 +163,67 @@ pub fn rejected(reason: bool, from: bool, to: bool, after: bool) -> String {
         "SELECT {REJECTED_COLUMNS} FROM {REJECTED_TABLE} WHERE {} \
          ORDER BY received_at_us, rejection_id LIMIT 1 BY rejection_id LIMIT ?",
         conditions.join(" AND ")
+    )
+}
+
+/// The bucket holding `ts` in a time zone, as a ClickHouse expression, and how many times
+/// it binds the zone. Calendar buckets (week, month, year) are dates in the zone; their
+/// first instant is that date's midnight in the zone.
+fn bucket_start(g: Granularity) -> (&'static str, usize) {
+    match g {
+        Granularity::Minute => ("toStartOfMinute(ts, ?)", 1),
+        Granularity::Hour => ("toStartOfHour(ts, ?)", 1),
+        Granularity::Day => ("toStartOfDay(ts, ?)", 1),
+        Granularity::Week => ("toDateTime(toMonday(ts, ?), ?)", 2),
+        Granularity::Month => ("toDateTime(toStartOfMonth(ts, ?), ?)", 2),
+        Granularity::Year => ("toDateTime(toStartOfYear(ts, ?), ?)", 2),
+        Granularity::None => ("0", 0),
+    }
+}
+
+fn aggregation(a: Aggregation) -> &'static str {
+    match a {
+        Aggregation::Avg => "avg(value)",
+        Aggregation::Min => "min(value)",
+        Aggregation::Max => "max(value)",
+        Aggregation::Sum => "sum(value)",
+        Aggregation::Count => "count()",
+        Aggregation::P50 => "quantileExact(0.5)(value)",
+        Aggregation::P90 => "quantileExact(0.9)(value)",
+        Aggregation::P95 => "quantileExact(0.95)(value)",
+        Aggregation::P99 => "quantileExact(0.99)(value)",
+    }
+}
+
+/// Times an aggregation binds the time zone, first of all its values.
+pub fn aggregate_zone_binds(g: Granularity) -> usize {
+    bucket_start(g).1
+}
+
+/// Events of one (category, name), deduplicated by event_id, aggregated per bucket: the
+/// bucket's first instant (Unix seconds), the value, the events aggregated and the first
+/// event time. Reads a key prefix of `events_by_type`. Binds: the zone
+/// ([`aggregate_zone_binds`] times), category, name, then from_us and to_us when present,
+/// then the limit. Every group holds at least one value, so the aggregate is never null.
+pub fn aggregate(g: Granularity, a: Aggregation, from: bool, to: bool) -> String {
+    let (bucket, _) = bucket_start(g);
+    let mut conditions = vec!["category = ?", "name = ?"];
+    if from {
+        conditions.push("ts_us >= ?");
+    }
+    if to {
+        conditions.push("ts_us < ?");
+    }
+    if a.needs_value() {
+        conditions.push("isNotNull(value)");
+    }
+    format!(
+        "SELECT toInt64({bucket}) AS start_s, toFloat64(assumeNotNull({agg})) AS value, \
+         count() AS events, min(ts_us) AS first_us \
+         FROM (SELECT event_id, ts, ts_us, value FROM {EVENTS_BY_TYPE} WHERE {} LIMIT 1 BY event_id) \
+         GROUP BY start_s ORDER BY start_s LIMIT ?",
+        conditions.join(" AND "),
+        agg = aggregation(a),
     )
 }
 
@@ -200,8 +312,9 @@ mod tests {
 
     #[test]
     fn event_listing_picks_the_ordering_that_serves_its_filters() {
-        let f = |session, category, name, after, descending| EventFilters {
+        let f = |session, owner, category, name, after, descending| EventFilters {
             session,
+            owner,
             category,
             name,
             from: true,
@@ -212,32 +325,44 @@ mod tests {
         // (filters, table, placeholders, order)
         let cases = [
             (
-                f(true, false, false, false, false),
+                f(true, false, false, false, false, false),
                 "FROM events WHERE",
                 4,
                 "ts_us ASC",
             ),
             (
-                f(true, true, true, true, false),
+                f(true, false, true, true, true, false),
                 "FROM events WHERE",
                 9,
                 "ts_us ASC",
             ),
             (
-                f(false, true, false, false, true),
+                f(false, true, false, false, true, true),
+                "FROM events WHERE",
+                8,
+                "ts_us DESC",
+            ),
+            (
+                f(false, false, true, false, false, true),
                 "FROM events_by_type WHERE",
                 4,
                 "ts_us DESC",
             ),
             (
-                f(false, true, true, true, true),
+                f(false, false, true, true, true, true),
                 "FROM events_by_type WHERE",
                 8,
                 "ts_us DESC",
             ),
             (
-                f(false, false, false, false, false),
-                "FROM events WHERE",
+                f(false, false, false, true, false, false),
+                "FROM events_by_type WHERE",
+                4,
+                "ts_us ASC",
+            ),
+            (
+                f(false, false, false, false, false, false),
+                "FROM events_by_type WHERE",
                 3,
                 "ts_us ASC",
             ),
@@ -248,10 +373,78 @@ mod tests {
             assert_eq!(q.matches('?').count(), placeholders, "{q}");
             assert!(q.contains(order), "{q}");
             assert!(q.contains("LIMIT 1 BY event_id"));
+            assert_eq!(q.contains("FROM sessions_by_owner"), filters.owner, "{q}");
             assert_eq!(
                 q.contains("event_id < toUUID"),
                 filters.after && filters.descending
             );
+        }
+    }
+
+    #[test]
+    fn aggregation_binds_zone_filters_and_limit_in_order() {
+        // (granularity, aggregation, from, to, placeholders, bucket expression)
+        let cases = [
+            (
+                Granularity::Hour,
+                Aggregation::Avg,
+                true,
+                true,
+                6,
+                "toStartOfHour(ts, ?)",
+            ),
+            (
+                Granularity::Week,
+                Aggregation::P95,
+                true,
+                false,
+                6,
+                "toMonday(ts, ?), ?",
+            ),
+            (
+                Granularity::Year,
+                Aggregation::Sum,
+                false,
+                false,
+                5,
+                "toStartOfYear(ts, ?)",
+            ),
+            (
+                Granularity::None,
+                Aggregation::Count,
+                false,
+                true,
+                4,
+                "toInt64(0)",
+            ),
+        ];
+        for (g, a, from, to, placeholders, bucket) in cases {
+            let q = aggregate(g, a, from, to);
+            assert_eq!(q.matches('?').count(), placeholders, "{q}");
+            assert_eq!(
+                placeholders,
+                aggregate_zone_binds(g) + 2 + usize::from(from) + usize::from(to) + 1
+            );
+            assert!(q.contains(bucket), "{q}");
+            assert!(q.contains("FROM events_by_type WHERE category = ? AND name = ?"));
+            assert!(q.contains("LIMIT 1 BY event_id"));
+            assert_eq!(
+                q.contains("isNotNull(value)"),
+                a != Aggregation::Count,
+                "{q}"
+            );
+        }
+        assert!(aggregate(Granularity::Day, Aggregation::P99, false, false)
+            .contains("quantileExact(0.99)(value)"));
+    }
+
+    #[test]
+    fn owner_sessions_bind_the_owner_on_both_sides() {
+        for (after, placeholders) in [(false, 5), (true, 8)] {
+            let q = owner_sessions(after);
+            assert_eq!(q.matches('?').count(), placeholders, "{q}");
+            assert_eq!(q.matches("FROM sessions_by_owner").count(), 2);
+            assert!(q.contains("ORDER BY started_at_us DESC, session_id DESC"));
         }
     }
 

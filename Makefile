@@ -1,5 +1,5 @@
 # The Eye. Quick start: `make up`, then `make test`. Every target installs what it needs.
-.PHONY: up down status servers test lint fmt check install
+.PHONY: up down status servers test lint fmt check install bench-query
 
 ## Run the whole pipeline (broker, ClickHouse, ingest :8080, query :8081, consumer :8082).
 up:
@@ -33,6 +33,13 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+## Query benchmark: loads 10 million events into database eye_bench once (skipped when
+## already loaded), then times each question through the query service against the same
+## SQL sent straight to ClickHouse. Flags: `make bench-query BENCH_ARGS="--help"`.
+bench-query:
+	deploy/stack.sh servers
+	cargo run --release -p eye-bench -- $(BENCH_ARGS)
 
 ## What CI runs.
 check: lint test

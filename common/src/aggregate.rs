@@ -226,14 +226,15 @@ pub fn bucket_starts(
     Ok(starts)
 }
 
-/// Merges the buckets storage found with every bucket of the range, per `fill`. With no
-/// `range`, the range is from the first to the last bucket found.
+/// Merges the buckets storage found with every bucket of the range, per `fill`. A bound
+/// not given is taken from the first or last bucket found.
 pub fn fill(
     found: Vec<Bucket>,
     fill: Fill,
     g: Granularity,
     tz: Tz,
-    range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
 ) -> Result<Vec<Bucket>, TooManyBuckets> {
     if found.len() > MAX_BUCKETS {
         return Err(TooManyBuckets(g));
@@ -243,11 +244,12 @@ pub fn fill(
         Fill::Zero => Some(0.0),
         Fill::Null => None,
     };
-    let range = match (range, found.first(), found.last()) {
-        (Some(r), _, _) => r,
-        (None, Some(first), Some(last)) => (first.start, last.start + Duration::nanoseconds(1)),
-        _ => return Ok(found),
+    let first = from.or(found.first().map(|b| b.start));
+    let last = to.or(found.last().map(|b| b.start + Duration::nanoseconds(1)));
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(found);
     };
+    let range = (first, last);
     let mut all: BTreeMap<DateTime<Utc>, Bucket> = bucket_starts(g, tz, range.0, range.1)?
         .into_iter()
         .map(|start| {
@@ -449,9 +451,12 @@ mod tests {
             value: Some(2.5),
             count: 2,
         }];
-        let range = Some((utc("2026-01-01T00:00:00Z"), utc("2026-01-01T03:00:00Z")));
+        let (from, to) = (
+            Some(utc("2026-01-01T00:00:00Z")),
+            Some(utc("2026-01-01T03:00:00Z")),
+        );
         let values = |f| -> Vec<(Option<f64>, u64)> {
-            fill(found.clone(), f, Granularity::Hour, utc_tz, range)
+            fill(found.clone(), f, Granularity::Hour, utc_tz, from, to)
                 .expect("few")
                 .into_iter()
                 .map(|b| (b.value, b.count))
@@ -472,9 +477,33 @@ mod tests {
                 count: 1,
             },
         ];
-        let filled = fill(sparse, Fill::Zero, Granularity::Hour, utc_tz, None).expect("few");
+        let filled = fill(
+            sparse.clone(),
+            Fill::Zero,
+            Granularity::Hour,
+            utc_tz,
+            None,
+            None,
+        )
+        .expect("few");
         assert_eq!(filled.len(), 4);
         assert_eq!(filled[3].start, utc("2026-01-01T04:00:00Z"));
+        // One bound given: the other comes from the data.
+        let filled = fill(sparse, Fill::Null, Granularity::Hour, utc_tz, from, None).expect("few");
+        assert_eq!(filled.len(), 5);
+        assert_eq!(
+            filled[0],
+            Bucket {
+                start: utc("2026-01-01T00:00:00Z"),
+                value: None,
+                count: 0
+            }
+        );
+        // Nothing found and no range: nothing to fill.
+        assert_eq!(
+            fill(vec![], Fill::Zero, Granularity::Day, utc_tz, None, None),
+            Ok(vec![])
+        );
     }
 
     #[test]

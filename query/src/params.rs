@@ -112,6 +112,91 @@ pub fn reason(params: &Params) -> Result<Option<String>, QueryError> {
     Ok(Some(raw.clone()))
 }
 
+/// A required text parameter, checked by the same parser ingest uses for that field.
+pub fn required_text<T>(
+    params: &Params,
+    name: &str,
+    parse: fn(&str) -> Result<T, (&'static str, String)>,
+) -> Result<String, QueryError> {
+    text(params, name, parse)?.ok_or_else(|| bad(name, "required", format!("{name} is required")))
+}
+
+/// One of a closed set of names, or `default` when absent; the error lists the choices.
+pub fn choice<T: Copy>(
+    params: &Params,
+    name: &str,
+    all: &[T],
+    as_str: fn(T) -> &'static str,
+    default: T,
+) -> Result<T, QueryError> {
+    let Some(raw) = params.get(name) else {
+        return Ok(default);
+    };
+    all.iter()
+        .copied()
+        .find(|c| as_str(*c) == raw)
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|c| as_str(*c)).collect();
+            bad(
+                name,
+                "invalid_choice",
+                format!("{name} must be one of: {}", names.join(", ")),
+            )
+        })
+}
+
+/// `tz`: an IANA time zone such as `Europe/Paris`; UTC when absent.
+pub fn time_zone(params: &Params) -> Result<chrono_tz::Tz, QueryError> {
+    let Some(raw) = params.get("tz") else {
+        return Ok(chrono_tz::UTC);
+    };
+    raw.parse().map_err(|_| {
+        bad(
+            "tz",
+            "invalid_timezone",
+            "tz must be an IANA time zone name such as Europe/Paris or UTC",
+        )
+    })
+}
+
+/// A path segment naming something: percent-decoded, then checked by `check`.
+pub fn path_id(
+    raw: &str,
+    field: &str,
+    check: impl Fn(&str) -> Result<(), (&'static str, String)>,
+) -> Result<String, QueryError> {
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| bad(field, "invalid_utf8", format!("{field} must be UTF-8")))?;
+    check(&decoded).map_err(|(code, message)| bad(field, code, message))?;
+    Ok(decoded.into_owned())
+}
+
+fn invalid_cursor() -> QueryError {
+    bad(
+        "cursor",
+        "invalid_cursor",
+        "cursor must be a next_cursor value from a previous page",
+    )
+}
+
+/// Keyset cursor over `(started_at_us, session_id)`: `<micros>_<hex of the session id>`,
+/// so that any session id travels in a URL unchanged.
+pub fn encode_session_cursor(started_at_us: i64, session_id: &str) -> String {
+    format!("{started_at_us}_{}", hex::encode(session_id))
+}
+
+pub fn session_cursor(params: &Params) -> Result<Option<(i64, String)>, QueryError> {
+    let Some(raw) = params.get("cursor") else {
+        return Ok(None);
+    };
+    let parsed = raw.split_once('_').and_then(|(ts, id)| {
+        let id = String::from_utf8(hex::decode(id).ok()?).ok()?;
+        Some((ts.parse::<i64>().ok()?, id))
+    });
+    parsed.map(Some).ok_or_else(invalid_cursor)
+}
+
 /// Keyset cursor over `(time_us, id)`: `<micros>_<uuid>`, for events and rejections alike.
 pub fn encode_cursor(received_at_us: i64, id: Uuid) -> String {
     format!("{received_at_us}_{}", id.simple())
@@ -124,13 +209,7 @@ pub fn cursor(params: &Params) -> Result<Option<(i64, Uuid)>, QueryError> {
     let parsed = raw
         .split_once('_')
         .and_then(|(ts, id)| Some((ts.parse::<i64>().ok()?, Uuid::try_parse(id).ok()?)));
-    parsed.map(Some).ok_or_else(|| {
-        bad(
-            "cursor",
-            "invalid_cursor",
-            "cursor must be a next_cursor value from a previous page",
-        )
-    })
+    parsed.map(Some).ok_or_else(invalid_cursor)
 }
 
 #[cfg(test)]
@@ -221,6 +300,73 @@ mod tests {
                 "cursor:invalid_cursor"
             );
         }
+    }
+
+    #[test]
+    fn session_cursors_carry_any_session_id() {
+        for id in ["s1", "a_b c&d=é/#?", "0191e4e5-7c8b-7d4e-9a1b-123456789abc"] {
+            let c = encode_session_cursor(-5, id);
+            assert!(c
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-'));
+            assert_eq!(
+                session_cursor(&params(&[("cursor", &c)])).expect("valid"),
+                Some((-5, id.to_owned()))
+            );
+        }
+        for garbage in ["", "12", "x_73", "12_7", "12_zz", "12_ff"] {
+            assert_eq!(
+                session_cursor(&params(&[("cursor", garbage)]))
+                    .map_err(field)
+                    .expect_err("must fail"),
+                "cursor:invalid_cursor",
+                "{garbage}"
+            );
+        }
+    }
+
+    #[test]
+    fn choices_zones_and_path_ids() {
+        use eye_common::aggregate::Granularity;
+        let g = |v: &[(&str, &str)]| {
+            choice(
+                &params(v),
+                "granularity",
+                &Granularity::ALL,
+                Granularity::as_str,
+                Granularity::None,
+            )
+            .map_err(field)
+        };
+        assert_eq!(g(&[]), Ok(Granularity::None));
+        assert_eq!(g(&[("granularity", "week")]), Ok(Granularity::Week));
+        assert_eq!(
+            g(&[("granularity", "fortnight")]),
+            Err("granularity:invalid_choice".into())
+        );
+        assert_eq!(time_zone(&params(&[])).map_err(field), Ok(chrono_tz::UTC));
+        assert_eq!(
+            time_zone(&params(&[("tz", "Europe/Paris")])).map_err(field),
+            Ok(chrono_tz::Europe::Paris)
+        );
+        assert_eq!(
+            time_zone(&params(&[("tz", "Mars/Olympus")])).map_err(field),
+            Err("tz:invalid_timezone".into())
+        );
+        let id = |raw| {
+            path_id(raw, "machine_id", |s| {
+                eye_common::session::check_id("machine_id", s)
+            })
+            .map_err(field)
+        };
+        assert_eq!(id("host%2F1"), Ok("host/1".into()));
+        assert_eq!(id(""), Err("machine_id:empty".into()));
+        assert_eq!(id("%0A"), Err("machine_id:control_character".into()));
+        assert_eq!(id("%FF"), Err("machine_id:invalid_utf8".into()));
+        assert_eq!(
+            required_text(&params(&[]), "name", eye_common::event::EventName::parse).map_err(field),
+            Err("name:required".into())
+        );
     }
 
     #[test]

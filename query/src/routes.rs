@@ -3,12 +3,18 @@
 use crate::error::QueryError;
 use crate::params::{self, Params};
 use crate::view::{
-    Categories, CategoryView, EventPage, EventView, RejectedPage, RejectedView, SessionEvents,
-    SessionView,
+    Aggregate, BucketView, Categories, CategoryView, EventPage, EventView, OwnerSessions,
+    RejectedPage, RejectedView, SessionDetail, SessionEvents, SessionSummary, SessionView,
 };
 use crate::Config;
+use chrono::{DateTime, Utc};
+use eye_common::aggregate::{self, Aggregation, Bucket, Fill, Granularity};
 use eye_common::event::{Category, EventName, FieldError, SessionId};
-use eye_common::store::{EventFilter, RejectedFilter, Store};
+use eye_common::session;
+use eye_common::store::{
+    AggregateFilter, EventFilter, EventRow, OwnerKind, OwnerSessionsFilter, RejectedFilter, Store,
+};
+use eye_common::time::EventTime;
 use eye_web::error::{recover, HttpError};
 use eye_web::metrics::HttpMetrics;
 use eye_web::ops::{self, ReadyCheck};
@@ -36,16 +42,31 @@ pub fn routes(
         async move { store.ping().await.map_err(|e| e.to_string()) }.boxed()
     });
     let max_limit = config.query.session_events_max;
-    let session_store = store.clone();
-    let session_events = warp::path!("v1" / "sessions" / String / "events")
-        .and(warp::get())
-        .and(warp::query::<Params>())
-        .and_then(move |raw_id: String, params: Params| {
-            let store = session_store.clone();
-            async move { to_reply(session_events(&store, &raw_id, &params, max_limit).await) }
-        });
+    let session_events = get_id(
+        warp::path!("v1" / "sessions" / String / "events"),
+        &store,
+        move |s, id, p| async move { session_events(&s, &id, &p, max_limit).await },
+    );
+    let session = get_id(
+        warp::path!("v1" / "sessions" / String),
+        &store,
+        move |s, id, p| async move { session(&s, &id, &p, max_limit).await },
+    );
+    let machine_events = get_id(
+        warp::path!("v1" / "machines" / String / "events"),
+        &store,
+        |s, id, p| async move { machine_events(&s, &id, &p).await },
+    );
+    let user_sessions = get_id(
+        warp::path!("v1" / "users" / String / "sessions"),
+        &store,
+        |s, id, p| async move { user_sessions(&s, &id, &p).await },
+    );
     let events = get(warp::path!("v1" / "events"), &store, |s, p| async move {
         events(&s, &p).await
+    });
+    let aggregate = get(warp::path!("v1" / "aggregate"), &store, |s, p| async move {
+        aggregate(&s, &p).await
     });
     let categories = get(
         warp::path!("v1" / "categories"),
@@ -56,7 +77,15 @@ pub fn routes(
         rejected(&s, &p).await
     });
     session_events
+        .or(session)
+        .unify()
+        .or(machine_events)
+        .unify()
+        .or(user_sessions)
+        .unify()
         .or(events)
+        .unify()
+        .or(aggregate)
         .unify()
         .or(categories)
         .unify()
@@ -67,6 +96,8 @@ pub fn routes(
         .with(http.log(route_of))
 }
 
+type Reply_ = Result<warp::reply::Response, QueryError>;
+
 /// `GET <path>?<params>`, answered by `handler` with the store; its errors go to `recover`.
 fn get<P, H, Fut>(
     path: P,
@@ -76,15 +107,29 @@ fn get<P, H, Fut>(
 where
     P: Filter<Extract = (), Error = warp::Rejection> + Clone,
     H: Fn(Store, Params) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<warp::reply::Response, QueryError>> + Send,
+    Fut: std::future::Future<Output = Reply_> + Send,
+{
+    get_id(path.map(String::new), store, move |s, _, p| handler(s, p))
+}
+
+/// `GET <path with one {id} segment>?<params>`; the handler gets the raw segment.
+fn get_id<P, H, Fut>(
+    path: P,
+    store: &Store,
+    handler: H,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone
+where
+    P: Filter<Extract = (String,), Error = warp::Rejection> + Clone,
+    H: Fn(Store, String, Params) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Reply_> + Send,
 {
     let store = store.clone();
     path.and(warp::get())
         .and(warp::any().map(move || store.clone()))
         .and(warp::query::<Params>())
-        .and_then(move |store: Store, params: Params| {
+        .and_then(move |id: String, store: Store, params: Params| {
             let handler = handler.clone();
-            async move { to_reply(handler(store, params).await) }
+            async move { to_reply(handler(store, id, params).await) }
         })
 }
 
@@ -94,25 +139,31 @@ fn to_reply(
     r.map_err(|e| warp::reject::custom(HttpError::from(e)))
 }
 
-async fn session_events(
-    store: &Store,
-    raw_id: &str,
-    params: &Params,
-    max_limit: u32,
-) -> Result<warp::reply::Response, QueryError> {
-    let bad_session = |code, message| {
-        QueryError::BadParameter(FieldError {
-            field: "session_id".into(),
-            code,
-            message,
-        })
-    };
-    // Path segments arrive percent-encoded; session ids may hold any printable character.
-    let decoded = percent_encoding::percent_decode_str(raw_id)
-        .decode_utf8()
-        .map_err(|_| bad_session("invalid_utf8", "session_id must be UTF-8".into()))?;
-    let session =
-        SessionId::parse(&decoded).map_err(|(code, message)| bad_session(code, message))?;
+fn session_id(raw: &str) -> Result<SessionId, QueryError> {
+    let id = params::path_id(raw, "session_id", |s| SessionId::parse(s).map(drop))?;
+    SessionId::parse(&id).map_err(|(code, message)| {
+        QueryError::BadParameter(FieldError::new("session_id", code, message))
+    })
+}
+
+fn owner_id(raw: &str, field: &str) -> Result<String, QueryError> {
+    params::path_id(raw, field, |s| session::check_id(field, s))
+}
+
+/// The cursor for the page after `rows`, when the page is full.
+fn next_cursor<T>(rows: &[T], limit: u32, cursor: impl Fn(&T) -> String) -> Option<String> {
+    (rows.len() == limit as usize)
+        .then(|| rows.last().map(cursor))
+        .flatten()
+}
+
+fn event_cursor(r: &EventRow) -> String {
+    params::encode_cursor(r.ts_us, r.event_id)
+}
+
+/// `GET /v1/sessions/{id}/events?limit=`: seed 000's read of a session, kept as it was.
+async fn session_events(store: &Store, raw_id: &str, params: &Params, max_limit: u32) -> Reply_ {
+    let session = session_id(raw_id)?;
     params::only(params, &["limit"])?;
     let limit = params::limit(params, DEFAULT_LIMIT, max_limit)?;
     let (rows, meta) = futures::try_join!(
@@ -126,6 +177,160 @@ async fn session_events(
         session_id: session.into_string(),
         session: meta.map(SessionView::from),
         events: rows.into_iter().map(EventView::from).collect(),
+    })
+    .into_response())
+}
+
+/// `GET /v1/sessions/{id}?limit=&cursor=`: the session's metadata and statistics, and a
+/// keyset page of its events in time order.
+async fn session(store: &Store, raw_id: &str, params: &Params, max_limit: u32) -> Reply_ {
+    let session = session_id(raw_id)?;
+    params::only(params, &["limit", "cursor"])?;
+    let filter = EventFilter {
+        session_id: Some(session.as_str().to_owned()),
+        after: params::cursor(params)?,
+        limit: params::limit(params, EVENTS_DEFAULT_LIMIT, max_limit)?,
+        ..EventFilter::default()
+    };
+    let (rows, meta, stats) = futures::try_join!(
+        store.events(&filter),
+        store.session_meta(&session),
+        store.session_stats(&session)
+    )?;
+    if stats.events == 0 && meta.is_none() {
+        return Err(QueryError::SessionNotFound(session.into_string()));
+    }
+    Ok(warp::reply::json(&SessionDetail {
+        next_cursor: next_cursor(&rows, filter.limit, event_cursor),
+        summary: SessionSummary::new(session.into_string(), meta, stats),
+        events: rows.into_iter().map(EventView::from).collect(),
+    })
+    .into_response())
+}
+
+/// `GET /v1/machines/{id}/events?category=&name=&from=&to=&order=&limit=&cursor=`: events
+/// of every session the machine started, across sessions, in time order.
+async fn machine_events(store: &Store, raw_id: &str, params: &Params) -> Reply_ {
+    let machine = owner_id(raw_id, "machine_id")?;
+    params::only(
+        params,
+        &["category", "name", "from", "to", "order", "limit", "cursor"],
+    )?;
+    let mut filter = event_filter(params)?;
+    filter.owner = Some((OwnerKind::Machine, machine));
+    event_page(store, &filter).await
+}
+
+/// `GET /v1/users/{id}/sessions?limit=&cursor=`: the user's sessions, newest first.
+async fn user_sessions(store: &Store, raw_id: &str, params: &Params) -> Reply_ {
+    let user = owner_id(raw_id, "user_id")?;
+    params::only(params, &["limit", "cursor"])?;
+    let filter = OwnerSessionsFilter {
+        kind: OwnerKind::User,
+        owner_id: user.clone(),
+        after: params::session_cursor(params)?,
+        limit: params::limit(params, EVENTS_DEFAULT_LIMIT, EVENTS_MAX_LIMIT)?,
+    };
+    let rows = store.owner_sessions(&filter).await?;
+    let next_cursor = next_cursor(&rows, filter.limit, |r| {
+        params::encode_session_cursor(r.started_at_us, &r.session_id)
+    });
+    Ok(warp::reply::json(&OwnerSessions {
+        user_id: user,
+        sessions: rows.into_iter().map(SessionSummary::from).collect(),
+        next_cursor,
+    })
+    .into_response())
+}
+
+/// Every parsed time is within chrono's range; the default is never reached.
+fn utc(t: EventTime) -> DateTime<Utc> {
+    t.to_datetime().unwrap_or_default()
+}
+
+/// `GET /v1/aggregate?category=&name=&from=&to=&granularity=&agg=&tz=&fill=`: the numeric
+/// `value` of one event type, aggregated per calendar bucket of a time zone.
+async fn aggregate(store: &Store, params: &Params) -> Reply_ {
+    params::only(
+        params,
+        &[
+            "category",
+            "name",
+            "from",
+            "to",
+            "granularity",
+            "agg",
+            "tz",
+            "fill",
+        ],
+    )?;
+    let category = params::required_text(params, "category", Category::parse)?;
+    let name = params::required_text(params, "name", EventName::parse)?;
+    let (from, to) = params::range(params)?;
+    let granularity = params::choice(
+        params,
+        "granularity",
+        &Granularity::ALL,
+        Granularity::as_str,
+        Granularity::None,
+    )?;
+    let aggregation = params::choice(
+        params,
+        "agg",
+        &Aggregation::ALL,
+        Aggregation::as_str,
+        Aggregation::Avg,
+    )?;
+    let fill = params::choice(params, "fill", &Fill::ALL, Fill::as_str, Fill::None)?;
+    let tz = params::time_zone(params)?;
+    let too_many = |e: aggregate::TooManyBuckets| {
+        QueryError::BadParameter(FieldError::new(
+            "granularity",
+            "too_many_buckets",
+            e.to_string(),
+        ))
+    };
+    let (from, to) = (from.map(utc), to.map(utc));
+    // Refuse an oversized range before it costs the server anything.
+    if let (Some(f), Some(t)) = (from, to) {
+        aggregate::bucket_starts(granularity, tz, f, t).map_err(too_many)?;
+    }
+    let rows = store
+        .aggregate(&AggregateFilter {
+            category: category.clone(),
+            name: name.clone(),
+            from_us: from.map(|t| t.timestamp_micros()),
+            to_us: to.map(|t| t.timestamp_micros()),
+            granularity,
+            aggregation,
+            tz: tz.name().to_owned(),
+            limit: (aggregate::MAX_BUCKETS + 1) as u32,
+        })
+        .await?;
+    let found = rows
+        .into_iter()
+        .map(|r| Bucket {
+            start: if granularity == Granularity::None {
+                from.unwrap_or_else(|| utc(EventTime::from_micros(r.first_us)))
+            } else {
+                DateTime::from_timestamp(r.start_s, 0).unwrap_or_default()
+            },
+            value: Some(r.value),
+            count: r.events,
+        })
+        .collect();
+    let buckets = aggregate::fill(found, fill, granularity, tz, from, to).map_err(too_many)?;
+    Ok(warp::reply::json(&Aggregate {
+        category,
+        name,
+        granularity: granularity.as_str(),
+        agg: aggregation.as_str(),
+        tz: tz.name().to_owned(),
+        fill: fill.as_str(),
+        buckets: buckets
+            .into_iter()
+            .map(|b| BucketView::new(b, tz))
+            .collect(),
     })
     .into_response())
 }
@@ -147,8 +352,13 @@ async fn events(store: &Store, params: &Params) -> Result<warp::reply::Response,
             "cursor",
         ],
     )?;
+    event_page(store, &event_filter(params)?).await
+}
+
+/// The filters `/v1/events` and the machine history share.
+fn event_filter(params: &Params) -> Result<EventFilter, QueryError> {
     let (from, to) = params::range(params)?;
-    let filter = EventFilter {
+    Ok(EventFilter {
         session_id: params::text(params, "session_id", SessionId::parse)?,
         category: params::text(params, "category", Category::parse)?,
         name: params::text(params, "name", EventName::parse)?,
@@ -157,17 +367,15 @@ async fn events(store: &Store, params: &Params) -> Result<warp::reply::Response,
         after: params::cursor(params)?,
         descending: params::descending(params)?,
         limit: params::limit(params, EVENTS_DEFAULT_LIMIT, EVENTS_MAX_LIMIT)?,
-    };
-    let rows = store.events(&filter).await?;
-    let next_cursor = (rows.len() == filter.limit as usize)
-        .then(|| {
-            rows.last()
-                .map(|r| params::encode_cursor(r.ts_us, r.event_id))
-        })
-        .flatten();
+        ..EventFilter::default()
+    })
+}
+
+async fn event_page(store: &Store, filter: &EventFilter) -> Reply_ {
+    let rows = store.events(filter).await?;
     Ok(warp::reply::json(&EventPage {
+        next_cursor: next_cursor(&rows, filter.limit, event_cursor),
         events: rows.into_iter().map(EventView::from).collect(),
-        next_cursor,
     })
     .into_response())
 }
@@ -196,12 +404,9 @@ async fn rejected(store: &Store, params: &Params) -> Result<warp::reply::Respons
         limit: params::limit(params, REJECTED_DEFAULT_LIMIT, REJECTED_MAX_LIMIT)?,
     };
     let rows = store.rejected(&filter).await?;
-    let next_cursor = (rows.len() == filter.limit as usize)
-        .then(|| {
-            rows.last()
-                .map(|r| params::encode_cursor(r.received_at_us, r.rejection_id))
-        })
-        .flatten();
+    let next_cursor = next_cursor(&rows, filter.limit, |r| {
+        params::encode_cursor(r.received_at_us, r.rejection_id)
+    });
     Ok(warp::reply::json(&RejectedPage {
         rejected: rows.into_iter().map(RejectedView::from).collect(),
         next_cursor,
@@ -209,15 +414,46 @@ async fn rejected(store: &Store, params: &Params) -> Result<warp::reply::Respons
     .into_response())
 }
 
+/// The route a request matched, as a bounded label for metrics (ids become `{...}`).
 fn route_of(path: &str) -> &'static str {
-    if path.starts_with("/v1/sessions/") && path.ends_with("/events") {
-        return "/v1/sessions/{session_id}/events";
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["v1", "sessions", _, "events"] => "/v1/sessions/{session_id}/events",
+        ["v1", "sessions", _] => "/v1/sessions/{session_id}",
+        ["v1", "machines", _, "events"] => "/v1/machines/{machine_id}/events",
+        ["v1", "users", _, "sessions"] => "/v1/users/{user_id}/sessions",
+        ["v1", "events"] => "/v1/events",
+        ["v1", "aggregate"] => "/v1/aggregate",
+        ["v1", "categories"] => "/v1/categories",
+        ["v1", "rejected"] => "/v1/rejected",
+        _ => eye_web::metrics::ops_route(path).unwrap_or("other"),
     }
-    match path {
-        "/v1/rejected" => return "/v1/rejected",
-        "/v1/events" => return "/v1/events",
-        "/v1/categories" => return "/v1/categories",
-        _ => {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_of;
+
+    #[test]
+    fn routes_become_bounded_metric_labels() {
+        let cases = [
+            (
+                "/v1/sessions/abc/events",
+                "/v1/sessions/{session_id}/events",
+            ),
+            ("/v1/sessions/abc", "/v1/sessions/{session_id}"),
+            (
+                "/v1/machines/m%2F1/events",
+                "/v1/machines/{machine_id}/events",
+            ),
+            ("/v1/users/u/sessions", "/v1/users/{user_id}/sessions"),
+            ("/v1/aggregate", "/v1/aggregate"),
+            ("/v1/events", "/v1/events"),
+            ("/v1/sessions/a/b/c", "other"),
+            ("/nope", "other"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(route_of(path), want, "{path}");
+        }
     }
-    eye_web::metrics::ops_route(path).unwrap_or("other")
 }

@@ -1,6 +1,9 @@
 //! Stored rows as the API shows them.
 
-use eye_common::store::{EventRow, RejectedRow, SessionMeta};
+use chrono::SecondsFormat;
+use chrono_tz::Tz;
+use eye_common::aggregate::Bucket;
+use eye_common::store::{EventRow, OwnerSessionRow, RejectedRow, SessionMeta, SessionStats};
 use eye_common::time::EventTime;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -55,7 +58,7 @@ impl From<EventRow> for EventView {
 }
 
 /// A session's lifecycle, as far as its start and end records have arrived.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct SessionView {
     pub user_id: Option<String>,
     pub machine_id: Option<String>,
@@ -76,6 +79,92 @@ impl From<SessionMeta> for SessionView {
             ended_at: (m.ends > 0).then(|| time(m.ended_at_us)),
         }
     }
+}
+
+/// A session as `GET /v1/sessions/{id}` and `GET /v1/users/{id}/sessions` show it: the
+/// lifecycle as recorded, and what its stored events say.
+#[derive(Debug, Serialize)]
+pub struct SessionSummary {
+    pub session_id: String,
+    #[serde(flatten)]
+    pub lifecycle: SessionView,
+    /// Distinct events stored (each event_id once).
+    pub event_count: u64,
+    pub first_event_at: Option<String>,
+    pub last_event_at: Option<String>,
+}
+
+impl SessionSummary {
+    pub fn new(session_id: String, meta: Option<SessionMeta>, stats: SessionStats) -> Self {
+        let has_events = stats.events > 0;
+        Self {
+            session_id,
+            lifecycle: meta.map(SessionView::from).unwrap_or_default(),
+            event_count: stats.events,
+            first_event_at: has_events.then(|| time(stats.first_us)),
+            last_event_at: has_events.then(|| time(stats.last_us)),
+        }
+    }
+}
+
+impl From<OwnerSessionRow> for SessionSummary {
+    fn from(r: OwnerSessionRow) -> Self {
+        let (meta, stats) = r.split();
+        Self::new(meta.session_id.clone(), Some(meta), stats)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub summary: SessionSummary,
+    /// A page of the session's events in time order.
+    pub events: Vec<EventView>,
+    /// Pass as `cursor` for the next page of events; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OwnerSessions {
+    pub user_id: String,
+    /// Newest start first.
+    pub sessions: Vec<SessionSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BucketView {
+    /// The bucket's first instant, in the requested zone's offset.
+    pub start: String,
+    /// `null` for an empty bucket under `fill=null`.
+    pub value: Option<f64>,
+    /// Events aggregated into the bucket.
+    pub count: u64,
+}
+
+impl BucketView {
+    pub fn new(b: Bucket, tz: Tz) -> Self {
+        Self {
+            start: b
+                .start
+                .with_timezone(&tz)
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            value: b.value,
+            count: b.count,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Aggregate {
+    pub category: String,
+    pub name: String,
+    pub granularity: &'static str,
+    pub agg: &'static str,
+    pub tz: String,
+    pub fill: &'static str,
+    pub buckets: Vec<BucketView>,
 }
 
 #[derive(Debug, Serialize)]

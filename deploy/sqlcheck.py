@@ -5,13 +5,94 @@ proves the same SQL also works, with the same results, on the release chdb embed
 Exits non-zero on the first failure.
 """
 
+import datetime
 import json
 import sys
 import tempfile
+import zoneinfo
 
 from chdb import session
 
 SESSION = "sql-check-session"
+
+
+# Aggregation samples (see Store::sample_statements): metric/cpu in Europe/Paris over
+# [2026-03-28, 2026-04-01), around the spring daylight-saving shift.
+METRIC = [
+    ("2026-03-28T22:30:00+00:00", 1.0),
+    ("2026-03-29T00:30:00+00:00", 3.0),
+    ("2026-03-29T23:30:00+00:00", 5.0),
+    ("2026-03-30T10:00:00+00:00", 7.0),
+    ("2026-03-30T11:00:00+00:00", None),
+    ("2026-04-05T00:00:00+00:00", 100.0),
+]
+RANGE = ("2026-03-28T00:00:00+00:00", "2026-04-01T00:00:00+00:00")
+
+
+def bucket(granularity, t, tz):
+    """The bucket start of `t`, from local calendar fields (independent of the SQL)."""
+    local = t.astimezone(tz)
+    midnight = lambda d: datetime.datetime(d.year, d.month, d.day, tzinfo=tz)
+    if granularity == "none":
+        return 0
+    start = {
+        "minute": lambda: local.replace(second=0, microsecond=0),
+        "hour": lambda: local.replace(minute=0, second=0, microsecond=0),
+        "day": lambda: midnight(local),
+        "week": lambda: midnight(local.date() - datetime.timedelta(days=local.weekday())),
+        "month": lambda: midnight(local.date().replace(day=1)),
+        "year": lambda: midnight(local.date().replace(month=1, day=1)),
+    }[granularity]()
+    return int(start.timestamp())
+
+
+def aggregate(agg, values, events):
+    v = sorted(values)
+    q = lambda p: v[min(int(p * len(v)), len(v) - 1)]
+    return {
+        "avg": lambda: sum(v) / len(v),
+        "min": lambda: v[0],
+        "max": lambda: v[-1],
+        "sum": lambda: sum(v),
+        "count": lambda: float(events),
+        "p50": lambda: q(0.5),
+        "p90": lambda: q(0.9),
+        "p95": lambda: q(0.95),
+        "p99": lambda: q(0.99),
+    }[agg]()
+
+
+def check_aggregates(run, expect, queries):
+    rows = ", ".join(
+        f"('00000000-0000-7000-8000-0000000001{i:02d}', 'metric-session', 'metric', 'cpu', "
+        f"{int(datetime.datetime.fromisoformat(ts).timestamp()) * 1000000}, 1, '{{}}', {'NULL' if v is None else v})"
+        for i, (ts, v) in enumerate(METRIC)
+    )
+    columns = "(event_id, session_id, category, name, ts_us, received_at_us, data, value)"
+    run("insert metric rows", f"INSERT INTO events {columns} VALUES {rows}")
+    # A replayed copy of the second value: aggregated once.
+    run("insert a replayed metric", f"INSERT INTO events {columns} VALUES "
+        f"('00000000-0000-7000-8000-000000000101', 'metric-session', 'metric', 'cpu', "
+        f"{int(datetime.datetime.fromisoformat(METRIC[1][0]).timestamp()) * 1000000}, 1, '{{}}', 3.0)")
+    tz = zoneinfo.ZoneInfo("Europe/Paris")
+    lo, hi = (datetime.datetime.fromisoformat(t) for t in RANGE)
+    shapes = [n for n in queries if n.startswith("aggregate_")]
+    expect("every granularity and aggregation has a sample", len(shapes) == 7 + 9 - 1, shapes)
+    for name in shapes:
+        _, granularity, agg = name.split("_")
+        groups = {}
+        for ts, v in METRIC:
+            t = datetime.datetime.fromisoformat(ts)
+            if not (lo <= t < hi) or (agg != "count" and v is None):
+                continue
+            g = groups.setdefault(bucket(granularity, t, tz), ([], [0]))
+            if v is not None:
+                g[0].append(v)
+            g[1][0] += 1
+        want = [(start, aggregate(agg, vals, n[0]), n[0]) for start, (vals, n) in sorted(groups.items())]
+        got = run(name, queries[name]) or []
+        got = [(int(r["start_s"]), float(r["value"]), int(r["events"])) for r in got]
+        expect(f"{name}: buckets, values and counts as computed independently", got == want, (got, want))
 
 
 def main() -> int:
@@ -133,6 +214,41 @@ def main() -> int:
         meta,
     )
 
+    stats = run("session_stats", queries["session_stats"]) or []
+    expect(
+        "session_stats: distinct events, first and last time",
+        [(int(r["events"]), int(r["first_us"]), int(r["last_us"])) for r in stats] == [(3, 1000000, 3000000)],
+        stats,
+    )
+    # History across sessions, through the owner index (migration 0006).
+    users = run("user_sessions", queries["user_sessions"]) or []
+    expect(
+        "user_sessions: the user's session with metadata and event statistics",
+        [(r["session_id"], r["machine_id"], int(r["started_at_us"]), int(r["ended_at_us"]), int(r["events"]))
+         for r in users] == [(SESSION, "m", 1000000, 9000000, 3)],
+        users,
+    )
+    after = run("user_sessions_after", queries["user_sessions_after"])
+    expect("user_sessions_after: nothing older than the cursor", after == [], after)
+    machine = run("machine_events", queries["machine_events"]) or []
+    expect(
+        "machine_events: the machine's events from a time on, once each",
+        [int(r["ts_us"]) for r in machine] == [2000000, 3000000],
+        machine,
+    )
+    span = run("events_time_range", queries["events_time_range"]) or []
+    expect(
+        "events_time_range: every type, one row per event",
+        [int(r["ts_us"]) for r in span] == [500000, 1000000, 2000000],
+        span,
+    )
+    named = run("events_name_only", queries["events_name_only"]) or []
+    expect(
+        "events_name_only: newest first",
+        [int(r["ts_us"]) for r in named] == [3000000, 2000000, 1000000, 500000],
+        named,
+    )
+
     # The second ordering is filled by the inserts above; pages resume after a cursor.
     page = run("events_by_type_page", queries["events_by_type_page"]) or []
     expect(
@@ -155,10 +271,13 @@ def main() -> int:
         cats,
     )
 
-    covered = {"categories", "events_by_type_page", "session_events_page_desc", "ping", "create_migrations_table", "record_migration", "applied_migrations",
+    check_aggregates(run, expect, queries)
+
+    covered = {"session_stats", "user_sessions", "user_sessions_after", "machine_events", "events_time_range",
+               "events_name_only", "categories", "events_by_type_page", "session_events_page_desc", "ping", "create_migrations_table", "record_migration", "applied_migrations",
                "session_events", "event_counts", "rejected_all", "rejected_filtered", "session_meta"}
     for name in queries:
-        if name not in covered:
+        if name not in covered and not name.startswith("aggregate_"):
             run(name, queries[name])
 
     print(f"sqlcheck on ClickHouse {version}: {passed} passed, {len(failed)} failed")

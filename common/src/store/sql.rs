@@ -67,10 +67,10 @@ pub fn owner_sessions(after: bool) -> String {
         "SELECT session_id, user_id, machine_id, org_id, started_at_us, ended_at_us, starts, ends, \
          events, first_us, last_us FROM \
          (SELECT {SESSION_META_COLUMNS} FROM {SESSIONS_TABLE} \
-          WHERE session_id IN ({OWNED_SESSIONS}) GROUP BY session_id) \
+          WHERE session_id IN ({OWNED_SESSIONS}) GROUP BY session_id) AS meta \
          ANY LEFT JOIN \
          (SELECT session_id, uniqExact(event_id) AS events, min(ts_us) AS first_us, max(ts_us) AS last_us \
-          FROM {EVENTS_TABLE} WHERE session_id IN ({OWNED_SESSIONS}) GROUP BY session_id) \
+          FROM {EVENTS_TABLE} WHERE session_id IN ({OWNED_SESSIONS}) GROUP BY session_id) AS stats \
          USING session_id \
          {cursor}ORDER BY started_at_us DESC, session_id DESC LIMIT ?"
     )

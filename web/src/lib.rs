@@ -3,10 +3,12 @@
 //! - [`error`]: the one JSON error shape, and the `recover` that maps every rejection to it;
 //! - [`ops`]: `/healthz`, `/readyz` and `/metrics`;
 //! - [`metrics`]: request counts and latencies by route and status;
+//! - [`openapi`]: `GET /openapi.json`, the OpenAPI description of the ingest and query APIs;
 //! - [`serve`]: running a filter on a bound listener until shutdown.
 
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 
 use std::future::Future;

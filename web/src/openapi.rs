@@ -1,0 +1,277 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 description of the ingest and query APIs
+//! (`docs/openapi.json`), served by both services.
+//!
+//! The document is embedded at build time, so a binary always serves the description of
+//! the code it was built from. `e2e/tests/openapi.rs` keeps the two in step: it sends
+//! every documented operation real requests and checks each answer against the document.
+
+use warp::http::{header, HeaderValue};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+/// The document, as committed in `docs/openapi.json`.
+pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
+
+pub fn route() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("openapi.json").and(warp::get()).map(|| {
+        let mut res = Response::new(DOCUMENT.into());
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        res
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::collections::BTreeSet;
+
+    fn document() -> Value {
+        serde_json::from_str(DOCUMENT).expect("docs/openapi.json is JSON")
+    }
+
+    /// Every `(JSON Pointer, value)` in `v`, depth first.
+    fn walk<'a>(v: &'a Value, at: String, out: &mut Vec<(String, &'a Value)>) {
+        out.push((at.clone(), v));
+        let escape = |k: &str| k.replace('~', "~0").replace('/', "~1");
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m {
+                    walk(child, format!("{at}/{}", escape(k)), out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, child) in a.iter().enumerate() {
+                    walk(child, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn all(doc: &Value) -> Vec<(String, &Value)> {
+        let mut out = Vec::new();
+        walk(doc, String::new(), &mut out);
+        out
+    }
+
+    /// The operations: `(path, method, operation object)`.
+    fn operations(doc: &Value) -> Vec<(&str, &str, &Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                out.push((path.as_str(), method.as_str(), op));
+            }
+        }
+        out
+    }
+
+    /// A JSON Pointer as a URI fragment: path templates' braces must be percent-encoded.
+    fn fragment(pointer: &str) -> String {
+        pointer.replace('{', "%7B").replace('}', "%7D")
+    }
+
+    /// Follows a local `$ref`, if `v` is one.
+    fn deref<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+        match v.get("$ref").and_then(Value::as_str) {
+            Some(r) => doc
+                .pointer(r.trim_start_matches('#'))
+                .unwrap_or_else(|| panic!("dangling {r}")),
+            None => v,
+        }
+    }
+
+    #[test]
+    fn is_openapi_3_1_and_every_ref_resolves() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut refs = 0;
+        for (at, v) in all(&doc) {
+            let Some(r) = v.get("$ref") else { continue };
+            let r = r
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: $ref is not text"));
+            // Only document-local references: the document must stand on its own.
+            let pointer = r
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("{at}: {r} is not local"));
+            assert!(doc.pointer(pointer).is_some(), "{at}: {r} does not resolve");
+            refs += 1;
+        }
+        assert!(refs > 50, "only {refs} references: is the document whole?");
+    }
+
+    /// What the official OAS 3.1 schema would check and matters here: path parameters
+    /// match the templates, ids are unique, tags are declared, every operation says where
+    /// it is served and answers something.
+    #[test]
+    fn operations_are_well_formed() {
+        let doc = document();
+        let tags: BTreeSet<&str> = doc["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        let mut ids = BTreeSet::new();
+        let ops = operations(&doc);
+        assert_eq!(ops.len(), 15, "operations documented");
+        for (path, method, op) in ops {
+            let at = format!("{method} {path}");
+            assert!(
+                ["get", "post"].contains(&method),
+                "{at}: the services answer GET and POST only"
+            );
+            let id = op["operationId"].as_str().expect("operationId");
+            assert!(ids.insert(id), "{at}: operationId {id} twice");
+            for t in op["tags"].as_array().expect("tags") {
+                assert!(tags.contains(t.as_str().unwrap_or("")), "{at}: tag {t}");
+            }
+            assert!(
+                op["servers"].as_array().is_some_and(|s| !s.is_empty()),
+                "{at}: no servers"
+            );
+            let responses = op["responses"].as_object().expect("responses");
+            assert!(!responses.is_empty(), "{at}: no responses");
+            for (status, r) in responses {
+                assert!(
+                    status.len() == 3 && status.parse::<u16>().is_ok(),
+                    "{at}: status {status}: name statuses exactly, no ranges or default"
+                );
+                let r = deref(&doc, r);
+                assert!(r["description"].is_string(), "{at} {status}: description");
+                assert!(r["content"].is_object(), "{at} {status}: content");
+            }
+            let templated: BTreeSet<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            let mut declared = BTreeSet::new();
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let p = deref(&doc, p);
+                assert!(p["schema"].is_object(), "{at}: parameter {p} has no schema");
+                if p["in"] == "path" {
+                    assert_eq!(p["required"], true, "{at}: path parameters are required");
+                    declared.insert(p["name"].as_str().expect("name"));
+                }
+            }
+            assert_eq!(templated, declared, "{at}: path parameters");
+        }
+    }
+
+    /// Every schema in the document is a valid JSON Schema 2020-12 schema and compiles with
+    /// its references, formats and patterns, as the end-to-end test will use it.
+    #[test]
+    fn every_schema_is_valid_json_schema() {
+        let doc = document();
+        let mut schemas: Vec<String> = doc["components"]["schemas"]
+            .as_object()
+            .expect("components/schemas")
+            .keys()
+            .map(|k| format!("/components/schemas/{k}"))
+            .collect();
+        schemas.extend(
+            all(&doc)
+                .into_iter()
+                .filter(|(at, _)| at.ends_with("/schema"))
+                .map(|(at, _)| at),
+        );
+        assert!(schemas.len() > 60, "found only {} schemas", schemas.len());
+        for at in &schemas {
+            let mut schema = doc.pointer(at).expect("found by walking").clone();
+            if let Some(m) = schema.as_object_mut() {
+                m.insert(
+                    "$schema".into(),
+                    json!("https://json-schema.org/draft/2020-12/schema"),
+                );
+            }
+            if let Err(e) = jsonschema::draft202012::meta::validate(&schema) {
+                panic!("{at}: not a JSON Schema 2020-12 schema: {e}");
+            }
+            // Compiled against the whole document so `#/components/...` references resolve.
+            let mut rooted = doc.clone();
+            rooted["$ref"] = json!(format!("#{}", fragment(at)));
+            if let Err(e) = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .should_validate_formats(true)
+                .build(&rooted)
+            {
+                panic!("{at}: does not compile: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn schemas_are_strict_enough_to_catch_drift() {
+        let doc = document();
+        let check = |name: &str, instance: Value| {
+            let mut rooted = doc.clone();
+            rooted["$ref"] = json!(format!("#/components/schemas/{name}"));
+            jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft202012)
+                .should_validate_formats(true)
+                .build(&rooted)
+                .expect("compiles")
+                .is_valid(&instance)
+        };
+        let summary = json!({"session_id": "s", "user_id": null, "machine_id": null,
+            "org_id": null, "started_at": null, "ended_at": "2023-02-02T17:00:00.000000Z",
+            "event_count": 0, "first_event_at": null, "last_event_at": null});
+        assert!(check("SessionSummary", summary.clone()));
+        let mut extra = summary.clone();
+        extra["user"] = json!("u");
+        assert!(!check("SessionSummary", extra), "unknown field accepted");
+        let mut missing = summary.clone();
+        missing.as_object_mut().map(|m| m.remove("user_id"));
+        assert!(!check("SessionSummary", missing), "missing field accepted");
+        let mut detail = summary.clone();
+        detail["events"] = json!([]);
+        detail["next_cursor"] = json!(null);
+        assert!(check("SessionDetail", detail.clone()));
+        assert!(!check("SessionSummary", detail), "page fields in a summary");
+        let mut bad_time = summary;
+        bad_time["ended_at"] = json!("2023-02-02 17:00:00");
+        assert!(
+            !check("SessionSummary", bad_time),
+            "time format not checked"
+        );
+        let error = json!({"error": {"code": "not_found", "message": "no such route"}});
+        assert!(check("Error", error));
+        assert!(!check(
+            "Error",
+            json!({"error": {"code": "x", "message": "m", "details": []}})
+        ));
+        assert!(!check("Event", json!({"event_id": "not-a-uuid"})));
+        for (name, text, ok) in [
+            ("SessionId", "user/2 é", true),
+            ("SessionId", "a\nb", false),
+            ("SessionId", "a\u{85}b", false),
+            ("EventType", "form interaction", true),
+            ("EventType", " page", false),
+            ("EventType", "page'", false),
+        ] {
+            assert_eq!(check(name, json!(text)), ok, "{name} {text:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn served_as_json() {
+        let res = warp::test::request()
+            .method("GET")
+            .path("/openapi.json")
+            .reply(&route())
+            .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(res.body(), DOCUMENT.as_bytes());
+        let post = warp::test::request()
+            .method("POST")
+            .path("/openapi.json")
+            .filter(&route())
+            .await;
+        assert!(post.is_err(), "only GET serves the document");
+    }
+}

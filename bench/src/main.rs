@@ -201,9 +201,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .count();
     println!();
     println!(
-        "summary: {} measured, {missed} MISSED, {unavailable} not available; finished {}",
+        "summary: {} measured, {missed} MISSED, {unavailable} not available; finished {}, load average {}",
         outcomes.len() - unavailable,
-        Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+        Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        load_average()
     );
     Ok(())
 }
@@ -407,14 +408,20 @@ fn print_machine(clickhouse_version: &str) {
     println!(
         "machine: {cores} cores ({cpu}), {:.1} GiB memory, load average {}",
         mem_kib as f64 / 1024.0 / 1024.0,
-        read("/proc/loadavg")
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        load_average()
     );
     println!(
         "date: {}; ClickHouse {clickhouse_version}",
         Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
     );
+}
+
+/// 1, 5 and 15-minute load averages: how busy the shared machine was around the figures.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -200,7 +200,10 @@ async fn every_read_path_reads_a_key_prefix() -> anyhow::Result<()> {
     let mut failures = Vec::new();
     for (what, _, marker) in &paths {
         let sql = format!(
-            "SELECT read_rows, query FROM system.query_log WHERE type = 2 AND user = 'eye_query' \
+            "SELECT read_rows, query, \
+             Settings.Values[indexOf(Settings.Names, 'max_execution_time')] AS max_execution_time, \
+             Settings.Values[indexOf(Settings.Names, 'max_result_rows')] AS max_result_rows \
+             FROM system.query_log WHERE type = 2 AND user = 'eye_query' \
              AND event_time >= {since} AND query LIKE '%{marker}%' AND query NOT LIKE '%query_log%'"
         );
         let logged = wait_for(Duration::from_secs(30), "query_log rows", || async {
@@ -217,6 +220,12 @@ async fn every_read_path_reads_a_key_prefix() -> anyhow::Result<()> {
                 "{what:<45} read_rows {read:>9} of {table_rows} ({:.2}%)",
                 share * 100.0
             ));
+            // Every statement ran with a time limit and a result limit.
+            if row["max_execution_time"].as_str().unwrap_or("").is_empty()
+                || row["max_result_rows"] != "100000"
+            {
+                failures.push(format!("{what} ran without its limits: {row}"));
+            }
             if read * 10 > table_rows {
                 failures.push(format!(
                     "{what} read {read} of {table_rows} rows: {}",

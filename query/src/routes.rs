@@ -41,7 +41,11 @@ pub fn routes(
         let store = ready_store.clone();
         async move { store.ping().await.map_err(|e| e.to_string()) }.boxed()
     });
-    let max_limit = config.query.session_events_max;
+    // A larger configured maximum would only make full pages fail at the store's backstop.
+    let max_limit = config
+        .query
+        .session_events_max
+        .min(eye_common::store::MAX_RESULT_ROWS as u32);
     let session_events = get_id(
         warp::path!("v1" / "sessions" / String / "events"),
         &store,
@@ -92,6 +96,7 @@ pub fn routes(
         .or(rejected)
         .unify()
         .or(ops::routes(registry, ready))
+        .or(eye_web::openapi::route())
         .recover(recover)
         .with(http.log(route_of))
 }

@@ -251,6 +251,10 @@ pub enum StoreError {
     Config(#[from] sql::InvalidIdentifier),
 }
 
+/// The most rows any read may return: above every endpoint's largest page (10,000
+/// categories, 10,001 buckets, `EYE_QUERY_SESSION_EVENTS_MAX`'s default of 10,000).
+pub const MAX_RESULT_ROWS: u64 = 100_000;
+
 /// A handle on The Eye's ClickHouse database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -668,11 +672,16 @@ impl Store {
         Ok(self.read(&sql::event_counts()).fetch_one().await?)
     }
 
-    /// Every read carries a time limit, so one heavy question cannot occupy the server.
+    /// Every read carries a time limit, so one heavy question cannot occupy the server, and
+    /// a result limit behind the LIMIT each statement has: a statement that lost its LIMIT
+    /// fails instead of streaming a table. (ClickHouse applies it to the final result only,
+    /// not to subqueries; checked on 18.16 and 26.)
     fn read(&self, sql: &str) -> clickhouse::query::Query {
         let secs = self.max_execution_time.as_secs().max(1);
         self.client
             .query(sql)
             .with_option("max_execution_time", secs.to_string())
+            .with_option("max_result_rows", MAX_RESULT_ROWS.to_string())
+            .with_option("result_overflow_mode", "throw")
     }
 }

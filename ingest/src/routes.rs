@@ -115,6 +115,7 @@ pub fn routes(
         .or(session_end)
         .unify()
         .or(ops::routes(registry, ready))
+        .or(eye_web::openapi::route())
         .recover(recover)
         .with(log)
 }

@@ -1,0 +1,840 @@
+//! End-to-end: docs/openapi.json is true of the running services.
+//!
+//! Every documented operation is called for real, on success and on each documented error
+//! status, and every answer is checked against the document: its status must be listed for
+//! that path and method, its media type must be the documented one, its JSON body must
+//! match the documented schema (draft 2020-12, formats asserted) and documented required
+//! headers must be present and valid. Successful requests are checked too: every query
+//! parameter sent must be documented and valid, and a JSON body must match the request
+//! schema. The test fails if any documented operation and status was never produced, so
+//! the document cannot promise an answer the services do not give.
+//!
+//! Broker and ClickHouse failures (503) come from a second ingest pointed at a closed port
+//! and a second query service pointed at a closed port; both also have small body limits
+//! where that is how a status is reached without sending megabytes.
+
+use anyhow::{bail, ensure, Context};
+use eye_e2e::{
+    clickhouse_config, ingest_config, kafka_config, start_ingest_with, start_query, unique,
+    Service, Stack,
+};
+use jsonschema::Validator;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The document as committed; the services must serve exactly this.
+const DOCUMENT: &str = include_str!("../../docs/openapi.json");
+
+/// A port nothing listens on, for the dependency-failure statuses.
+const CLOSED: &str = "127.0.0.1:1";
+
+/// One request, described the way the document describes operations.
+#[derive(Clone)]
+struct Req {
+    service: &'static str,
+    base: String,
+    method: &'static str,
+    template: &'static str,
+    path: Vec<(&'static str, String)>,
+    query: Vec<(&'static str, String)>,
+    headers: Vec<(&'static str, &'static str)>,
+    body: Option<Vec<u8>>,
+    /// The JSON the body carries, checked against the request schema on success.
+    json: Option<Value>,
+}
+
+impl Req {
+    fn new(svc: &Service, method: &'static str, template: &'static str) -> Self {
+        Self {
+            service: svc.name,
+            base: svc.url(""),
+            method,
+            template,
+            path: Vec::new(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            json: None,
+        }
+    }
+
+    fn get(svc: &Service, template: &'static str) -> Self {
+        Self::new(svc, "get", template)
+    }
+
+    fn post(svc: &Service, template: &'static str, body: Value) -> Self {
+        let mut r = Self::new(svc, "post", template);
+        r.body = Some(body.to_string().into_bytes());
+        r.json = Some(body);
+        r.header("content-type", "application/json")
+    }
+
+    /// A body that is not (or not only) JSON; nothing to check it against.
+    fn raw(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(bytes.into());
+        self.json = None;
+        self
+    }
+
+    fn path(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.path.push((name, value.into()));
+        self
+    }
+
+    fn query(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.query.push((name, value.into()));
+        self
+    }
+
+    fn header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value));
+        self
+    }
+
+    fn gzip(mut self) -> anyhow::Result<Self> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(self.body.as_deref().unwrap_or_default())?;
+        self.body = Some(e.finish()?);
+        Ok(self.header("content-encoding", "gzip"))
+    }
+
+    fn url(&self) -> String {
+        let mut path = self.template.to_owned();
+        for (name, value) in &self.path {
+            let encoded = utf8_percent_encode(value, NON_ALPHANUMERIC).to_string();
+            path = path.replace(&format!("{{{name}}}"), &encoded);
+        }
+        let query: Vec<String> = self
+            .query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, NON_ALPHANUMERIC)))
+            .collect();
+        if query.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{path}?{}", self.base, query.join("&"))
+        }
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "{} {} ({})",
+            self.method.to_uppercase(),
+            self.url(),
+            self.service
+        )
+    }
+}
+
+struct Answer {
+    status: u16,
+    media: String,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+    body: Value,
+}
+
+/// JSON Pointer escaping of one reference token.
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// A JSON Pointer as a `$ref` fragment: path templates' braces are not URI characters.
+fn fragment(pointer: &str) -> String {
+    pointer.replace('{', "%7B").replace('}', "%7D")
+}
+
+/// A query parameter or header value as the JSON value its schema describes.
+fn coerce(schema: &Value, raw: &str) -> Value {
+    match (schema["type"].as_str(), raw.parse::<i64>()) {
+        (Some("integer"), Ok(n)) => json!(n),
+        _ => json!(raw),
+    }
+}
+
+type Seen = BTreeSet<(String, String, u16)>;
+
+struct Contract {
+    doc: Value,
+    http: reqwest::Client,
+    validators: Mutex<HashMap<String, Arc<Validator>>>,
+    seen: Mutex<Seen>,
+}
+
+impl Contract {
+    fn new(http: reqwest::Client) -> anyhow::Result<Self> {
+        Ok(Self {
+            doc: serde_json::from_str(DOCUMENT).context("docs/openapi.json")?,
+            http,
+            validators: Mutex::default(),
+            seen: Mutex::default(),
+        })
+    }
+
+    /// The value at `pointer`, following `$ref`s; with the pointer it was found at.
+    fn resolve(&self, mut pointer: String) -> anyhow::Result<(String, &Value)> {
+        for _ in 0..8 {
+            let v = self
+                .doc
+                .pointer(&pointer)
+                .with_context(|| format!("nothing at {pointer}"))?;
+            match v.get("$ref").and_then(Value::as_str) {
+                Some(r) => pointer = r.trim_start_matches('#').to_owned(),
+                None => return Ok((pointer, v)),
+            }
+        }
+        bail!("$ref loop at {pointer}")
+    }
+
+    /// A validator for the schema at `pointer`, compiled against the whole document so
+    /// that `#/components/...` references resolve from the root.
+    fn validator(&self, pointer: &str) -> anyhow::Result<Arc<Validator>> {
+        let mut cache = self.validators.lock().expect("not poisoned");
+        if let Some(v) = cache.get(pointer) {
+            return Ok(v.clone());
+        }
+        let mut rooted = self.doc.clone();
+        rooted["$ref"] = json!(format!("#{}", fragment(pointer)));
+        let v = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&rooted)
+            .map_err(|e| anyhow::anyhow!("schema at {pointer} does not compile: {e}"))?;
+        let v = Arc::new(v);
+        cache.insert(pointer.to_owned(), v.clone());
+        Ok(v)
+    }
+
+    fn check_value(&self, pointer: &str, value: &Value, what: &str) -> anyhow::Result<()> {
+        let v = self.validator(pointer)?;
+        let errors: Vec<String> = v
+            .iter_errors(value)
+            .map(|e| format!("at {:?}: {e}", e.instance_path().as_str()))
+            .collect();
+        ensure!(
+            errors.is_empty(),
+            "{what} does not match {pointer}:\n  {}",
+            errors.join("\n  ")
+        );
+        Ok(())
+    }
+
+    async fn fetch(&self, req: &Req) -> anyhow::Result<Answer> {
+        let method = reqwest::Method::from_bytes(req.method.to_uppercase().as_bytes())?;
+        let mut b = self.http.request(method, req.url());
+        for (k, v) in &req.headers {
+            b = b.header(*k, *v);
+        }
+        if let Some(body) = &req.body {
+            b = b.body(body.clone());
+        }
+        let res = b.send().await.with_context(|| req.label())?;
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let media = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let text = res.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Answer {
+            status,
+            media,
+            headers,
+            text,
+            body,
+        })
+    }
+
+    /// Sends `req` and checks the answer (and, on success, the request) against the document.
+    async fn send(&self, req: &Req) -> anyhow::Result<Answer> {
+        let ans = self.fetch(req).await?;
+        self.check(req, &ans).with_context(|| {
+            let text: String = ans.text.chars().take(2000).collect();
+            format!("{} answered {}: {text}", req.label(), ans.status)
+        })?;
+        Ok(ans)
+    }
+
+    /// Sends `req`, which must answer `status` (and, for errors, `code`).
+    async fn expect(&self, req: Req, status: u16, code: Option<&str>) -> anyhow::Result<Answer> {
+        let ans = self.send(&req).await?;
+        ensure!(
+            ans.status == status,
+            "{}: wanted {status}, got {}: {}",
+            req.label(),
+            ans.status,
+            ans.text
+        );
+        if let Some(code) = code {
+            ensure!(
+                ans.body["error"]["code"] == code,
+                "{}: wanted code {code}: {}",
+                req.label(),
+                ans.text
+            );
+        }
+        Ok(ans)
+    }
+
+    /// Sends `req` until `ready` holds; every answer on the way is checked too.
+    async fn poll(&self, req: Req, ready: impl Fn(&Answer) -> bool) -> anyhow::Result<Answer> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ans = self.send(&req).await?;
+            if ready(&ans) {
+                return Ok(ans);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{}: not ready after 60 s; last answer {}: {}",
+                req.label(),
+                ans.status,
+                ans.text
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn check(&self, req: &Req, ans: &Answer) -> anyhow::Result<()> {
+        let op_at = format!("/paths/{}/{}", escape(req.template), req.method);
+        let op = self
+            .doc
+            .pointer(&op_at)
+            .with_context(|| format!("{} {} is not documented", req.method, req.template))?;
+        let servers: Vec<&str> = op["servers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["description"].as_str())
+            .collect();
+        let served_by = format!("eye-{} ", req.service);
+        ensure!(
+            servers.iter().any(|d| d.starts_with(&served_by)),
+            "{} is not documented as served by eye-{}: {servers:?}",
+            req.template,
+            req.service
+        );
+        let status = ans.status.to_string();
+        let (resp_at, resp) = self
+            .resolve(format!("{op_at}/responses/{status}"))
+            .with_context(|| {
+                format!(
+                    "status {status} is not documented for {} {}",
+                    req.method, req.template
+                )
+            })?;
+        let content = resp["content"].as_object().context("no content")?;
+        ensure!(
+            content.contains_key(&ans.media),
+            "answered as {:?}, documented as {:?}",
+            ans.media,
+            content.keys().collect::<Vec<_>>()
+        );
+        if ans.media == "application/json" {
+            ensure!(
+                serde_json::from_str::<Value>(&ans.text).is_ok(),
+                "body is not JSON"
+            );
+            let schema_at = format!("{resp_at}/content/{}/schema", escape(&ans.media));
+            self.check_value(&schema_at, &ans.body, "response body")?;
+        }
+        for name in resp["headers"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.keys())
+        {
+            let header_at = format!("{resp_at}/headers/{}", escape(name));
+            let (header_at, h) = self.resolve(header_at)?;
+            match ans.headers.get(name.as_str()).map(|v| v.to_str()) {
+                None if h["required"] == true => bail!("required header {name} missing"),
+                None => {}
+                Some(v) => {
+                    let (schema_at, schema) = self.resolve(format!("{header_at}/schema"))?;
+                    self.check_value(&schema_at, &coerce(schema, v?), name)?;
+                }
+            }
+        }
+        if (200..300).contains(&ans.status) {
+            self.check_request(&op_at, op, req, ans.status)?;
+        }
+        self.seen.lock().expect("not poisoned").insert((
+            req.template.to_owned(),
+            req.method.to_owned(),
+            ans.status,
+        ));
+        Ok(())
+    }
+
+    /// A request the service accepted must be one the document allows.
+    fn check_request(&self, op_at: &str, op: &Value, req: &Req, status: u16) -> anyhow::Result<()> {
+        let mut params = Vec::new();
+        for i in 0..op["parameters"].as_array().map_or(0, Vec::len) {
+            params.push(self.resolve(format!("{op_at}/parameters/{i}"))?);
+        }
+        let find = |name: &str, place: &str| {
+            params.iter().find(|(_, p)| {
+                p["in"] == place
+                    && p["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+        };
+        let sent = req
+            .query
+            .iter()
+            .map(|(k, v)| (*k, v.as_str(), "query"))
+            .chain(req.path.iter().map(|(k, v)| (*k, v.as_str(), "path")))
+            .chain(
+                req.headers
+                    .iter()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case("content-type"))
+                    .map(|(k, v)| (*k, *v, "header")),
+            );
+        for (name, value, place) in sent {
+            let (at, _) = find(name, place)
+                .with_context(|| format!("{place} parameter {name} is not documented"))?;
+            let (schema_at, schema) = self.resolve(format!("{at}/schema"))?;
+            self.check_value(
+                &schema_at,
+                &coerce(schema, value),
+                &format!("{place} parameter {name}"),
+            )?;
+        }
+        for (_, p) in &params {
+            if p["required"] == true && p["in"] != "header" {
+                let name = p["name"].as_str().unwrap_or_default();
+                ensure!(
+                    req.query.iter().chain(&req.path).any(|(k, _)| *k == name),
+                    "required parameter {name} not sent"
+                );
+            }
+        }
+        // A 207 is the answer to a batch with invalid events in it, by definition.
+        if let (Some(json), false) = (&req.json, status == 207) {
+            let (body_at, _) = self.resolve(format!("{op_at}/requestBody"))?;
+            let schema_at = format!("{body_at}/content/application~1json/schema");
+            self.check_value(&schema_at, json, "request body")?;
+        }
+        Ok(())
+    }
+
+    /// An answer outside any operation (unknown path, wrong method): the error shape.
+    async fn off_document(&self, req: Req, status: u16, code: &str) -> anyhow::Result<()> {
+        let ans = self.fetch(&req).await?;
+        ensure!(
+            ans.status == status && ans.body["error"]["code"] == code,
+            "{}: wanted {status} {code}, got {}: {}",
+            req.label(),
+            ans.status,
+            ans.text
+        );
+        self.check_value("/components/schemas/Error", &ans.body, "error body")
+    }
+
+    fn documented(&self) -> Seen {
+        let mut out = Seen::new();
+        for (path, item) in self.doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                for status in op["responses"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| r.0)
+                {
+                    out.insert((path.clone(), method.clone(), status.parse().unwrap_or(0)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Fails unless every documented operation, and every status of it, was produced.
+    fn coverage(&self) -> anyhow::Result<usize> {
+        let documented = self.documented();
+        let seen = self.seen.lock().expect("not poisoned").clone();
+        let ops = |s: &Seen| -> BTreeSet<(String, String)> {
+            s.iter().map(|(p, m, _)| (p.clone(), m.clone())).collect()
+        };
+        let never: Vec<_> = ops(&documented).difference(&ops(&seen)).cloned().collect();
+        ensure!(never.is_empty(), "operations never exercised: {never:?}");
+        let missing: Vec<_> = documented.difference(&seen).collect();
+        ensure!(
+            missing.is_empty(),
+            "documented answers never produced: {missing:?}"
+        );
+        Ok(documented.len())
+    }
+}
+
+fn event(session: &str, name: &str, ts: &str, value: Option<f64>) -> Value {
+    let mut data = json!({"host": "example.com", "path": "/"});
+    if name == "cta_click" {
+        data["element"] = json!("buy");
+    }
+    let mut ev = json!({"session_id": session, "category": "page_interaction", "name": name,
+                        "data": data, "timestamp": ts});
+    if let Some(v) = value {
+        ev["value"] = json!(v);
+    }
+    ev
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
+    let stack = Stack::start("openapi").await?;
+    let id = unique("oa");
+    let c = Contract::new(stack.http.clone())?;
+    let (ingest, query) = (&stack.ingest, &stack.query);
+
+    // Dependencies that do not answer, and an ingest whose body limit is small.
+    let mut dead_kafka = kafka_config(&format!("eye.test.{id}"));
+    dead_kafka.brokers = CLOSED.into();
+    dead_kafka.message_timeout_ms = 1_000;
+    let dead_ingest =
+        start_ingest_with(ingest_config(&[("MAX_BODY_BYTES", "1000")]), dead_kafka).await?;
+    let mut dead_clickhouse = clickhouse_config(&format!("eye_test_{id}"));
+    dead_clickhouse.url = format!("http://{CLOSED}");
+    let dead_query = start_query(dead_clickhouse).await?;
+
+    // The document itself, as both services serve it.
+    for svc in [ingest, query] {
+        let ans = c.expect(Req::get(svc, "/openapi.json"), 200, None).await?;
+        ensure!(ans.text == DOCUMENT, "{} serves another document", svc.name);
+    }
+
+    // ---- ingest
+    let session = format!("{id}-s1");
+    let (user, machine) = (format!("user {id}/1"), format!("machine-{id}"));
+    let start = json!({"session_id": session, "user_id": user, "machine_id": machine,
+                       "org_id": 7, "started_at": "2024-03-01 09:59:00"});
+    c.expect(Req::post(ingest, "/v1/sessions", start.clone()), 202, None)
+        .await?;
+    // A second session of the same user, without events, and with a server-chosen id.
+    let second = json!({"user_id": user, "machine_id": machine, "org_id": "org",
+                        "started_at": "2024-03-02T08:00:00Z"});
+    c.expect(Req::post(ingest, "/v1/sessions", second), 202, None)
+        .await?;
+    let end = |s: &str, body: Value| {
+        Req::post(ingest, "/v1/sessions/{session_id}/end", body).path("session_id", s)
+    };
+    c.expect(
+        end(&session, json!({"ended_at": "2024-03-01 12:00:00"})),
+        202,
+        None,
+    )
+    .await?;
+    // A session with an end and nothing else: every lifecycle field but one is null.
+    let ended_only = format!("{id}-s2");
+    c.expect(end(&ended_only, json!({"ended_at": 1709290800})), 202, None)
+        .await?;
+
+    let mut first = event(&session, "page_view", "2024-03-01T10:00:01Z", Some(1.0));
+    first["event_id"] = json!(uuid::Uuid::now_v7().to_string());
+    let mut skewed = event(&session, "page_view", "2024-03-01 10:00:02", Some(2.0));
+    skewed["sent_at"] = json!("2024-03-01 10:00:03");
+    let batch = json!([
+        first,
+        skewed,
+        event(&session, "cta_click", "2024-03-01 10:30:00", None)
+    ]);
+    c.expect(Req::post(ingest, "/v1/events", batch), 202, None)
+        .await?;
+    let one = event(&session, "page_view", "2024-03-01 11:00:00", Some(4.0));
+    c.expect(Req::post(ingest, "/v1/events", one).gzip()?, 202, None)
+        .await?;
+    let mixed = json!([
+        event(&session, "page_view", "2024-03-01 11:30:00", None),
+        event(&session, "page_view", "26/09/2021", None)
+    ]);
+    c.expect(Req::post(ingest, "/v1/events", mixed), 207, None)
+        .await?;
+    let all_bad = json!([event(&session, "page_view", "never", None), {"session_id": session}]);
+    c.expect(
+        Req::post(ingest, "/v1/events", all_bad),
+        400,
+        Some("invalid_events"),
+    )
+    .await?;
+    let malformed = Req::post(ingest, "/v1/events", json!(null)).raw(r#"{"session_id": "s",}"#);
+    c.expect(malformed, 400, Some("malformed_json")).await?;
+    let plain = Req::post(ingest, "/v1/events", json!({})).header("content-type", "text/plain");
+    c.expect(plain, 415, Some("unsupported_media_type")).await?;
+    let brotli = Req::post(ingest, "/v1/events", json!({})).header("content-encoding", "br");
+    c.expect(brotli, 415, Some("unsupported_encoding")).await?;
+    let too_big = Req::post(&dead_ingest, "/v1/events", json!(null)).raw(vec![b' '; 2_000]);
+    c.expect(too_big, 413, Some("payload_too_large")).await?;
+    let valid = event(&session, "page_view", "2024-03-01 11:00:00", None);
+    let unacknowledged = Req::post(&dead_ingest, "/v1/events", valid);
+    let ans = c
+        .expect(unacknowledged, 503, Some("broker_unavailable"))
+        .await?;
+    ensure!(ans.headers.contains_key("retry-after"));
+
+    c.expect(
+        Req::post(ingest, "/v1/sessions", json!({"user_id": "u"})),
+        400,
+        Some("invalid_session"),
+    )
+    .await?;
+    c.expect(
+        Req::post(ingest, "/v1/sessions", start.clone()).header("content-type", "text/plain"),
+        415,
+        None,
+    )
+    .await?;
+    let padded = |r: Req| r.raw(vec![b' '; 2_000]);
+    c.expect(
+        padded(Req::post(&dead_ingest, "/v1/sessions", json!(null))),
+        413,
+        None,
+    )
+    .await?;
+    c.expect(
+        Req::post(&dead_ingest, "/v1/sessions", start),
+        503,
+        Some("broker_unavailable"),
+    )
+    .await?;
+    c.expect(
+        end("\n", json!({"ended_at": "2024-03-01 12:00:00"})),
+        400,
+        Some("invalid_session_id"),
+    )
+    .await?;
+    c.expect(end(&session, json!({})), 400, Some("invalid_session"))
+        .await?;
+    c.expect(
+        end(&session, json!({})).header("content-encoding", "br"),
+        415,
+        None,
+    )
+    .await?;
+    let dead_end = |body: Value| {
+        Req::post(&dead_ingest, "/v1/sessions/{session_id}/end", body).path("session_id", "s")
+    };
+    c.expect(padded(dead_end(json!(null))), 413, None).await?;
+    c.expect(
+        dead_end(json!({"ended_at": "2024-03-01 12:00:00"})),
+        503,
+        None,
+    )
+    .await?;
+
+    // ---- query: wait until the consumer stored everything, then read it every way.
+    let session_events =
+        || Req::get(query, "/v1/sessions/{session_id}/events").path("session_id", &session);
+    c.poll(session_events(), |a| {
+        a.status == 200
+            && a.body["events"].as_array().map(Vec::len) == Some(5)
+            && a.body["session"]["ended_at"].is_string()
+    })
+    .await?;
+    c.expect(
+        session_events().query("limit", "0"),
+        400,
+        Some("invalid_parameter"),
+    )
+    .await?;
+    let nobody = format!("{id}-nobody");
+    c.expect(
+        Req::get(query, "/v1/sessions/{session_id}/events").path("session_id", &nobody),
+        404,
+        Some("session_not_found"),
+    )
+    .await?;
+    c.poll(
+        Req::get(query, "/v1/sessions/{session_id}/events").path("session_id", &ended_only),
+        |a| a.status == 200,
+    )
+    .await?;
+
+    let detail = || Req::get(query, "/v1/sessions/{session_id}").path("session_id", &session);
+    let page = c.expect(detail().query("limit", "2"), 200, None).await?;
+    let cursor = page.body["next_cursor"]
+        .as_str()
+        .context("a full page has a next_cursor")?
+        .to_owned();
+    c.expect(
+        detail().query("limit", "2").query("cursor", cursor),
+        200,
+        None,
+    )
+    .await?;
+    c.expect(detail().query("cursor", "nope"), 400, None)
+        .await?;
+    c.expect(
+        Req::get(query, "/v1/sessions/{session_id}").path("session_id", &nobody),
+        404,
+        None,
+    )
+    .await?;
+    c.expect(
+        Req::get(query, "/v1/sessions/{session_id}").path("session_id", &ended_only),
+        200,
+        None,
+    )
+    .await?;
+
+    let events = || Req::get(query, "/v1/events");
+    c.expect(
+        events()
+            .query("session_id", &session)
+            .query("category", "page_interaction")
+            .query("name", "page_view")
+            .query("from", "2024-03-01T00:00:00Z")
+            .query("to", "1709337600")
+            .query("order", "desc")
+            .query("limit", "2"),
+        200,
+        None,
+    )
+    .await?;
+    c.expect(events().query("order", "up"), 400, None).await?;
+
+    let machine_events =
+        || Req::get(query, "/v1/machines/{machine_id}/events").path("machine_id", &machine);
+    c.expect(machine_events().query("limit", "3"), 200, None)
+        .await?;
+    c.expect(machine_events().query("limit", "0"), 400, None)
+        .await?;
+
+    let user_sessions = || Req::get(query, "/v1/users/{user_id}/sessions").path("user_id", &user);
+    let page = c
+        .poll(user_sessions().query("limit", "1"), |a| {
+            a.body["next_cursor"].is_string()
+        })
+        .await?;
+    let cursor = page.body["next_cursor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    c.expect(
+        user_sessions().query("limit", "1").query("cursor", cursor),
+        200,
+        None,
+    )
+    .await?;
+    c.expect(user_sessions().query("cursor", "zz"), 400, None)
+        .await?;
+
+    let aggregate = || {
+        Req::get(query, "/v1/aggregate")
+            .query("category", "page_interaction")
+            .query("name", "page_view")
+    };
+    let ans = c
+        .expect(
+            aggregate()
+                .query("granularity", "hour")
+                .query("agg", "avg")
+                .query("tz", "Europe/Paris")
+                .query("fill", "null")
+                .query("from", "2024-03-01T09:00:00Z")
+                .query("to", "2024-03-01T13:00:00Z"),
+            200,
+            None,
+        )
+        .await?;
+    ensure!(
+        ans.body["buckets"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|x| x["value"].is_null())),
+        "fill=null shows empty buckets: {}",
+        ans.text
+    );
+    c.expect(aggregate().query("agg", "count"), 200, None)
+        .await?;
+    c.expect(aggregate().query("granularity", "fortnight"), 400, None)
+        .await?;
+
+    c.expect(Req::get(query, "/v1/categories"), 200, None)
+        .await?;
+    c.expect(
+        Req::get(query, "/v1/categories").query("limit", "0"),
+        400,
+        None,
+    )
+    .await?;
+
+    let rejected = || Req::get(query, "/v1/rejected");
+    // 1 from the 207, 2 from the 400, the malformed body whole.
+    let page = c
+        .poll(rejected().query("limit", "3"), |a| {
+            a.body["next_cursor"].is_string()
+        })
+        .await?;
+    let cursor = page.body["next_cursor"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    c.poll(
+        rejected().query("limit", "3").query("cursor", cursor),
+        |a| a.body["rejected"].as_array().map(Vec::len) == Some(1),
+    )
+    .await?;
+    c.expect(
+        rejected()
+            .query("reason", "invalid_timestamp")
+            .query("from", "2020-01-01 00:00:00")
+            .query("to", "2100-01-01T00:00:00Z"),
+        200,
+        None,
+    )
+    .await?;
+    c.expect(rejected().query("reason", "Bad"), 400, None)
+        .await?;
+
+    // The store does not answer: every read says so, with Retry-After.
+    let dq = &dead_query;
+    for req in [
+        Req::get(dq, "/v1/sessions/{session_id}/events").path("session_id", "s"),
+        Req::get(dq, "/v1/sessions/{session_id}").path("session_id", "s"),
+        Req::get(dq, "/v1/events"),
+        Req::get(dq, "/v1/machines/{machine_id}/events").path("machine_id", "m"),
+        Req::get(dq, "/v1/users/{user_id}/sessions").path("user_id", "u"),
+        Req::get(dq, "/v1/aggregate")
+            .query("category", "c")
+            .query("name", "n"),
+        Req::get(dq, "/v1/categories"),
+        Req::get(dq, "/v1/rejected"),
+    ] {
+        c.expect(req, 503, Some("store_unavailable")).await?;
+    }
+
+    // ---- operations, on every service that serves them.
+    for svc in [ingest, query, &stack.consumer] {
+        c.expect(Req::get(svc, "/healthz"), 200, None).await?;
+        c.expect(Req::get(svc, "/readyz"), 200, None).await?;
+        let metrics = c.expect(Req::get(svc, "/metrics"), 200, None).await?;
+        ensure!(metrics.text.contains("eye_http_requests_total"));
+    }
+    for svc in [&dead_ingest, &dead_query] {
+        c.expect(Req::get(svc, "/readyz"), 503, Some("not_ready"))
+            .await?;
+    }
+
+    // Outside every operation, still the one error shape.
+    c.off_document(Req::get(ingest, "/nope"), 404, "not_found")
+        .await?;
+    c.off_document(
+        Req::new(query, "post", "/v1/events"),
+        405,
+        "method_not_allowed",
+    )
+    .await?;
+
+    let answers = c.coverage()?;
+    println!("checked all {answers} documented answers");
+    dead_ingest.stop().await?;
+    dead_query.stop().await?;
+    stack.stop().await
+}

@@ -558,12 +558,14 @@ mod tests {
             registry.types(),
             [
                 ("form_interaction", "submit"),
+                ("machine", "cpu_load"),
+                ("machine", "memory_used"),
                 ("page_interaction", "cta_click"),
                 ("page_interaction", "page_view"),
             ]
             .map(|(c, n)| (c.to_owned(), n.to_owned()))
         );
-        assert_eq!(registry.len(), 3);
+        assert_eq!(registry.len(), 5);
         assert!(!registry.is_empty());
     }
 

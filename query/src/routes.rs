@@ -454,6 +454,8 @@ mod tests {
             ("/v1/users/u/sessions", "/v1/users/{user_id}/sessions"),
             ("/v1/aggregate", "/v1/aggregate"),
             ("/v1/events", "/v1/events"),
+            ("/openapi.json", "/openapi.json"),
+            ("/healthz", "/healthz"),
             ("/v1/sessions/a/b/c", "other"),
             ("/nope", "other"),
         ];

@@ -48,12 +48,14 @@ impl HttpMetrics {
     }
 }
 
-/// Route labels for the operational endpoints every service has; `None` for others.
+/// Route labels for the operational endpoints every service has, and the API description
+/// the HTTP APIs serve; `None` for others.
 pub fn ops_route(path: &str) -> Option<&'static str> {
     match path {
         "/healthz" => Some("/healthz"),
         "/readyz" => Some("/readyz"),
         "/metrics" => Some("/metrics"),
+        "/openapi.json" => Some("/openapi.json"),
         _ => None,
     }
 }

@@ -225,16 +225,21 @@ impl Harness<'_> {
             "SELECT query, read_rows, query_duration_ms FROM system.query_log WHERE {} ORDER BY query",
             conditions.join(" AND ")
         );
-        // The log is written every second; asking for a flush saves most of the wait.
-        for _ in 0..10 {
+        // The log is written every second; asking for a flush saves most of the wait. A
+        // statement may be logged a moment after the answer went out, so the look-up
+        // repeats until two in a row agree: a missing statement would otherwise vanish
+        // from the direct side without a word.
+        let mut previous: Option<usize> = None;
+        for _ in 0..20 {
             self.admin.execute("SYSTEM FLUSH LOGS").await?;
             let rows: Vec<Logged> = self.admin.rows(&select).await?;
-            if !rows.is_empty() {
+            if !rows.is_empty() && previous == Some(rows.len()) {
                 return Ok(rows);
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            previous = Some(rows.len());
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        anyhow::bail!("nothing in system.query_log for GET {path} after 5 s")
+        anyhow::bail!("system.query_log did not settle for GET {path} within 6 s")
     }
 }
 

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 /// Statements run as the admin user, with text answers.
 pub struct Admin {
@@ -65,9 +66,42 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// The direct path: statements sent exactly as the query service's `clickhouse` client
-/// sends them (same user, database, output format and time limit, as URL parameters and
-/// headers), answers read to the end.
+/// A statement as `system.query_log` recorded it, with the settings it ran under.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Logged {
+    pub query: String,
+    pub read_rows: u64,
+    pub query_duration_ms: u64,
+    pub setting_names: Vec<String>,
+    pub setting_values: Vec<String>,
+}
+
+impl Logged {
+    /// The settings to send with the statement again: every setting the log shows as
+    /// changed (the service's per-query limits and the user's profile), except `readonly`,
+    /// which the profile sets anyway and a read-only user may not send.
+    pub fn settings(&self) -> Vec<(&str, &str)> {
+        self.setting_names
+            .iter()
+            .zip(&self.setting_values)
+            .filter(|(name, _)| name.as_str() != "readonly")
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect()
+    }
+
+    /// The settings as `name=value, ...`, for the report.
+    pub fn settings_text(&self) -> String {
+        self.settings()
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The direct path: statements sent as the query service's `clickhouse` client sends them
+/// (same user, database, output format, and the settings they ran under), answers read to
+/// the end.
 #[derive(Clone)]
 pub struct Direct {
     http: reqwest::Client,
@@ -83,12 +117,11 @@ impl Direct {
         database: &str,
         user: &str,
         password: &str,
-        max_execution_time_secs: u64,
     ) -> Self {
         Self {
             http,
             endpoint: format!(
-                "{}/?default_format=RowBinary&database={database}&max_execution_time={max_execution_time_secs}",
+                "{}/?default_format=RowBinary&database={database}",
                 url.trim_end_matches('/')
             ),
             user: user.to_owned(),
@@ -97,13 +130,14 @@ impl Direct {
     }
 
     /// Runs one statement and returns the size of its answer.
-    pub async fn run(&self, sql: &str) -> anyhow::Result<usize> {
+    pub async fn run(&self, statement: &Logged) -> anyhow::Result<usize> {
         let response = self
             .http
             .post(&self.endpoint)
+            .query(&statement.settings())
             .header("X-ClickHouse-User", &self.user)
             .header("X-ClickHouse-Key", &self.password)
-            .body(sql.to_owned())
+            .body(statement.query.clone())
             .send()
             .await?;
         let status = response.status();
@@ -118,7 +152,7 @@ impl Direct {
 
     /// Runs one request's statements concurrently, as the service does, and returns the
     /// total size of the answers.
-    pub async fn run_all(&self, statements: &[String]) -> anyhow::Result<usize> {
+    pub async fn run_all(&self, statements: &[Logged]) -> anyhow::Result<usize> {
         let answers = futures::future::try_join_all(statements.iter().map(|s| self.run(s))).await?;
         Ok(answers.into_iter().sum())
     }

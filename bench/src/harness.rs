@@ -8,9 +8,8 @@
 //! request's statements. Anything another client ran at the same moment differs in text
 //! between the two probes, so it drops out.
 
-use crate::clickhouse::{quote, Admin, Direct};
+use crate::clickhouse::{quote, Admin, Direct, Logged};
 use anyhow::Context;
-use serde::Deserialize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One question the benchmark asks, with the parameter sets it rotates through.
@@ -29,14 +28,6 @@ pub struct Kind {
 pub struct Route {
     pub label: String,
     pub paths: Vec<String>,
-}
-
-/// A statement as `system.query_log` recorded it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Logged {
-    pub query: String,
-    pub read_rows: u64,
-    pub query_duration_ms: u64,
 }
 
 pub enum Outcome {
@@ -83,16 +74,12 @@ impl Harness<'_> {
                 format!("finding the statements of GET {path} in system.query_log")
             })?);
         }
-        let texts: Vec<Vec<String>> = statements
-            .iter()
-            .map(|s| s.iter().map(|l| l.query.clone()).collect())
-            .collect();
 
         // Warm-up: connections, caches and the service's code paths, on both sides.
         for i in 0..self.warmup {
             let case = i % route.paths.len();
             self.service(&route.paths[case]).await?;
-            self.direct.run_all(&texts[case]).await?;
+            self.direct.run_all(&statements[case]).await?;
         }
 
         let mut service = Vec::with_capacity(kind.samples);
@@ -106,11 +93,11 @@ impl Harness<'_> {
                 let (t, n) = self.time_service(&route.paths[case]).await?;
                 service.push(t);
                 service_bytes = n;
-                let (t, n) = self.time_direct(&texts[case]).await?;
+                let (t, n) = self.time_direct(&statements[case]).await?;
                 direct.push(t);
                 direct_bytes = n;
             } else {
-                let (t, n) = self.time_direct(&texts[case]).await?;
+                let (t, n) = self.time_direct(&statements[case]).await?;
                 direct.push(t);
                 direct_bytes = n;
                 let (t, n) = self.time_service(&route.paths[case]).await?;
@@ -178,7 +165,7 @@ impl Harness<'_> {
         Ok((elapsed, body.len()))
     }
 
-    async fn time_direct(&self, statements: &[String]) -> anyhow::Result<(Duration, usize)> {
+    async fn time_direct(&self, statements: &[Logged]) -> anyhow::Result<(Duration, usize)> {
         let started = Instant::now();
         let n = self.direct.run_all(statements).await?;
         Ok((started.elapsed(), n))
@@ -222,7 +209,8 @@ impl Harness<'_> {
                 .map(|m| format!("position(query, {}) > 0", quote(m))),
         );
         let select = format!(
-            "SELECT query, read_rows, query_duration_ms FROM system.query_log WHERE {} ORDER BY query",
+            "SELECT query, read_rows, query_duration_ms, Settings.Names AS setting_names, \
+             Settings.Values AS setting_values FROM system.query_log WHERE {} ORDER BY query",
             conditions.join(" AND ")
         );
         // The log is written every second; asking for a flush saves most of the wait. A

@@ -138,7 +138,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let kinds = kinds(&admin, db, &args).await?;
 
     let service_ch = clickhouse_config(&args, &args.query_user, &args.query_password)?;
-    let max_execution_secs = (service_ch.max_execution_time_ms / 1000).max(1);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -167,7 +166,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             db,
             &args.query_user,
             &args.query_password,
-            max_execution_secs,
         ),
         query_user: args.query_user.clone(),
         warmup: args.warmup,

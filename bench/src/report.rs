@@ -138,4 +138,10 @@ fn print_measured(kind: &Kind, m: &Measured, table_rows: u64) {
             s.query
         );
     }
+    if let Some(first) = m.statements.first() {
+        println!(
+            "    settings (sent again on the direct path): {}",
+            first.settings_text()
+        );
+    }
 }

@@ -389,7 +389,7 @@ impl Store {
             q = q.bind(text.as_str());
         }
         for t in [f.from_us, f.to_us].into_iter().flatten() {
-            q = q.bind(t);
+            q = q.bind(t).bind(t.div_euclid(1_000_000));
         }
         if let Some((ts, id)) = f.after {
             q = q.bind(ts).bind(ts).bind(id.to_string());
@@ -492,7 +492,7 @@ impl Store {
         }
         q = q.bind(f.category.as_str()).bind(f.name.as_str());
         for t in [f.from_us, f.to_us].into_iter().flatten() {
-            q = q.bind(t);
+            q = q.bind(t).bind(t.div_euclid(1_000_000));
         }
         q.bind(f.limit)
     }

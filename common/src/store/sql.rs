@@ -82,8 +82,16 @@ pub const CATEGORIES: &str = "SELECT category, name, uniqExact(event_id) AS even
      min(ts_us) AS first_us, max(ts_us) AS last_us \
      FROM events_by_type GROUP BY category, name ORDER BY category, name LIMIT ?";
 
-/// Which filters an event listing has; each present filter binds one value (the cursor
-/// binds three), in the order of the fields here, then the limit.
+/// A time range binds each bound twice: microseconds for the key column `ts_us`, then
+/// seconds for the partition column `ts`. Without the second, a range on a type index
+/// with no `name` still touches every monthly partition's boundary granules; with it,
+/// ClickHouse skips the months outside the range. (A `to` of `t` µs admits `ts` up to the
+/// second holding `t`, a superset the exact `ts_us` condition then trims.)
+const FROM: &str = "ts_us >= ? AND ts >= toDateTime(?)";
+const TO: &str = "ts_us < ? AND ts <= toDateTime(?)";
+
+/// Which filters an event listing has; each present filter binds one value (`from` and
+/// `to` two, see [`FROM`]; the cursor three), in the order of the fields here, then the limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EventFilters {
     pub session: bool,
@@ -122,10 +130,10 @@ pub fn events(f: EventFilters) -> String {
         conditions.push("name = ?");
     }
     if f.from {
-        conditions.push("ts_us >= ?");
+        conditions.push(FROM);
     }
     if f.to {
-        conditions.push("ts_us < ?");
+        conditions.push(TO);
     }
     let dir = if f.descending { "DESC" } else { "ASC" };
     if f.after {
@@ -203,16 +211,17 @@ pub fn aggregate_zone_binds(g: Granularity) -> usize {
 /// Events of one (category, name), deduplicated by event_id, aggregated per bucket: the
 /// bucket's first instant (Unix seconds), the value, the events aggregated and the first
 /// event time. Reads a key prefix of `events_by_type`. Binds: the zone
-/// ([`aggregate_zone_binds`] times), category, name, then from_us and to_us when present,
+/// ([`aggregate_zone_binds`] times), category, name, then from and to when present (each
+/// as µs and s, see [`FROM`]),
 /// then the limit. Every group holds at least one value, so the aggregate is never null.
 pub fn aggregate(g: Granularity, a: Aggregation, from: bool, to: bool) -> String {
     let (bucket, _) = bucket_start(g);
     let mut conditions = vec!["category = ?", "name = ?"];
     if from {
-        conditions.push("ts_us >= ?");
+        conditions.push(FROM);
     }
     if to {
-        conditions.push("ts_us < ?");
+        conditions.push(TO);
     }
     if a.needs_value() {
         conditions.push("isNotNull(value)");
@@ -327,43 +336,43 @@ mod tests {
             (
                 f(true, false, false, false, false, false),
                 "FROM events WHERE",
-                4,
+                6,
                 "ts_us ASC",
             ),
             (
                 f(true, false, true, true, true, false),
                 "FROM events WHERE",
-                9,
+                11,
                 "ts_us ASC",
             ),
             (
                 f(false, true, false, false, true, true),
                 "FROM events WHERE",
-                8,
+                10,
                 "ts_us DESC",
             ),
             (
                 f(false, false, true, false, false, true),
                 "FROM events_by_type WHERE",
-                4,
+                6,
                 "ts_us DESC",
             ),
             (
                 f(false, false, true, true, true, true),
                 "FROM events_by_type WHERE",
-                8,
+                10,
                 "ts_us DESC",
             ),
             (
                 f(false, false, false, true, false, false),
                 "FROM events_by_type WHERE",
-                4,
+                6,
                 "ts_us ASC",
             ),
             (
                 f(false, false, false, false, false, false),
                 "FROM events_by_type WHERE",
-                3,
+                5,
                 "ts_us ASC",
             ),
         ];
@@ -390,7 +399,7 @@ mod tests {
                 Aggregation::Avg,
                 true,
                 true,
-                6,
+                8,
                 "toStartOfHour(ts, ?)",
             ),
             (
@@ -398,7 +407,7 @@ mod tests {
                 Aggregation::P95,
                 true,
                 false,
-                6,
+                7,
                 "toMonday(ts, ?), ?",
             ),
             (
@@ -414,7 +423,7 @@ mod tests {
                 Aggregation::Count,
                 false,
                 true,
-                4,
+                5,
                 "toInt64(0)",
             ),
         ];
@@ -423,7 +432,7 @@ mod tests {
             assert_eq!(q.matches('?').count(), placeholders, "{q}");
             assert_eq!(
                 placeholders,
-                aggregate_zone_binds(g) + 2 + usize::from(from) + usize::from(to) + 1
+                aggregate_zone_binds(g) + 2 + 2 * (usize::from(from) + usize::from(to)) + 1
             );
             assert!(q.contains(bucket), "{q}");
             assert!(q.contains("FROM events_by_type WHERE category = ? AND name = ?"));

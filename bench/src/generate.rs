@@ -3,7 +3,7 @@
 //! `eye_common::store::Store`, the code path the consumer uses.
 //!
 //! Shape, chosen so that each benchmarked question has realistic data behind it:
-//! * web sessions (three in four): page views, CTA clicks, form focus and submits, 20 to
+//! * web sessions (three in four): page views, CTA clicks, clicks into form fields and form submits, 20 to
 //!   400 events each (skewed towards short sessions), a few seconds apart; page views carry
 //!   their load time in ms as `value`;
 //! * machine sessions (one in four): a `cpu_load` (percent) and a `memory_used` (bytes)
@@ -28,7 +28,7 @@ pub const DAY_US: i64 = 86_400_000_000;
 /// The data covers the year before the anchor.
 pub const SPAN_DAYS: i64 = 365;
 /// Bumped whenever the generator's output changes, so an old data set is reloaded.
-const GENERATOR_VERSION: u32 = 1;
+const GENERATOR_VERSION: u32 = 2;
 /// Where the completed data set is recorded; written last, so an interrupted load is
 /// never mistaken for a complete one.
 const DATASET_TABLE: &str = "bench_dataset";
@@ -333,7 +333,13 @@ struct ElementData<'a> {
 struct FormData<'a> {
     host: &'a str,
     path: &'a str,
-    form: &'a str,
+    /// An object, as the form_interaction/submit schema requires.
+    form: SubmittedForm<'a>,
+}
+
+#[derive(Serialize)]
+struct SubmittedForm<'a> {
+    name: &'a str,
     fields: u8,
 }
 
@@ -499,9 +505,11 @@ impl Generator {
                 )
             } else if roll < 90 {
                 let element = FORM_FIELDS[self.rng.random_range(0..FORM_FIELDS.len())];
+                // A click into a form field: the shipped cta_click type, so every generated
+                // event is one ingest would accept.
                 (
-                    "form_interaction",
-                    "form_focus",
+                    "page_interaction",
+                    "cta_click",
                     json(&ElementData {
                         host,
                         path,
@@ -514,12 +522,11 @@ impl Generator {
                 let fields = self.rng.random_range(2..=6u8);
                 (
                     "form_interaction",
-                    "form_submit",
+                    "submit",
                     json(&FormData {
                         host,
                         path,
-                        form,
-                        fields,
+                        form: SubmittedForm { name: form, fields },
                     }),
                     None,
                 )
@@ -641,6 +648,33 @@ mod tests {
         assert!(a
             .iter()
             .all(|e| e.ts_us < ANCHOR_US && e.ts_us >= ANCHOR_US - SPAN_DAYS * DAY_US));
+    }
+
+    #[test]
+    fn every_generated_event_passes_the_shipped_schemas() {
+        use eye_common::schema::{SchemaRegistry, Validation};
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
+        let registry = SchemaRegistry::load(std::path::Path::new(dir)).expect("schemas");
+        let mut g = Generator::new(Dataset {
+            events: 20_000,
+            seed: 11,
+        });
+        let mut types = std::collections::BTreeSet::new();
+        while let Some(b) = g.next_batch(5_000) {
+            for e in b.events {
+                let data: serde_json::Value = serde_json::from_str(&e.data).expect("json");
+                let verdict = registry.validate(&e.category, &e.name, &data);
+                assert!(
+                    matches!(verdict, Validation::Valid),
+                    "{}/{}: {verdict:?} for {}",
+                    e.category,
+                    e.name,
+                    e.data
+                );
+                types.insert((e.category, e.name));
+            }
+        }
+        assert_eq!(types.len(), 5, "{types:?}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! telemetry, Kafka settings and the ClickHouse store.
 
 pub mod aggregate;
+pub mod auth;
 pub mod config;
 pub mod event;
 pub mod kafka;

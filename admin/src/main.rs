@@ -1,6 +1,8 @@
 //! `eye-admin`: one-off operations on The Eye's infrastructure. Settings come from the same
 //! `EYE_*` variables as the services (docs/configuration.md).
 
+mod clients;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use eye_common::config::{self, ClickHouseConfig, KafkaConfig};
@@ -24,6 +26,9 @@ enum Command {
     /// Print every migration statement and every query (with sample values bound) as JSON,
     /// for checking the SQL on other ClickHouse versions (deploy/sqlcheck.py).
     Sql,
+    /// Declare, list and revoke API clients (EYE_AUTH_CLIENTS_FILE).
+    #[command(subcommand)]
+    Clients(clients::ClientsCommand),
 }
 
 #[tokio::main]
@@ -38,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
             migrate().await
         }
         Command::Sql => print_sql(),
+        Command::Clients(cmd) => clients::run(cmd),
     }
 }
 

@@ -35,6 +35,8 @@ pub struct HttpError {
     pub body: ErrorDetail,
     /// Sent as `Retry-After` (seconds) when set.
     pub retry_after_secs: Option<u32>,
+    /// Sent as `WWW-Authenticate` when set (401 answers, RFC 6750 §3).
+    pub www_authenticate: Option<String>,
 }
 
 impl HttpError {
@@ -47,6 +49,7 @@ impl HttpError {
                 details: Vec::new(),
             },
             retry_after_secs: None,
+            www_authenticate: None,
         }
     }
 
@@ -60,6 +63,11 @@ impl HttpError {
         self
     }
 
+    pub fn with_www_authenticate(mut self, challenge: impl Into<String>) -> Self {
+        self.www_authenticate = Some(challenge.into());
+        self
+    }
+
     pub fn into_response(self) -> Response {
         let mut res = warp::reply::with_status(
             warp::reply::json(&ErrorBody { error: &self.body }),
@@ -69,6 +77,12 @@ impl HttpError {
         if let Some(secs) = self.retry_after_secs {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(v) = self
+            .www_authenticate
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+        {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         res
     }

@@ -1,11 +1,13 @@
 //! HTTP plumbing shared by The Eye's services. `eye-common` never imports warp; this crate
 //! is where the services' common HTTP behaviour lives:
+//! - [`auth`]: the credential filter, its 401/403/429 mapping and `POST /oauth/token`;
 //! - [`error`]: the one JSON error shape, and the `recover` that maps every rejection to it;
 //! - [`ops`]: `/healthz`, `/readyz` and `/metrics`;
 //! - [`metrics`]: request counts and latencies by route and status;
 //! - [`openapi`]: `GET /openapi.json`, the OpenAPI description of the ingest and query APIs;
 //! - [`serve`]: running a filter on a bound listener until shutdown.
 
+pub mod auth;
 pub mod error;
 pub mod metrics;
 pub mod openapi;

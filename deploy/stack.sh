@@ -169,6 +169,32 @@ service_env() {
     export EYE_CONSUMER_LISTEN_ADDR=${EYE_CONSUMER_LISTEN_ADDR:-127.0.0.1:$CONSUMER_PORT}
     # Services run from $EYE_HOME; the schemas live in the checkout.
     export EYE_INGEST_SCHEMA_DIR=${EYE_INGEST_SCHEMA_DIR:-$ROOT/schemas}
+    export EYE_AUTH_CLIENTS_FILE=${EYE_AUTH_CLIENTS_FILE:-$EYE_HOME/clients.toml}
+    if [ -z "${EYE_AUTH_TOKEN_SECRET:-}" ]; then
+        # One signing key for both services, kept across restarts so tokens survive them.
+        local key="$EYE_HOME/token-secret"
+        if [ ! -s "$key" ]; then
+            (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$key")
+        fi
+        EYE_AUTH_TOKEN_SECRET=$(cat "$key")
+        export EYE_AUTH_TOKEN_SECRET
+    fi
+}
+
+# The development client: every scope, created once; its credentials go to
+# $EYE_HOME/dev-credentials as shell lines (`source` it) and are printed by `make up`.
+dev_client() {
+    local creds="$EYE_HOME/dev-credentials"
+    if [ -s "$creds" ] && [ -s "$EYE_AUTH_CLIENTS_FILE" ]; then
+        # shellcheck disable=SC1090
+        . "$creds"
+        if grep -q "id = \"${EYE_CLIENT_ID:-none}\"" "$EYE_AUTH_CLIENTS_FILE"; then
+            return 0
+        fi
+    fi
+    log "creating the development client (every scope) in $EYE_AUTH_CLIENTS_FILE"
+    (umask 077 && "$(bin eye-admin)" clients create --name development \
+        --scopes events:write,events:read,aggregations:read,admin --shell >"$creds")
 }
 
 bin() { echo "$ROOT/target/$PROFILE/$1"; }
@@ -198,6 +224,7 @@ up() {
     build
     service_env
     "$(bin eye-admin)" init
+    dev_client
     start_service eye-ingest "$INGEST_PORT"
     # The query service reads as the read-only user of deploy/clickhouse/users.d/.
     EYE_CLICKHOUSE_USER=${EYE_QUERY_CLICKHOUSE_USER:-eye_query} \
@@ -219,6 +246,11 @@ The Eye is up.
   kafka     127.0.0.1:$KAFKA_PORT (tansu, topic eye.events)
   clickhouse http://127.0.0.1:$CH_HTTP_PORT (database eye)
 Logs: $EYE_HOME/log/    Stop: make down    Status: make status
+
+Development client (every scope), in $EYE_HOME/dev-credentials:
+$(cat "$EYE_HOME/dev-credentials")
+Use it:  source .eye/dev-credentials
+         curl -H "Authorization: Bearer \$EYE_API_KEY" http://127.0.0.1:$QUERY_PORT/v1/categories
 MSG
 }
 

@@ -141,10 +141,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (auth, api_key) = bench_client()?;
     let service = tokio::spawn(eye_query::run(
         eye_query::Config {
             query: query_config()?,
             clickhouse: service_ch,
+            auth,
+            http: config::from_env()?,
         },
         listener,
         async move {
@@ -156,8 +159,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.query_user
     );
 
+    // The service is called as a declared client, as in production: authentication is
+    // part of what the service's side of each ratio pays for.
+    let service_http = {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {api_key}"))?,
+        );
+        reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(5))
+            .default_headers(headers)
+            .build()?
+    };
     let harness = Harness {
-        http: http.clone(),
+        http: service_http,
         service_base: format!("http://{addr}"),
         admin: &admin,
         direct: Direct::new(
@@ -220,6 +236,38 @@ fn clickhouse_config(args: &Args, user: &str, password: &str) -> anyhow::Result<
 
 /// `EYE_QUERY_*` as the service reads it; the listen address is ignored (the benchmark
 /// binds its own port).
+/// A clients file with one reading client, in a temporary directory, and its API key.
+fn bench_client() -> anyhow::Result<(eye_common::config::AuthConfig, String)> {
+    use eye_common::auth::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
+    let dir = std::env::temp_dir().join(format!("eye-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("clients.toml");
+    let creds = NewCredentials::generate()?;
+    ClientsFile {
+        clients: vec![ClientRecord {
+            id: creds.id.clone(),
+            name: "eye-bench".into(),
+            secret_sha256: creds.secret_sha256(),
+            scopes: vec![Scope::EventsRead, Scope::AggregationsRead],
+            categories: None,
+            // The benchmark measures the service, not its limits.
+            rate_limits: RateLimits {
+                requests_per_s: Some(1_000_000),
+                requests_burst: Some(1_000_000),
+                ..RateLimits::default()
+            },
+            created_at: eye_common::time::EventTime::now().to_rfc3339(),
+            revoked_at: None,
+        }],
+    }
+    .save(&path)?;
+    let auth = config::from_iter([(
+        "EYE_AUTH_CLIENTS_FILE".to_owned(),
+        path.display().to_string(),
+    )])?;
+    Ok((auth, creds.api_key()))
+}
+
 fn query_config() -> anyhow::Result<QueryConfig> {
     Ok(config::from_env()?)
 }

@@ -42,12 +42,20 @@ pub fn from_iter<T: DeserializeOwned + Group>(
     let vars = vars
         .into_iter()
         .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_owned(), v)));
-    envy::from_iter(vars).map_err(|e| ConfigError::new(prefix, e))
+    let group: T = envy::from_iter(vars).map_err(|e| ConfigError::new(prefix, e))?;
+    group.check().map_err(ConfigError)?;
+    Ok(group)
 }
 
 /// A configuration group and its environment prefix.
 pub trait Group {
     const PREFIX: &'static str;
+
+    /// Rules a value's type cannot express (ranges, formats), checked once the group is
+    /// read so that a bad value stops start-up; the message names the variable.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 macro_rules! defaults {
@@ -152,11 +160,79 @@ impl Group for ClickHouseConfig {
     const PREFIX: &'static str = "EYE_CLICKHOUSE_";
 }
 
+defaults! {
+    d_max_header_bytes: usize = 32 * 1024;
+    d_header_read_timeout_ms: u64 = 10_000;
+    d_body_read_timeout_ms: u64 = 30_000;
+}
+
+/// The smallest head buffer hyper accepts (it panics below it).
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+/// `EYE_HTTP_*`: limits and CORS shared by every HTTP listener (ingest, query, consumer).
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpConfig {
+    /// Largest request head (request line and headers); a larger one gets 431.
+    #[serde(default = "d_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// How long a client may take to send a request head before its connection is closed;
+    /// also how long an idle keep-alive connection is kept.
+    #[serde(default = "d_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// How long ingest waits for a whole request body before answering 408.
+    #[serde(default = "d_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Browser origins (`scheme://host[:port]`) allowed to call the APIs, comma-separated,
+    /// or `*` for any; empty turns CORS off.
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Group for HttpConfig {
+    const PREFIX: &'static str = "EYE_HTTP_";
+
+    fn check(&self) -> Result<(), String> {
+        if self.max_header_bytes < MIN_HEADER_BYTES {
+            return Err(format!(
+                "EYE_HTTP_MAX_HEADER_BYTES must be at least {MIN_HEADER_BYTES} (got {})",
+                self.max_header_bytes
+            ));
+        }
+        let origins = &self.cors_allowed_origins;
+        if origins.iter().any(|o| o == "*") {
+            return match origins.len() {
+                1 => Ok(()),
+                _ => Err("EYE_HTTP_CORS_ALLOWED_ORIGINS: `*` must stand alone".into()),
+            };
+        }
+        // Browsers send `Origin` in exactly this serialization and CORS compares it as
+        // text, so anything else (a trailing slash, a path, a default port) never matches.
+        for origin in origins {
+            let canonical = url::Url::parse(origin)
+                .ok()
+                .map(|u| u.origin())
+                .filter(url::Origin::is_tuple)
+                .map(|o| o.ascii_serialization());
+            if canonical.as_deref() != Some(origin.as_str()) {
+                let hint = canonical.map_or(String::new(), |c| format!("; did you mean {c:?}?"));
+                return Err(format!(
+                    "EYE_HTTP_CORS_ALLOWED_ORIGINS: {origin:?} is not an origin \
+                     (scheme://host[:port], nothing after){hint}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `EYE_INGEST_*`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct IngestConfig {
     #[serde(default = "d_ingest_addr")]
     pub listen_addr: SocketAddr,
+    /// When set, health and metrics are served here and no longer on `listen_addr`.
+    #[serde(default)]
+    pub ops_listen_addr: Option<SocketAddr>,
     /// Largest request body as sent (compressed or not); a larger one gets 413.
     #[serde(default = "d_max_body_bytes")]
     pub max_body_bytes: u64,
@@ -238,6 +314,9 @@ impl Group for ConsumerConfig {
 pub struct QueryConfig {
     #[serde(default = "d_query_addr")]
     pub listen_addr: SocketAddr,
+    /// When set, health and metrics are served here and no longer on `listen_addr`.
+    #[serde(default)]
+    pub ops_listen_addr: Option<SocketAddr>,
     /// Largest `limit` a session read accepts.
     #[serde(default = "d_session_events_max")]
     pub session_events_max: u32,
@@ -377,6 +456,81 @@ mod tests {
         assert!(
             undocumented.is_empty(),
             "defined but not documented: {undocumented:?}"
+        );
+    }
+
+    #[test]
+    fn http_defaults_and_lists() {
+        let h: HttpConfig = from_iter(vars(&[])).expect("defaults");
+        assert_eq!(
+            (
+                h.max_header_bytes,
+                h.header_read_timeout_ms,
+                h.body_read_timeout_ms
+            ),
+            (32 * 1024, 10_000, 30_000)
+        );
+        assert!(h.cors_allowed_origins.is_empty());
+        let h: HttpConfig = from_iter(vars(&[(
+            "EYE_HTTP_CORS_ALLOWED_ORIGINS",
+            "https://app.example.com,http://localhost:3000",
+        )]))
+        .expect("two origins");
+        assert_eq!(
+            h.cors_allowed_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        let any: HttpConfig =
+            from_iter(vars(&[("EYE_HTTP_CORS_ALLOWED_ORIGINS", "*")])).expect("any origin");
+        assert_eq!(any.cors_allowed_origins, ["*"]);
+    }
+
+    /// Values hyper or warp would panic on, or that could never match, stop start-up with
+    /// a message naming the variable.
+    #[test]
+    fn http_values_are_checked() {
+        let err = |pairs: &[(&str, &str)]| {
+            from_iter::<HttpConfig>(vars(pairs))
+                .expect_err("must fail")
+                .to_string()
+        };
+        let e = err(&[("EYE_HTTP_MAX_HEADER_BYTES", "8191")]);
+        assert!(
+            e.contains("EYE_HTTP_MAX_HEADER_BYTES") && e.contains("8192"),
+            "{e}"
+        );
+        from_iter::<HttpConfig>(vars(&[("EYE_HTTP_MAX_HEADER_BYTES", "8192")]))
+            .expect("the minimum itself");
+        for (origins, hint) in [
+            ("https://app.example.com/", "\"https://app.example.com\""),
+            ("https://app.example.com:443", "\"https://app.example.com\""),
+            ("https://App.example.com", "\"https://app.example.com\""),
+            (
+                "https://a.example.com, https://b.example.com",
+                "\"https://b.example.com\"",
+            ),
+            ("app.example.com", "scheme://host"),
+            ("null", "scheme://host"),
+            ("*,https://app.example.com", "alone"),
+        ] {
+            let e = err(&[("EYE_HTTP_CORS_ALLOWED_ORIGINS", origins)]);
+            assert!(
+                e.contains("EYE_HTTP_CORS_ALLOWED_ORIGINS"),
+                "{origins}: {e}"
+            );
+            assert!(e.contains(hint), "{origins}: {e}");
+        }
+    }
+
+    #[test]
+    fn ops_addresses_are_optional() {
+        let i: IngestConfig = from_iter(vars(&[])).expect("defaults");
+        assert_eq!(i.ops_listen_addr, None);
+        let q: QueryConfig =
+            from_iter(vars(&[("EYE_QUERY_OPS_LISTEN_ADDR", "127.0.0.1:9181")])).expect("set");
+        assert_eq!(
+            q.ops_listen_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9181)))
         );
     }
 }

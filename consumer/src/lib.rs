@@ -8,7 +8,9 @@ mod pipeline;
 
 pub use batch::{Batch, Limits};
 
-use eye_common::config::{self, ClickHouseConfig, ConfigError, ConsumerConfig, KafkaConfig};
+use eye_common::config::{
+    self, ClickHouseConfig, ConfigError, ConsumerConfig, HttpConfig, KafkaConfig,
+};
 use eye_common::store::Store;
 use std::future::Future;
 use tokio::net::TcpListener;
@@ -18,6 +20,7 @@ pub struct Config {
     pub consumer: ConsumerConfig,
     pub kafka: KafkaConfig,
     pub clickhouse: ClickHouseConfig,
+    pub http: HttpConfig,
 }
 
 impl Config {
@@ -26,6 +29,7 @@ impl Config {
             consumer: config::from_env()?,
             kafka: config::from_env()?,
             clickhouse: config::from_env()?,
+            http: config::from_env()?,
         })
     }
 }

@@ -113,6 +113,7 @@ impl Pipeline {
             consumer.clone(),
             config.kafka.events_topic.clone(),
             listener,
+            config.http.clone(),
             ops_stop_rx,
         );
         let ops_task = tokio::spawn(ops);
@@ -362,6 +363,7 @@ async fn ops_server(
     consumer: Arc<EventConsumer>,
     topic: String,
     listener: TcpListener,
+    limits: eye_common::config::HttpConfig,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let http = eye_web::metrics::HttpMetrics::new(&registry);
@@ -385,7 +387,7 @@ async fn ops_server(
     let routes = eye_web::ops::routes(registry, ready)
         .recover(eye_web::error::recover)
         .with(http.log(|p| eye_web::metrics::ops_route(p).unwrap_or("other")));
-    eye_web::serve(routes, listener, async {
+    eye_web::serve(routes, listener, &limits, async {
         let _ = stop.await;
     })
     .await;

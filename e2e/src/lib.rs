@@ -6,7 +6,10 @@
 //! `EYE_TEST_KAFKA_BROKERS` and `EYE_TEST_CLICKHOUSE_URL` (defaults: the local stack).
 
 use anyhow::Context;
-use eye_common::config::{ClickHouseConfig, ConsumerConfig, IngestConfig, KafkaConfig};
+use eye_common::auth::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
+use eye_common::config::{
+    AuthConfig, ClickHouseConfig, ConsumerConfig, HttpConfig, IngestConfig, KafkaConfig,
+};
 use eye_common::store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,6 +17,79 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// The test process's clients file: one client with every scope and limits no test
+/// reaches, whose API key the harness's HTTP client sends. Tests of authentication write
+/// their own files.
+pub struct TestAuth {
+    pub config: AuthConfig,
+    pub api_key: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// The token-signing key of every service the harness starts, so tokens issued by one
+/// are accepted by the other, as under `make up`.
+pub const TEST_TOKEN_SECRET: &str = "e2e-token-secret-at-least-32-bytes-long";
+
+pub fn test_auth() -> &'static TestAuth {
+    static AUTH: std::sync::OnceLock<TestAuth> = std::sync::OnceLock::new();
+    AUTH.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("eye-e2e-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir for the clients file");
+        let path = dir.join("clients.toml");
+        let creds = NewCredentials::generate().expect("random bytes");
+        ClientsFile {
+            clients: vec![ClientRecord {
+                id: creds.id.clone(),
+                name: "e2e".into(),
+                secret_sha256: creds.secret_sha256(),
+                scopes: Scope::ALL.to_vec(),
+                categories: None,
+                rate_limits: RateLimits {
+                    requests_per_s: Some(1_000_000),
+                    requests_burst: Some(1_000_000),
+                    events_per_s: Some(10_000_000),
+                    events_burst: Some(10_000_000),
+                },
+                created_at: "2026-01-01T00:00:00Z".into(),
+                revoked_at: None,
+            }],
+        }
+        .save(&path)
+        .expect("clients file");
+        TestAuth {
+            config: auth_config(&path),
+            api_key: creds.api_key(),
+            client_id: creds.id.clone(),
+            client_secret: creds.secret.clone(),
+        }
+    })
+}
+
+/// Auth settings reading `clients_file`, with the harness's token key and a fast reload.
+pub fn auth_config(clients_file: &std::path::Path) -> AuthConfig {
+    let path = clients_file.display().to_string();
+    config(&[
+        ("CLIENTS_FILE", &path),
+        ("TOKEN_SECRET", TEST_TOKEN_SECRET),
+        ("RELOAD_INTERVAL_MS", "100"),
+    ])
+}
+
+/// An HTTP client that authenticates as the harness's all-scope client.
+pub fn http_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {}", test_auth().api_key);
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&value).expect("ASCII key"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("HTTP client")
+}
 
 /// Unique-per-run names for one test's topic, group and database.
 pub fn unique(name: &str) -> String {
@@ -90,6 +166,11 @@ pub fn ingest_config(overrides: &[(&str, &str)]) -> IngestConfig {
     config(&all)
 }
 
+/// Shared HTTP limits (`EYE_HTTP_*`): the defaults plus `overrides`.
+pub fn http_config(overrides: &[(&str, &str)]) -> HttpConfig {
+    config(overrides)
+}
+
 pub fn consumer_config(group: &str) -> ConsumerConfig {
     config(&[
         ("LISTEN_ADDR", "127.0.0.1:0"),
@@ -152,7 +233,20 @@ pub async fn start_ingest_with(
     ingest: IngestConfig,
     kafka: KafkaConfig,
 ) -> anyhow::Result<Service> {
-    let config = eye_ingest::Config { ingest, kafka };
+    start_ingest_authed(ingest, kafka, test_auth().config.clone()).await
+}
+
+pub async fn start_ingest_authed(
+    ingest: IngestConfig,
+    kafka: KafkaConfig,
+    auth: AuthConfig,
+) -> anyhow::Result<Service> {
+    let config = eye_ingest::Config {
+        ingest,
+        kafka,
+        auth,
+        http: http_config(&[]),
+    };
     Service::spawn("ingest", |l, rx| eye_ingest::run(config, l, on_stop(rx))).await
 }
 
@@ -165,6 +259,7 @@ pub async fn start_consumer(
         consumer,
         kafka,
         clickhouse,
+        http: http_config(&[]),
     };
     Service::spawn("consumer", |l, rx| {
         eye_consumer::run(config, l, on_stop(rx))
@@ -173,10 +268,29 @@ pub async fn start_consumer(
 }
 
 pub async fn start_query(clickhouse: ClickHouseConfig) -> anyhow::Result<Service> {
+    start_query_authed(clickhouse, test_auth().config.clone()).await
+}
+
+pub async fn start_query_authed(
+    clickhouse: ClickHouseConfig,
+    auth: AuthConfig,
+) -> anyhow::Result<Service> {
     let config = eye_query::Config {
         query: config(&[("LISTEN_ADDR", "127.0.0.1:0")]),
         clickhouse,
+        auth,
+        http: http_config(&[]),
     };
+    Service::spawn("query", |l, rx| eye_query::run(config, l, on_stop(rx))).await
+}
+
+/// Ingest with every setting given (tests of the HTTP limits and listeners).
+pub async fn start_ingest_config(config: eye_ingest::Config) -> anyhow::Result<Service> {
+    Service::spawn("ingest", |l, rx| eye_ingest::run(config, l, on_stop(rx))).await
+}
+
+/// The query service with every setting given.
+pub async fn start_query_config(config: eye_query::Config) -> anyhow::Result<Service> {
     Service::spawn("query", |l, rx| eye_query::run(config, l, on_stop(rx))).await
 }
 
@@ -210,7 +324,7 @@ impl Stack {
             ingest,
             consumer,
             query,
-            http: reqwest::Client::new(),
+            http: http_client(),
         };
         for svc in [&stack.ingest, &stack.consumer, &stack.query] {
             let url = svc.url("/readyz");

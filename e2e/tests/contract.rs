@@ -188,7 +188,7 @@ async fn media_type_size_and_gzip_rules() -> anyhow::Result<()> {
         kafka,
     )
     .await?;
-    let http = reqwest::Client::new();
+    let http = eye_e2e::http_client();
     let url = ingest.url("/v1/events");
     let ev = page_view("s", "2023-01-01 00:00:00").to_string();
     let gzip = |data: &[u8]| {
@@ -425,7 +425,7 @@ async fn sighup_reloads_schemas_without_dropping_requests() -> anyhow::Result<()
     create_topics(&kafka).await?;
     let dir_text = dir.to_string_lossy().into_owned();
     let ingest = start_ingest_with(ingest_config(&[("SCHEMA_DIR", &dir_text)]), kafka).await?;
-    let http = reqwest::Client::new();
+    let http = eye_e2e::http_client();
     let url = ingest.url("/v1/events");
     let mut hover = page_view("s", "2023-01-01 00:00:00");
     hover["name"] = json!("hover");

@@ -96,7 +96,9 @@ async fn every_read_path_reads_a_key_prefix() -> anyhow::Result<()> {
     store.insert_sessions(&sessions).await?;
     drop(events);
     let query = start_query(readonly_clickhouse_config(&database)).await?;
+    // ClickHouse gets no Authorization header; the query service gets the harness's key.
     let http = reqwest::Client::new();
+    let api = eye_e2e::http_client();
     // One part per table, whatever the server's insert block size: the figures then
     // depend on the ordering alone.
     for table in ["events", "events_by_type", "sessions"] {
@@ -176,7 +178,7 @@ async fn every_read_path_reads_a_key_prefix() -> anyhow::Result<()> {
         ),
     ];
     for (what, path, _) in &paths {
-        let res = http.get(query.url(path)).send().await?;
+        let res = api.get(query.url(path)).send().await?;
         anyhow::ensure!(res.status() == 200, "{what}: {path}: {}", res.status());
         let body: Value = res.json().await?;
         let listed = ["events", "buckets", "sessions"]

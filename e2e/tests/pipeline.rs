@@ -327,7 +327,7 @@ async fn unacknowledged_produce_answers_503() -> anyhow::Result<()> {
     kafka.brokers = "127.0.0.1:1".into();
     kafka.message_timeout_ms = 1_000;
     let ingest = start_ingest(kafka).await?;
-    let http = reqwest::Client::new();
+    let http = eye_e2e::http_client();
 
     let started = Instant::now();
     let res = http

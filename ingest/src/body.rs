@@ -4,6 +4,7 @@ use crate::error::IngestError;
 use bytes::Buf;
 use futures::{Stream, StreamExt};
 use std::io::Read;
+use std::time::Duration;
 
 /// `application/json` or any `+json` type, parameters (charset) ignored.
 pub fn check_content_type(header: Option<&str>) -> Result<(), IngestError> {
@@ -42,8 +43,26 @@ pub fn content_encoding(header: Option<&str>) -> Result<Encoding, IngestError> {
 }
 
 /// Reads the body, refusing it as soon as it passes `limit` bytes (chunked bodies too, so
-/// a missing Content-Length is no way around the limit).
-pub async fn read_limited<S, B>(mut body: S, limit: u64) -> Result<Vec<u8>, IngestError>
+/// a missing Content-Length is no way around the limit), and giving up once `timeout` has
+/// passed: the whole body must arrive in that time, so a client trickling bytes cannot hold
+/// a connection and a task for as long as it likes.
+pub async fn read_limited<S, B>(
+    body: S,
+    limit: u64,
+    timeout: Duration,
+) -> Result<Vec<u8>, IngestError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    tokio::time::timeout(timeout, read_to_limit(body, limit))
+        .await
+        .map_err(|_| IngestError::BodyTimeout {
+            timeout_ms: timeout.as_millis() as u64,
+        })?
+}
+
+async fn read_to_limit<S, B>(mut body: S, limit: u64) -> Result<Vec<u8>, IngestError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
@@ -149,10 +168,40 @@ mod tests {
                 (0..n).map(|_| Ok::<_, warp::Error>(bytes::Bytes::from_static(b"0123456789"))),
             )
         };
-        assert_eq!(read_limited(chunks(3), 30).await.expect("fits").len(), 30);
+        let ample = Duration::from_secs(5);
+        assert_eq!(
+            read_limited(chunks(3), 30, ample)
+                .await
+                .expect("fits")
+                .len(),
+            30
+        );
         assert!(matches!(
-            read_limited(chunks(4), 30).await,
+            read_limited(chunks(4), 30, ample).await,
             Err(IngestError::BodyTooLarge { limit: 30 })
+        ));
+    }
+
+    /// The timeout bounds the whole body, not each chunk: a client sending a chunk just
+    /// often enough to never stall for long is still cut off.
+    #[tokio::test(start_paused = true)]
+    async fn reading_stops_at_the_timeout() {
+        let trickle = |n: usize| {
+            futures::stream::iter(0..n).then(|_| async {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                Ok::<_, warp::Error>(bytes::Bytes::from_static(b"x"))
+            })
+        };
+        let timeout = Duration::from_secs(1);
+        assert_eq!(
+            read_limited(Box::pin(trickle(2)), 30, timeout)
+                .await
+                .expect("in time"),
+            b"xx"
+        );
+        assert!(matches!(
+            read_limited(Box::pin(trickle(3)), 30, timeout).await,
+            Err(IngestError::BodyTimeout { timeout_ms: 1000 })
         ));
     }
 }

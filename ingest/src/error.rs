@@ -21,6 +21,8 @@ pub enum IngestError {
     InvalidGzip(String),
     #[error("reading the request body failed: {0}")]
     Body(String),
+    #[error("the request body did not arrive within {timeout_ms} ms")]
+    BodyTimeout { timeout_ms: u64 },
     #[error("invalid session id: {}", .0.message)]
     BadSessionId(FieldError),
     #[error(transparent)]
@@ -28,6 +30,9 @@ pub enum IngestError {
     /// The producer's queue is full: the broker is not keeping up.
     #[error("ingest is overloaded; retry later")]
     Overloaded,
+    /// Over the client's event budget (already mapped to its 429 by `eye_web::auth`).
+    #[error("{}", .0.body.message)]
+    Auth(HttpError),
     /// The broker did not acknowledge in time, or refused the write.
     #[error("the event store did not acknowledge the request: {0}")]
     Produce(String),
@@ -44,10 +49,12 @@ impl IngestError {
             Self::DecompressedTooLarge { .. } => "decompressed_too_large",
             Self::InvalidGzip(_) => "invalid_gzip",
             Self::Body(_) => "invalid_body",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::BadSessionId(_) => "invalid_session_id",
             Self::Session(SessionError::NotAnObject(_)) => "malformed_json",
             Self::Session(SessionError::Invalid(_)) => "invalid_session",
             Self::Overloaded => "overloaded",
+            Self::Auth(h) => h.body.code,
             Self::Produce(_) => "broker_unavailable",
         }
     }
@@ -55,6 +62,9 @@ impl IngestError {
 
 impl From<IngestError> for HttpError {
     fn from(e: IngestError) -> Self {
+        if let IngestError::Auth(h) = e {
+            return h;
+        }
         let code = e.code();
         let message = match &e {
             IngestError::Overloaded | IngestError::Produce(_) => {
@@ -72,6 +82,7 @@ impl From<IngestError> for HttpError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             IngestError::Overloaded | IngestError::Produce(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,
         };
         let details = match e {

@@ -13,17 +13,22 @@ mod sink;
 pub use error::IngestError;
 pub use sink::EventSink;
 
-use eye_common::config::{self, ConfigError, IngestConfig, KafkaConfig};
+use eye_common::auth::Authenticator;
+use eye_common::config::{self, AuthConfig, ConfigError, HttpConfig, IngestConfig, KafkaConfig};
 use eye_common::event::Limits;
 use eye_common::schema::SharedRegistry;
+use eye_web::Listeners;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub ingest: IngestConfig,
     pub kafka: KafkaConfig,
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
 }
 
 impl Config {
@@ -31,12 +36,15 @@ impl Config {
         Ok(Self {
             ingest: config::from_env()?,
             kafka: config::from_env()?,
+            auth: config::from_env()?,
+            http: config::from_env()?,
         })
     }
 }
 
-/// Runs ingest on `listener` until `shutdown` resolves; then stops accepting, answers the
-/// requests in flight and flushes the producer.
+/// Runs ingest on `listener` (and health and metrics on `EYE_INGEST_OPS_LISTEN_ADDR` when
+/// set) until `shutdown` resolves; then stops accepting, answers the requests in flight and
+/// flushes the producer.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -44,6 +52,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let registry = prometheus::Registry::new();
     let metrics = metrics::IngestMetrics::new(&registry);
+    let auth = Authenticator::load(&config.auth)?;
+    let clients_reloader = auth.spawn_reloader();
+    let guard = eye_web::auth::Guard::new(auth, &registry);
     let schemas = SharedRegistry::load(&config.ingest.schema_dir)?;
     tracing::info!(dir = %config.ingest.schema_dir.display(), types = ?schemas.current().types(), "schemas loaded");
     let state = Arc::new(routes::State {
@@ -53,13 +64,17 @@ pub async fn run(
         unknown_types: config.ingest.unknown_type_policy,
         max_body_bytes: config.ingest.max_body_bytes,
         max_decompressed_bytes: config.ingest.max_decompressed_bytes,
+        body_read_timeout: Duration::from_millis(config.http.body_read_timeout_ms),
         metrics: metrics.clone(),
     });
     let reloader = tokio::spawn(reload_on_sighup(state.clone()));
-    let routes = routes::routes(state.clone(), registry);
-    tracing::info!(addr = %listener.local_addr()?, topic = %config.kafka.events_topic, "ingest listening");
-    eye_web::serve(routes, listener, shutdown).await;
+    let routes = routes::routes(state.clone(), registry, guard);
+    let listeners = Listeners::bind_ops(listener, config.ingest.ops_listen_addr).await?;
+    let ops_addr = listeners.ops_addr()?;
+    tracing::info!(addr = %listeners.main.local_addr()?, ops_addr = ?ops_addr, topic = %config.kafka.events_topic, "ingest listening");
+    eye_web::serve(routes, listeners, &config.http, shutdown).await;
     reloader.abort();
+    clients_reloader.abort();
     state.sink.flush().await;
     tracing::info!("ingest stopped");
     Ok(())

@@ -5,11 +5,15 @@ use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
 use crate::sink::EventSink;
 use bytes::Buf;
-use eye_common::event::{parse_batch, FieldError, Item, Limits, Rules, SessionId};
+use eye_common::auth::{Principal, Scope};
+use eye_common::event::{
+    parse_batch, Event, FieldError, Hints, Item, Limits, Rejected, Rules, SessionId,
+};
 use eye_common::schema::{SharedRegistry, UnknownTypePolicy};
 use eye_common::session;
 use eye_common::time::EventTime;
 use eye_common::wire::{Reason, Rejection, SOURCE_INGEST};
+use eye_web::auth::Guard;
 use eye_web::error::{recover, ErrorDetail, HttpError};
 use eye_web::ops::{self, ReadyCheck};
 use futures::{FutureExt, Stream};
@@ -21,8 +25,8 @@ use uuid::Uuid;
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
-/// Who sent a request. Until client authentication exists every request is anonymous.
-const CLIENT: &str = "anonymous";
+/// Writing events and session records needs `events:write` (`admin` implies it).
+const WRITE: &[Scope] = &[Scope::EventsWrite];
 
 pub struct State {
     pub sink: EventSink,
@@ -31,6 +35,8 @@ pub struct State {
     pub unknown_types: UnknownTypePolicy,
     pub max_body_bytes: u64,
     pub max_decompressed_bytes: u64,
+    /// The whole body must arrive within this (`EYE_HTTP_BODY_READ_TIMEOUT_MS`), or 408.
+    pub body_read_timeout: std::time::Duration,
     pub metrics: IngestMetrics,
 }
 
@@ -59,6 +65,7 @@ struct BatchResponse {
 pub fn routes(
     state: Arc<State>,
     registry: Registry,
+    guard: Guard,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
     let ready_state = state.clone();
     let ready: ReadyCheck = Arc::new(move || {
@@ -71,22 +78,35 @@ pub fn routes(
         .and(warp::header::optional::<String>("content-encoding"))
         .and(warp::body::stream());
 
+    let token = guard.token_route();
+    let events_guard = guard.clone();
     let events = warp::path!("v1" / "events")
         .and(warp::post())
+        .and(guard.require(WRITE))
         .and(with_state.clone())
         .and(body)
         .and_then(
-            |state: Arc<State>, ct: Option<String>, ce: Option<String>, stream| async move {
-                let body = read_body(&state, ct.as_deref(), ce.as_deref(), stream).await;
-                let result = match body {
-                    Ok(body) => post_events(&state, &body).await,
-                    Err(e) => Err(e),
-                };
-                result.map_err(|e| reject(&state, e))
+            move |caller: Principal,
+                  state: Arc<State>,
+                  ct: Option<String>,
+                  ce: Option<String>,
+                  stream| {
+                let guard = events_guard.clone();
+                async move {
+                    let body = read_body(&state, ct.as_deref(), ce.as_deref(), stream).await;
+                    let result = match body {
+                        Ok(body) => post_events(&state, &guard, &caller, &body).await,
+                        Err(e) => Err(e),
+                    };
+                    result.map_err(|e| reject(&state, e))
+                }
             },
         );
     let session_start = warp::path!("v1" / "sessions")
         .and(warp::post())
+        .and(guard.require(WRITE))
+        .map(drop)
+        .untuple_one()
         .and(with_state.clone())
         .and(body)
         .and_then(
@@ -100,6 +120,8 @@ pub fn routes(
         );
     let session_end = warp::path!("v1" / "sessions" / String / "end")
         .and(warp::post())
+        .and(guard.require(WRITE))
+        .map(|id: String, _caller: Principal| id)
         .and(with_state)
         .and(body)
         .and_then(|id: String, state: Arc<State>, ct: Option<String>, ce: Option<String>, stream| async move {
@@ -113,6 +135,8 @@ pub fn routes(
         .or(session_start)
         .unify()
         .or(session_end)
+        .unify()
+        .or(token)
         .unify()
         .or(ops::routes(registry, ready))
         .or(eye_web::openapi::route())
@@ -141,14 +165,19 @@ where
 {
     body::check_content_type(content_type)?;
     let encoding = body::content_encoding(content_encoding)?;
-    let raw = body::read_limited(stream, state.max_body_bytes).await?;
+    let raw = body::read_limited(stream, state.max_body_bytes, state.body_read_timeout).await?;
     match encoding {
         Encoding::Identity => Ok(raw),
         Encoding::Gzip => body::gunzip_limited(&raw, state.max_decompressed_bytes),
     }
 }
 
-async fn post_events(state: &State, body: &[u8]) -> Result<warp::reply::Response, IngestError> {
+async fn post_events(
+    state: &State,
+    guard: &Guard,
+    caller: &Principal,
+    body: &[u8],
+) -> Result<warp::reply::Response, IngestError> {
     let received_at = EventTime::now();
     let schemas = state.schemas.current();
     let rules = Rules {
@@ -156,6 +185,7 @@ async fn post_events(state: &State, body: &[u8]) -> Result<warp::reply::Response
         schemas: &schemas,
         unknown_types: state.unknown_types,
     };
+    let client = caller.client_id.as_str();
     let items = match parse_batch(body, received_at, rules) {
         Ok(items) => items,
         Err(e) => {
@@ -168,7 +198,7 @@ async fn post_events(state: &State, body: &[u8]) -> Result<warp::reply::Response
             let raw = String::from_utf8_lossy(body).into_owned();
             let rejection = Rejection::new(
                 SOURCE_INGEST,
-                CLIENT,
+                client,
                 received_at,
                 raw,
                 reasons,
@@ -184,10 +214,21 @@ async fn post_events(state: &State, body: &[u8]) -> Result<warp::reply::Response
         }
     };
 
+    // The event budget counts every event the client sent, accepted or not: refusing them
+    // all before anything is produced keeps a throttled request free of side effects.
+    guard
+        .admit_events(caller, items.len())
+        .map_err(IngestError::Auth)?;
     let mut events = Vec::new();
     let mut rejections = Vec::new();
     let mut results = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
+        let item = match item {
+            Item::Accepted(ev) if !caller.may_write(ev.category.as_str()) => {
+                Item::Rejected(category_not_allowed(ev))
+            }
+            other => other,
+        };
         match item {
             Item::Accepted(ev) => {
                 results.push(ItemResult {
@@ -202,7 +243,7 @@ async fn post_events(state: &State, body: &[u8]) -> Result<warp::reply::Response
                 let reasons = r.errors.iter().map(Reason::from).collect();
                 rejections.push(Rejection::new(
                     SOURCE_INGEST,
-                    CLIENT,
+                    client,
                     received_at,
                     r.raw,
                     reasons,
@@ -235,6 +276,9 @@ async fn post_events(state: &State, body: &[u8]) -> Result<warp::reply::Response
         .with_label_values(&["quarantined"])
         .inc_by(rejections.len() as u64);
     m.request_events.observe(results.len() as f64);
+    guard
+        .metrics()
+        .events(client, events.len(), rejections.len());
 
     let (accepted, rejected) = (events.len(), rejections.len());
     let (status, error) = match (accepted, rejected) {
@@ -257,6 +301,26 @@ async fn post_events(state: &State, body: &[u8]) -> Result<warp::reply::Response
         error,
     };
     Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+}
+
+/// An event of a category the client may not write: rejected like any invalid event, and
+/// quarantined (its raw text is the event as parsed, since the client's text is gone).
+fn category_not_allowed(ev: Event) -> Rejected {
+    let category = ev.category.as_str().to_owned();
+    Rejected {
+        raw: String::from_utf8_lossy(&eye_common::wire::encode(&ev)).into_owned(),
+        errors: vec![FieldError::new(
+            "/category",
+            "category_not_allowed",
+            format!("this client may not write events of category {category:?}"),
+        )],
+        hints: Hints {
+            event_id: ev.event_id.to_string(),
+            session_id: ev.session_id.as_str().to_owned(),
+            category,
+            name: ev.name.as_str().to_owned(),
+        },
+    }
 }
 
 async fn start_session(state: &State, body: &[u8]) -> Result<warp::reply::Response, IngestError> {
@@ -293,6 +357,7 @@ fn route_of(path: &str) -> &'static str {
     match path {
         "/v1/events" => "/v1/events",
         "/v1/sessions" => "/v1/sessions",
+        "/oauth/token" => "/oauth/token",
         p if p.starts_with("/v1/sessions/") && p.ends_with("/end") => {
             "/v1/sessions/{session_id}/end"
         }

@@ -7,8 +7,12 @@ mod view;
 
 pub use error::QueryError;
 
-use eye_common::config::{self, ClickHouseConfig, ConfigError, QueryConfig};
+use eye_common::auth::Authenticator;
+use eye_common::config::{
+    self, AuthConfig, ClickHouseConfig, ConfigError, HttpConfig, QueryConfig,
+};
 use eye_common::store::Store;
+use eye_web::Listeners;
 use std::future::Future;
 use tokio::net::TcpListener;
 
@@ -16,6 +20,8 @@ use tokio::net::TcpListener;
 pub struct Config {
     pub query: QueryConfig,
     pub clickhouse: ClickHouseConfig,
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
 }
 
 impl Config {
@@ -23,10 +29,14 @@ impl Config {
         Ok(Self {
             query: config::from_env()?,
             clickhouse: config::from_env()?,
+            auth: config::from_env()?,
+            http: config::from_env()?,
         })
     }
 }
 
+/// Runs the query service on `listener` (and health and metrics on
+/// `EYE_QUERY_OPS_LISTEN_ADDR` when set) until `shutdown` resolves.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -34,9 +44,15 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = Store::new(&config.clickhouse)?;
     let registry = prometheus::Registry::new();
-    let routes = routes::routes(&config, store, registry);
-    tracing::info!(addr = %listener.local_addr()?, "query listening");
-    eye_web::serve(routes, listener, shutdown).await;
+    let auth = Authenticator::load(&config.auth)?;
+    let reloader = auth.spawn_reloader();
+    let guard = eye_web::auth::Guard::new(auth, &registry);
+    let routes = routes::routes(&config, store, registry, guard);
+    let listeners = Listeners::bind_ops(listener, config.query.ops_listen_addr).await?;
+    let ops_addr = listeners.ops_addr()?;
+    tracing::info!(addr = %listeners.main.local_addr()?, ops_addr = ?ops_addr, "query listening");
+    eye_web::serve(routes, listeners, &config.http, shutdown).await;
+    reloader.abort();
     tracing::info!("query stopped");
     Ok(())
 }

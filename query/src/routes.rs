@@ -9,12 +9,14 @@ use crate::view::{
 use crate::Config;
 use chrono::{DateTime, Utc};
 use eye_common::aggregate::{self, Aggregation, Bucket, Fill, Granularity};
+use eye_common::auth::{Principal, Scope};
 use eye_common::event::{Category, EventName, FieldError, SessionId};
 use eye_common::session;
 use eye_common::store::{
     AggregateFilter, EventFilter, EventRow, OwnerKind, OwnerSessionsFilter, RejectedFilter, Store,
 };
 use eye_common::time::EventTime;
+use eye_web::auth::Guard;
 use eye_web::error::{recover, HttpError};
 use eye_web::metrics::HttpMetrics;
 use eye_web::ops::{self, ReadyCheck};
@@ -30,10 +32,17 @@ const EVENTS_MAX_LIMIT: u32 = 1_000;
 const CATEGORIES_MAX_LIMIT: u32 = 10_000;
 const REJECTED_MAX_LIMIT: u32 = 1_000;
 
+/// Reading events needs `events:read`; aggregates need `aggregations:read` (seed 002's
+/// `aggregation` scope); the catalogue of types, either. `admin` implies all.
+const READ: &[Scope] = &[Scope::EventsRead];
+const AGGREGATE: &[Scope] = &[Scope::AggregationsRead];
+const CATALOGUE: &[Scope] = &[Scope::EventsRead, Scope::AggregationsRead];
+
 pub fn routes(
     config: &Config,
     store: Store,
     registry: Registry,
+    guard: Guard,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
     let http = HttpMetrics::new(&registry);
     let ready_store = store.clone();
@@ -46,38 +55,48 @@ pub fn routes(
         .query
         .session_events_max
         .min(eye_common::store::MAX_RESULT_ROWS as u32);
+    let token = guard.token_route();
+    let a = (&store, &guard);
     let session_events = get_id(
         warp::path!("v1" / "sessions" / String / "events"),
-        &store,
+        a,
+        READ,
         move |s, id, p| async move { session_events(&s, &id, &p, max_limit).await },
     );
     let session = get_id(
         warp::path!("v1" / "sessions" / String),
-        &store,
+        a,
+        READ,
         move |s, id, p| async move { session(&s, &id, &p, max_limit).await },
     );
     let machine_events = get_id(
         warp::path!("v1" / "machines" / String / "events"),
-        &store,
+        a,
+        READ,
         |s, id, p| async move { machine_events(&s, &id, &p).await },
     );
     let user_sessions = get_id(
         warp::path!("v1" / "users" / String / "sessions"),
-        &store,
+        a,
+        READ,
         |s, id, p| async move { user_sessions(&s, &id, &p).await },
     );
-    let events = get(warp::path!("v1" / "events"), &store, |s, p| async move {
+    let events = get(warp::path!("v1" / "events"), a, READ, |s, p| async move {
         events(&s, &p).await
     });
-    let aggregate = get(warp::path!("v1" / "aggregate"), &store, |s, p| async move {
-        aggregate(&s, &p).await
-    });
+    let aggregate = get(
+        warp::path!("v1" / "aggregate"),
+        a,
+        AGGREGATE,
+        |s, p| async move { aggregate(&s, &p).await },
+    );
     let categories = get(
         warp::path!("v1" / "categories"),
-        &store,
+        a,
+        CATALOGUE,
         |s, p| async move { categories(&s, &p).await },
     );
-    let rejected = get(warp::path!("v1" / "rejected"), &store, |s, p| async move {
+    let rejected = get(warp::path!("v1" / "rejected"), a, READ, |s, p| async move {
         rejected(&s, &p).await
     });
     session_events
@@ -95,6 +114,8 @@ pub fn routes(
         .unify()
         .or(rejected)
         .unify()
+        .or(token)
+        .unify()
         .or(ops::routes(registry, ready))
         .or(eye_web::openapi::route())
         .recover(recover)
@@ -106,7 +127,8 @@ type Reply_ = Result<warp::reply::Response, QueryError>;
 /// `GET <path>?<params>`, answered by `handler` with the store; its errors go to `recover`.
 fn get<P, H, Fut>(
     path: P,
-    store: &Store,
+    (store, guard): (&Store, &Guard),
+    scopes: &'static [Scope],
     handler: H,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone
 where
@@ -114,13 +136,20 @@ where
     H: Fn(Store, Params) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Reply_> + Send,
 {
-    get_id(path.map(String::new), store, move |s, _, p| handler(s, p))
+    get_id(
+        path.map(String::new),
+        (store, guard),
+        scopes,
+        move |s, _, p| handler(s, p),
+    )
 }
 
-/// `GET <path with one {id} segment>?<params>`; the handler gets the raw segment.
+/// `GET <path with one {id} segment>?<params>` for callers holding one of `scopes`; the
+/// handler gets the raw segment.
 fn get_id<P, H, Fut>(
     path: P,
-    store: &Store,
+    (store, guard): (&Store, &Guard),
+    scopes: &'static [Scope],
     handler: H,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone
 where
@@ -130,12 +159,15 @@ where
 {
     let store = store.clone();
     path.and(warp::get())
+        .and(guard.require(scopes))
         .and(warp::any().map(move || store.clone()))
         .and(warp::query::<Params>())
-        .and_then(move |id: String, store: Store, params: Params| {
-            let handler = handler.clone();
-            async move { to_reply(handler(store, id, params).await) }
-        })
+        .and_then(
+            move |id: String, _caller: Principal, store: Store, params: Params| {
+                let handler = handler.clone();
+                async move { to_reply(handler(store, id, params).await) }
+            },
+        )
 }
 
 fn to_reply(
@@ -431,6 +463,7 @@ fn route_of(path: &str) -> &'static str {
         ["v1", "aggregate"] => "/v1/aggregate",
         ["v1", "categories"] => "/v1/categories",
         ["v1", "rejected"] => "/v1/rejected",
+        ["oauth", "token"] => "/oauth/token",
         _ => eye_web::metrics::ops_route(path).unwrap_or("other"),
     }
 }

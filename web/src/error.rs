@@ -126,6 +126,10 @@ pub async fn recover(rej: warp::Rejection) -> Result<Response, Infallible> {
         HttpError::new(StatusCode::BAD_REQUEST, "missing_header", e.to_string())
     } else if let Some(e) = rej.find::<warp::reject::InvalidHeader>() {
         HttpError::new(StatusCode::BAD_REQUEST, "invalid_header", e.to_string())
+    } else if let Some(e) = rej.find::<warp::cors::CorsForbidden>() {
+        // A request from an origin, or a preflight asking for a method or header, that the
+        // configured CORS policy does not allow (`EYE_HTTP_CORS_ALLOWED_ORIGINS`).
+        HttpError::new(StatusCode::FORBIDDEN, "cors_forbidden", e.to_string())
     } else if rej.find::<warp::reject::MethodNotAllowed>().is_some() {
         HttpError::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -14,6 +14,17 @@ use warp::{Filter, Rejection, Reply};
 /// Checks a service's dependencies; `Err` says which one failed and how.
 pub type ReadyCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
+/// First path segments of the operational routes.
+pub const PATHS: [&str; 3] = ["healthz", "readyz", "metrics"];
+
+/// Whether `path` belongs to the operational routes: its first segment is one of
+/// [`PATHS`], whatever follows, so that no spelling of them (`/metrics/`, `//metrics`)
+/// reaches them on a listener that must not serve them.
+pub fn is_ops_path(path: &str) -> bool {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    PATHS.contains(&first)
+}
+
 pub fn routes(
     registry: Registry,
     ready: ReadyCheck,
@@ -43,4 +54,33 @@ pub fn routes(
         .into_response()
     });
     healthz.or(readyz).unify().or(metrics).unify()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_ops_path;
+
+    #[test]
+    fn ops_paths_are_told_by_their_first_segment() {
+        for p in [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/metrics/",
+            "//metrics",
+            "/healthz/x",
+        ] {
+            assert!(is_ops_path(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/v1/events",
+            "/openapi.json",
+            "/metricsx",
+            "/v1/metrics",
+            "/Metrics",
+        ] {
+            assert!(!is_ops_path(p), "{p}");
+        }
+    }
 }

@@ -1,0 +1,204 @@
+//! Serving a service's routes until shutdown.
+//!
+//! warp 0.3's own `serve` exposes none of hyper's limits, so the hyper 0.14 server underneath
+//! is built here with the `EYE_HTTP_*` settings:
+//! - the request head (request line and headers) may be at most `max_header_bytes`; hyper
+//!   answers a larger one `431` and closes. The number of headers is hyper's fixed 100;
+//!   more also gets `431`. Neither answer has a body: hyper sends it before any route runs.
+//! - the head must arrive within `header_read_timeout_ms`, or hyper closes the connection
+//!   without an answer. The same timer runs while a keep-alive connection waits for its
+//!   next request, so idle connections are closed after it too.
+//! - HTTP/1 only: an HTTP/2 (prior knowledge) connection would have neither bound, and no
+//!   client of these APIs speaks it over plain TCP.
+//!
+//! CORS (`cors_allowed_origins`) wraps the API routes only; preflight requests are answered
+//! by the CORS layer itself, before any route, so they need no credentials.
+//!
+//! `/healthz`, `/readyz` and `/metrics` are served on the main listener, or, when the
+//! service has an ops listener, only there (the main listener then answers them `404`).
+
+use crate::error::recover;
+use crate::ops;
+use eye_common::config::HttpConfig;
+use futures::FutureExt;
+use hyper::server::conn::AddrIncoming;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use warp::filters::BoxedFilter;
+use warp::path::FullPath;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+/// How long requests in flight may take to finish after shutdown begins.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a browser may reuse a preflight answer, so that not every API call costs two
+/// requests.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Where a service listens.
+pub struct Listeners {
+    pub main: TcpListener,
+    /// When set, the operational routes are answered here and only here, so they can sit
+    /// on an address the public cannot reach.
+    pub ops: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(main: TcpListener) -> Self {
+        Self { main, ops: None }
+    }
+}
+
+impl Listeners {
+    /// `main`, and a listener bound to `ops_addr` when one is configured.
+    pub async fn bind_ops(
+        main: TcpListener,
+        ops_addr: Option<SocketAddr>,
+    ) -> std::io::Result<Self> {
+        let ops = match ops_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("binding the ops address {addr}: {e}"))
+            })?),
+            None => None,
+        };
+        Ok(Self { main, ops })
+    }
+
+    /// The address of the ops listener, if there is one.
+    pub fn ops_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.ops.as_ref().map(TcpListener::local_addr).transpose()
+    }
+}
+
+/// Serves `routes` until `shutdown` resolves, then stops accepting and lets requests in
+/// flight finish, for at most [`DRAIN_TIMEOUT`]. The bound matters because hyper's graceful
+/// shutdown also waits for idle keep-alive connections, which a client may hold open.
+pub async fn serve<F, R>(
+    routes: F,
+    listeners: impl Into<Listeners>,
+    http: &HttpConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
+    let Listeners { main, ops } = listeners.into();
+    let ops_part = only(Part::Ops)
+        .and(routes.clone())
+        .map(R::into_response)
+        .boxed();
+    let api_part = api(routes, http);
+    let (main_routes, ops_server) = match ops {
+        None => (ops_part.or(api_part).unify().boxed(), None),
+        Some(listener) => (api_part, Some((ops_part, listener))),
+    };
+
+    // Both listeners stop on the same signal, and the drain deadline starts with it.
+    let shutdown = shutdown.shared();
+    let deadline = shutdown
+        .clone()
+        .then(|()| tokio::time::sleep(DRAIN_TIMEOUT));
+    let main_server = run(main_routes, main, http, shutdown.clone());
+    let ops_server = async {
+        if let Some((routes, listener)) = ops_server {
+            run(routes, listener, http, shutdown).await;
+        }
+    };
+    tokio::select! {
+        _ = futures::future::join(main_server, ops_server) => {}
+        () = deadline => tracing::warn!(timeout = ?DRAIN_TIMEOUT, "connections still open after the drain timeout; closing them"),
+    }
+}
+
+/// One hyper server on `listener`.
+async fn run(
+    routes: BoxedFilter<(Response,)>,
+    listener: TcpListener,
+    http: &HttpConfig,
+    signal: impl Future<Output = ()>,
+) {
+    let incoming = match AddrIncoming::from_listener(listener) {
+        Ok(incoming) => incoming,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serve on the listener");
+            return;
+        }
+    };
+    // warp's service has no access to the peer address this way (`warp::addr::remote`
+    // yields `None`); nothing here uses it.
+    let service = warp::service(routes.recover(recover));
+    let make_service = hyper::service::make_service_fn(move |_| {
+        let service = service.clone();
+        async move { Ok::<_, Infallible>(service) }
+    });
+    let served = hyper::Server::builder(incoming)
+        .http1_only(true)
+        .http1_max_buf_size(http.max_header_bytes)
+        .http1_header_read_timeout(Duration::from_millis(http.header_read_timeout_ms))
+        .serve(make_service)
+        .with_graceful_shutdown(signal)
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "server stopped with an error");
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Ops,
+    Api,
+}
+
+/// Passes requests whose path belongs to `part`, rejects the others as not found.
+fn only(part: Part) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::path::full()
+        .and_then(move |path: FullPath| async move {
+            let is_ops = ops::is_ops_path(path.as_str());
+            match (part, is_ops) {
+                (Part::Ops, true) | (Part::Api, false) => Ok(()),
+                _ => Err(warp::reject::not_found()),
+            }
+        })
+        .untuple_one()
+}
+
+/// The API part of `routes`, behind CORS when origins are configured.
+fn api<F, R>(routes: F, http: &HttpConfig) -> BoxedFilter<(Response,)>
+where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
+    match cors(http) {
+        Some(cors) => only(Part::Api)
+            .and(routes.with(cors))
+            .map(Reply::into_response)
+            .boxed(),
+        None => only(Part::Api).and(routes).map(R::into_response).boxed(),
+    }
+}
+
+/// The CORS policy of `http`, or `None` when no origin is allowed (CORS off: requests are
+/// served as before, and browsers keep other sites from reading the answers).
+pub fn cors(http: &HttpConfig) -> Option<warp::cors::Builder> {
+    let origins = &http.cors_allowed_origins;
+    if origins.is_empty() {
+        return None;
+    }
+    let cors = warp::cors()
+        .allow_methods(["GET", "POST", "OPTIONS"])
+        .allow_headers(["authorization", "content-type", "content-encoding"])
+        // Clients are told to wait this long on 503 and 429.
+        .expose_header("retry-after")
+        .max_age(PREFLIGHT_MAX_AGE);
+    // `HttpConfig::check` has refused anything but a lone `*` or well-formed origins, which
+    // `allow_origins` would otherwise panic on.
+    Some(if origins.iter().any(|o| o == "*") {
+        cors.allow_any_origin()
+    } else {
+        cors.allow_origins(origins.iter().map(String::as_str))
+    })
+}

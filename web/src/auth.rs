@@ -36,7 +36,14 @@ pub fn http_error(e: &AuthError) -> HttpError {
                     }
                 ))
         }
-        AuthError::Forbidden(_) => HttpError::new(StatusCode::FORBIDDEN, "insufficient_scope", message),
+        // RFC 6750 §3: a credential that does not enable access to the resource gets a
+        // challenge too, so a client library can tell a missing scope from a bad token.
+        AuthError::Forbidden(_) => {
+            HttpError::new(StatusCode::FORBIDDEN, "insufficient_scope", message)
+                .with_www_authenticate(format!(
+                    "Bearer realm=\"{REALM}\", error=\"insufficient_scope\""
+                ))
+        }
         AuthError::CategoryForbidden(_) => {
             HttpError::new(StatusCode::FORBIDDEN, "category_not_allowed", message)
         }
@@ -135,7 +142,9 @@ impl AuthMetrics {
         self.failures.with_label_values(&[reason(e)]).inc();
         if let (Some(c), AuthError::RateLimited { limit, .. }) = (client, e) {
             let label = self.label(c);
-            self.throttled.with_label_values(&[label.as_str(), limit]).inc();
+            self.throttled
+                .with_label_values(&[label.as_str(), limit])
+                .inc();
         }
     }
 }
@@ -237,7 +246,6 @@ impl Guard {
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
                     "the body must be application/x-www-form-urlencoded",
-                    false,
                 )
             }
         };
@@ -248,7 +256,6 @@ impl Guard {
                     StatusCode::BAD_REQUEST,
                     "unsupported_grant_type",
                     "only grant_type=client_credentials is supported",
-                    false,
                 )
             }
             None => {
@@ -256,7 +263,6 @@ impl Guard {
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
                     "grant_type is required",
-                    false,
                 )
             }
         }
@@ -266,24 +272,22 @@ impl Guard {
             .zip(form.get("client_secret"))
             .map(|(i, s)| (i.clone(), s.clone()));
         // RFC 6749 §2.3: a client must not use more than one authentication method.
-        let (id, secret, used_basic) = match (basic, in_body) {
+        let (id, secret) = match (basic, in_body) {
             (Some(_), Some(_)) => {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
                     "send client credentials either by HTTP Basic or in the body, not both",
-                    false,
                 )
             }
-            (Some((i, s)), None) => (i, s, true),
-            (None, Some((i, s))) => (i, s, false),
+            (Some((i, s)), None) => (i, s),
+            (None, Some((i, s))) => (i, s),
             (None, None) => {
                 self.metrics.refused(None, &AuthError::Missing);
                 return oauth_error(
                     StatusCode::UNAUTHORIZED,
                     "invalid_client",
                     "client_id and client_secret are required (HTTP Basic or form body)",
-                    true,
                 );
             }
         };
@@ -306,15 +310,11 @@ impl Guard {
                     StatusCode::UNAUTHORIZED,
                     "invalid_client",
                     "client authentication failed",
-                    used_basic || authorization.is_some(),
                 )
             }
-            Err(e @ TokenError::InvalidScope(_)) => oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_scope",
-                &e.to_string(),
-                false,
-            ),
+            Err(e @ TokenError::InvalidScope(_)) => {
+                oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &e.to_string())
+            }
         }
     }
 }
@@ -340,12 +340,15 @@ fn basic_credentials(header: &str) -> Option<(String, String)> {
     Some((unescape(id)?, unescape(secret)?))
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str, challenge: bool) -> Response {
+/// An RFC 6749 §5.2 error. A 401 always names the scheme to authenticate with: RFC 9110
+/// §15.5.2 requires a challenge on every 401, and RFC 6749 §5.2 lets it advertise Basic even
+/// when the credentials came in the body.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let body = serde_json::json!({"error": error, "error_description": description});
     let mut res = warp::reply::with_status(warp::reply::json(&body), status).into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if challenge {
+    if status == StatusCode::UNAUTHORIZED {
         res.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"the-eye\""),
@@ -385,7 +388,11 @@ mod tests {
             (AuthError::Missing, 401, Some("Bearer realm=\"the-eye\"")),
             (AuthError::Invalid, 401, Some("error=\"invalid_token\"")),
             (AuthError::Expired, 401, Some("has expired")),
-            (AuthError::Forbidden(vec!["events:read"]), 403, None),
+            (
+                AuthError::Forbidden(vec!["events:read"]),
+                403,
+                Some("error=\"insufficient_scope\""),
+            ),
             (AuthError::CategoryForbidden("x".into()), 403, None),
         ];
         for (e, status, challenge) in cases {
@@ -400,6 +407,19 @@ mod tests {
                 Some(c) => assert!(got.as_deref().unwrap_or("").contains(c), "{e:?}: {got:?}"),
                 None => assert_eq!(got, None, "{e:?}"),
             }
+        }
+        // Token errors: every 401 challenges (RFC 9110 §15.5.2), a 400 does not; none is cached.
+        for (status, challenged) in [
+            (StatusCode::UNAUTHORIZED, true),
+            (StatusCode::BAD_REQUEST, false),
+        ] {
+            let res = oauth_error(status, "invalid_client", "d");
+            assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+            assert_eq!(
+                res.headers().get(header::WWW_AUTHENTICATE).is_some(),
+                challenged,
+                "{status}"
+            );
         }
         let res = http_error(&AuthError::RateLimited {
             limit: "requests",

@@ -172,11 +172,13 @@ pub const MIN_HEADER_BYTES: usize = 8192;
 /// `EYE_HTTP_*`: limits and CORS shared by every HTTP listener (ingest, query, consumer).
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpConfig {
-    /// Largest request head (request line and headers); a larger one gets 431.
+    /// Bytes of a request head (request line and headers) the server buffers before
+    /// answering 431; a head arriving in one piece may pass it by up to one read.
     #[serde(default = "d_max_header_bytes")]
     pub max_header_bytes: usize,
-    /// How long a client may take to send a request head before its connection is closed;
-    /// also how long an idle keep-alive connection is kept.
+    /// How long a client may take to send a request head before its connection is closed,
+    /// from the connection's start or a later request's first byte (idle keep-alive
+    /// connections are not bounded by it).
     #[serde(default = "d_header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
     /// How long ingest waits for a whole request body before answering 408.

@@ -2,12 +2,16 @@
 //!
 //! warp 0.3's own `serve` exposes none of hyper's limits, so the hyper 0.14 server underneath
 //! is built here with the `EYE_HTTP_*` settings:
-//! - the request head (request line and headers) may be at most `max_header_bytes`; hyper
-//!   answers a larger one `431` and closes. The number of headers is hyper's fixed 100;
-//!   more also gets `431`. Neither answer has a body: hyper sends it before any route runs.
-//! - the head must arrive within `header_read_timeout_ms`, or hyper closes the connection
-//!   without an answer. The same timer runs while a keep-alive connection waits for its
-//!   next request, so idle connections are closed after it too.
+//! - hyper buffers at most `max_header_bytes` of a request head (request line and headers)
+//!   and answers `431` and closes once it holds that much without the head's end. It checks
+//!   between reads, so a head arriving in one piece can pass the limit by up to one read
+//!   (with 16 KiB, heads up to 24 KiB sent at once got through): the limit bounds memory
+//!   rather than drawing an exact line. The number of headers is hyper's fixed 100; more
+//!   also get `431`. Neither answer has a body: hyper sends it before any route runs.
+//! - the head must arrive within `header_read_timeout_ms`, counted from the connection's
+//!   start for its first request and from the first byte of each later one, or hyper closes
+//!   the connection without an answer. hyper 0.14 has no idle timeout: a keep-alive
+//!   connection waiting between requests is not closed by this.
 //! - HTTP/1 only: an HTTP/2 (prior knowledge) connection would have neither bound, and no
 //!   client of these APIs speaks it over plain TCP.
 //!

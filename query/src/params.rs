@@ -12,6 +12,27 @@ fn bad(field: &str, code: &'static str, message: impl Into<String>) -> QueryErro
     QueryError::BadParameter(FieldError::new(field, code, message))
 }
 
+/// The query string as parameters, decoded strictly: `+` is a space, `%XX` a byte, and a
+/// name or value whose bytes are not UTF-8 is refused rather than replaced with U+FFFD,
+/// which could equal stored text. A repeated name keeps its last value.
+pub fn parse_query(raw: &str) -> Result<Params, QueryError> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .map(|s| s.into_owned())
+    };
+    let mut params = Params::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let name =
+            decode(k).map_err(|_| bad("query", "invalid_utf8", "parameter names must be UTF-8"))?;
+        let value =
+            decode(v).map_err(|_| bad(&name, "invalid_utf8", format!("{name} must be UTF-8")))?;
+        params.insert(name, value);
+    }
+    Ok(params)
+}
+
 /// Refuses parameters the endpoint does not take, so a typo is not silently ignored.
 pub fn only(params: &Params, allowed: &[&str]) -> Result<(), QueryError> {
     let mut keys: Vec<&String> = params.keys().collect();
@@ -227,6 +248,24 @@ mod tests {
         match e {
             QueryError::BadParameter(f) => format!("{}:{}", f.field, f.code),
             other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn query_strings_decode_strictly() {
+        let got = parse_query("a=x+y%27%5C&&b&c=%00").expect("valid");
+        assert_eq!(got, params(&[("a", "x y'\\"), ("b", ""), ("c", "\0")]));
+        assert_eq!(parse_query("").expect("empty"), Params::new());
+        for (raw, want) in [
+            ("session_id=%FF", "session_id:invalid_utf8"),
+            ("x=a%E2%80", "x:invalid_utf8"),
+            ("%FF=1", "query:invalid_utf8"),
+        ] {
+            assert_eq!(
+                parse_query(raw).map_err(field).expect_err("must fail"),
+                want,
+                "{raw}"
+            );
         }
     }
 

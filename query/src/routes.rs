@@ -161,11 +161,18 @@ where
     path.and(warp::get())
         .and(guard.require(scopes))
         .and(warp::any().map(move || store.clone()))
-        .and(warp::query::<Params>())
+        // The raw query, decoded by `params::parse_query`: warp's own decoder replaces bytes
+        // that are not UTF-8 with U+FFFD instead of refusing them.
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and_then(
-            move |id: String, _caller: Principal, store: Store, params: Params| {
+            move |id: String, _caller: Principal, store: Store, query: String| {
                 let handler = handler.clone();
-                async move { to_reply(handler(store, id, params).await) }
+                async move {
+                    match params::parse_query(&query) {
+                        Ok(params) => to_reply(handler(store, id, params).await),
+                        Err(e) => to_reply(Err(e)),
+                    }
+                }
             },
         )
 }

@@ -251,6 +251,13 @@ pub enum StoreError {
     Config(#[from] sql::InvalidIdentifier),
 }
 
+/// The partition bound `toDateTime(?)` for a time in µs. `DateTime` is a UInt32 of seconds,
+/// and 18.16's `toDateTime` wraps values outside it (`toDateTime(-1)` is 2106): clamped, the
+/// bound stays a superset of the exact `ts_us` condition next to it.
+fn partition_second(us: i64) -> i64 {
+    us.div_euclid(1_000_000).clamp(0, i64::from(u32::MAX))
+}
+
 /// The most rows any read may return: above every endpoint's largest page (10,000
 /// categories, 10,001 buckets, `EYE_QUERY_SESSION_EVENTS_MAX`'s default of 10,000).
 pub const MAX_RESULT_ROWS: u64 = 100_000;
@@ -389,7 +396,7 @@ impl Store {
             q = q.bind(text.as_str());
         }
         for t in [f.from_us, f.to_us].into_iter().flatten() {
-            q = q.bind(t).bind(t.div_euclid(1_000_000));
+            q = q.bind(t).bind(partition_second(t));
         }
         if let Some((ts, id)) = f.after {
             q = q.bind(ts).bind(ts).bind(id.to_string());
@@ -492,7 +499,7 @@ impl Store {
         }
         q = q.bind(f.category.as_str()).bind(f.name.as_str());
         for t in [f.from_us, f.to_us].into_iter().flatten() {
-            q = q.bind(t).bind(t.div_euclid(1_000_000));
+            q = q.bind(t).bind(partition_second(t));
         }
         q.bind(f.limit)
     }

@@ -214,6 +214,8 @@ pub fn aggregate_zone_binds(g: Granularity) -> usize {
 /// ([`aggregate_zone_binds`] times), category, name, then from and to when present (each
 /// as µs and s, see [`FROM`]),
 /// then the limit. Every group holds at least one value, so the aggregate is never null.
+/// `HAVING` drops the one row 18.16 returns for an empty set when the key is the constant
+/// of `Granularity::None` (newer releases return none).
 pub fn aggregate(g: Granularity, a: Aggregation, from: bool, to: bool) -> String {
     let (bucket, _) = bucket_start(g);
     let mut conditions = vec!["category = ?", "name = ?"];
@@ -230,7 +232,7 @@ pub fn aggregate(g: Granularity, a: Aggregation, from: bool, to: bool) -> String
         "SELECT toInt64({bucket}) AS start_s, toFloat64(assumeNotNull({agg})) AS value, \
          count() AS events, min(ts_us) AS first_us \
          FROM (SELECT event_id, ts, ts_us, value FROM {EVENTS_BY_TYPE} WHERE {} LIMIT 1 BY event_id) \
-         GROUP BY start_s ORDER BY start_s LIMIT ?",
+         GROUP BY start_s HAVING events > 0 ORDER BY start_s LIMIT ?",
         conditions.join(" AND "),
         agg = aggregation(a),
     )

@@ -118,7 +118,7 @@ mod tests {
             .collect();
         let mut ids = BTreeSet::new();
         let ops = operations(&doc);
-        assert_eq!(ops.len(), 15, "operations documented");
+        assert_eq!(ops.len(), 16, "operations documented");
         for (path, method, op) in ops {
             let at = format!("{method} {path}");
             assert!(
@@ -159,6 +159,92 @@ mod tests {
                 }
             }
             assert_eq!(templated, declared, "{at}: path parameters");
+        }
+    }
+
+    /// Every operation says what credential it needs, in terms the document declares:
+    /// the API operations a bearer credential (API key or token) with named scopes, and
+    /// 401, 403 and 429 among their answers; the operational routes nothing, and none of
+    /// those answers; the token endpoint client authentication by Basic or in the body.
+    #[test]
+    fn every_operation_declares_its_security() {
+        let doc = document();
+        let schemes = doc["components"]["securitySchemes"]
+            .as_object()
+            .expect("securitySchemes");
+        assert_eq!(schemes["bearer"]["type"], "http");
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        assert_eq!(schemes["clientBasic"]["scheme"], "basic");
+        let flow = &schemes["oauth2"]["flows"]["clientCredentials"];
+        assert_eq!(flow["tokenUrl"], "/oauth/token");
+        let scopes: BTreeSet<&str> = flow["scopes"]
+            .as_object()
+            .expect("scopes")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        // The scopes eye_common::auth::Scope knows, by the names the clients file uses.
+        let known = ["events:write", "events:read", "aggregations:read", "admin"];
+        assert_eq!(scopes, known.into_iter().collect());
+        let open = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
+        for (path, method, op) in operations(&doc) {
+            let at = format!("{method} {path}");
+            let security = op
+                .get("security")
+                .unwrap_or(&doc["security"])
+                .as_array()
+                .unwrap_or_else(|| panic!("{at}: security is not a list"));
+            for requirement in security {
+                for (scheme, needed) in requirement.as_object().expect("requirement") {
+                    assert!(schemes.contains_key(scheme), "{at}: scheme {scheme}");
+                    for s in needed.as_array().expect("scope list") {
+                        let s = s.as_str().unwrap_or_default();
+                        assert!(scopes.contains(s), "{at}: scope {s:?} not declared");
+                    }
+                }
+            }
+            let responses = op["responses"].as_object().expect("responses");
+            let refusals = ["401", "403", "429"].map(|s| responses.get(s));
+            if open.contains(&path) {
+                assert_eq!(security.len(), 0, "{at}: needs no credential");
+                assert_eq!(refusals, [None; 3], "{at}: refuses nobody");
+                continue;
+            }
+            if path == "/oauth/token" {
+                assert_eq!(
+                    op["security"],
+                    json!([{"clientBasic": []}, {}]),
+                    "{at}: Basic, or credentials in the body"
+                );
+                continue;
+            }
+            // Every API operation: each scope set offered both ways, and the refusals.
+            assert!(!security.is_empty(), "{at}: no security");
+            let by = |scheme: &str| -> BTreeSet<String> {
+                security
+                    .iter()
+                    .filter_map(|r| r.get(scheme))
+                    .map(Value::to_string)
+                    .collect()
+            };
+            assert!(!by("bearer").is_empty(), "{at}: no bearer requirement");
+            assert_eq!(by("bearer"), by("oauth2"), "{at}: API key and token differ");
+            assert!(
+                security.iter().all(|r| r
+                    .as_object()
+                    .is_some_and(|m| m.len() == 1 && m.values().all(|v| v != &json!([])))),
+                "{at}: every requirement names its scopes"
+            );
+            for (status, r) in ["401", "403", "429"].iter().zip(refusals) {
+                let r = deref(&doc, r.unwrap_or_else(|| panic!("{at}: no {status}")));
+                let header = if *status == "429" {
+                    "Retry-After"
+                } else {
+                    "WWW-Authenticate"
+                };
+                let h = deref(&doc, &r["headers"][header]);
+                assert_eq!(h["required"], true, "{at} {status}: {header} required");
+            }
         }
     }
 

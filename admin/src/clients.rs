@@ -98,7 +98,12 @@ pub fn run(cmd: ClientsCommand) -> anyhow::Result<()> {
                     Some(at) => format!("revoked {at}"),
                     None => "active".to_owned(),
                 };
-                println!("{:<16}  {:<24}  {:<40}  {status}", c.id, c.name, scopes.join(","));
+                println!(
+                    "{:<16}  {:<24}  {:<40}  {status}",
+                    c.id,
+                    c.name,
+                    scopes.join(",")
+                );
             }
             Ok(())
         }

@@ -980,8 +980,8 @@ impl World {
         Ok(())
     }
 
-    /// A client with an event budget of 5 (1/s): a batch over it, or over what is left, is
-    /// refused whole with 429 and leaves nothing behind, not even its invalid event in the
+    /// A client with an event budget of 5 (1/s): a batch over the burst is refused whole
+    /// with 413, one over what is left with 429, and either leaves nothing behind, not even its invalid event in the
     /// quarantine; after Retry-After the same batch passes.
     async fn event_budget(&self) -> anyhow::Result<()> {
         let stingy = self.client("stingy").bearer();
@@ -1004,8 +1004,16 @@ impl World {
         let mut over: Vec<Value> = (0..5).map(valid).collect();
         over.push(invalid.clone());
         let ans = self.call(&post(json!(over)), Some(&stingy)).await?;
-        self.rate_limited(&ans, "a batch over the event burst")?;
-        self.count("event budget exceeded");
+        // No wait would admit it: 413, not a 429 the client would retry forever.
+        ensure!(
+            ans.status == 413
+                && ans.body["error"]["code"] == "batch_exceeds_event_burst"
+                && ans.headers.get("retry-after").is_none(),
+            "a batch over the event burst: {} {}",
+            ans.status,
+            ans.text
+        );
+        self.count("batch over the event burst");
 
         let ans = self
             .expect(
@@ -1401,7 +1409,14 @@ impl World {
             ingest,
             thr,
             &[("client", &id("stingy")), ("limit", "events")],
-            2.0,
+            1.0,
+        )?;
+        // The batch over the whole burst is refused for good, not throttled.
+        exactly(
+            ingest,
+            "eye_auth_failures_total",
+            &[("reason", "batch_over_burst")],
+            1.0,
         )?;
         let ev = "eye_client_events_total";
         exactly(

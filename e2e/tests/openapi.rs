@@ -1126,17 +1126,30 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         let ans = refused.with_context(|| format!("{}: never throttled", req.label()))?;
         ensure!(ans.body["error"]["code"] == "rate_limited", "{}", ans.text);
     }
-    // The event budget: two events where one is allowed.
+    // The event budget (burst 1): two events at once can never pass (413); one spends the
+    // bucket, and the next one, right after, must wait (429).
     let two = json!([
         event(&s3, "page_view", "2024-03-01 11:46:00", None),
         event(&s3, "page_view", "2024-03-01 11:47:00", None)
     ]);
     c.expect(
         Req::post(ingest, "/v1/events", two).cred(clients.stingy.clone()),
-        429,
-        Some("rate_limited"),
+        413,
+        Some("batch_exceeds_event_burst"),
     )
     .await?;
+    for (at, status, code) in [
+        ("2024-03-01 11:48:00", 202, None),
+        ("2024-03-01 11:49:00", 429, Some("rate_limited")),
+    ] {
+        let one = json!([event(&s3, "page_view", at, None)]);
+        c.expect(
+            Req::post(ingest, "/v1/events", one).cred(clients.stingy.clone()),
+            status,
+            code,
+        )
+        .await?;
+    }
 
     // ---- the token endpoint, on both services.
     let grant = ("grant_type", "client_credentials");

@@ -44,9 +44,11 @@ pub fn http_error(e: &AuthError) -> HttpError {
                     "Bearer realm=\"{REALM}\", error=\"insufficient_scope\""
                 ))
         }
-        AuthError::CategoryForbidden(_) => {
-            HttpError::new(StatusCode::FORBIDDEN, "category_not_allowed", message)
-        }
+        AuthError::BatchOverBurst(_) => HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_exceeds_event_burst",
+            message,
+        ),
         AuthError::RateLimited { .. } => {
             let secs = e.retry_after_secs().unwrap_or(1);
             HttpError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
@@ -62,7 +64,7 @@ fn reason(e: &AuthError) -> &'static str {
         AuthError::Invalid => "invalid",
         AuthError::Expired => "expired",
         AuthError::Forbidden(_) => "forbidden",
-        AuthError::CategoryForbidden(_) => "category_forbidden",
+        AuthError::BatchOverBurst(_) => "batch_over_burst",
         AuthError::RateLimited { .. } => "rate_limited",
     }
 }
@@ -393,7 +395,7 @@ mod tests {
                 403,
                 Some("error=\"insufficient_scope\""),
             ),
-            (AuthError::CategoryForbidden("x".into()), 403, None),
+            (AuthError::BatchOverBurst(5), 413, None),
         ];
         for (e, status, challenge) in cases {
             let res = http_error(&e).into_response();

@@ -84,11 +84,8 @@ fn admit(limiter: &DefaultDirectRateLimiter, n: u32, limit: &'static str) -> Res
             limit,
             retry_after: not_until.wait_time_from(governor::clock::DefaultClock::default().now()),
         }),
-        // More than the burst in one go can never pass: say when the bucket is full again.
-        Err(_) => Err(AuthError::RateLimited {
-            limit,
-            retry_after: Duration::from_secs(1),
-        }),
+        // More than the burst in one go can never pass, however long the client waits.
+        Err(governor::InsufficientCapacity(burst)) => Err(AuthError::BatchOverBurst(burst)),
     }
 }
 
@@ -104,8 +101,8 @@ pub enum AuthError {
     Expired,
     #[error("this client lacks the scope this endpoint needs: one of {}", .0.join(", "))]
     Forbidden(Vec<&'static str>),
-    #[error("this client may not write events of category {0:?}")]
-    CategoryForbidden(String),
+    #[error("this client may send at most {0} events at once (its event burst); split the batch")]
+    BatchOverBurst(u32),
     #[error("rate limit on {limit} exceeded; retry after {}", retry_secs(.retry_after))]
     RateLimited {
         limit: &'static str,
@@ -150,7 +147,18 @@ fn quota(per_s: u32, burst: u32) -> Quota {
 /// as long as the client's limits do not change.
 struct Loaded {
     clients: HashMap<String, (ClientRecord, Arc<Limiters>)>,
-    modified: Option<SystemTime>,
+    /// Modification time and inode of the file read: every save renames a new file into
+    /// place, so the inode tells two saves apart even within one mtime tick.
+    version: Option<(SystemTime, u64)>,
+}
+
+fn file_version(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((meta.modified().ok()?, inode))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -217,7 +225,7 @@ impl Authenticator {
             path: config.clients_file.clone(),
             loaded: ArcSwap::from_pointee(Loaded {
                 clients: HashMap::new(),
-                modified: None,
+                version: None,
             }),
             reload: Mutex::new(()),
             config: config.clone(),
@@ -234,10 +242,8 @@ impl Authenticator {
     /// Re-reads the clients file if it changed since the last read. A file that no longer
     /// loads keeps the previous clients in force (and the error is returned to be logged).
     pub fn reload_if_changed(&self) -> Result<bool, clients::ClientsFileError> {
-        let modified = std::fs::metadata(&self.inner.path)
-            .and_then(|m| m.modified())
-            .ok();
-        if modified.is_some() && modified == self.inner.loaded.load().modified {
+        let version = file_version(&self.inner.path);
+        if version.is_some() && version == self.inner.loaded.load().version {
             return Ok(false);
         }
         self.reload().map(|()| true)
@@ -249,9 +255,7 @@ impl Authenticator {
             .reload
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let modified = std::fs::metadata(&self.inner.path)
-            .and_then(|m| m.modified())
-            .ok();
+        let version = file_version(&self.inner.path);
         let file = ClientsFile::load(&self.inner.path)?;
         let previous = self.inner.loaded.load();
         let c = &self.inner.config;
@@ -283,7 +287,7 @@ impl Authenticator {
         tracing::info!(clients = clients.len(), path = %self.inner.path.display(), "clients loaded");
         self.inner
             .loaded
-            .store(Arc::new(Loaded { clients, modified }));
+            .store(Arc::new(Loaded { clients, version }));
         Ok(())
     }
 
@@ -648,8 +652,13 @@ mod tests {
         again.admit_request().expect("refilled");
         // Events: default burst 100,000; a batch bigger than the burst can never pass.
         p.admit_events(1_000).expect("events");
-        assert!(matches!(
+        assert_eq!(
             p.admit_events(200_000),
+            Err(AuthError::BatchOverBurst(100_000))
+        );
+        // Within the burst but over what is left: a wait, not a refusal for good.
+        assert!(matches!(
+            p.admit_events(100_000),
             Err(AuthError::RateLimited {
                 limit: "events",
                 ..

@@ -164,6 +164,7 @@ defaults! {
     d_max_header_bytes: usize = 32 * 1024;
     d_header_read_timeout_ms: u64 = 10_000;
     d_body_read_timeout_ms: u64 = 30_000;
+    d_idle_timeout_ms: u64 = 60_000;
 }
 
 /// The smallest head buffer hyper accepts (it panics below it).
@@ -178,12 +179,16 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// How long a client may take to send a request head before its connection is closed,
     /// from the connection's start or a later request's first byte (idle keep-alive
-    /// connections are not bounded by it).
+    /// connections are bounded by `idle_timeout_ms` instead).
     #[serde(default = "d_header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
     /// How long ingest waits for a whole request body before answering 408.
     #[serde(default = "d_body_read_timeout_ms")]
     pub body_read_timeout_ms: u64,
+    /// How long a connection may go without sending a byte while the server waits to read
+    /// (between keep-alive requests, or inside a request) before it is closed.
+    #[serde(default = "d_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
     /// Browser origins (`scheme://host[:port]`) allowed to call the APIs, comma-separated,
     /// or `*` for any; empty turns CORS off.
     #[serde(default)]

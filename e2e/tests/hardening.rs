@@ -249,17 +249,21 @@ async fn a_client_that_sends_nothing_is_disconnected_after_the_header_timeout() 
 #[tokio::test(flavor = "multi_thread")]
 async fn on_keep_alive_the_header_timeout_runs_from_the_next_requests_first_byte(
 ) -> anyhow::Result<()> {
-    let svc = query(&[("HEADER_READ_TIMEOUT_MS", "500")], &[]).await?;
+    let svc = query(
+        &[
+            ("HEADER_READ_TIMEOUT_MS", "500"),
+            ("IDLE_TIMEOUT_MS", "1500"),
+        ],
+        &[],
+    )
+    .await?;
     let mut raw = Raw::open(svc.addr).await?;
     raw.write(b"GET /healthz HTTP/1.1\r\nhost: eye\r\n\r\n")
         .await;
-    let idle = raw.wait(Duration::from_millis(1500)).await?;
+    // Idle for longer than the head timeout but not the idle timeout: still open.
+    let idle = raw.wait(Duration::from_millis(800)).await?;
     assert_eq!(idle.statuses(), [200], "{}", idle.text());
-    assert!(
-        !idle.closed,
-        "an idle keep-alive connection was closed: if the server now has an idle timeout, \
-         docs/configuration.md must say so"
-    );
+    assert!(!idle.closed, "closed before the idle timeout");
 
     raw.write(b"GET /healthz HTTP/1.1\r\nhost: eye\r\n").await;
     let stalled = raw.wait(PATIENCE).await?;
@@ -269,6 +273,26 @@ async fn on_keep_alive_the_header_timeout_runs_from_the_next_requests_first_byte
         stalled.after >= Duration::from_millis(400),
         "{:?}",
         stalled.after
+    );
+    svc.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() -> anyhow::Result<()> {
+    let svc = query(&[("IDLE_TIMEOUT_MS", "700")], &[]).await?;
+    let mut raw = Raw::open(svc.addr).await?;
+    raw.write(b"GET /healthz HTTP/1.1\r\nhost: eye\r\n\r\n")
+        .await;
+    let seen = raw.wait(PATIENCE).await?;
+    assert_eq!(seen.statuses(), [200], "{}", seen.text());
+    assert!(
+        seen.closed,
+        "an idle keep-alive connection was never closed"
+    );
+    assert!(
+        seen.after >= Duration::from_millis(600),
+        "closed after {:?}, before the idle timeout",
+        seen.after
     );
     svc.stop().await
 }

@@ -25,12 +25,14 @@ use crate::error::recover;
 use crate::ops;
 use eye_common::config::HttpConfig;
 use futures::FutureExt;
-use hyper::server::conn::AddrIncoming;
+use futures::StreamExt;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
+use tokio_stream::wrappers::TcpListenerStream;
 use warp::filters::BoxedFilter;
 use warp::path::FullPath;
 use warp::reply::Response;
@@ -125,13 +127,27 @@ async fn run(
     http: &HttpConfig,
     signal: impl Future<Output = ()>,
 ) {
-    let incoming = match AddrIncoming::from_listener(listener) {
-        Ok(incoming) => incoming,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot serve on the listener");
-            return;
+    // Each connection reads under a timeout: hyper 0.14 has no idle timeout of its own, so
+    // without it a client could hold a keep-alive connection open for ever. Accept errors
+    // (out of file descriptors, say) are logged and skipped, as hyper's own acceptor does,
+    // instead of ending the server.
+    let idle = Duration::from_millis(http.idle_timeout_ms.max(1));
+    let connections = TcpListenerStream::new(listener).filter_map(move |accepted| async move {
+        match accepted {
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                let mut conn = TimeoutStream::new(tcp);
+                conn.set_read_timeout(Some(idle));
+                Some(Ok::<_, std::io::Error>(Box::pin(conn)))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                None
+            }
         }
-    };
+    });
+    let incoming = hyper::server::accept::from_stream(connections);
     // warp's service has no access to the peer address this way (`warp::addr::remote`
     // yields `None`); nothing here uses it.
     let service = warp::service(routes.recover(recover));

@@ -326,19 +326,7 @@ impl Stack {
             query,
             http: http_client(),
         };
-        for svc in [&stack.ingest, &stack.consumer, &stack.query] {
-            let url = svc.url("/readyz");
-            let http = stack.http.clone();
-            wait_for(Duration::from_secs(60), "service ready", || {
-                let http = http.clone();
-                let url = url.clone();
-                async move {
-                    matches!(http.get(&url).send().await, Ok(r) if r.status().is_success())
-                        .then_some(())
-                }
-            })
-            .await?;
-        }
+        wait_ready(&[&stack.ingest, &stack.consumer, &stack.query]).await?;
         Ok(stack)
     }
 
@@ -402,6 +390,23 @@ impl Stack {
         self.query.stop().await?;
         Ok(())
     }
+}
+
+/// Waits until each service's `/readyz` answers 200 (it needs no credential).
+pub async fn wait_ready(services: &[&Service]) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    for svc in services {
+        let url = svc.url("/readyz");
+        wait_for(Duration::from_secs(60), "service ready", || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                matches!(http.get(&url).send().await, Ok(r) if r.status().is_success())
+                    .then_some(())
+            }
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// Polls `probe` until it returns `Some`, or fails after `timeout` naming `what`.

@@ -18,7 +18,7 @@ use eye_common::auth::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Sc
 use eye_e2e::{
     auth_config, clickhouse_config, consumer_config, create_topics, ingest_config, kafka_config,
     readonly_clickhouse_config, start_consumer, start_ingest_authed, start_query_authed, unique,
-    wait_for, Service,
+    wait_for, wait_ready, Service,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -349,17 +349,7 @@ impl World {
         let foreign = start_query_authed(ro, foreign_auth).await?;
         // No default credential: every request below says what it sends.
         let http = reqwest::Client::new();
-        for svc in [&ingest, &consumer, &query] {
-            let url = svc.url("/readyz");
-            wait_for(Duration::from_secs(60), "service ready", || {
-                let (http, url) = (http.clone(), url.clone());
-                async move {
-                    matches!(http.get(&url).send().await, Ok(r) if r.status().is_success())
-                        .then_some(())
-                }
-            })
-            .await?;
-        }
+        wait_ready(&[&ingest, &consumer, &query]).await?;
         Ok(Self {
             ingest,
             consumer,

@@ -26,7 +26,7 @@ use eye_common::config::AuthConfig;
 use eye_e2e::{
     auth_config, clickhouse_config, consumer_config, create_topics, http_client, ingest_config,
     kafka_config, readonly_clickhouse_config, start_consumer, start_ingest_authed,
-    start_query_authed, test_auth, unique, wait_for, Service, Stack,
+    start_query_authed, test_auth, unique, wait_ready, Service, Stack,
 };
 use jsonschema::Validator;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
@@ -685,17 +685,7 @@ async fn start_stack(auth: &AuthConfig) -> anyhow::Result<Stack> {
     let ro = readonly_clickhouse_config(&clickhouse.database);
     let query = start_query_authed(ro, auth.clone()).await?;
     let http = http_client();
-    for svc in [&ingest, &consumer, &query] {
-        let url = svc.url("/readyz");
-        wait_for(Duration::from_secs(60), "service ready", || {
-            let (http, url) = (http.clone(), url.clone());
-            async move {
-                matches!(http.get(&url).send().await, Ok(r) if r.status().is_success())
-                    .then_some(())
-            }
-        })
-        .await?;
-    }
+    wait_ready(&[&ingest, &consumer, &query]).await?;
     Ok(Stack {
         kafka,
         clickhouse,

@@ -61,10 +61,6 @@ pub fn run(cmd: ClientsCommand) -> anyhow::Result<()> {
             let mut file = load_or_empty(path)?;
             let creds = NewCredentials::generate().context("reading random bytes")?;
             file.clients.push(ClientRecord {
-                id: creds.id.clone(),
-                name: name.clone(),
-                secret_sha256: creds.secret_sha256(),
-                scopes,
                 categories,
                 rate_limits: RateLimits {
                     requests_per_s,
@@ -72,8 +68,7 @@ pub fn run(cmd: ClientsCommand) -> anyhow::Result<()> {
                     events_per_s,
                     events_burst,
                 },
-                created_at: now(),
-                revoked_at: None,
+                ..creds.record(&name, scopes)
             });
             file.save(path)?;
             if shell {

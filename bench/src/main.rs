@@ -245,19 +245,16 @@ fn bench_client() -> anyhow::Result<(eye_common::config::AuthConfig, String)> {
     let creds = NewCredentials::generate()?;
     ClientsFile {
         clients: vec![ClientRecord {
-            id: creds.id.clone(),
-            name: "eye-bench".into(),
-            secret_sha256: creds.secret_sha256(),
-            scopes: vec![Scope::EventsRead, Scope::AggregationsRead],
-            categories: None,
             // The benchmark measures the service, not its limits.
             rate_limits: RateLimits {
                 requests_per_s: Some(1_000_000),
                 requests_burst: Some(1_000_000),
                 ..RateLimits::default()
             },
-            created_at: eye_common::time::EventTime::now().to_rfc3339(),
-            revoked_at: None,
+            ..creds.record(
+                "eye-bench",
+                vec![Scope::EventsRead, Scope::AggregationsRead],
+            )
         }],
     }
     .save(&path)?;

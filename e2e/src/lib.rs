@@ -41,19 +41,13 @@ pub fn test_auth() -> &'static TestAuth {
         let creds = NewCredentials::generate().expect("random bytes");
         ClientsFile {
             clients: vec![ClientRecord {
-                id: creds.id.clone(),
-                name: "e2e".into(),
-                secret_sha256: creds.secret_sha256(),
-                scopes: Scope::ALL.to_vec(),
-                categories: None,
                 rate_limits: RateLimits {
                     requests_per_s: Some(1_000_000),
                     requests_burst: Some(1_000_000),
                     events_per_s: Some(10_000_000),
                     events_burst: Some(10_000_000),
                 },
-                created_at: "2026-01-01T00:00:00Z".into(),
-                revoked_at: None,
+                ..creds.record("e2e", Scope::ALL.to_vec())
             }],
         }
         .save(&path)

@@ -14,7 +14,7 @@
 //! so no check passes because the endpoint refuses everything.
 
 use anyhow::{ensure, Context};
-use eye_common::auth::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
+use eye_common::auth::{ClientRecord, ClientsFile, NewCredentials, Scope};
 use eye_e2e::{
     auth_config, clickhouse_config, consumer_config, create_topics, ingest_config, kafka_config,
     readonly_clickhouse_config, start_consumer, start_ingest_authed, start_query_authed, unique,
@@ -169,16 +169,7 @@ fn clients(endpoints: usize) -> anyhow::Result<BTreeMap<String, Client>> {
     let mut out = BTreeMap::new();
     let mut add = |role: &str, scopes: &[Scope], edit: &dyn Fn(&mut ClientRecord)| {
         let creds = NewCredentials::generate()?;
-        let mut record = ClientRecord {
-            id: creds.id.clone(),
-            name: role.to_owned(),
-            secret_sha256: creds.secret_sha256(),
-            scopes: scopes.to_vec(),
-            categories: None,
-            rate_limits: RateLimits::default(),
-            created_at: "2026-01-01T00:00:00Z".into(),
-            revoked_at: None,
-        };
+        let mut record = creds.record(role, scopes.to_vec());
         edit(&mut record);
         out.insert(role.to_owned(), Client { creds, record });
         anyhow::Ok(())

@@ -661,14 +661,8 @@ impl Clients {
 
 fn record(c: &NewCredentials, scopes: Vec<Scope>, rate_limits: RateLimits) -> ClientRecord {
     ClientRecord {
-        id: c.id.clone(),
-        name: "openapi".into(),
-        secret_sha256: c.secret_sha256(),
-        scopes,
-        categories: None,
         rate_limits,
-        created_at: "2026-01-01T00:00:00Z".into(),
-        revoked_at: None,
+        ..c.record("openapi", scopes)
     }
 }
 

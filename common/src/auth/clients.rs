@@ -219,6 +219,20 @@ impl NewCredentials {
     pub fn secret_sha256(&self) -> String {
         hex::encode(Sha256::digest(self.secret.as_bytes()))
     }
+
+    /// The record declaring these credentials: active, any category, default limits.
+    pub fn record(&self, name: &str, scopes: Vec<Scope>) -> ClientRecord {
+        ClientRecord {
+            id: self.id.clone(),
+            name: name.to_owned(),
+            secret_sha256: self.secret_sha256(),
+            scopes,
+            categories: None,
+            rate_limits: RateLimits::default(),
+            created_at: crate::time::EventTime::now().to_rfc3339(),
+            revoked_at: None,
+        }
+    }
 }
 
 pub const API_KEY_PREFIX: &str = "eye_";

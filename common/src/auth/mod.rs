@@ -467,16 +467,7 @@ mod tests {
     }
 
     fn record(c: &NewCredentials, scopes: &[Scope]) -> ClientRecord {
-        ClientRecord {
-            id: c.id.clone(),
-            name: format!("client {}", c.id),
-            secret_sha256: c.secret_sha256(),
-            scopes: scopes.to_vec(),
-            categories: None,
-            rate_limits: RateLimits::default(),
-            created_at: "2026-11-25T00:00:00Z".into(),
-            revoked_at: None,
-        }
+        c.record(&format!("client {}", c.id), scopes.to_vec())
     }
 
     fn fixture(name: &str) -> Fixture {

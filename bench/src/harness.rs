@@ -30,6 +30,16 @@ pub struct Route {
     pub paths: Vec<String>,
 }
 
+impl Route {
+    /// A route with one path, labelled by that path.
+    pub fn fixed(path: String) -> Self {
+        Self {
+            label: path.clone(),
+            paths: vec![path],
+        }
+    }
+}
+
 pub enum Outcome {
     /// Every route answered 404 `not_found`: the endpoint does not exist (yet).
     NotAvailable {

@@ -403,28 +403,18 @@ async fn kinds(admin: &Admin, db: &str, args: &Args) -> anyhow::Result<Vec<Kind>
         },
         Kind {
             label: "hourly avg, 30 days",
-            routes: vec![Route {
-                label: format!(
-                    "/v1/aggregate?category=machine&name=cpu_load&granularity=hour&agg=avg&from={month}&to={anchor}"
-                ),
-                paths: vec![format!(
-                    "/v1/aggregate?category=machine&name=cpu_load&granularity=hour&agg=avg&from={month}&to={anchor}"
-                )],
-            }],
+            routes: vec![Route::fixed(format!(
+                "/v1/aggregate?category=machine&name=cpu_load&granularity=hour&agg=avg&from={month}&to={anchor}"
+            ))],
             markers: vec![vec!["cpu_load".into()]],
             samples: args.samples,
             target_p99_ms: Some(500.0),
         },
         Kind {
             label: "daily p95, 1 year",
-            routes: vec![Route {
-                label: format!(
-                    "/v1/aggregate?category=page_interaction&name=page_view&granularity=day&agg=p95&from={year}&to={anchor}"
-                ),
-                paths: vec![format!(
-                    "/v1/aggregate?category=page_interaction&name=page_view&granularity=day&agg=p95&from={year}&to={anchor}"
-                )],
-            }],
+            routes: vec![Route::fixed(format!(
+                "/v1/aggregate?category=page_interaction&name=page_view&granularity=day&agg=p95&from={year}&to={anchor}"
+            ))],
             markers: vec![vec!["page_view".into()]],
             samples: args.slow_samples,
             target_p99_ms: None,

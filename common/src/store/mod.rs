@@ -269,6 +269,8 @@ pub struct Store {
     server: clickhouse::Client,
     database: String,
     max_execution_time: Duration,
+    /// Event listings without read-time deduplication (see [`Store::with_raw_reads`]).
+    raw_reads: bool,
 }
 
 impl Store {
@@ -288,7 +290,16 @@ impl Store {
             server,
             database,
             max_execution_time: Duration::from_millis(cfg.max_execution_time_ms),
+            raw_reads: false,
         })
+    }
+
+    /// With `true`, event listings return every stored copy of an event, replays included,
+    /// instead of one per `event_id`. It switches off the read-time half of deduplication
+    /// so the fault-injection suite can show its duplicate check really fails without it.
+    pub fn with_raw_reads(mut self, raw: bool) -> Self {
+        self.raw_reads = raw;
+        self
     }
 
     pub fn database(&self) -> &str {
@@ -385,6 +396,7 @@ impl Store {
             to: f.to_us.is_some(),
             after: f.after.is_some(),
             descending: f.descending,
+            raw: self.raw_reads,
         }));
         if let Some(session) = &f.session_id {
             q = q.bind(session.as_str());

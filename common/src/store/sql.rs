@@ -103,9 +103,12 @@ pub struct EventFilters {
     pub to: bool,
     pub after: bool,
     pub descending: bool,
+    /// Every stored copy, replays included: no `LIMIT 1 BY event_id`. Only for the
+    /// fault-injection suite's negative control (`EYE_QUERY_DEDUPLICATE=false`).
+    pub raw: bool,
 }
 
-/// Events matching the filters, one per event_id, ordered by (ts_us, event_id) and
+/// Events matching the filters, one per event_id (unless `raw`), ordered by (ts_us, event_id) and
 /// resumable after a cursor. Session and owner filters read `events` (session prefix);
 /// the others `events_by_type`, where a category is a key prefix and a name or time range
 /// alone is found per (category, name) range of the key, of which there are few.
@@ -143,9 +146,10 @@ pub fn events(f: EventFilters) -> String {
             "(ts_us > ? OR (ts_us = ? AND event_id > toUUID(?)))"
         });
     }
+    let dedup = if f.raw { "" } else { "LIMIT 1 BY event_id " };
     format!(
         "SELECT {EVENT_COLUMNS} FROM {table} WHERE {} \
-         ORDER BY ts_us {dir}, event_id {dir} LIMIT 1 BY event_id LIMIT ?",
+         ORDER BY ts_us {dir}, event_id {dir} {dedup}LIMIT ?",
         conditions.join(" AND ")
     )
 }
@@ -332,6 +336,7 @@ mod tests {
             to: true,
             after,
             descending,
+            raw: false,
         };
         // (filters, table, placeholders, order)
         let cases = [
@@ -389,6 +394,10 @@ mod tests {
                 q.contains("event_id < toUUID"),
                 filters.after && filters.descending
             );
+            // The negative control's raw listing differs only by the deduplication.
+            let raw = events(EventFilters { raw: true, ..filters });
+            assert!(!raw.contains("LIMIT 1 BY"), "{raw}");
+            assert_eq!(raw.replace("LIMIT ?", "LIMIT 1 BY event_id LIMIT ?"), q);
         }
     }
 

@@ -109,6 +109,22 @@ stop_one() {
     log "stopped $name (pid $pid)"
 }
 
+# SIGKILL, no chance to flush: what a crash or the OOM killer does.
+kill_one() {
+    local name=$1 pid
+    pid=$(pid_of "$name") || die "$name is not running"
+    kill -KILL "$pid"
+    # Gone, or a zombie (dead; its new parent has not reaped it yet).
+    local i
+    for i in $(seq 1 200); do
+        kill -0 "$pid" 2>/dev/null || break
+        [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+        sleep 0.05
+    done
+    rm -f "$(pidfile "$name")"
+    log "killed $name (pid $pid)"
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # wait_until SECONDS WHAT COMMAND...: poll COMMAND until it succeeds.
@@ -333,7 +349,10 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     stop-servers) stop_servers ;;
+    # Fault injection (the chaos suite): stop one server gracefully, or SIGKILL it.
+    stop) stop_one "${2:?stop what: broker or clickhouse}" ;;
+    kill) kill_one "${2:?kill what: broker or clickhouse}" ;;
     status) status ;;
     test) run_tests ;;
-    *) die "usage: $0 install|servers|up|down|stop-servers|status|test" ;;
+    *) die "usage: $0 install|servers|up|down|stop-servers|stop NAME|kill NAME|status|test" ;;
 esac

@@ -82,6 +82,7 @@ defaults! {
     d_consumer_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8082));
     d_max_body_bytes: u64 = 5 * 1024 * 1024;
     d_max_decompressed_bytes: u64 = 5 * 1024 * 1024;
+    d_max_inflight_bytes: u64 = 64 * 1024 * 1024;
     d_max_event_bytes: usize = 32 * 1024;
     d_max_batch_events: usize = 1_000;
     d_max_data_depth: usize = 16;
@@ -96,6 +97,7 @@ defaults! {
     d_insert_backoff_max_ms: u64 = 5_000;
     d_migrate_on_start: bool = true;
     d_session_events_max: u32 = 10_000;
+    d_query_deduplicate: bool = true;
     d_clients_file: std::path::PathBuf = "clients.toml".into();
     d_token_ttl_s: u64 = 900;
     d_auth_reload_interval_ms: u64 = 1_000;
@@ -193,6 +195,10 @@ pub struct HttpConfig {
     /// or `*` for any; empty turns CORS off.
     #[serde(default)]
     pub cors_allowed_origins: Vec<String>,
+    /// How long a service keeps serving after SIGTERM while `/readyz` answers 503
+    /// `draining`, so that load balancers stop sending to it before it stops accepting.
+    #[serde(default)]
+    pub drain_delay_ms: u64,
 }
 
 impl Group for HttpConfig {
@@ -267,10 +273,23 @@ pub struct IngestConfig {
     /// What to do with a `(category, name)` that has no schema: `reject` or `accept`.
     #[serde(default)]
     pub unknown_type_policy: crate::schema::UnknownTypePolicy,
+    /// Bytes ingest holds at once for requests in flight (bodies and encoded records), from
+    /// before a body is read until the broker has acknowledged its records; a request that
+    /// does not fit gets 503 `overloaded` at once. Twice it bounds the producer's own queue.
+    #[serde(default = "d_max_inflight_bytes")]
+    pub max_inflight_bytes: u64,
 }
 
 impl Group for IngestConfig {
     const PREFIX: &'static str = "EYE_INGEST_";
+
+    fn check(&self) -> Result<(), String> {
+        // Zero would refuse every request with 503, which no one means.
+        if self.max_inflight_bytes == 0 {
+            return Err("EYE_INGEST_MAX_INFLIGHT_BYTES must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 /// A deliberate crash, for the tests that prove a crash loses nothing. Never set it in
@@ -327,6 +346,10 @@ pub struct QueryConfig {
     /// Largest `limit` a session read accepts.
     #[serde(default = "d_session_events_max")]
     pub session_events_max: u32,
+    /// Read-time deduplication of `/v1/events`. Off only for the fault-injection suite's
+    /// negative control, which must see replays to prove its check can fail.
+    #[serde(default = "d_query_deduplicate")]
+    pub deduplicate: bool,
 }
 
 impl Group for QueryConfig {
@@ -527,6 +550,24 @@ mod tests {
             );
             assert!(e.contains(hint), "{origins}: {e}");
         }
+    }
+
+    #[test]
+    fn backpressure_and_drain_settings() {
+        let i: IngestConfig = from_iter(vars(&[])).expect("defaults");
+        assert_eq!(i.max_inflight_bytes, 67_108_864);
+        let h: HttpConfig = from_iter(vars(&[])).expect("defaults");
+        assert_eq!(h.drain_delay_ms, 0);
+        let i: IngestConfig =
+            from_iter(vars(&[("EYE_INGEST_MAX_INFLIGHT_BYTES", "1")])).expect("the minimum");
+        assert_eq!(i.max_inflight_bytes, 1);
+        let h: HttpConfig =
+            from_iter(vars(&[("EYE_HTTP_DRAIN_DELAY_MS", "5000")])).expect("typical");
+        assert_eq!(h.drain_delay_ms, 5_000);
+        let e = from_iter::<IngestConfig>(vars(&[("EYE_INGEST_MAX_INFLIGHT_BYTES", "0")]))
+            .expect_err("zero refuses everything")
+            .to_string();
+        assert!(e.contains("EYE_INGEST_MAX_INFLIGHT_BYTES"), "{e}");
     }
 
     #[test]

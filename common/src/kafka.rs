@@ -30,6 +30,31 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// [`producer_config`] with librdkafka's queue bounded by twice `max_bytes`, ingest's
+/// in-flight budget (`EYE_INGEST_MAX_INFLIGHT_BYTES`).
+///
+/// Ingest counts the records of each request against that budget until they are
+/// acknowledged, so the budget should be what refuses a request: it does so before anything
+/// is produced, whereas a full queue refuses halfway through a request (some of its records
+/// are written though it is answered 503). Twice, not once, because librdkafka frees
+/// acknowledged records only after it has reported the whole batch they came in, so for a
+/// moment the queue holds records ingest has already released besides those of the requests
+/// now in flight, each at most the budget; at once the budget, not the queue, refused
+/// flooding requests only some of the time. Left at librdkafka's default (1 GiB), records
+/// that outlive their request (a client that disconnects drops its request and its
+/// reservation while the records wait for their acknowledgement or timeout) could pile up
+/// far past the budget; with this bound they cannot.
+pub fn producer_config_bounded(k: &KafkaConfig, max_bytes: u64) -> ClientConfig {
+    // librdkafka counts in KiB, from 1 to i32::MAX; rounding up keeps a tiny budget valid.
+    let kbytes = max_bytes
+        .saturating_mul(2)
+        .div_ceil(1024)
+        .clamp(1, i32::MAX as u64);
+    let mut c = producer_config(k);
+    c.set("queue.buffering.max.kbytes", kbytes.to_string());
+    c
+}
+
 /// Consumer settings for a group that commits by hand, after ClickHouse confirms.
 pub fn consumer_config(k: &KafkaConfig, group_id: &str) -> ClientConfig {
     consumer_config_with(k, group_id, 10_000)

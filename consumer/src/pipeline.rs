@@ -105,13 +105,18 @@ impl Pipeline {
             eye_common::kafka::producer_config(&config.kafka).create()?;
         let consumer = Arc::new(consumer);
 
-        // Health and metrics run beside the loop and stop with it.
+        // Health and metrics run beside the loop and stop with it; `/readyz` says draining
+        // from the moment shutdown begins, while the last batch is still being written.
+        let drain = eye_web::Drain::new();
         let (ops_stop_tx, ops_stop_rx) = tokio::sync::oneshot::channel::<()>();
         let ops = ops_server(
+            drain.clone(),
             registry,
-            store.clone(),
-            consumer.clone(),
-            config.kafka.events_topic.clone(),
+            ready_check(
+                store.clone(),
+                consumer.clone(),
+                config.kafka.events_topic.clone(),
+            ),
             listener,
             config.http.clone(),
             ops_stop_rx,
@@ -124,6 +129,7 @@ impl Pipeline {
             let stopping = stopping.clone();
             tokio::spawn(async move {
                 shutdown.await;
+                drain.begin();
                 stopping.store(true, Ordering::SeqCst);
                 let _ = stop_tx.send(());
             });
@@ -357,17 +363,9 @@ impl Pipeline {
     }
 }
 
-async fn ops_server(
-    registry: prometheus::Registry,
-    store: Store,
-    consumer: Arc<EventConsumer>,
-    topic: String,
-    listener: TcpListener,
-    limits: eye_common::config::HttpConfig,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) {
-    let http = eye_web::metrics::HttpMetrics::new(&registry);
-    let ready: ReadyCheck = Arc::new(move || {
+/// `/readyz`: ClickHouse answers and the broker knows the events topic.
+fn ready_check(store: Store, consumer: Arc<EventConsumer>, topic: String) -> ReadyCheck {
+    Arc::new(move || {
         let store = store.clone();
         let consumer = consumer.clone();
         let topic = topic.clone();
@@ -383,11 +381,22 @@ async fn ops_server(
             .map_err(|e| e.to_string())?
         }
         .boxed()
-    });
-    let routes = eye_web::ops::routes(registry, ready)
+    })
+}
+
+async fn ops_server(
+    drain: eye_web::Drain,
+    registry: prometheus::Registry,
+    ready: ReadyCheck,
+    listener: TcpListener,
+    limits: eye_common::config::HttpConfig,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let http = eye_web::metrics::HttpMetrics::new(&registry);
+    let routes = eye_web::ops::routes(registry, ready, drain.clone())
         .recover(eye_web::error::recover)
         .with(http.log(|p| eye_web::metrics::ops_route(p).unwrap_or("other")));
-    eye_web::serve(routes, listener, &limits, async {
+    eye_web::serve(routes, listener, &limits, &drain, async {
         let _ = stop.await;
     })
     .await;

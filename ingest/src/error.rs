@@ -27,9 +27,9 @@ pub enum IngestError {
     BadSessionId(FieldError),
     #[error(transparent)]
     Session(#[from] SessionError),
-    /// The producer's queue is full: the broker is not keeping up.
-    #[error("ingest is overloaded; retry later")]
-    Overloaded,
+    /// Ingest holds as much as it may: the bytes in flight, or the producer's queue.
+    #[error("ingest is overloaded ({}); retry later", .0.describe())]
+    Overloaded(Overload),
     /// Over the client's event budget (already mapped to its 429 by `eye_web::auth`).
     #[error("{}", .0.body.message)]
     Auth(HttpError),
@@ -38,7 +38,36 @@ pub enum IngestError {
     Produce(String),
 }
 
+/// What was full when a request was refused as `overloaded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overload {
+    /// `EYE_INGEST_MAX_INFLIGHT_BYTES` is held by requests in flight.
+    InflightBytes,
+    /// librdkafka's queue is full: the broker is not keeping up.
+    ProducerQueue,
+}
+
+impl Overload {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::InflightBytes => "too many bytes in flight",
+            Self::ProducerQueue => "the producer queue is full",
+        }
+    }
+}
+
 impl IngestError {
+    /// Why a 503 was answered, the label of the unavailability metric; `None` for any
+    /// other answer.
+    pub fn unavailable_reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Overloaded(Overload::InflightBytes) => Some("inflight_bytes"),
+            Self::Overloaded(Overload::ProducerQueue) => Some("producer_queue"),
+            Self::Produce(_) => Some("broker"),
+            _ => None,
+        }
+    }
+
     /// The machine code clients see, also the label of the rejected-requests metric.
     pub fn code(&self) -> &'static str {
         match self {
@@ -53,7 +82,7 @@ impl IngestError {
             Self::BadSessionId(_) => "invalid_session_id",
             Self::Session(SessionError::NotAnObject(_)) => "malformed_json",
             Self::Session(SessionError::Invalid(_)) => "invalid_session",
-            Self::Overloaded => "overloaded",
+            Self::Overloaded(_) => "overloaded",
             Self::Auth(h) => h.body.code,
             Self::Produce(_) => "broker_unavailable",
         }
@@ -67,7 +96,7 @@ impl From<IngestError> for HttpError {
         }
         let code = e.code();
         let message = match &e {
-            IngestError::Overloaded | IngestError::Produce(_) => {
+            IngestError::Overloaded(_) | IngestError::Produce(_) => {
                 format!(
                     "{e}; nothing was accepted: retry with the same event_ids, each is stored once"
                 )
@@ -81,7 +110,7 @@ impl From<IngestError> for HttpError {
             IngestError::UnsupportedMediaType(_) | IngestError::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            IngestError::Overloaded | IngestError::Produce(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Overloaded(_) | IngestError::Produce(_) => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,
         };

@@ -5,19 +5,20 @@
 //! `POST /v1/sessions/{id}/end` record a session's lifecycle.
 
 mod body;
+mod budget;
 mod error;
 mod metrics;
 mod routes;
 mod sink;
 
-pub use error::IngestError;
+pub use error::{IngestError, Overload};
 pub use sink::EventSink;
 
 use eye_common::auth::Authenticator;
 use eye_common::config::{self, AuthConfig, ConfigError, HttpConfig, IngestConfig, KafkaConfig};
 use eye_common::event::Limits;
 use eye_common::schema::SharedRegistry;
-use eye_web::Listeners;
+use eye_web::{Drain, Listeners};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +44,9 @@ impl Config {
 }
 
 /// Runs ingest on `listener` (and health and metrics on `EYE_INGEST_OPS_LISTEN_ADDR` when
-/// set) until `shutdown` resolves; then stops accepting, answers the requests in flight and
-/// flushes the producer.
+/// set) until `shutdown` resolves; then `/readyz` says draining for `EYE_HTTP_DRAIN_DELAY_MS`
+/// while requests are still served, and ingest stops accepting, answers the requests in
+/// flight and flushes the producer.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -57,8 +59,10 @@ pub async fn run(
     let guard = eye_web::auth::Guard::new(auth, &registry);
     let schemas = SharedRegistry::load(&config.ingest.schema_dir)?;
     tracing::info!(dir = %config.ingest.schema_dir.display(), types = ?schemas.current().types(), "schemas loaded");
+    let max_inflight = config.ingest.max_inflight_bytes;
     let state = Arc::new(routes::State {
-        sink: EventSink::new(&config.kafka)?,
+        sink: EventSink::new(&config.kafka, max_inflight)?,
+        budget: budget::Budget::new(max_inflight, metrics.inflight_bytes.clone()),
         schemas,
         limits: Limits::from(&config.ingest),
         unknown_types: config.ingest.unknown_type_policy,
@@ -68,11 +72,12 @@ pub async fn run(
         metrics: metrics.clone(),
     });
     let reloader = tokio::spawn(reload_on_sighup(state.clone()));
-    let routes = routes::routes(state.clone(), registry, guard);
+    let drain = Drain::new();
+    let routes = routes::routes(state.clone(), registry, guard, drain.clone());
     let listeners = Listeners::bind_ops(listener, config.ingest.ops_listen_addr).await?;
     let ops_addr = listeners.ops_addr()?;
     tracing::info!(addr = %listeners.main.local_addr()?, ops_addr = ?ops_addr, topic = %config.kafka.events_topic, "ingest listening");
-    eye_web::serve(routes, listeners, &config.http, shutdown).await;
+    eye_web::serve(routes, listeners, &config.http, &drain, shutdown).await;
     reloader.abort();
     clients_reloader.abort();
     state.sink.flush().await;

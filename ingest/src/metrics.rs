@@ -1,6 +1,6 @@
 use eye_common::telemetry;
 use eye_web::metrics::HttpMetrics;
-use prometheus::{Histogram, IntCounterVec, Registry};
+use prometheus::{Histogram, IntCounterVec, IntGauge, Registry};
 
 #[derive(Clone)]
 pub struct IngestMetrics {
@@ -13,6 +13,11 @@ pub struct IngestMetrics {
     pub rejected_requests: IntCounterVec,
     pub request_events: Histogram,
     pub produce_duration: Histogram,
+    /// Bytes reserved by requests in flight (`EYE_INGEST_MAX_INFLIGHT_BYTES` is the most).
+    pub inflight_bytes: IntGauge,
+    /// 503 answers by reason: `inflight_bytes`, `producer_queue` (both `overloaded`) or
+    /// `broker` (`broker_unavailable`).
+    pub unavailable: IntCounterVec,
 }
 
 impl IngestMetrics {
@@ -48,6 +53,19 @@ impl IngestMetrics {
                 "eye_ingest_produce_duration_seconds",
                 "Time from produce to the broker's acknowledgement of a whole request.",
                 telemetry::latency_buckets(),
+            ),
+            inflight_bytes: match IntGauge::new(
+                "eye_ingest_inflight_bytes",
+                "Bytes reserved by requests in flight, from before their body is read until the broker acknowledged them.",
+            ) {
+                Ok(g) => telemetry::register(registry, g),
+                Err(e) => panic!("bad metric eye_ingest_inflight_bytes: {e}"),
+            },
+            unavailable: telemetry::counter_vec(
+                registry,
+                "eye_ingest_unavailable_total",
+                "Requests answered 503, by reason (inflight_bytes, producer_queue, broker).",
+                &["reason"],
             ),
         }
     }

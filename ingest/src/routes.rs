@@ -1,9 +1,10 @@
 //! Routes and handlers of the ingest API.
 
 use crate::body::{self, Encoding};
+use crate::budget::{Budget, Reservation};
 use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
-use crate::sink::EventSink;
+use crate::sink::{EventSink, Records};
 use bytes::Buf;
 use eye_common::auth::{Principal, Scope};
 use eye_common::event::{
@@ -16,6 +17,7 @@ use eye_common::wire::{Reason, Rejection, SOURCE_INGEST};
 use eye_web::auth::Guard;
 use eye_web::error::{recover, ErrorDetail, HttpError};
 use eye_web::ops::{self, ReadyCheck};
+use eye_web::Drain;
 use futures::{FutureExt, Stream};
 use prometheus::Registry;
 use serde::Serialize;
@@ -30,6 +32,8 @@ const WRITE: &[Scope] = &[Scope::EventsWrite];
 
 pub struct State {
     pub sink: EventSink,
+    /// Bytes in flight (`EYE_INGEST_MAX_INFLIGHT_BYTES`).
+    pub budget: Budget,
     pub schemas: SharedRegistry,
     pub limits: Limits,
     pub unknown_types: UnknownTypePolicy,
@@ -66,6 +70,7 @@ pub fn routes(
     state: Arc<State>,
     registry: Registry,
     guard: Guard,
+    drain: Drain,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
     let ready_state = state.clone();
     let ready: ReadyCheck = Arc::new(move || {
@@ -76,7 +81,14 @@ pub fn routes(
     let with_state = warp::any().map(move || state.clone());
     let body = warp::header::optional::<String>("content-type")
         .and(warp::header::optional::<String>("content-encoding"))
-        .and(warp::body::stream());
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .map(|ct, ce, length, stream| Body {
+            content_type: ct,
+            content_encoding: ce,
+            length,
+            stream,
+        });
 
     let token = guard.token_route();
     let events_guard = guard.clone();
@@ -85,23 +97,22 @@ pub fn routes(
         .and(guard.require(WRITE))
         .and(with_state.clone())
         .and(body)
-        .and_then(
-            move |caller: Principal,
-                  state: Arc<State>,
-                  ct: Option<String>,
-                  ce: Option<String>,
-                  stream| {
-                let guard = events_guard.clone();
-                async move {
-                    let body = read_body(&state, ct.as_deref(), ce.as_deref(), stream).await;
-                    let result = match body {
-                        Ok(body) => post_events(&state, &guard, &caller, &body).await,
-                        Err(e) => Err(e),
-                    };
-                    result.map_err(|e| reject(&state, e))
-                }
-            },
-        );
+        .and_then(move |caller: Principal, state: Arc<State>, body: Body<_>| {
+            let guard = events_guard.clone();
+            async move {
+                let result = match read_body(&state, body).await {
+                    Ok((body, mut held)) => {
+                        let answer = post_events(&state, &guard, &caller, &body, &mut held).await;
+                        // The answer is ready and the broker has acknowledged: the bytes
+                        // are no longer this request's to hold.
+                        drop(held);
+                        answer
+                    }
+                    Err(e) => Err(e),
+                };
+                result.map_err(|e| reject(&state, e))
+            }
+        });
     let session_start = warp::path!("v1" / "sessions")
         .and(warp::post())
         .and(guard.require(WRITE))
@@ -109,24 +120,30 @@ pub fn routes(
         .untuple_one()
         .and(with_state.clone())
         .and(body)
-        .and_then(
-            |state: Arc<State>, ct: Option<String>, ce: Option<String>, stream| async move {
-                let result = match read_body(&state, ct.as_deref(), ce.as_deref(), stream).await {
-                    Ok(body) => start_session(&state, &body).await,
-                    Err(e) => Err(e),
-                };
-                result.map_err(|e| reject(&state, e))
-            },
-        );
+        .and_then(|state: Arc<State>, body: Body<_>| async move {
+            let result = match read_body(&state, body).await {
+                Ok((body, mut held)) => {
+                    let answer = start_session(&state, &body, &mut held).await;
+                    drop(held);
+                    answer
+                }
+                Err(e) => Err(e),
+            };
+            result.map_err(|e| reject(&state, e))
+        });
     let session_end = warp::path!("v1" / "sessions" / String / "end")
         .and(warp::post())
         .and(guard.require(WRITE))
         .map(|id: String, _caller: Principal| id)
         .and(with_state)
         .and(body)
-        .and_then(|id: String, state: Arc<State>, ct: Option<String>, ce: Option<String>, stream| async move {
-            let result = match read_body(&state, ct.as_deref(), ce.as_deref(), stream).await {
-                Ok(body) => end_session(&state, &id, &body).await,
+        .and_then(|id: String, state: Arc<State>, body: Body<_>| async move {
+            let result = match read_body(&state, body).await {
+                Ok((body, mut held)) => {
+                    let answer = end_session(&state, &id, &body, &mut held).await;
+                    drop(held);
+                    answer
+                }
                 Err(e) => Err(e),
             };
             result.map_err(|e| reject(&state, e))
@@ -138,38 +155,71 @@ pub fn routes(
         .unify()
         .or(token)
         .unify()
-        .or(ops::routes(registry, ready))
+        .or(ops::routes(registry, ready, drain))
         .or(eye_web::openapi::route())
         .recover(recover)
         .with(log)
 }
 
 fn reject(state: &State, e: IngestError) -> warp::Rejection {
-    state
-        .metrics
-        .rejected_requests
-        .with_label_values(&[e.code()])
-        .inc();
+    let m = &state.metrics;
+    m.rejected_requests.with_label_values(&[e.code()]).inc();
+    if let Some(reason) = e.unavailable_reason() {
+        m.unavailable.with_label_values(&[reason]).inc();
+    }
     warp::reject::custom(HttpError::from(e))
 }
 
+/// A request body not yet read, with the headers that say how to read it.
+struct Body<S> {
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    length: Option<u64>,
+    stream: S,
+}
+
+/// Reads the body within the in-flight budget: its bytes are reserved before a byte of it
+/// is read, so a refused request costs nothing but its head; the reservation is returned
+/// with the body and held until the answer is ready.
 async fn read_body<S, B>(
     state: &State,
-    content_type: Option<&str>,
-    content_encoding: Option<&str>,
-    stream: S,
-) -> Result<Vec<u8>, IngestError>
+    body: Body<S>,
+) -> Result<(Vec<u8>, Reservation), IngestError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    body::check_content_type(content_type)?;
-    let encoding = body::content_encoding(content_encoding)?;
-    let raw = body::read_limited(stream, state.max_body_bytes, state.body_read_timeout).await?;
-    match encoding {
-        Encoding::Identity => Ok(raw),
-        Encoding::Gzip => body::gunzip_limited(&raw, state.max_decompressed_bytes),
-    }
+    body::check_content_type(body.content_type.as_deref())?;
+    let encoding = body::content_encoding(body.content_encoding.as_deref())?;
+    let budget = &state.budget;
+    let mut held = budget.reserve(budget.initial(body.length, state.max_body_bytes))?;
+    let raw =
+        body::read_limited(body.stream, state.max_body_bytes, state.body_read_timeout).await?;
+    let body = match encoding {
+        Encoding::Identity => raw,
+        Encoding::Gzip => {
+            // Decompression runs to its end without yielding, so at most one body per
+            // runtime thread is decompressed beyond the budget before it is accounted for,
+            // each within EYE_INGEST_MAX_DECOMPRESSED_BYTES.
+            let body = body::gunzip_limited(&raw, state.max_decompressed_bytes)?;
+            drop(raw);
+            held.grow_to(body.len() as u64)?;
+            body
+        }
+    };
+    Ok((body, held))
+}
+
+/// Produces `records` within the request's reservation: the producer's queue holds a copy
+/// of each until the broker acknowledges it, so they count beside the body, and a request
+/// whose records do not fit is refused before any is produced.
+async fn produce(
+    state: &State,
+    held: &mut Reservation,
+    records: Records,
+) -> Result<(), IngestError> {
+    held.grow_to(held.bytes() + records.bytes())?;
+    state.sink.send(records).await
 }
 
 async fn post_events(
@@ -177,6 +227,7 @@ async fn post_events(
     guard: &Guard,
     caller: &Principal,
     body: &[u8],
+    held: &mut Reservation,
 ) -> Result<warp::reply::Response, IngestError> {
     let received_at = EventTime::now();
     let schemas = state.schemas.current();
@@ -204,7 +255,7 @@ async fn post_events(
                 reasons,
                 Default::default(),
             );
-            state.sink.send(&[], &[rejection]).await?;
+            produce(state, held, state.sink.records(&[], &[rejection])).await?;
             state
                 .metrics
                 .events
@@ -260,8 +311,12 @@ async fn post_events(
     }
 
     let m = &state.metrics;
+    let records = state.sink.records(&events, &rejections);
+    // As `produce` does, but apart from the send so that a refusal is not counted as
+    // events the broker failed to take.
+    held.grow_to(held.bytes() + records.bytes())?;
     let started = Instant::now();
-    if let Err(e) = state.sink.send(&events, &rejections).await {
+    if let Err(e) = state.sink.send(records).await {
         m.events
             .with_label_values(&["failed"])
             .inc_by((events.len() + rejections.len()) as u64);
@@ -323,9 +378,13 @@ fn category_not_allowed(ev: Event) -> Rejected {
     }
 }
 
-async fn start_session(state: &State, body: &[u8]) -> Result<warp::reply::Response, IngestError> {
+async fn start_session(
+    state: &State,
+    body: &[u8],
+    held: &mut Reservation,
+) -> Result<warp::reply::Response, IngestError> {
     let update = session::parse_start(body, EventTime::now(), state.limits.time)?;
-    state.sink.send_session(&update).await?;
+    produce(state, held, state.sink.session_records(&update)).await?;
     let body = serde_json::json!({"session_id": update.session_id});
     Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED).into_response())
 }
@@ -334,6 +393,7 @@ async fn end_session(
     state: &State,
     raw_id: &str,
     body: &[u8],
+    held: &mut Reservation,
 ) -> Result<warp::reply::Response, IngestError> {
     let decoded = percent_encoding::percent_decode_str(raw_id)
         .decode_utf8()
@@ -348,7 +408,7 @@ async fn end_session(
         IngestError::BadSessionId(FieldError::new("session_id", code, message))
     })?;
     let update = session::parse_end(&id, body, EventTime::now(), state.limits.time)?;
-    state.sink.send_session(&update).await?;
+    produce(state, held, state.sink.session_records(&update)).await?;
     let body = serde_json::json!({"session_id": update.session_id});
     Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED).into_response())
 }

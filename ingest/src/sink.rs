@@ -1,6 +1,6 @@
 //! Produces records to Kafka and waits for the broker's acknowledgements.
 
-use crate::error::IngestError;
+use crate::error::{IngestError, Overload};
 use eye_common::config::KafkaConfig;
 use eye_common::event::Event;
 use eye_common::wire::{self, Rejection, SessionUpdate};
@@ -8,6 +8,26 @@ use futures::future::join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+enum Topic {
+    Events,
+    Rejected,
+    Sessions,
+}
+
+/// Records encoded for the broker and not yet produced: (topic, key, payload).
+pub struct Records(Vec<(Topic, String, Vec<u8>)>);
+
+impl Records {
+    /// What they occupy in the producer's queue, which copies each key and payload.
+    pub fn bytes(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|(_, key, payload)| (key.len() + payload.len()) as u64)
+            .sum()
+    }
+}
 
 pub struct EventSink {
     producer: FutureProducer,
@@ -18,9 +38,10 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    pub fn new(k: &KafkaConfig) -> Result<Self, KafkaError> {
+    /// `max_queue_bytes` bounds librdkafka's own queue (`EYE_INGEST_MAX_INFLIGHT_BYTES`).
+    pub fn new(k: &KafkaConfig, max_queue_bytes: u64) -> Result<Self, KafkaError> {
         Ok(Self {
-            producer: eye_common::kafka::producer_config(k).create()?,
+            producer: eye_common::kafka::producer_config_bounded(k, max_queue_bytes).create()?,
             events_topic: k.events_topic.clone(),
             rejected_topic: k.rejected_topic.clone(),
             sessions_topic: k.sessions_topic.clone(),
@@ -28,32 +49,47 @@ impl EventSink {
         })
     }
 
-    /// Produces accepted events and quarantined rejections together and returns once all
-    /// are acknowledged (`acks=all`), or with the first failure. On failure some records
-    /// may still have been written; a client that retries with the same `event_id`s gets
-    /// each event stored once, because storage deduplicates by `event_id`.
-    pub async fn send(
-        &self,
-        events: &[Event],
-        rejections: &[Rejection],
-    ) -> Result<(), IngestError> {
-        let mut pending = Vec::with_capacity(events.len() + rejections.len());
+    /// Encodes accepted events and quarantined rejections for [`Self::send`].
+    pub fn records(&self, events: &[Event], rejections: &[Rejection]) -> Records {
+        let mut items = Vec::with_capacity(events.len() + rejections.len());
         for ev in events {
-            pending.push(self.enqueue(
-                &self.events_topic,
-                ev.session_id.as_str(),
-                &wire::encode(ev),
-            )?);
+            items.push((
+                Topic::Events,
+                ev.session_id.as_str().to_owned(),
+                wire::encode(ev),
+            ));
         }
         for r in rejections {
-            pending.push(self.enqueue(&self.rejected_topic, &r.key(), &r.encode())?);
+            items.push((Topic::Rejected, r.key(), r.encode()));
         }
-        self.await_all(pending).await
+        Records(items)
     }
 
-    pub async fn send_session(&self, update: &SessionUpdate) -> Result<(), IngestError> {
-        let delivery = self.enqueue(&self.sessions_topic, &update.session_id, &update.encode())?;
-        self.await_all(vec![delivery]).await
+    pub fn session_records(&self, update: &SessionUpdate) -> Records {
+        Records(vec![(
+            Topic::Sessions,
+            update.session_id.clone(),
+            update.encode(),
+        )])
+    }
+
+    /// Produces `records` together and returns once all are acknowledged (`acks=all`), or
+    /// with the first failure. On failure some records may still have been written; a
+    /// client that retries with the same `event_id`s gets each event stored once, because
+    /// storage deduplicates by `event_id`.
+    pub async fn send(&self, records: Records) -> Result<(), IngestError> {
+        let mut pending = Vec::with_capacity(records.0.len());
+        for (topic, key, payload) in &records.0 {
+            let topic = match topic {
+                Topic::Events => &self.events_topic,
+                Topic::Rejected => &self.rejected_topic,
+                Topic::Sessions => &self.sessions_topic,
+            };
+            pending.push(self.enqueue(topic, key, payload)?);
+        }
+        // librdkafka holds its own copies now.
+        drop(records);
+        self.await_all(pending).await
     }
 
     fn enqueue(
@@ -66,7 +102,7 @@ impl EventSink {
         match self.producer.send_result(record) {
             Ok(delivery) => Ok(delivery),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                Err(IngestError::Overloaded)
+                Err(IngestError::Overloaded(Overload::ProducerQueue))
             }
             Err((e, _)) => Err(IngestError::Produce(e.to_string())),
         }

@@ -12,7 +12,7 @@ use eye_common::config::{
     self, AuthConfig, ClickHouseConfig, ConfigError, HttpConfig, QueryConfig,
 };
 use eye_common::store::Store;
-use eye_web::Listeners;
+use eye_web::{Drain, Listeners};
 use std::future::Future;
 use tokio::net::TcpListener;
 
@@ -47,11 +47,12 @@ pub async fn run(
     let auth = Authenticator::load(&config.auth)?;
     let reloader = auth.spawn_reloader();
     let guard = eye_web::auth::Guard::new(auth, &registry);
-    let routes = routes::routes(&config, store, registry, guard);
+    let drain = Drain::new();
+    let routes = routes::routes(&config, store, registry, guard, drain.clone());
     let listeners = Listeners::bind_ops(listener, config.query.ops_listen_addr).await?;
     let ops_addr = listeners.ops_addr()?;
     tracing::info!(addr = %listeners.main.local_addr()?, ops_addr = ?ops_addr, "query listening");
-    eye_web::serve(routes, listeners, &config.http, shutdown).await;
+    eye_web::serve(routes, listeners, &config.http, &drain, shutdown).await;
     reloader.abort();
     tracing::info!("query stopped");
     Ok(())

@@ -43,6 +43,7 @@ pub fn routes(
     store: Store,
     registry: Registry,
     guard: Guard,
+    drain: eye_web::Drain,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
     let http = HttpMetrics::new(&registry);
     let ready_store = store.clone();
@@ -116,7 +117,7 @@ pub fn routes(
         .unify()
         .or(token)
         .unify()
-        .or(ops::routes(registry, ready))
+        .or(ops::routes(registry, ready, drain))
         .or(eye_web::openapi::route())
         .recover(recover)
         .with(http.log(route_of))

@@ -20,7 +20,11 @@
 //!
 //! `/healthz`, `/readyz` and `/metrics` are served on the main listener, or, when the
 //! service has an ops listener, only there (the main listener then answers them `404`).
+//!
+//! Shutdown drains in two steps (see [`crate::drain`]): `/readyz` turns 503 `draining` when
+//! the signal arrives, and the listeners close `EYE_HTTP_DRAIN_DELAY_MS` later.
 
+use crate::drain::Drain;
 use crate::error::recover;
 use crate::ops;
 use eye_common::config::HttpConfig;
@@ -80,13 +84,16 @@ impl Listeners {
     }
 }
 
-/// Serves `routes` until `shutdown` resolves, then stops accepting and lets requests in
-/// flight finish, for at most [`DRAIN_TIMEOUT`]. The bound matters because hyper's graceful
-/// shutdown also waits for idle keep-alive connections, which a client may hold open.
+/// Serves `routes` until `shutdown` resolves; then begins `drain` (the `/readyz` among
+/// `routes` must have been given the same one), keeps serving until `drain_delay_ms` has
+/// passed since draining began, stops accepting and lets requests in flight finish, for at
+/// most [`DRAIN_TIMEOUT`]. That bound matters because hyper's graceful shutdown also waits
+/// for idle keep-alive connections, which a client may hold open.
 pub async fn serve<F, R>(
     routes: F,
     listeners: impl Into<Listeners>,
     http: &HttpConfig,
+    drain: &Drain,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
@@ -103,8 +110,17 @@ pub async fn serve<F, R>(
         Some(listener) => (api_part, Some((ops_part, listener))),
     };
 
-    // Both listeners stop on the same signal, and the drain deadline starts with it.
-    let shutdown = shutdown.shared();
+    // Both listeners stop accepting at the same moment, and the drain deadline starts then.
+    let delay = Duration::from_millis(http.drain_delay_ms);
+    let drain = drain.clone();
+    let shutdown = async move {
+        shutdown.await;
+        drain.begin();
+        drain.elapsed(delay).await;
+        tracing::info!(drain_delay = ?delay, "no longer accepting connections; answering those in flight");
+    }
+    .boxed()
+    .shared();
     let deadline = shutdown
         .clone()
         .then(|()| tokio::time::sleep(DRAIN_TIMEOUT));

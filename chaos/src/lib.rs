@@ -91,7 +91,13 @@ impl Suite {
         size: &Size,
         negative_control: bool,
     ) -> anyhow::Result<Outcome> {
-        scenario::run(self, scenario, size, negative_control).await
+        // Dropping the scenario kills its service processes (kill_on_drop) and its generator.
+        tokio::time::timeout(
+            size.scenario_timeout,
+            scenario::run(self, scenario, size, negative_control),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("still running after {:?}", size.scenario_timeout))?
     }
 
     /// Stops the suite's own servers (never those of `make up`: other ports, other pid files).

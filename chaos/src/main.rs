@@ -25,6 +25,9 @@ struct Args {
     /// Only these scenarios (repeatable); default all.
     #[arg(long, value_enum)]
     scenario: Vec<Scenario>,
+    /// A scenario still running after this many seconds fails.
+    #[arg(long, default_value_t = 1_800)]
+    scenario_timeout_s: u64,
     /// Skip the negative control.
     #[arg(long)]
     no_control: bool,
@@ -45,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
         outage: Duration::from_secs(a.outage_s),
         poison: a.poison,
         drain_timeout: Duration::from_secs(600),
+        scenario_timeout: Duration::from_secs(a.scenario_timeout_s),
     };
     let scenarios = if a.scenario.is_empty() {
         Scenario::ALL.to_vec()

@@ -1,5 +1,5 @@
 # The Eye. Quick start: `make up`, then `make test`. Every target installs what it needs.
-.PHONY: up down status servers test lint fmt check install bench-query
+.PHONY: up down status servers test lint fmt check install bench-query chaos loadgen
 
 ## Run the whole pipeline (broker, ClickHouse, ingest :8080, query :8081, consumer :8082).
 up:
@@ -40,6 +40,19 @@ fmt:
 bench-query:
 	deploy/stack.sh servers
 	cargo run --release -p eye-bench -- $(BENCH_ARGS)
+
+## Fault-injection suite, full size: every scenario (consumer, broker and ingest killed,
+## ClickHouse stopped or refusing, rebalance, poison, overload) with 1,000,000 events,
+## checked through the query API, plus the negative control. Runs on its own broker and
+## ClickHouse (ports 19092, 18123). Flags: `make chaos CHAOS_ARGS="--help"`.
+chaos:
+	cargo build --release --workspace --bins
+	target/release/eye-chaos $(CHAOS_ARGS)
+
+## Load generator against the running stack (`make up`): `make loadgen LOADGEN_ARGS="--help"`.
+loadgen:
+	cargo build --release -p eye-loadgen
+	set -a && . .eye/dev-credentials && set +a && target/release/eye-loadgen $(LOADGEN_ARGS)
 
 ## What CI runs.
 check: lint test

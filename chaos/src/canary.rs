@@ -35,15 +35,25 @@ pub async fn send(http: &reqwest::Client, ingest: &str, api_key: &str) -> anyhow
         match res {
             Ok(r) if r.status().is_success() => return Ok(canary),
             Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
-                anyhow::bail!("canary refused: {} {}", r.status(), r.text().await.unwrap_or_default())
+                anyhow::bail!(
+                    "canary refused: {} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                )
             }
-            _ if Instant::now() >= deadline => anyhow::bail!("ingest did not take the canary within 180 s"),
+            _ if Instant::now() >= deadline => {
+                anyhow::bail!("ingest did not take the canary within 180 s")
+            }
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }
 
-pub async fn wait_visible(reader: &Reader, canary: &Canary, within: Duration) -> anyhow::Result<()> {
+pub async fn wait_visible(
+    reader: &Reader,
+    canary: &Canary,
+    within: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;
     let url = format!("{}/v1/sessions/{}/events", reader.base, canary.session_id);
     let needle = canary.event_id.to_string();
@@ -56,7 +66,9 @@ pub async fn wait_visible(reader: &Reader, canary: &Canary, within: Duration) ->
             .send()
             .await
         {
-            Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default().contains(&needle),
+            Ok(r) if r.status().is_success() => {
+                r.text().await.unwrap_or_default().contains(&needle)
+            }
             _ => false,
         };
         if found {

@@ -64,7 +64,11 @@ async fn main() -> anyhow::Result<()> {
         runs.push((Scenario::ConsumerAbortAfterInsert, true));
     }
     for (scenario, control) in runs {
-        eprintln!("eye-chaos: {}{} ...", scenario.name(), if control { " (negative control)" } else { "" });
+        eprintln!(
+            "eye-chaos: {}{} ...",
+            scenario.name(),
+            if control { " (negative control)" } else { "" }
+        );
         match suite.run(scenario, &size, control).await {
             Ok(o) => {
                 eprint!("{}", eye_chaos::report::table(std::slice::from_ref(&o)));

@@ -12,7 +12,10 @@ use tokio::process::{Child, Command};
 /// level up when it is a test (`target/<profile>/deps/`).
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let mut dir = exe.parent().context("executable without a folder")?.to_owned();
+    let mut dir = exe
+        .parent()
+        .context("executable without a folder")?
+        .to_owned();
     if dir.ends_with("deps") {
         dir.pop();
     }
@@ -93,13 +96,21 @@ impl Service {
     }
 
     /// Polls `/readyz` until it answers 200.
-    pub async fn wait_ready(&mut self, http: &reqwest::Client, within: Duration) -> anyhow::Result<()> {
+    pub async fn wait_ready(
+        &mut self,
+        http: &reqwest::Client,
+        within: Duration,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
                     self.child = None;
-                    anyhow::bail!("{} exited during start-up: {status} (see {})", self.name, self.log.display());
+                    anyhow::bail!(
+                        "{} exited during start-up: {status} (see {})",
+                        self.name,
+                        self.log.display()
+                    );
                 }
             }
             let ok = http
@@ -146,7 +157,10 @@ impl Service {
     }
 
     /// SIGTERM, then wait for the process to drain and exit.
-    pub async fn terminate(&mut self, within: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    pub async fn terminate(
+        &mut self,
+        within: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
         self.sample_rss();
         let mut child = self.child.take().context("not running")?;
         let pid = child.id().context("already reaped")?;
@@ -164,7 +178,10 @@ impl Service {
     }
 
     /// Waits for the process to exit on its own (a fault-injected abort).
-    pub async fn wait_exit(&mut self, within: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    pub async fn wait_exit(
+        &mut self,
+        within: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
         let child = self.child.as_mut().context("not running")?;
         let status = tokio::time::timeout(within, child.wait())
             .await
@@ -185,5 +202,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 /// A free local port, for a service that must come back on the same one after a restart.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

@@ -76,7 +76,9 @@ async fn main() -> anyhow::Result<()> {
         let progress = progress.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                progress.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                progress
+                    .stop
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
             }
         });
     }

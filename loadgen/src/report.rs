@@ -219,7 +219,13 @@ mod tests {
     #[test]
     fn retries_count_every_non_2xx_attempt() {
         let mut r = Report::new(&crate::Config::default());
-        for (k, v) in [("202", 10), ("207", 1), ("503", 4), ("timeout", 2), ("429", 1)] {
+        for (k, v) in [
+            ("202", 10),
+            ("207", 1),
+            ("503", 4),
+            ("timeout", 2),
+            ("429", 1),
+        ] {
             r.outcomes.attempts.insert(k.into(), v);
         }
         assert_eq!(r.retries(), 7);

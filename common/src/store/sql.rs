@@ -395,7 +395,10 @@ mod tests {
                 filters.after && filters.descending
             );
             // The negative control's raw listing differs only by the deduplication.
-            let raw = events(EventFilters { raw: true, ..filters });
+            let raw = events(EventFilters {
+                raw: true,
+                ..filters
+            });
             assert!(!raw.contains("LIMIT 1 BY"), "{raw}");
             assert_eq!(raw.replace("LIMIT ?", "LIMIT 1 BY event_id LIMIT ?"), q);
         }

@@ -28,6 +28,11 @@ pub fn table(outcomes: &[Outcome]) -> String {
             (false, false) => "FAIL",
             (false, true) => "FAIL (no duplicates seen)",
         };
+        let name = if o.note.is_empty() {
+            name
+        } else {
+            format!("{name} ({})", o.note)
+        };
         let _ = writeln!(
             s,
             "| {name} | {} | {} | {} | {}/{} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {}/{}/{} | {result} |",

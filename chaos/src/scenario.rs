@@ -89,7 +89,8 @@ pub struct Outcome {
     pub poison_found: usize,
     /// From the repair (restart, re-attach) until a canary event sent after it is queryable.
     pub recovery: Duration,
-    /// From the end of the load until every acknowledged event is queryable.
+    /// From the end of the load (or of the canary's wait, if later) until every
+    /// acknowledged event is queryable: how far the pipeline was behind.
     pub drained: Duration,
     pub events_per_sec: f64,
     pub p99_ms: f64,
@@ -191,22 +192,26 @@ pub(crate) async fn run(
     ]);
     let log_dir = suite.log_dir.join(&tag);
     std::fs::create_dir_all(&log_dir)?;
-    let service =
-        |name: &str, addr_var: &str, extra: &[(&str, String)]| -> anyhow::Result<Service> {
-            let port = free_port()?;
-            let mut env = env.clone();
-            env.insert(addr_var.into(), format!("127.0.0.1:{port}"));
-            for (k, v) in extra {
-                env.insert((*k).into(), v.clone());
-            }
-            Ok(Service::new(
-                name,
-                suite.bins.join(name),
-                env,
-                &log_dir,
-                port,
-            ))
-        };
+    // `name` labels the process and its log; `bin` is the executable it runs.
+    let service = |name: &str,
+                   bin: &str,
+                   addr_var: &str,
+                   extra: &[(&str, String)]|
+     -> anyhow::Result<Service> {
+        let port = free_port()?;
+        let mut env = env.clone();
+        env.insert(addr_var.into(), format!("127.0.0.1:{port}"));
+        for (k, v) in extra {
+            env.insert((*k).into(), v.clone());
+        }
+        Ok(Service::new(
+            name,
+            suite.bins.join(bin),
+            env,
+            &log_dir,
+            port,
+        ))
+    };
     let consumer_env = [
         ("EYE_CONSUMER_GROUP_ID", names.group.clone()),
         // The shortest timeout brokers accept: a killed member's partitions move on soon.
@@ -216,14 +221,29 @@ pub(crate) async fn run(
         ),
         ("EYE_CONSUMER_INSERT_BACKOFF_MAX_MS", "1000".to_owned()),
     ];
-    let mut consumer = service("eye-consumer", "EYE_CONSUMER_LISTEN_ADDR", &consumer_env)?;
+    let mut consumer = service(
+        "eye-consumer",
+        "eye-consumer",
+        "EYE_CONSUMER_LISTEN_ADDR",
+        &consumer_env,
+    )?;
     let mut ingest_extra = vec![];
     if scenario == Scenario::Overload {
         ingest_extra.push(("EYE_INGEST_MAX_INFLIGHT_BYTES", (1024 * 1024).to_string()));
     }
-    let mut ingest = service("eye-ingest", "EYE_INGEST_LISTEN_ADDR", &ingest_extra)?;
+    let mut ingest = service(
+        "eye-ingest",
+        "eye-ingest",
+        "EYE_INGEST_LISTEN_ADDR",
+        &ingest_extra,
+    )?;
     let query_extra = [("EYE_QUERY_DEDUPLICATE", (!negative_control).to_string())];
-    let mut query = service("eye-query", "EYE_QUERY_LISTEN_ADDR", &query_extra)?;
+    let mut query = service(
+        "eye-query",
+        "eye-query",
+        "EYE_QUERY_LISTEN_ADDR",
+        &query_extra,
+    )?;
 
     let http = reqwest::Client::new();
     let ready = Duration::from_secs(60);
@@ -314,10 +334,24 @@ pub(crate) async fn run(
             ingest.start()?;
         }
         Scenario::Rebalance => {
-            let mut second = service("eye-consumer-2", "EYE_CONSUMER_LISTEN_ADDR", &consumer_env)?;
+            let mut second = service(
+                "eye-consumer-2",
+                "eye-consumer",
+                "EYE_CONSUMER_LISTEN_ADDR",
+                &consumer_env,
+            )?;
             second.start()?;
             second.wait_ready(&http, ready).await?;
             tokio::time::sleep(Duration::from_secs(5)).await;
+            // Proof that the group really rebalanced: the newcomer stored rows itself.
+            let rows = metric(
+                &http,
+                &second.url("/metrics"),
+                "eye_consumer_rows_inserted_total",
+            )
+            .await?;
+            note = format!("the second consumer inserted {rows} rows before leaving");
+            anyhow::ensure!(rows > 0.0, "the second consumer was given no partitions");
             let status = second.terminate(Duration::from_secs(60)).await?;
             anyhow::ensure!(status.success(), "the second consumer left with {status}");
             second.sample_rss();
@@ -409,6 +443,14 @@ pub(crate) async fn run(
             .await;
     }
     Ok(outcome)
+}
+
+/// One unlabelled sample from a Prometheus text page.
+async fn metric(http: &reqwest::Client, url: &str, name: &str) -> anyhow::Result<f64> {
+    let page = http.get(url).send().await?.text().await?;
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .with_context(|| format!("{name} not in {url}"))
 }
 
 /// Stops the generator when a scenario is abandoned (its time limit), instead of leaving

@@ -9,6 +9,8 @@
 #   deploy/stack.sh down      stop exactly what this script started (by pid file)
 #   deploy/stack.sh status    one line per component
 #   deploy/stack.sh test      servers + the whole test suite; stops the servers it started
+#   deploy/stack.sh stop NAME / kill NAME   stop (SIGTERM) or SIGKILL the broker or clickhouse
+#                             (fault injection: the chaos suite, with its own EYE_HOME and ports)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -273,9 +273,24 @@ def main() -> int:
 
     check_aggregates(run, expect, queries)
 
+    # Batch-insert deduplication, as the consumer turns it on where the server has it: the
+    # same batch inserted again with the same token is skipped; another token is not.
+    supported = run("insert_token_supported", queries["insert_token_supported"]) or [{}]
+    expect("insert tokens supported on current ClickHouse", list(supported[0].values()) == ["1"] or list(supported[0].values()) == [1], supported)
+    for t in ("events", "rejected", "sessions"):
+        run(f"insert_dedup_window_{t}", queries[f"insert_dedup_window_{t}"])
+    row = ("('00000000-0000-7000-8000-0000000000d1', 'dedup-session', 'c', 'n', 7000000, 1, '{}', NULL)")
+    cols = "INSERT INTO events (event_id, session_id, category, name, ts_us, received_at_us, data, value)"
+    for i, token in enumerate(("eye.events/0/10-19", "eye.events/0/10-19", "eye.events/0/10-25")):
+        run(f"tokened insert {i}", f"{cols} SETTINGS insert_deduplication_token = '{token}' VALUES {row}")
+    stored = run("tokened rows", "SELECT count() AS n FROM events WHERE session_id = 'dedup-session'") or [{}]
+    expect("a repeated token is skipped, a new one is not", int(stored[0].get("n", 0)) == 2, stored)
+
     covered = {"session_stats", "user_sessions", "user_sessions_after", "machine_events", "events_time_range",
                "events_name_only", "categories", "events_by_type_page", "session_events_page_desc", "ping", "create_migrations_table", "record_migration", "applied_migrations",
-               "session_events", "event_counts", "rejected_all", "rejected_filtered", "session_meta"}
+               "session_events", "event_counts", "rejected_all", "rejected_filtered", "session_meta",
+               "insert_token_supported", "insert_dedup_window_events", "insert_dedup_window_rejected",
+               "insert_dedup_window_sessions"}
     for name in queries:
         if name not in covered and not name.startswith("aggregate_"):
             run(name, queries[name])

@@ -25,8 +25,8 @@ pub struct Batch {
     /// Undecodable messages, to produce to the dead-letter topic before committing.
     pub dead_letters: Vec<Rejection>,
     bytes: usize,
-    /// Highest offset seen per (topic, partition), whatever became of the message.
-    offsets: BTreeMap<(String, i32), i64>,
+    /// Lowest and highest offset seen per (topic, partition), whatever became of the message.
+    offsets: BTreeMap<(String, i32), (i64, i64)>,
     started: Option<Instant>,
 }
 
@@ -83,8 +83,8 @@ impl Batch {
         let e = self
             .offsets
             .entry((at.topic.to_owned(), at.partition))
-            .or_insert(at.offset);
-        *e = (*e).max(at.offset);
+            .or_insert((at.offset, at.offset));
+        *e = (e.0.min(at.offset), e.1.max(at.offset));
         self.started.get_or_insert(now);
     }
 
@@ -117,8 +117,19 @@ impl Batch {
     pub fn commit_offsets(&self) -> Vec<(&str, i32, i64)> {
         self.offsets
             .iter()
-            .map(|((t, p), o)| (t.as_str(), *p, o + 1))
+            .map(|((t, p), (_, last))| (t.as_str(), *p, last + 1))
             .collect()
+    }
+
+    /// Names exactly the messages this batch holds (offset ranges per partition). Sent as
+    /// ClickHouse's `insert_deduplication_token`, it lets a server that supports it skip a
+    /// retried insert of this same batch that had landed although the answer was lost.
+    pub fn dedup_token(&self) -> String {
+        self.offsets
+            .iter()
+            .map(|((t, p), (first, last))| format!("{t}/{p}/{first}-{last}"))
+            .collect::<Vec<_>>()
+            .join(";")
     }
 
     pub fn clear(&mut self) {
@@ -211,6 +222,10 @@ mod tests {
             vec![("events", 0, 8), ("events", 2, 42), ("rejected", 0, 4)]
         );
         assert_eq!((b.events.len(), b.dead_letters.len(), b.rows()), (4, 1, 5));
+        assert_eq!(
+            b.dedup_token(),
+            "events/0/5-7;events/2/40-41;rejected/0/3-3"
+        );
         b.clear();
         assert!(b.is_empty());
         assert_eq!(b.commit_offsets(), vec![]);

@@ -50,5 +50,16 @@ pub async fn run(
             "migrations up to date"
         );
     }
-    pipeline::Pipeline::start(config, store, listener, shutdown).await
+    // Where the server supports it, a retried insert of the same batch is skipped by
+    // ClickHouse itself; elsewhere read-time deduplication absorbs it. Unknown (ClickHouse
+    // unreachable at start) counts as unsupported: correct either way, only less tidy.
+    let insert_tokens = match store.enable_insert_deduplication().await {
+        Ok(on) => on,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell whether ClickHouse deduplicates inserts; assuming not");
+            false
+        }
+    };
+    tracing::info!(insert_tokens, "batch-insert deduplication");
+    pipeline::Pipeline::start(config, store, insert_tokens, listener, shutdown).await
 }

@@ -76,12 +76,15 @@ pub struct Pipeline {
     backoff_max: Duration,
     fault: Option<ConsumerFault>,
     stopping: Arc<AtomicBool>,
+    /// The server deduplicates a retried insert by token (current ClickHouse; not 18.16).
+    insert_tokens: bool,
 }
 
 impl Pipeline {
     pub async fn start(
         config: Config,
         store: Store,
+        insert_tokens: bool,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
@@ -144,6 +147,7 @@ impl Pipeline {
             backoff_max: Duration::from_millis(config.consumer.insert_backoff_max_ms),
             fault: config.consumer.fault,
             stopping,
+            insert_tokens,
         };
         let limits = Limits {
             max_rows: config.consumer.batch_max_rows,
@@ -316,9 +320,14 @@ impl Pipeline {
         for result in futures::future::join_all(sends).await {
             result?;
         }
-        self.store.insert_events(&batch.events).await?;
-        self.store.insert_rejected(&batch.rejected).await?;
-        self.store.insert_sessions(&batch.sessions).await?;
+        let store = if self.insert_tokens {
+            self.store.with_insert_token(&batch.dedup_token())
+        } else {
+            self.store.clone()
+        };
+        store.insert_events(&batch.events).await?;
+        store.insert_rejected(&batch.rejected).await?;
+        store.insert_sessions(&batch.sessions).await?;
         Ok(())
     }
 

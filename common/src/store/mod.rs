@@ -353,6 +353,41 @@ impl Store {
         Ok(done)
     }
 
+    /// Whether the server can deduplicate a retried insert into a plain MergeTree table
+    /// (`insert_deduplication_token`, ClickHouse 22.2 and later; 18.16 cannot).
+    pub async fn supports_insert_tokens(&self) -> Result<bool, StoreError> {
+        let n: u64 = self
+            .server
+            .query(sql::INSERT_TOKEN_SUPPORTED)
+            .fetch_one()
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Turns on block deduplication for the tables the consumer writes, where the server
+    /// supports it. Idempotent, so it runs at every start.
+    pub async fn enable_insert_deduplication(&self) -> Result<bool, StoreError> {
+        if !self.supports_insert_tokens().await? {
+            return Ok(false);
+        }
+        for table in [sql::EVENTS_TABLE, sql::REJECTED_TABLE, sql::SESSIONS_TABLE] {
+            self.client
+                .query(&sql::insert_dedup_window(table))
+                .execute()
+                .await?;
+        }
+        Ok(true)
+    }
+
+    /// This store with every insert carrying `token` as its deduplication token: an insert
+    /// repeated with the same token is skipped by the server (see
+    /// [`Store::enable_insert_deduplication`]). Only for servers that support it.
+    pub fn with_insert_token(&self, token: &str) -> Self {
+        let mut s = self.clone();
+        s.client = s.client.with_option("insert_deduplication_token", token);
+        s
+    }
+
     /// Inserts rows as one INSERT; returns only once ClickHouse has confirmed it.
     pub async fn insert_events(&self, rows: &[EventRow]) -> Result<(), StoreError> {
         self.insert(sql::EVENTS_TABLE, rows).await
@@ -538,6 +573,31 @@ impl Store {
         let render = |q: clickhouse::query::Query| q.sql_display().to_string();
         let fixed: Vec<(&str, String)> = vec![
             ("ping", render(self.server.query(sql::PING))),
+            (
+                "insert_token_supported",
+                render(self.server.query(sql::INSERT_TOKEN_SUPPORTED)),
+            ),
+            (
+                "insert_dedup_window_events",
+                render(
+                    self.client
+                        .query(&sql::insert_dedup_window(sql::EVENTS_TABLE)),
+                ),
+            ),
+            (
+                "insert_dedup_window_rejected",
+                render(
+                    self.client
+                        .query(&sql::insert_dedup_window(sql::REJECTED_TABLE)),
+                ),
+            ),
+            (
+                "insert_dedup_window_sessions",
+                render(
+                    self.client
+                        .query(&sql::insert_dedup_window(sql::SESSIONS_TABLE)),
+                ),
+            ),
             (
                 "create_migrations_table",
                 render(self.client.query(sql::CREATE_MIGRATIONS_TABLE)),

@@ -154,6 +154,17 @@ pub fn events(f: EventFilters) -> String {
     )
 }
 
+/// 1 when the server has `insert_deduplication_token` (22.2 and later), else 0.
+pub const INSERT_TOKEN_SUPPORTED: &str =
+    "SELECT count() FROM system.settings WHERE name = 'insert_deduplication_token'";
+
+/// How many recent insert blocks a plain MergeTree table remembers, so that an insert
+/// repeated with the same deduplication token is skipped. `table` is one of this module's
+/// constants, never user input.
+pub fn insert_dedup_window(table: &str) -> String {
+    format!("ALTER TABLE {table} MODIFY SETTING non_replicated_deduplication_window = 1000")
+}
+
 /// The quarantine in arrival order, optionally filtered. Binds, in order and only for the
 /// filters present: reason, from_us, to_us, (cursor_us, cursor_us, cursor_id), then limit.
 pub fn rejected(reason: bool, from: bool, to: bool, after: bool) -> String {

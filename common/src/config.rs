@@ -73,6 +73,7 @@ defaults! {
     d_message_timeout_ms: u64 = 5_000;
     d_linger_ms: u64 = 5;
     d_queue_max_messages: u64 = 1_000_000;
+    d_statistics_interval_ms: u64 = 5_000;
     d_ch_url: String = "http://127.0.0.1:8123".into();
     d_ch_database: String = "eye".into();
     d_ch_user: String = "default".into();
@@ -135,6 +136,10 @@ pub struct KafkaConfig {
     /// Messages the producer may hold in flight before ingest answers 503.
     #[serde(default = "d_queue_max_messages")]
     pub queue_max_messages: u64,
+    /// How often ingest's producer and the consumer report librdkafka statistics (queue
+    /// depth, batch fill, consumer lag per partition) into their metrics; 0 turns them off.
+    #[serde(default = "d_statistics_interval_ms")]
+    pub statistics_interval_ms: u64,
 }
 
 impl Group for KafkaConfig {

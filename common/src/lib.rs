@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod event;
 pub mod kafka;
+pub mod kafka_stats;
 pub mod schema;
 pub mod session;
 pub mod shutdown;

@@ -60,6 +60,25 @@ pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     }
 }
 
+pub fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::IntGauge {
+    match prometheus::IntGauge::new(name, help) {
+        Ok(g) => register(registry, g),
+        Err(e) => panic!("bad metric {name}: {e}"),
+    }
+}
+
+pub fn gauge_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::IntGaugeVec {
+    match prometheus::IntGaugeVec::new(Opts::new(name, help), labels) {
+        Ok(g) => register(registry, g),
+        Err(e) => panic!("bad metric {name}: {e}"),
+    }
+}
+
 pub fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
     match Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)) {
         Ok(h) => register(registry, h),

@@ -12,6 +12,8 @@ pub struct ConsumerMetrics {
     pub batch_rows: Histogram,
     pub batch_bytes: Histogram,
     pub insert_duration: Histogram,
+    /// Stored time minus ingest's receipt time, per event.
+    pub freshness: Histogram,
 }
 
 impl ConsumerMetrics {
@@ -61,6 +63,12 @@ impl ConsumerMetrics {
                 "eye_consumer_insert_duration_seconds",
                 "Time for ClickHouse to confirm one batch insert.",
                 telemetry::latency_buckets(),
+            ),
+            freshness: telemetry::histogram(
+                registry,
+                "eye_consumer_freshness_seconds",
+                "Per event, from ingest's receipt to ClickHouse confirming its insert: how stale the queryable data is.",
+                prometheus::exponential_buckets(0.01, 2.0, 16).unwrap_or_default(),
             ),
         }
     }

@@ -5,6 +5,7 @@ use crate::metrics::ConsumerMetrics;
 use crate::Config;
 use backon::{ExponentialBuilder, Retryable};
 use eye_common::config::ConsumerFault;
+use eye_common::kafka_stats::{self, ConsumerGauges};
 use eye_common::store::Store;
 use eye_common::time::EventTime;
 use eye_common::wire::{self, Reason, Rejection, SOURCE_CONSUMER};
@@ -22,23 +23,20 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use warp::Filter;
 
-/// Counts commit results; librdkafka reports async commits through this callback.
+/// Counts commit results (librdkafka reports async commits through a callback), turns
+/// statistics into the lag gauges, and sends librdkafka's log through tracing.
 struct Context {
     metrics: ConsumerMetrics,
+    lag: ConsumerGauges,
 }
 
 impl ClientContext for Context {
-    /// librdkafka's own log lines (group membership, broker errors), through tracing.
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        use rdkafka::config::RDKafkaLogLevel as L;
-        match level {
-            L::Emerg | L::Alert | L::Critical | L::Error => {
-                tracing::error!(target: "librdkafka", fac, "{log_message}")
-            }
-            L::Warning => tracing::warn!(target: "librdkafka", fac, "{log_message}"),
-            L::Notice | L::Info => tracing::info!(target: "librdkafka", fac, "{log_message}"),
-            L::Debug => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
-        }
+        kafka_stats::log(level, fac, log_message);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.lag.observe(&statistics);
     }
 }
 
@@ -90,13 +88,15 @@ impl Pipeline {
     ) -> anyhow::Result<()> {
         let registry = prometheus::Registry::new();
         let metrics = ConsumerMetrics::new(&registry);
-        let consumer: EventConsumer = eye_common::kafka::consumer_config_with(
+        let mut consumer_config = eye_common::kafka::consumer_config_with(
             &config.kafka,
             &config.consumer.group_id,
             config.consumer.session_timeout_ms,
-        )
-        .create_with_context(Context {
+        );
+        kafka_stats::enable(&mut consumer_config, &config.kafka);
+        let consumer: EventConsumer = consumer_config.create_with_context(Context {
             metrics: metrics.clone(),
+            lag: ConsumerGauges::new(&registry),
         })?;
         let topics = Topics {
             events: config.kafka.events_topic.clone(),
@@ -287,6 +287,12 @@ impl Pipeline {
             self.metrics.rows_inserted.inc_by(rows as u64);
             self.metrics.batch_rows.observe(rows as f64);
             self.metrics.batch_bytes.observe(batch.bytes() as f64);
+            // End-to-end freshness: from ingest's receipt to ClickHouse's confirmation.
+            let now_us = EventTime::now().as_micros();
+            for row in &batch.events {
+                let secs = (now_us - row.received_at_us).max(0) as f64 / 1e6;
+                self.metrics.freshness.observe(secs);
+            }
         }
         self.metrics
             .quarantined

@@ -61,7 +61,11 @@ pub async fn run(
     tracing::info!(dir = %config.ingest.schema_dir.display(), types = ?schemas.current().types(), "schemas loaded");
     let max_inflight = config.ingest.max_inflight_bytes;
     let state = Arc::new(routes::State {
-        sink: EventSink::new(&config.kafka, max_inflight)?,
+        sink: EventSink::new(
+            &config.kafka,
+            max_inflight,
+            eye_common::kafka_stats::ProducerGauges::new(&registry),
+        )?,
         budget: budget::Budget::new(max_inflight, metrics.inflight_bytes.clone()),
         schemas,
         limits: Limits::from(&config.ingest),

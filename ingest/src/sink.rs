@@ -3,11 +3,29 @@
 use crate::error::{IngestError, Overload};
 use eye_common::config::KafkaConfig;
 use eye_common::event::Event;
+use eye_common::kafka_stats::{self, ProducerGauges};
 use eye_common::wire::{self, Rejection, SessionUpdate};
 use futures::future::join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::ClientContext;
 use std::time::Duration;
+
+/// The producer's context: its log through tracing, its statistics into the metrics
+/// (queue depth, batch fill).
+pub struct SinkContext {
+    gauges: ProducerGauges,
+}
+
+impl ClientContext for SinkContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        kafka_stats::log(level, fac, message);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.gauges.observe(&statistics);
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 enum Topic {
@@ -30,7 +48,7 @@ impl Records {
 }
 
 pub struct EventSink {
-    producer: FutureProducer,
+    producer: FutureProducer<SinkContext>,
     events_topic: String,
     rejected_topic: String,
     sessions_topic: String,
@@ -39,9 +57,15 @@ pub struct EventSink {
 
 impl EventSink {
     /// `max_queue_bytes` bounds librdkafka's own queue (`EYE_INGEST_MAX_INFLIGHT_BYTES`).
-    pub fn new(k: &KafkaConfig, max_queue_bytes: u64) -> Result<Self, KafkaError> {
+    pub fn new(
+        k: &KafkaConfig,
+        max_queue_bytes: u64,
+        gauges: ProducerGauges,
+    ) -> Result<Self, KafkaError> {
+        let mut config = eye_common::kafka::producer_config_bounded(k, max_queue_bytes);
+        kafka_stats::enable(&mut config, k);
         Ok(Self {
-            producer: eye_common::kafka::producer_config_bounded(k, max_queue_bytes).create()?,
+            producer: config.create_with_context(SinkContext { gauges })?,
             events_topic: k.events_topic.clone(),
             rejected_topic: k.rejected_topic.clone(),
             sessions_topic: k.sessions_topic.clone(),

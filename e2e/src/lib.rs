@@ -108,15 +108,31 @@ pub fn config<T: serde::de::DeserializeOwned + eye_common::config::Group>(
 
 /// Kafka settings for the broker under test; topics are `<prefix>.events` and so on.
 pub fn kafka_config(prefix: &str) -> KafkaConfig {
+    kafka_config_with(prefix, &[])
+}
+
+/// [`kafka_config`] plus `overrides` (`("STATISTICS_INTERVAL_MS", "500")` for
+/// `EYE_KAFKA_STATISTICS_INTERVAL_MS`), which win over the harness's own settings.
+pub fn kafka_config_with(prefix: &str, overrides: &[(&str, &str)]) -> KafkaConfig {
     let brokers =
         std::env::var("EYE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
-    config(&[
-        ("BROKERS", &brokers),
-        ("EVENTS_TOPIC", &format!("{prefix}.events")),
-        ("REJECTED_TOPIC", &format!("{prefix}.rejected")),
-        ("SESSIONS_TOPIC", &format!("{prefix}.sessions")),
+    let topics = [
+        format!("{prefix}.events"),
+        format!("{prefix}.rejected"),
+        format!("{prefix}.sessions"),
+    ];
+    let mut all: Vec<(&str, &str)> = [
+        ("BROKERS", brokers.as_str()),
+        ("EVENTS_TOPIC", &topics[0]),
+        ("REJECTED_TOPIC", &topics[1]),
+        ("SESSIONS_TOPIC", &topics[2]),
         ("MESSAGE_TIMEOUT_MS", "10000"),
-    ])
+    ]
+    .into_iter()
+    .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+    .collect();
+    all.extend_from_slice(overrides);
+    config(&all)
 }
 
 /// Creates the three topics of `k`.
@@ -301,12 +317,22 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(name: &str) -> anyhow::Result<Self> {
+        Self::start_with(name, &[], &[]).await
+    }
+
+    /// [`Stack::start`] with overrides of the Kafka settings (`EYE_KAFKA_*`, see
+    /// [`kafka_config_with`]) and of ingest's (`EYE_INGEST_*`, see [`ingest_config`]).
+    pub async fn start_with(
+        name: &str,
+        kafka_overrides: &[(&str, &str)],
+        ingest_overrides: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let id = unique(name);
-        let kafka = kafka_config(&format!("eye.test.{id}"));
+        let kafka = kafka_config_with(&format!("eye.test.{id}"), kafka_overrides);
         let clickhouse = clickhouse_config(&format!("eye_test_{id}"));
         let group = format!("eye-test-{id}");
         create_topics(&kafka).await?;
-        let ingest = start_ingest(kafka.clone()).await?;
+        let ingest = start_ingest_with(ingest_config(ingest_overrides), kafka.clone()).await?;
         let consumer =
             start_consumer(consumer_config(&group), kafka.clone(), clickhouse.clone()).await?;
         // The query service reads as the read-only user, as it does under `make up`.

@@ -12,7 +12,6 @@ use eye_common::wire::{self, Reason, Rejection, SOURCE_CONSUMER};
 use eye_web::ops::ReadyCheck;
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -23,10 +22,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use warp::Filter;
 
-/// Counts commit results (librdkafka reports async commits through a callback), turns
-/// statistics into the lag gauges, and sends librdkafka's log through tracing.
+/// Turns librdkafka's statistics into the lag gauges and sends its log through tracing.
 struct Context {
-    metrics: ConsumerMetrics,
     lag: ConsumerGauges,
 }
 
@@ -40,19 +37,10 @@ impl ClientContext for Context {
     }
 }
 
-impl ConsumerContext for Context {
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        match result {
-            Ok(()) => self.metrics.commits.with_label_values(&["ok"]).inc(),
-            Err(e) => {
-                // Not fatal: the rows are stored, so the worst case is a replay that
-                // deduplication absorbs.
-                self.metrics.commits.with_label_values(&["error"]).inc();
-                tracing::warn!(error = %e, "offset commit failed");
-            }
-        }
-    }
-}
+// Commit results are counted where the commit is made (`Pipeline::commit`), not in
+// `commit_callback`: rust-rdkafka 0.38 never delivers that callback for manual async
+// commits (fede1024/rust-rdkafka#856), which left `eye_consumer_commits_total` empty.
+impl ConsumerContext for Context {}
 
 type EventConsumer = StreamConsumer<Context>;
 
@@ -95,7 +83,6 @@ impl Pipeline {
         );
         kafka_stats::enable(&mut consumer_config, &config.kafka);
         let consumer: EventConsumer = consumer_config.create_with_context(Context {
-            metrics: metrics.clone(),
             lag: ConsumerGauges::new(&registry),
         })?;
         let topics = Topics {
@@ -179,7 +166,7 @@ impl Pipeline {
                     Ok(m) => {
                         self.take(&m, &mut batch);
                         if batch.is_full() {
-                            self.flush(&mut batch, CommitMode::Async).await;
+                            self.flush(&mut batch).await;
                         }
                     }
                     Err(e) => {
@@ -189,13 +176,13 @@ impl Pipeline {
                 },
                 _ = tick.tick() => {
                     if batch.is_due(Instant::now()) {
-                        self.flush(&mut batch, CommitMode::Async).await;
+                        self.flush(&mut batch).await;
                     }
                 }
             }
         }
         // SIGTERM: insert what is in hand and commit it synchronously before leaving.
-        self.flush(&mut batch, CommitMode::Sync).await;
+        self.flush(&mut batch).await;
         Ok(())
     }
 
@@ -269,7 +256,7 @@ impl Pipeline {
 
     /// Inserts the batch (retrying), then commits its offsets. If the insert cannot be
     /// confirmed before shutdown, nothing is committed and the batch is replayed later.
-    async fn flush(&self, batch: &mut Batch, mode: CommitMode) {
+    async fn flush(&self, batch: &mut Batch) {
         if batch.is_empty() {
             return;
         }
@@ -302,7 +289,7 @@ impl Pipeline {
             tracing::error!("fault injection: aborting after insert, before commit");
             std::process::abort();
         }
-        self.commit(batch, mode);
+        self.commit(batch).await;
         batch.clear();
     }
 
@@ -364,17 +351,31 @@ impl Pipeline {
             .await
     }
 
-    fn commit(&self, batch: &Batch, mode: CommitMode) {
+    /// Commits the batch's offsets and waits for the broker's answer. Synchronous on a
+    /// blocking thread: the result is known (and counted) before the next batch is read,
+    /// and commits can never overtake one another.
+    async fn commit(&self, batch: &Batch) {
         let mut tpl = TopicPartitionList::new();
         for (topic, partition, next) in batch.commit_offsets() {
             if let Err(e) = tpl.add_partition_offset(topic, partition, Offset::Offset(next)) {
                 tracing::error!(error = %e, partition, "building commit list");
             }
         }
-        // Results are counted by Context::commit_callback, which sees sync and async ones.
-        if let Err(e) = self.consumer.commit(&tpl, mode) {
-            tracing::warn!(error = %e, "offset commit failed; the batch may be replayed");
-        }
+        let consumer = self.consumer.clone();
+        let result =
+            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
+        let error = match result {
+            Ok(Ok(())) => {
+                self.metrics.commits.with_label_values(&["ok"]).inc();
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        // Not fatal: the rows are stored, so the worst case is a replay that deduplication
+        // absorbs.
+        self.metrics.commits.with_label_values(&["error"]).inc();
+        tracing::warn!(error, "offset commit failed; the batch may be replayed");
     }
 }
 

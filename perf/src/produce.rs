@@ -1,0 +1,76 @@
+//! The raw-produce limit: a bare rdkafka producer with exactly ingest's settings
+//! (`eye_common::kafka::producer_config_bounded`), as fast as the broker acknowledges.
+
+use crate::messages::Record;
+use eye_common::config::KafkaConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct Counts {
+    acked: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct Counting(Arc<Counts>);
+
+impl ClientContext for Counting {}
+
+impl ProducerContext for Counting {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let c = if result.is_ok() {
+            &self.0.acked
+        } else {
+            &self.0.failed
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub struct Produced {
+    pub acked: u64,
+    pub failed: u64,
+    pub elapsed: Duration,
+}
+
+/// Produces every record to `topic` (keyed as ingest keys them) and waits for every
+/// acknowledgement. `max_queue_bytes` is ingest's in-flight budget, which bounds its queue.
+pub fn run(
+    k: &KafkaConfig,
+    topic: &str,
+    records: &[Record],
+    max_queue_bytes: u64,
+) -> anyhow::Result<Produced> {
+    let counts = Arc::new(Counts::default());
+    let producer: ThreadedProducer<Counting> =
+        eye_common::kafka::producer_config_bounded(k, max_queue_bytes)
+            .create_with_context(Counting(counts.clone()))?;
+    let started = Instant::now();
+    for r in records {
+        let mut record = BaseRecord::to(topic).key(&r.key).payload(&r.payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                // The queue is full: the broker is the limit; wait for acknowledgements.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    Ok(Produced {
+        acked: counts.acked.load(Ordering::Relaxed),
+        failed: counts.failed.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+    })
+}

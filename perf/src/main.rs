@@ -35,6 +35,9 @@ enum Command {
         /// Ingest's in-flight budget, which bounds its producer queue (as in ingest).
         #[arg(long, default_value_t = 64 * 1024 * 1024)]
         max_inflight_bytes: u64,
+        /// Records sent and not yet acknowledged, at most.
+        #[arg(long, default_value_t = 50_000)]
+        max_inflight: u64,
         /// Rows per INSERT, as the consumer batches (`EYE_CONSUMER_BATCH_MAX_ROWS`).
         #[arg(long, default_value_t = 10_000)]
         batch_rows: usize,
@@ -53,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
     let kafka: KafkaConfig = config::from_env()?;
     let Command::All {
         max_inflight_bytes,
+        max_inflight,
         batch_rows,
     } = a.command;
     let records = messages::generate(a.messages, a.seed, &a.schema_dir)?;
@@ -64,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
     let k = kafka.clone();
     let t = topic.clone();
     let (p, records) = tokio::task::spawn_blocking(move || {
-        produce::run(&k, &t, &records, max_inflight_bytes).map(|p| (p, records))
+        produce::run(&k, &t, &records, max_inflight_bytes, max_inflight).map(|p| (p, records))
     })
     .await??;
     anyhow::ensure!(p.failed == 0, "{} records were not acknowledged", p.failed);

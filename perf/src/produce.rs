@@ -41,19 +41,27 @@ pub struct Produced {
 }
 
 /// Produces every record to `topic` (keyed as ingest keys them) and waits for every
-/// acknowledgement. `max_queue_bytes` is ingest's in-flight budget, which bounds its queue.
+/// acknowledgement. `max_queue_bytes` is ingest's in-flight budget, which bounds its queue;
+/// `max_inflight` caps the records sent and not yet acknowledged.
 pub fn run(
     k: &KafkaConfig,
     topic: &str,
     records: &[Record],
     max_queue_bytes: u64,
+    max_inflight: u64,
 ) -> anyhow::Result<Produced> {
     let counts = Arc::new(Counts::default());
     let producer: ThreadedProducer<Counting> =
         eye_common::kafka::producer_config_bounded(k, max_queue_bytes)
             .create_with_context(Counting(counts.clone()))?;
     let started = Instant::now();
-    for r in records {
+    let done = || counts.acked.load(Ordering::Relaxed) + counts.failed.load(Ordering::Relaxed);
+    for (sent, r) in records.iter().enumerate() {
+        // Like ingest, hold a bounded amount unacknowledged: an unbounded queue would only
+        // make records wait past `message.timeout.ms` and fail, not go faster.
+        while sent as u64 - done() >= max_inflight {
+            std::thread::sleep(Duration::from_micros(200));
+        }
         let mut record = BaseRecord::to(topic).key(&r.key).payload(&r.payload);
         loop {
             match producer.send(record) {

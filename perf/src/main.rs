@@ -4,7 +4,9 @@
 mod consume;
 mod insert;
 mod messages;
+mod procs;
 mod produce;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 use eye_common::config::{self, ClickHouseConfig, KafkaConfig};
@@ -42,23 +44,60 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         batch_rows: usize,
     },
+    /// Ingest flat out over each number of keep-alive connections in turn, with CPU and
+    /// RSS of every pipeline process (needs the stack running, e.g. `make up`).
+    Sweep {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, env = "EYE_API_KEY", hide_env_values = true)]
+        api_key: String,
+        #[arg(long, value_delimiter = ',', default_value = "8,32,64,128")]
+        connections: Vec<usize>,
+        /// Seconds per step.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
 }
 
 fn line(kind: &str, fields: serde_json::Value) {
     let mut v = fields;
-    v["limit"] = kind.into();
+    v["measure"] = kind.into();
     println!("{v}");
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    let (max_inflight_bytes, max_inflight, batch_rows) = match a.command {
+        Command::All {
+            max_inflight_bytes,
+            max_inflight,
+            batch_rows,
+        } => (max_inflight_bytes, max_inflight, batch_rows),
+        Command::Sweep {
+            url,
+            api_key,
+            connections,
+            seconds,
+            batch,
+        } => {
+            for c in connections {
+                let step = sweep::Step {
+                    url: url.clone(),
+                    api_key: api_key.clone(),
+                    connections: c,
+                    duration: Duration::from_secs(seconds),
+                    batch,
+                    seed: a.seed,
+                };
+                line("ingest_throughput", sweep::run(step).await?);
+            }
+            return Ok(());
+        }
+    };
     let kafka: KafkaConfig = config::from_env()?;
-    let Command::All {
-        max_inflight_bytes,
-        max_inflight,
-        batch_rows,
-    } = a.command;
     let records = messages::generate(a.messages, a.seed, &a.schema_dir)?;
     let mean = messages::mean_bytes(&records);
     let run = uuid::Uuid::new_v4().simple().to_string();

@@ -1,5 +1,5 @@
 # The Eye. Quick start: `make up`, then `make test`. Every target installs what it needs.
-.PHONY: up down status servers test lint fmt check install bench-query chaos loadgen
+.PHONY: up down status servers test lint fmt check install bench-query chaos loadgen bench
 
 ## Run the whole pipeline (broker, ClickHouse, ingest :8080, query :8081, consumer :8082).
 up:
@@ -48,6 +48,11 @@ bench-query:
 chaos:
 	cargo build --release --workspace --bins
 	target/release/eye-chaos $(CHAOS_ARGS)
+
+## Pipeline benchmark (issue 7, in progress): ingest sweep, raw limits, consumer drain and
+## end to end, with tansu's memory and sqlite storage; writes BENCHMARKS.md and bench.json.
+bench:
+	deploy/bench.sh
 
 ## Load generator against the running stack (`make up`): `make loadgen LOADGEN_ARGS="--help"`.
 loadgen:

@@ -19,9 +19,11 @@ TANSU_VERSION=0.6.0
 KAFKA_PORT=${EYE_STACK_KAFKA_PORT:-9092}
 CH_HTTP_PORT=${EYE_STACK_CLICKHOUSE_HTTP_PORT:-8123}
 CH_TCP_PORT=${EYE_STACK_CLICKHOUSE_TCP_PORT:-9000}
-INGEST_PORT=8080
-QUERY_PORT=8081
-CONSUMER_PORT=8082
+INGEST_PORT=${EYE_STACK_INGEST_PORT:-8080}
+QUERY_PORT=${EYE_STACK_QUERY_PORT:-8081}
+CONSUMER_PORT=${EYE_STACK_CONSUMER_PORT:-8082}
+# sqlite (durable, the default) or memory (fast, forgets everything; for benchmarks).
+BROKER_STORAGE=${EYE_STACK_BROKER_STORAGE:-sqlite}
 PROFILE=${EYE_STACK_PROFILE:-release}
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -147,12 +149,18 @@ http_ok() { curl -fsS --max-time 2 "$1" >/dev/null; }
 start_broker() {
     if running broker; then return 0; fi
     port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by a process this script did not start"
-    log "starting tansu broker on 127.0.0.1:$KAFKA_PORT (sqlite storage in $EYE_HOME/broker)"
-    # sqlite://NAME is relative to the working directory (an absolute path loses its '/').
+    local storage
+    case $BROKER_STORAGE in
+        # sqlite://NAME is relative to the working directory (an absolute path loses its '/').
+        sqlite) storage="sqlite://eye-broker.db" ;;
+        memory) storage="memory://tansu/" ;;
+        *) die "EYE_STACK_BROKER_STORAGE must be sqlite or memory (got $BROKER_STORAGE)" ;;
+    esac
+    log "starting tansu broker on 127.0.0.1:$KAFKA_PORT ($BROKER_STORAGE storage, data in $EYE_HOME/broker)"
     start_bg broker "$EYE_HOME/broker" tansu broker \
         --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
         --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-        --storage-engine "sqlite://eye-broker.db"
+        --storage-engine "$storage"
     wait_until 60 "broker" port_open "$KAFKA_PORT"
 }
 

@@ -1,15 +1,20 @@
-//! eye-perf: the limits the pipeline is measured against (issue 7's `make bench` calls it).
-//! Every figure is printed as one JSON line on stdout, for the report to collect.
+//! eye-perf: the measurements behind `make bench` (deploy/bench.sh). Every figure is
+//! printed as one JSON line on stdout (`"measure": ...`); `eye-perf report` turns the lines
+//! of every run into BENCHMARKS.md and bench.json.
 
 mod consume;
+mod drain;
+mod end_to_end;
 mod insert;
+mod limits;
 mod messages;
 mod procs;
 mod produce;
+mod report;
 mod sweep;
 
 use clap::{Parser, Subcommand};
-use eye_common::config::{self, ClickHouseConfig, KafkaConfig};
+use eye_common::config::{self, KafkaConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,26 +25,26 @@ use std::time::Duration;
 struct Args {
     #[command(subcommand)]
     command: Command,
-    /// Records to generate (distinct events, ~400 bytes each as ingest encodes them).
+    /// Records to generate (distinct events as ingest encodes them, ~340 bytes each).
     #[arg(long, global = true, default_value_t = 500_000)]
     messages: usize,
     #[arg(long, global = true, default_value = "schemas")]
     schema_dir: PathBuf,
     #[arg(long, global = true, default_value_t = 1)]
     seed: u64,
+    /// Ingest's in-flight budget, which bounds its producer queue (as in ingest).
+    #[arg(long, global = true, default_value_t = 64 * 1024 * 1024)]
+    max_inflight_bytes: u64,
+    /// Records sent and not yet acknowledged, at most.
+    #[arg(long, global = true, default_value_t = 50_000)]
+    max_inflight: u64,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Produce to a fresh topic with ingest's producer settings; then read it back with
-    /// the consumer's settings; then insert the same rows into a scratch database.
-    All {
-        /// Ingest's in-flight budget, which bounds its producer queue (as in ingest).
-        #[arg(long, default_value_t = 64 * 1024 * 1024)]
-        max_inflight_bytes: u64,
-        /// Records sent and not yet acknowledged, at most.
-        #[arg(long, default_value_t = 50_000)]
-        max_inflight: u64,
+    /// Produce to a fresh topic with ingest's producer settings; read it back with the
+    /// consumer's settings; insert the same rows into a scratch database.
+    Limits {
         /// Rows per INSERT, as the consumer batches (`EYE_CONSUMER_BATCH_MAX_ROWS`).
         #[arg(long, default_value_t = 10_000)]
         batch_rows: usize,
@@ -59,9 +64,54 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         batch: usize,
     },
+    /// Pre-fill the events topic (`EYE_KAFKA_EVENTS_TOPIC`) with `--messages` records, as
+    /// ingest would have written them (stop the consumer first).
+    Fill,
+    /// Time the consumer draining `--expect` rows: from its first inserted row to the last,
+    /// read from its metrics.
+    Drain {
+        #[arg(long)]
+        expect: u64,
+        #[arg(long, default_value = "http://127.0.0.1:8082/metrics")]
+        metrics: String,
+        #[arg(long, default_value_t = 900)]
+        timeout_s: u64,
+    },
+    /// A fixed rate for a while: ingest-to-queryable latency of canary events polled
+    /// through the query API, and the consumer's lag over time.
+    EndToEnd {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        ingest: String,
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        query: String,
+        #[arg(long, default_value = "http://127.0.0.1:8082/metrics")]
+        consumer_metrics: String,
+        #[arg(long, env = "EYE_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// Events per second; or a share of the best `ingest_throughput` in `--max-from`.
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(long, default_value_t = 0.5)]
+        share: f64,
+        #[arg(long)]
+        max_from: Option<PathBuf>,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+    },
+    /// Writes BENCHMARKS.md and bench.json from the JSON lines of each run
+    /// (`NAME=FILE`, e.g. `memory=target/bench/memory.jsonl`).
+    Report {
+        runs: Vec<String>,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+        #[arg(long, default_value = "bench.json")]
+        json: PathBuf,
+    },
 }
 
-fn line(kind: &str, fields: serde_json::Value) {
+pub(crate) fn line(kind: &str, fields: serde_json::Value) {
     let mut v = fields;
     v["measure"] = kind.into();
     println!("{v}");
@@ -70,12 +120,17 @@ fn line(kind: &str, fields: serde_json::Value) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    let (max_inflight_bytes, max_inflight, batch_rows) = match a.command {
-        Command::All {
-            max_inflight_bytes,
-            max_inflight,
-            batch_rows,
-        } => (max_inflight_bytes, max_inflight, batch_rows),
+    match a.command {
+        Command::Limits { batch_rows } => {
+            let o = limits::Options {
+                messages: a.messages,
+                seed: a.seed,
+                max_inflight_bytes: a.max_inflight_bytes,
+                max_inflight: a.max_inflight,
+                batch_rows,
+            };
+            limits::run(o, &a.schema_dir).await
+        }
         Command::Sweep {
             url,
             api_key,
@@ -94,54 +149,67 @@ async fn main() -> anyhow::Result<()> {
                 };
                 line("ingest_throughput", sweep::run(step).await?);
             }
-            return Ok(());
+            Ok(())
         }
-    };
-    let kafka: KafkaConfig = config::from_env()?;
-    let records = messages::generate(a.messages, a.seed, &a.schema_dir)?;
-    let mean = messages::mean_bytes(&records);
-    let run = uuid::Uuid::new_v4().simple().to_string();
-    let topic = format!("eye.perf.{}", &run[..12]);
-    eye_common::kafka::ensure_topics(&kafka, &[(&topic, kafka.events_partitions)]).await?;
-
-    let k = kafka.clone();
-    let t = topic.clone();
-    let (p, records) = tokio::task::spawn_blocking(move || {
-        produce::run(&k, &t, &records, max_inflight_bytes, max_inflight).map(|p| (p, records))
-    })
-    .await??;
-    anyhow::ensure!(p.failed == 0, "{} records were not acknowledged", p.failed);
-    let secs = p.elapsed.as_secs_f64();
-    line(
-        "raw_produce",
-        serde_json::json!({"messages": p.acked, "mean_bytes": mean, "seconds": secs,
-            "per_sec": p.acked as f64 / secs}),
-    );
-
-    let k = kafka.clone();
-    let expect = p.acked;
-    let c = tokio::task::spawn_blocking(move || {
-        consume::run(&k, &topic, expect, Duration::from_secs(600))
-    })
-    .await??;
-    anyhow::ensure!(c.messages == expect, "read {} of {expect}", c.messages);
-    let secs = c.elapsed.as_secs_f64();
-    line(
-        "raw_consume",
-        serde_json::json!({"messages": c.messages, "bytes": c.bytes, "seconds": secs,
-            "per_sec": c.messages as f64 / secs}),
-    );
-
-    let mut ch: ClickHouseConfig = config::from_env()?;
-    ch.database = format!("eye_perf_{}", &run[..12]);
-    let store = eye_common::store::Store::new(&ch)?;
-    store.migrate().await?;
-    let i = insert::run(&store, &records, batch_rows).await?;
-    let secs = i.elapsed.as_secs_f64();
-    line(
-        "raw_insert",
-        serde_json::json!({"rows": i.rows, "batch_rows": batch_rows, "seconds": secs,
-            "per_sec": i.rows as f64 / secs, "database": ch.database}),
-    );
-    Ok(())
+        Command::Fill => {
+            let kafka: KafkaConfig = config::from_env()?;
+            let records = messages::generate(a.messages, a.seed, &a.schema_dir)?;
+            let topic = kafka.events_topic.clone();
+            let (inflight_bytes, inflight) = (a.max_inflight_bytes, a.max_inflight);
+            let p = tokio::task::spawn_blocking(move || {
+                produce::run(&kafka, &topic, &records, inflight_bytes, inflight)
+            })
+            .await??;
+            anyhow::ensure!(p.failed == 0, "{} records were not acknowledged", p.failed);
+            line(
+                "fill",
+                serde_json::json!({"messages": p.acked, "seconds": p.elapsed.as_secs_f64()}),
+            );
+            Ok(())
+        }
+        Command::Drain {
+            expect,
+            metrics,
+            timeout_s,
+        } => {
+            let d = drain::run(&metrics, expect, Duration::from_secs(timeout_s)).await?;
+            line("consumer_drain", d);
+            Ok(())
+        }
+        Command::EndToEnd {
+            ingest,
+            query,
+            consumer_metrics,
+            api_key,
+            rate,
+            share,
+            max_from,
+            seconds,
+            connections,
+        } => {
+            let rate = match (rate, max_from) {
+                (Some(r), _) => r,
+                (None, Some(file)) => share * report::best_ingest_rate(&file)?,
+                (None, None) => anyhow::bail!("give --rate, or --max-from with --share"),
+            };
+            let o = end_to_end::Options {
+                ingest,
+                query,
+                consumer_metrics,
+                api_key,
+                rate,
+                share,
+                duration: Duration::from_secs(seconds),
+                connections,
+                seed: a.seed,
+            };
+            line("end_to_end", end_to_end::run(o).await?);
+            Ok(())
+        }
+        Command::Report {
+            runs,
+            markdown,
+            json,
+        } => report::write(&runs, &markdown, &json),
+    }
 }

@@ -54,8 +54,23 @@ pub fn run(
     let producer: ThreadedProducer<Counting> =
         eye_common::kafka::producer_config_bounded(k, max_queue_bytes)
             .create_with_context(Counting(counts.clone()))?;
+    // The first idempotent produce waits for a producer id (~0.5 s on tansu): set-up, not
+    // throughput, so one record goes first, outside the clock.
+    if let Some(first) = records.first() {
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .key(&first.key)
+                    .payload(&first.payload),
+            )
+            .map_err(|(e, _)| e)?;
+        producer.flush(Duration::from_secs(30))?;
+    }
+    let records = records.get(1..).unwrap_or_default();
+    let warmup = counts.acked.load(Ordering::Relaxed) + counts.failed.load(Ordering::Relaxed);
     let started = Instant::now();
-    let done = || counts.acked.load(Ordering::Relaxed) + counts.failed.load(Ordering::Relaxed);
+    let done =
+        || counts.acked.load(Ordering::Relaxed) + counts.failed.load(Ordering::Relaxed) - warmup;
     for (sent, r) in records.iter().enumerate() {
         // Like ingest, hold a bounded amount unacknowledged: an unbounded queue would only
         // make records wait past `message.timeout.ms` and fail, not go faster.
@@ -77,6 +92,7 @@ pub fn run(
     }
     producer.flush(Duration::from_secs(120))?;
     Ok(Produced {
+        // The warm-up record is acknowledged (or failed) too; it is counted but not timed.
         acked: counts.acked.load(Ordering::Relaxed),
         failed: counts.failed.load(Ordering::Relaxed),
         elapsed: started.elapsed(),

@@ -1,0 +1,179 @@
+//! A fixed rate for a fixed time, measured end to end: canary events (one every 250 ms,
+//! each in its own session) timed from their send to the moment the query API returns
+//! them, and the consumer's total lag sampled every second.
+
+use crate::drain;
+use eye_loadgen::{Config, Progress};
+use hdrhistogram::Histogram;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub ingest: String,
+    pub query: String,
+    pub consumer_metrics: String,
+    pub api_key: String,
+    pub rate: f64,
+    pub share: f64,
+    pub duration: Duration,
+    pub connections: usize,
+    pub seed: u64,
+}
+
+pub async fn run(o: Options) -> anyhow::Result<serde_json::Value> {
+    let http = reqwest::Client::new();
+    let progress = Arc::new(Progress::default());
+    let load = tokio::spawn(eye_loadgen::run(
+        Config {
+            url: o.ingest.clone(),
+            api_key: o.api_key.clone(),
+            connections: o.connections,
+            batch: 100,
+            sessions: 10_000,
+            seed: o.seed,
+            rate: Some(o.rate),
+            events: None,
+            duration: Some(o.duration),
+            timeout: Duration::from_secs(10),
+            retry_for: Duration::from_secs(30),
+        },
+        progress.clone(),
+    ));
+    let started = Instant::now();
+    let latencies: Arc<Mutex<Histogram<u64>>> =
+        Arc::new(Mutex::new(Histogram::new_with_bounds(1, 600_000, 3)?));
+    let missing = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut canaries = Vec::new();
+    let mut lag: Vec<(f64, f64)> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut n: u64 = 0;
+    while started.elapsed() < o.duration {
+        tick.tick().await;
+        n += 1;
+        canaries.push(tokio::spawn(canary(
+            http.clone(),
+            o.ingest.clone(),
+            o.query.clone(),
+            o.api_key.clone(),
+            latencies.clone(),
+            missing.clone(),
+        )));
+        if n % 4 == 0 {
+            if let Ok(page) = http.get(&o.consumer_metrics).send().await {
+                if let Ok(text) = page.text().await {
+                    let total = drain::sum(&text, "eye_consumer_lag_messages");
+                    lag.push((started.elapsed().as_secs_f64(), total));
+                }
+            }
+        }
+    }
+    let report = load.await??;
+    for c in canaries {
+        c.await?;
+    }
+    let h = latencies.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let ms = |q: f64| h.value_at_quantile(q) as f64;
+    let (slope, max_lag) = trend(&lag);
+    Ok(serde_json::json!({
+        "target_rate": o.rate,
+        "share_of_max": o.share,
+        "seconds": o.duration.as_secs(),
+        "events_per_sec": report.events_per_sec(),
+        "given_up": report.given_up,
+        "request_latency_ms": {"p50": report.latency_ms(0.5), "p99": report.latency_ms(0.99), "p999": report.latency_ms(0.999)},
+        "canaries": h.len(),
+        "canaries_missing": missing.load(std::sync::atomic::Ordering::Relaxed),
+        "queryable_latency_ms": {"p50": ms(0.5), "p99": ms(0.99), "max": h.max() as f64},
+        "lag": {"samples": lag, "max": max_lag, "slope_per_sec": slope},
+    }))
+}
+
+/// One canary: sent, then polled every 50 ms until the query API returns it (or 60 s).
+async fn canary(
+    http: reqwest::Client,
+    ingest: String,
+    query: String,
+    api_key: String,
+    latencies: Arc<Mutex<Histogram<u64>>>,
+    missing: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let id = uuid::Uuid::new_v4();
+    let session = format!("bench-canary-{id}");
+    let body = serde_json::json!({
+        "event_id": id, "session_id": session, "category": "page_interaction",
+        "name": "page_view", "data": {"host": "canary.example", "path": "/"},
+        "timestamp": eye_loadgen::events::now_rfc3339(),
+    });
+    let sent = Instant::now();
+    let ok = http
+        .post(format!("{ingest}/v1/events"))
+        .bearer_auth(&api_key)
+        .json(&body)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    if ok {
+        let url = format!("{query}/v1/sessions/{session}/events");
+        let needle = id.to_string();
+        while sent.elapsed() < Duration::from_secs(60) {
+            let found = match http.get(&url).bearer_auth(&api_key).send().await {
+                Ok(r) if r.status().is_success() => {
+                    r.text().await.unwrap_or_default().contains(&needle)
+                }
+                _ => false,
+            };
+            if found {
+                let ms = sent.elapsed().as_millis().max(1) as u64;
+                let _ = latencies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .record(ms.min(600_000));
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    missing.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Least-squares slope of lag over time (messages per second), and the largest lag seen:
+/// a bounded lag has a slope near zero however large its swings.
+pub fn trend(samples: &[(f64, f64)]) -> (f64, f64) {
+    let max = samples.iter().map(|s| s.1).fold(0.0, f64::max);
+    let n = samples.len() as f64;
+    if n < 2.0 {
+        return (0.0, max);
+    }
+    let (mx, my) = (
+        samples.iter().map(|s| s.0).sum::<f64>() / n,
+        samples.iter().map(|s| s.1).sum::<f64>() / n,
+    );
+    let cov: f64 = samples.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    let var: f64 = samples.iter().map(|(x, _)| (x - mx).powi(2)).sum();
+    ((if var > 0.0 { cov / var } else { 0.0 }), max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trend;
+
+    #[test]
+    fn lag_trends() {
+        // (samples, slope, max)
+        let cases: &[(&[(f64, f64)], f64, f64)] = &[
+            (&[(0.0, 100.0), (1.0, 200.0), (2.0, 300.0)], 100.0, 300.0),
+            (
+                &[(0.0, 500.0), (1.0, 0.0), (2.0, 500.0), (3.0, 0.0)],
+                -100.0,
+                500.0,
+            ),
+            (&[(0.0, 7.0)], 0.0, 7.0),
+            (&[], 0.0, 0.0),
+        ];
+        for (s, slope, max) in cases {
+            let (a, b) = trend(s);
+            assert!((a - slope).abs() < 1e-9, "{s:?}: {a}");
+            assert_eq!(b, *max);
+        }
+    }
+}

@@ -245,12 +245,7 @@ fn bench_client() -> anyhow::Result<(eye_common::config::AuthConfig, String)> {
     let creds = NewCredentials::generate()?;
     ClientsFile {
         clients: vec![ClientRecord {
-            // The benchmark measures the service, not its limits.
-            rate_limits: RateLimits {
-                requests_per_s: Some(1_000_000),
-                requests_burst: Some(1_000_000),
-                ..RateLimits::default()
-            },
+            rate_limits: RateLimits::unlimited(),
             ..creds.record(
                 "eye-bench",
                 vec![Scope::EventsRead, Scope::AggregationsRead],

@@ -47,13 +47,7 @@ impl Suite {
         let creds = NewCredentials::generate()?;
         ClientsFile {
             clients: vec![ClientRecord {
-                // No client budget may throttle the suite: the faults are the point.
-                rate_limits: RateLimits {
-                    requests_per_s: Some(1_000_000),
-                    requests_burst: Some(1_000_000),
-                    events_per_s: Some(100_000_000),
-                    events_burst: Some(100_000_000),
-                },
+                rate_limits: RateLimits::unlimited(),
                 ..creds.record("chaos", Scope::ALL.to_vec())
             }],
         }

@@ -379,7 +379,7 @@ pub(crate) async fn run(
     for s in [&mut ingest, &mut consumer, &mut query] {
         s.sample_rss();
     }
-    let mut acked = report.acked.clone();
+    let mut acked = report.receipts.acked.clone();
     acked.push(canary.event_id);
     // Cheap poll first (distinct counts), then one exact walk of every listing.
     let deadline = load_end + size.drain_timeout;
@@ -429,7 +429,7 @@ pub(crate) async fn run(
         events_per_sec: report.events_per_sec(),
         p99_ms: report.latency_ms(0.99),
         attempts: report.outcomes.attempts.clone(),
-        given_up: report.given_up,
+        given_up: report.receipts.given_up,
         peak_rss_mib,
         note,
     };

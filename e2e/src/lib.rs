@@ -41,12 +41,7 @@ pub fn test_auth() -> &'static TestAuth {
         let creds = NewCredentials::generate().expect("random bytes");
         ClientsFile {
             clients: vec![ClientRecord {
-                rate_limits: RateLimits {
-                    requests_per_s: Some(1_000_000),
-                    requests_burst: Some(1_000_000),
-                    events_per_s: Some(10_000_000),
-                    events_burst: Some(10_000_000),
-                },
+                rate_limits: RateLimits::unlimited(),
                 ..creds.record("e2e", Scope::ALL.to_vec())
             }],
         }

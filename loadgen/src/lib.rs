@@ -15,7 +15,7 @@ pub mod events;
 mod report;
 mod send;
 
-pub use report::{Outcomes, Report};
+pub use report::{Outcomes, Receipts, Report};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

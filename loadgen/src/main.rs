@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let report = eye_loadgen::run(config, progress).await?;
     if let Some(path) = a.acked_out {
         let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
-        for id in &report.acked {
+        for id in &report.receipts.acked {
             writeln!(out, "{id}")?;
         }
         out.flush()?;
@@ -96,10 +96,10 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", report.summary());
     }
     anyhow::ensure!(
-        report.given_up == 0 && report.refused == 0,
+        report.receipts.given_up == 0 && report.receipts.refused == 0,
         "{} events given up, {} refused",
-        report.given_up,
-        report.refused
+        report.receipts.given_up,
+        report.receipts.refused
     );
     Ok(())
 }

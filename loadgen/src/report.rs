@@ -13,18 +13,23 @@ pub struct Outcomes {
     pub attempts: BTreeMap<String, u64>,
 }
 
-/// One worker's share, merged into the [`Report`].
-pub struct WorkerReport {
+/// What was sent and what became of it: one worker's share, or (merged) the whole run's.
+pub struct Receipts {
+    /// Time from a batch's scheduled send to its 2xx, retries included.
     pub latency_us: Histogram<u64>,
+    /// Every event id answered 2xx, each once.
     pub acked: Vec<Uuid>,
+    /// Ids of batches given up after `retry_for`: their fate is unknown (possibly stored).
     pub given_up_ids: Vec<Uuid>,
     pub given_up: u64,
+    /// Events in batches the server refused outright (4xx other than 408/429).
     pub refused: u64,
+    /// Events the server answered as rejected inside a 207.
     pub rejected: u64,
     pub batches: u64,
 }
 
-impl WorkerReport {
+impl Receipts {
     pub fn new() -> Self {
         Self {
             latency_us: latency_histogram(),
@@ -35,6 +40,23 @@ impl WorkerReport {
             rejected: 0,
             batches: 0,
         }
+    }
+
+    fn merge(&mut self, w: Receipts) {
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.latency_us.add(&w.latency_us);
+        self.acked.extend(w.acked);
+        self.given_up_ids.extend(w.given_up_ids);
+        self.given_up += w.given_up;
+        self.refused += w.refused;
+        self.rejected += w.rejected;
+        self.batches += w.batches;
+    }
+}
+
+impl Default for Receipts {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -48,18 +70,7 @@ pub struct Report {
     pub batch: usize,
     pub target_rate: Option<f64>,
     pub elapsed: Duration,
-    /// Every event id answered 2xx, each once.
-    pub acked: Vec<Uuid>,
-    /// Ids of batches given up after `retry_for`: their fate is unknown (possibly stored).
-    pub given_up_ids: Vec<Uuid>,
-    pub given_up: u64,
-    /// Events in batches the server refused outright (4xx other than 408/429).
-    pub refused: u64,
-    /// Events the server answered as rejected inside a 207.
-    pub rejected: u64,
-    pub batches: u64,
-    /// Time from a batch's scheduled send to its 2xx, retries included.
-    pub latency_us: Histogram<u64>,
+    pub receipts: Receipts,
     pub outcomes: Outcomes,
 }
 
@@ -70,33 +81,20 @@ impl Report {
             batch: config.batch,
             target_rate: config.rate,
             elapsed: Duration::ZERO,
-            acked: Vec::new(),
-            given_up_ids: Vec::new(),
-            given_up: 0,
-            refused: 0,
-            rejected: 0,
-            batches: 0,
-            latency_us: latency_histogram(),
+            receipts: Receipts::new(),
             outcomes: Outcomes::default(),
         }
     }
 
-    pub(crate) fn merge(&mut self, w: WorkerReport) {
-        // Same bounds on both sides, so adding cannot fail.
-        let _ = self.latency_us.add(&w.latency_us);
-        self.acked.extend(w.acked);
-        self.given_up_ids.extend(w.given_up_ids);
-        self.given_up += w.given_up;
-        self.refused += w.refused;
-        self.rejected += w.rejected;
-        self.batches += w.batches;
+    pub(crate) fn merge(&mut self, w: Receipts) {
+        self.receipts.merge(w);
     }
 
     /// Acknowledged events per second over the whole run.
     pub fn events_per_sec(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
-            self.acked.len() as f64 / secs
+            self.receipts.acked.len() as f64 / secs
         } else {
             0.0
         }
@@ -104,7 +102,7 @@ impl Report {
 
     /// Latency at quantile `q` (0..=1), in milliseconds.
     pub fn latency_ms(&self, q: f64) -> f64 {
-        self.latency_us.value_at_quantile(q) as f64 / 1_000.0
+        self.receipts.latency_us.value_at_quantile(q) as f64 / 1_000.0
     }
 
     /// Attempts that were retried (every non-2xx attempt).
@@ -127,7 +125,7 @@ impl Report {
         let _ = writeln!(
             s,
             "{} events acknowledged in {:.2} s: {:.0} events/s ({rate}, {} connections, {} events per batch)",
-            self.acked.len(),
+            self.receipts.acked.len(),
             self.elapsed.as_secs_f64(),
             self.events_per_sec(),
             self.connections,
@@ -139,8 +137,8 @@ impl Report {
             self.latency_ms(0.50),
             self.latency_ms(0.99),
             self.latency_ms(0.999),
-            self.latency_us.max() as f64 / 1_000.0,
-            self.batches,
+            self.receipts.latency_us.max() as f64 / 1_000.0,
+            self.receipts.batches,
         );
         let attempts: Vec<String> = self
             .outcomes
@@ -152,9 +150,9 @@ impl Report {
             s,
             "attempts: {}; given up: {} events; refused: {}; rejected in 207s: {}",
             attempts.join(", "),
-            self.given_up,
-            self.refused,
-            self.rejected,
+            self.receipts.given_up,
+            self.receipts.refused,
+            self.receipts.rejected,
         );
         s
     }
@@ -162,7 +160,7 @@ impl Report {
     /// Every figure, for machines.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "acked": self.acked.len(),
+            "acked": self.receipts.acked.len(),
             "elapsed_s": self.elapsed.as_secs_f64(),
             "events_per_sec": self.events_per_sec(),
             "connections": self.connections,
@@ -172,12 +170,12 @@ impl Report {
                 "p50": self.latency_ms(0.50),
                 "p99": self.latency_ms(0.99),
                 "p999": self.latency_ms(0.999),
-                "max": self.latency_us.max() as f64 / 1_000.0,
+                "max": self.receipts.latency_us.max() as f64 / 1_000.0,
             },
-            "batches": self.batches,
-            "given_up": self.given_up,
-            "refused": self.refused,
-            "rejected": self.rejected,
+            "batches": self.receipts.batches,
+            "given_up": self.receipts.given_up,
+            "refused": self.receipts.refused,
+            "rejected": self.receipts.rejected,
             "attempts": self.outcomes.attempts,
         })
     }
@@ -189,7 +187,7 @@ mod tests {
 
     fn report_with(latencies_ms: &[u64], acked: usize, secs: f64) -> Report {
         let mut r = Report::new(&crate::Config::default());
-        let mut w = WorkerReport::new();
+        let mut w = Receipts::new();
         for ms in latencies_ms {
             w.latency_us.record(ms * 1_000).expect("in range");
         }

@@ -1,7 +1,7 @@
 //! One worker: one keep-alive connection, its own share of the schedule and of the sessions.
 
 use crate::events::{now_rfc3339, Generator};
-use crate::report::{Outcomes, WorkerReport};
+use crate::report::{Outcomes, Receipts};
 use crate::{Config, Progress};
 use backon::{ExponentialBuilder, Retryable};
 use std::sync::atomic::Ordering;
@@ -78,8 +78,8 @@ impl Worker {
         mut self,
         started: Instant,
         deadline: Option<Instant>,
-    ) -> anyhow::Result<WorkerReport> {
-        let mut report = WorkerReport::new();
+    ) -> anyhow::Result<Receipts> {
+        let mut report = Receipts::new();
         let mut k: u32 = 0;
         loop {
             if self.progress.stop.load(Ordering::Relaxed) {

@@ -131,13 +131,18 @@ async fn transient_failures_are_retried_with_the_same_body_until_acknowledged() 
             bodies.iter().all(|b| *b == bodies[0]),
             "{script:?}: a retry changed the body"
         );
-        assert_eq!(report.acked.len(), 10, "{script:?}");
+        assert_eq!(report.receipts.acked.len(), 10, "{script:?}");
         let sent: Vec<String> = serde_json::from_slice::<Vec<serde_json::Value>>(&bodies[0])
             .unwrap()
             .iter()
             .map(|e| e["event_id"].as_str().unwrap().to_owned())
             .collect();
-        let acked: Vec<String> = report.acked.iter().map(|u| u.to_string()).collect();
+        let acked: Vec<String> = report
+            .receipts
+            .acked
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
         assert_eq!(acked, sent, "{script:?}");
         for l in labels {
             assert!(
@@ -157,7 +162,10 @@ async fn refusals_are_not_retried_and_not_acknowledged() {
         .await
         .expect("run");
     assert_eq!(seen.lock().unwrap().bodies.len(), 2);
-    assert_eq!((report.refused, report.acked.len()), (20, 0));
+    assert_eq!(
+        (report.receipts.refused, report.receipts.acked.len()),
+        (20, 0)
+    );
     let by_label: HashMap<_, _> = report.outcomes.attempts.clone().into_iter().collect();
     assert_eq!(
         (by_label.get("400"), by_label.get("401")),
@@ -173,8 +181,11 @@ async fn a_batch_is_given_up_after_retry_for() {
     let report = eye_loadgen::run(c, Arc::new(Progress::default()))
         .await
         .expect("run");
-    assert_eq!((report.given_up, report.acked.len()), (10, 0));
-    assert_eq!(report.given_up_ids.len(), 10);
+    assert_eq!(
+        (report.receipts.given_up, report.receipts.acked.len()),
+        (10, 0)
+    );
+    assert_eq!(report.receipts.given_up_ids.len(), 10);
 }
 
 #[tokio::test]
@@ -191,5 +202,5 @@ async fn a_fixed_rate_holds_its_schedule() {
     // 200 events at 400/s: the last batch is scheduled at 0.475 s.
     assert!((0.45..1.5).contains(&secs), "{secs} s");
     assert_eq!(seen.lock().unwrap().bodies.len(), 20);
-    assert_eq!(report.acked.len(), 200);
+    assert_eq!(report.receipts.acked.len(), 200);
 }

@@ -8,19 +8,36 @@ use hdrhistogram::Histogram;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub struct Options {
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub ingest: String,
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
     pub query: String,
+    #[arg(long, default_value = "http://127.0.0.1:8082/metrics")]
     pub consumer_metrics: String,
+    #[arg(long, env = "EYE_API_KEY", hide_env_values = true)]
     pub api_key: String,
-    pub rate: f64,
+    /// Events per second; or a share of the best `ingest_throughput` in `--max-from`.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    #[arg(long, default_value_t = 0.5)]
     pub share: f64,
-    pub duration: Duration,
+    #[arg(long)]
+    pub max_from: Option<std::path::PathBuf>,
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    #[arg(long, default_value_t = 32)]
     pub connections: usize,
-    pub seed: u64,
 }
 
-pub async fn run(o: Options) -> anyhow::Result<serde_json::Value> {
+pub async fn run(o: Args, seed: u64) -> anyhow::Result<serde_json::Value> {
+    let rate = match (o.rate, &o.max_from) {
+        (Some(r), _) => r,
+        (None, Some(file)) => o.share * crate::report::best_ingest_rate(file)?,
+        (None, None) => anyhow::bail!("give --rate, or --max-from with --share"),
+    };
+    let duration = Duration::from_secs(o.seconds);
     let http = reqwest::Client::new();
     let progress = Arc::new(Progress::default());
     let load = tokio::spawn(eye_loadgen::run(
@@ -30,10 +47,10 @@ pub async fn run(o: Options) -> anyhow::Result<serde_json::Value> {
             connections: o.connections,
             batch: 100,
             sessions: 10_000,
-            seed: o.seed,
-            rate: Some(o.rate),
+            seed,
+            rate: Some(rate),
             events: None,
-            duration: Some(o.duration),
+            duration: Some(duration),
             timeout: Duration::from_secs(10),
             retry_for: Duration::from_secs(30),
         },
@@ -47,7 +64,7 @@ pub async fn run(o: Options) -> anyhow::Result<serde_json::Value> {
     let mut lag: Vec<(f64, f64)> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut n: u64 = 0;
-    while started.elapsed() < o.duration {
+    while started.elapsed() < duration {
         tick.tick().await;
         n += 1;
         canaries.push(tokio::spawn(canary(
@@ -75,11 +92,11 @@ pub async fn run(o: Options) -> anyhow::Result<serde_json::Value> {
     let ms = |q: f64| h.value_at_quantile(q) as f64;
     let (slope, max_lag) = trend(&lag);
     Ok(serde_json::json!({
-        "target_rate": o.rate,
+        "target_rate": rate,
         "share_of_max": o.share,
-        "seconds": o.duration.as_secs(),
+        "seconds": o.seconds,
         "events_per_sec": report.events_per_sec(),
-        "given_up": report.given_up,
+        "given_up": report.receipts.given_up,
         "request_latency_ms": {"p50": report.latency_ms(0.5), "p99": report.latency_ms(0.99), "p999": report.latency_ms(0.999)},
         "canaries": h.len(),
         "canaries_missing": missing.load(std::sync::atomic::Ordering::Relaxed),

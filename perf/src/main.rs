@@ -79,27 +79,7 @@ enum Command {
     },
     /// A fixed rate for a while: ingest-to-queryable latency of canary events polled
     /// through the query API, and the consumer's lag over time.
-    EndToEnd {
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        ingest: String,
-        #[arg(long, default_value = "http://127.0.0.1:8081")]
-        query: String,
-        #[arg(long, default_value = "http://127.0.0.1:8082/metrics")]
-        consumer_metrics: String,
-        #[arg(long, env = "EYE_API_KEY", hide_env_values = true)]
-        api_key: String,
-        /// Events per second; or a share of the best `ingest_throughput` in `--max-from`.
-        #[arg(long)]
-        rate: Option<f64>,
-        #[arg(long, default_value_t = 0.5)]
-        share: f64,
-        #[arg(long)]
-        max_from: Option<PathBuf>,
-        #[arg(long, default_value_t = 60)]
-        seconds: u64,
-        #[arg(long, default_value_t = 32)]
-        connections: usize,
-    },
+    EndToEnd(end_to_end::Args),
     /// Writes BENCHMARKS.md and bench.json from the JSON lines of each run
     /// (`NAME=FILE`, e.g. `memory=target/bench/memory.jsonl`).
     Report {
@@ -176,34 +156,8 @@ async fn main() -> anyhow::Result<()> {
             line("consumer_drain", d);
             Ok(())
         }
-        Command::EndToEnd {
-            ingest,
-            query,
-            consumer_metrics,
-            api_key,
-            rate,
-            share,
-            max_from,
-            seconds,
-            connections,
-        } => {
-            let rate = match (rate, max_from) {
-                (Some(r), _) => r,
-                (None, Some(file)) => share * report::best_ingest_rate(&file)?,
-                (None, None) => anyhow::bail!("give --rate, or --max-from with --share"),
-            };
-            let o = end_to_end::Options {
-                ingest,
-                query,
-                consumer_metrics,
-                api_key,
-                rate,
-                share,
-                duration: Duration::from_secs(seconds),
-                connections,
-                seed: a.seed,
-            };
-            line("end_to_end", end_to_end::run(o).await?);
+        Command::EndToEnd(args) => {
+            line("end_to_end", end_to_end::run(args, a.seed).await?);
             Ok(())
         }
         Command::Report {

@@ -65,6 +65,19 @@ pub struct RateLimits {
     pub events_burst: Option<u32>,
 }
 
+impl RateLimits {
+    /// Budgets far above anything a test, benchmark or fault suite sends, for the clients
+    /// those tools create: what they measure must never be the client's own limit.
+    pub fn unlimited() -> Self {
+        Self {
+            requests_per_s: Some(1_000_000),
+            requests_burst: Some(1_000_000),
+            events_per_s: Some(100_000_000),
+            events_burst: Some(100_000_000),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRecord {

@@ -1,3 +1,8 @@
+// Many short-lived allocations per event (parsing, encoding, delivery futures); glibc's
+// malloc/free were ~22% of ingest's time at 90k events/s (docs/known-issues.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use eye_ingest::Config;
 

@@ -1,5 +1,5 @@
 # The Eye. Quick start: `make up`, then `make test`. Every target installs what it needs.
-.PHONY: up down status servers test lint fmt check install bench-query chaos loadgen bench
+.PHONY: up down status servers test lint fmt check install bench-query chaos loadgen bench profile
 
 ## Run the whole pipeline (broker, ClickHouse, ingest :8080, query :8081, consumer :8082).
 up:
@@ -53,6 +53,11 @@ chaos:
 ## end to end, with tansu's memory and sqlite storage; writes BENCHMARKS.md and bench.json.
 bench:
 	deploy/bench.sh
+
+## Flamegraphs of ingest and the consumer at full load (target/profile/*.svg), on a
+## memory-broker stack of their own. A change's before/after: deploy/ab.sh.
+profile:
+	deploy/profile.sh
 
 ## Load generator against the running stack (`make up`): `make loadgen LOADGEN_ARGS="--help"`.
 loadgen:

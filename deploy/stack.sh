@@ -223,7 +223,15 @@ dev_client() {
         --scopes events:write,events:read,aggregations:read,admin --shell >"$creds")
 }
 
-bin() { echo "$ROOT/target/$PROFILE/$1"; }
+# EYE_STACK_INGEST_BIN runs another ingest binary (deploy/ab.sh: a change's before and
+# after, measured on one stack).
+bin() {
+    if [ "$1" = eye-ingest ] && [ -n "${EYE_STACK_INGEST_BIN:-}" ]; then
+        echo "$EYE_STACK_INGEST_BIN"
+    else
+        echo "$ROOT/target/$PROFILE/$1"
+    fi
+}
 
 build() {
     log "building the services ($PROFILE)"
@@ -361,8 +369,9 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     stop-servers) stop_servers ;;
-    # Fault injection (the chaos suite): stop one server gracefully, or SIGKILL it.
-    stop) stop_one "${2:?stop what: broker or clickhouse}" ;;
+    # Fault injection (the chaos suite) and benchmarks: stop one process gracefully, or
+    # SIGKILL it.
+    stop) stop_one "${2:?stop what: broker, clickhouse or a service}" ;;
     kill) kill_one "${2:?kill what: broker or clickhouse}" ;;
     status) status ;;
     test) run_tests ;;

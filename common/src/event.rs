@@ -17,6 +17,8 @@ use std::fmt;
 use std::time::Duration;
 use uuid::Uuid;
 
+mod fields;
+
 /// Longest `session_id`, in characters.
 pub const MAX_SESSION_ID_CHARS: usize = 128;
 /// Longest `category` and `name`, in characters.
@@ -344,18 +346,23 @@ pub const KNOWN_FIELDS: [&str; 8] = [
     "value",
 ];
 
-fn hints_of(obj: &Map<String, Value>) -> Hints {
-    let text = |k: &str| {
-        obj.get(k)
+/// What a rejected item said it was. Read again from its text: only rejections need it,
+/// and most items are accepted.
+fn hints_of(text: &str) -> Hints {
+    let Ok(fields::Item::Object(f)) = serde_json::from_str(text) else {
+        return Hints::default();
+    };
+    let text = |v: &Option<Value>| {
+        v.as_ref()
             .and_then(Value::as_str)
             .map(|s| s.chars().take(256).collect())
             .unwrap_or_default()
     };
     Hints {
-        event_id: text("event_id"),
-        session_id: text("session_id"),
-        category: text("category"),
-        name: text("name"),
+        event_id: text(&f.event_id),
+        session_id: text(&f.session_id),
+        category: text(&f.category),
+        name: text(&f.name),
     }
 }
 
@@ -381,8 +388,8 @@ fn parse_item(
             Hints::default(),
         ));
     }
-    let obj = match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(obj)) => obj,
+    let fields = match serde_json::from_str::<fields::Item>(text) {
+        Ok(fields::Item::Object(f)) => f,
         // Well-formed but unrepresentable, e.g. a number such as 1e400 out of f64 range.
         Err(e) => {
             return Err((
@@ -390,7 +397,7 @@ fn parse_item(
                 Hints::default(),
             ))
         }
-        Ok(_) => {
+        Ok(fields::Item::NotAnObject) => {
             return Err((
                 vec![FieldError::new(
                     "",
@@ -401,12 +408,11 @@ fn parse_item(
             ))
         }
     };
-    let hints = hints_of(&obj);
     let mut c = Checker::default();
-    let event = c.event(obj, received_at, rules);
+    let event = c.event(fields, received_at, rules);
     match event {
         Some(ev) if c.errors.is_empty() => Ok(ev),
-        _ => Err((c.errors, hints)),
+        _ => Err((c.errors, hints_of(text))),
     }
 }
 
@@ -420,8 +426,8 @@ impl Checker {
         self.errors.push(FieldError::new(field, code, message));
     }
 
-    fn string(&mut self, obj: &mut Map<String, Value>, name: &'static str) -> Option<String> {
-        match obj.remove(name) {
+    fn string(&mut self, v: Option<Value>, name: &'static str) -> Option<String> {
+        match v {
             Some(Value::String(s)) => Some(s),
             None | Some(Value::Null) => {
                 self.err(
@@ -455,25 +461,25 @@ impl Checker {
 
     fn event(
         &mut self,
-        mut obj: Map<String, Value>,
+        f: fields::Fields,
         received_at: EventTime,
         rules: Rules<'_>,
     ) -> Option<Event> {
-        let session_id = self.string(&mut obj, "session_id");
-        let category = self.string(&mut obj, "category");
-        let name = self.string(&mut obj, "name");
+        let session_id = self.string(f.session_id, "session_id");
+        let category = self.string(f.category, "category");
+        let name = self.string(f.name, "name");
         let session_id = session_id.and_then(|s| self.rule("/session_id", SessionId::parse(&s)));
         let category = category.and_then(|s| self.rule("/category", Category::parse(&s)));
         let name = name.and_then(|s| self.rule("/name", EventName::parse(&s)));
 
-        let client_timestamp = match obj.remove("timestamp") {
+        let client_timestamp = match f.timestamp {
             None | Some(Value::Null) => {
                 self.err("/timestamp", "required", "timestamp is required");
                 None
             }
             Some(v) => self.time("/timestamp", &v),
         };
-        let sent_at = match obj.remove("sent_at") {
+        let sent_at = match f.sent_at {
             None | Some(Value::Null) => Some(None),
             Some(v) => self.time("/sent_at", &v).map(Some),
         };
@@ -491,7 +497,7 @@ impl Checker {
         };
 
         // Kept as a `Value` (always an object) so the schema validates it without a copy.
-        let data = match obj.remove("data") {
+        let data = match f.data {
             Some(v @ Value::Object(_)) => {
                 self.data_shape(&v, rules.limits);
                 Some(v)
@@ -505,7 +511,7 @@ impl Checker {
                 None
             }
         };
-        let value = match obj.remove("value") {
+        let value = match f.value {
             None | Some(Value::Null) => Some(None),
             Some(Value::Number(n)) => match n.as_f64() {
                 Some(v) if v.is_finite() => Some(Some(v)),
@@ -519,7 +525,7 @@ impl Checker {
                 None
             }
         };
-        let event_id = match obj.remove("event_id") {
+        let event_id = match f.event_id {
             None | Some(Value::Null) => Some(Uuid::now_v7()),
             Some(Value::String(s)) => match Uuid::try_parse(&s) {
                 Ok(id) => Some(id),
@@ -533,7 +539,7 @@ impl Checker {
                 None
             }
         };
-        for unknown in obj.keys() {
+        for unknown in &f.unknown {
             self.err(
                 &format!("/{}", escape_pointer(unknown)),
                 "unknown_field",

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# A change to ingest, measured before and after on one fresh memory-broker stack of its
+# own (EYE_HOME=.eye/ab, ports 38080-38082, 39092, 38123, 39000): the two binaries take
+# turns, ABBA ABBA..., each step `eye-perf sweep` flat out for a fixed time, so a machine
+# that slows down (or a broker that fills up) during the run weighs on both sides alike.
+# Appends one `"measure": "change"` line with each side's medians to perf/changes.jsonl,
+# which `make bench` renders in BENCHMARKS.md.
+#
+#   deploy/ab.sh BEFORE_BIN AFTER_BIN "title" "one sentence on what changed"
+#
+#   EYE_AB_ROUNDS       rounds, each one step per side (default 4)
+#   EYE_AB_SECONDS      seconds per step (default 15)
+#   EYE_AB_CONNECTIONS  keep-alive connections (default 64)
+#   EYE_AB_OUT          where the line goes (default perf/changes.jsonl)
+#
+# Keep a build before changing ingest: cp target/release/eye-ingest target/ab/before/
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BEFORE=$(realpath "${1:?before: an eye-ingest binary}")
+AFTER=$(realpath "${2:?after: an eye-ingest binary}")
+TITLE=${3:?title of the change}
+DETAIL=${4:-}
+ROUNDS=${EYE_AB_ROUNDS:-4}
+STEP_SECONDS=${EYE_AB_SECONDS:-15}
+CONNECTIONS=${EYE_AB_CONNECTIONS:-64}
+OUT=${EYE_AB_OUT:-$ROOT/perf/changes.jsonl}
+PERF=$ROOT/target/release/eye-perf
+log() { printf '[ab] %s\n' "$*" >&2; }
+
+# /proc names processes by their executable's file name: both must be called eye-ingest.
+for b in "$BEFORE" "$AFTER"; do
+    [ "$(basename "$b")" = eye-ingest ] || { log "$b: the binary must be named eye-ingest"; exit 1; }
+done
+
+cd "$ROOT"
+cargo build --release -p eye-perf --quiet
+export EYE_HOME=$ROOT/.eye/ab EYE_STACK_BROKER_STORAGE=memory
+export EYE_STACK_KAFKA_PORT=39092 EYE_STACK_CLICKHOUSE_HTTP_PORT=38123 EYE_STACK_CLICKHOUSE_TCP_PORT=39000
+export EYE_STACK_INGEST_PORT=38080 EYE_STACK_QUERY_PORT=38081 EYE_STACK_CONSUMER_PORT=38082
+export EYE_AUTH_EVENTS_PER_S=100000000 EYE_AUTH_EVENTS_BURST=100000000
+export EYE_AUTH_REQUESTS_PER_S=10000000 EYE_AUTH_REQUESTS_BURST=10000000
+export EYE_KAFKA_BROKERS=127.0.0.1:39092 EYE_CLICKHOUSE_URL=http://127.0.0.1:38123
+lines=$(mktemp)
+trap 'deploy/stack.sh down >/dev/null 2>&1 || true; rm -f "$lines"' EXIT
+
+deploy/stack.sh down >/dev/null 2>&1 || true
+rm -rf "$EYE_HOME/broker" "$EYE_HOME/clickhouse"
+step() {
+    local side=$1 bin=$2
+    deploy/stack.sh stop eye-ingest
+    EYE_STACK_INGEST_BIN=$bin deploy/stack.sh up >/dev/null
+    set -a; . "$EYE_HOME/dev-credentials"; set +a
+    "$PERF" sweep --url http://127.0.0.1:38080 --connections "$CONNECTIONS" --seconds "$STEP_SECONDS" |
+        jq -c --arg side "$side" '. + {side: $side}' | tee -a "$lines" |
+        jq -r '"\(.side): \(.events_per_sec | floor) events/s, p99 \(.latency_ms.p99) ms, ingest \(.processes["eye-ingest"].cores) cores"' >&2
+}
+for r in $(seq 1 "$ROUNDS"); do
+    log "round $r of $ROUNDS"
+    if [ $((r % 2)) = 1 ]; then
+        step before "$BEFORE"; step after "$AFTER"
+    else
+        step after "$AFTER"; step before "$BEFORE"
+    fi
+done
+
+# Medians per side (peak RSS: the largest), and the ratios after / before.
+jq -s -c --arg title "$TITLE" --arg detail "$DETAIL" --arg date "$(date -u +%FT%TZ)" \
+    --argjson rounds "$ROUNDS" --argjson conns "$CONNECTIONS" --argjson secs "$STEP_SECONDS" '
+    def median: sort | if length % 2 == 1 then .[length / 2 | floor]
+                       else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+    def side($s): [.[] | select(.side == $s)] | {
+        events_per_sec: ([.[].events_per_sec] | median),
+        p99_ms: ([.[].latency_ms.p99] | median),
+        ingest_cores: ([.[].processes["eye-ingest"].cores] | median),
+        events_per_ingest_core: ([.[] | .events_per_sec / .processes["eye-ingest"].cores] | median),
+        peak_rss_mib: ([.[].processes["eye-ingest"].peak_rss_mib] | max),
+        steps: [.[].events_per_sec | floor]
+    };
+    side("before") as $b | side("after") as $a | {
+        measure: "change", change: $title, detail: $detail, date: $date,
+        rounds: $rounds, connections: $conns, seconds: $secs,
+        before: $b, after: $a,
+        ratio_events_per_sec: ($a.events_per_sec / $b.events_per_sec),
+        ratio_per_core: ($a.events_per_ingest_core / $b.events_per_ingest_core)
+    }' "$lines" | tee -a "$OUT"
+log "appended to $OUT"

@@ -75,6 +75,8 @@ pub struct Dataset {
 pub struct LoadReport {
     pub stored_rows: u64,
     pub distinct_events: u64,
+    /// False when the database already held the data set.
+    pub loaded: bool,
 }
 
 pub struct Loader<'a> {
@@ -114,6 +116,7 @@ impl Loader<'_> {
                 return Ok(LoadReport {
                     stored_rows: counts.stored_rows,
                     distinct_events: counts.distinct_events,
+                    loaded: false,
                 });
             }
         }
@@ -147,6 +150,7 @@ impl Loader<'_> {
         Ok(LoadReport {
             stored_rows: counts.stored_rows,
             distinct_events: counts.distinct_events,
+            loaded: true,
         })
     }
 

@@ -75,6 +75,10 @@ struct Args {
     /// Sessions and days the session and category questions rotate through.
     #[arg(long, default_value_t = 4)]
     cases: usize,
+    /// Also append the figures to FILE as JSON lines, one per question and one for the
+    /// load, for `make bench`'s report (`eye-perf report`).
+    #[arg(long, value_name = "FILE")]
+    jsonl: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -122,7 +126,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         events: args.events,
         seed: args.seed,
     };
+    let load_started = std::time::Instant::now();
     let loaded = loader.ensure(dataset, args.reload).await?;
+    let load_seconds = load_started.elapsed().as_secs_f64();
     println!(
         "data: {}.events holds {} rows, {} distinct events",
         args.database,
@@ -209,6 +215,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     let missed = report::print_timings(&rows);
     report::print_reads(&rows, table_rows);
+    if let Some(path) = &args.jsonl {
+        let load = serde_json::json!({
+            "measure": "query_load",
+            "events": args.events,
+            "stored_rows": table_rows,
+            // False when the database already held the data set: then no load was timed.
+            "loaded": loaded.loaded,
+            "seconds": load_seconds,
+            "rows_per_sec": args.events as f64 / load_seconds,
+        });
+        let mut text = format!("{load}\n");
+        for row in &rows {
+            text.push_str(&format!("{}\n", report::json_line(row, table_rows)));
+        }
+        // Appended: make bench collects every step of a run in one file.
+        use std::io::Write as _;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .with_context(|| format!("appending to {}", path.display()))?;
+    }
     let unavailable = outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::NotAvailable { .. }))

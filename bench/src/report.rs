@@ -27,6 +27,66 @@ pub struct Row<'a> {
     pub outcome: &'a Outcome,
 }
 
+/// A measured question's percentiles (service, then direct), ratios, and what it missed.
+pub struct Figures {
+    pub service: [Duration; 2],
+    pub direct: [Duration; 2],
+    pub ratio: [f64; 2],
+    pub misses: Vec<String>,
+}
+
+pub fn figures(kind: &Kind, m: &Measured) -> Figures {
+    let (s50, s99) = (percentile(&m.service, 0.5), percentile(&m.service, 0.99));
+    let (d50, d99) = (percentile(&m.direct, 0.5), percentile(&m.direct, 0.99));
+    let (r50, r99) = (ratio(s50, d50), ratio(s99, d99));
+    let mut misses = Vec::new();
+    if let Some(t) = kind.target_p99_ms {
+        if ms(s99) > t {
+            misses.push(format!("p99 {:.1} ms > {t:.0} ms", ms(s99)));
+        }
+    }
+    for (name, r) in [("p50", r50), ("p99", r99)] {
+        if r > MAX_OVERHEAD {
+            misses.push(format!("{name} overhead {r:.2}x > {MAX_OVERHEAD}x"));
+        }
+    }
+    Figures {
+        service: [s50, s99],
+        direct: [d50, d99],
+        ratio: [r50, r99],
+        misses,
+    }
+}
+
+/// One JSON line per question, for `make bench`'s report (`eye-perf report`).
+pub fn json_line(row: &Row, table_rows: u64) -> serde_json::Value {
+    let m = match row.outcome {
+        Outcome::NotAvailable { tried } => {
+            return serde_json::json!({
+                "measure": "query", "label": row.kind.label, "available": false, "tried": tried,
+            });
+        }
+        Outcome::Measured(m) => m,
+    };
+    let f = figures(row.kind, m);
+    let pair = |d: [Duration; 2]| serde_json::json!({"p50": ms(d[0]), "p99": ms(d[1])});
+    serde_json::json!({
+        "measure": "query",
+        "label": row.kind.label,
+        "request": format!("GET {}", m.route),
+        "samples": m.service.len(),
+        "service_ms": pair(f.service),
+        "direct_ms": pair(f.direct),
+        "ratio": {"p50": f.ratio[0], "p99": f.ratio[1]},
+        "read_rows": m.statements.iter().map(|s| s.read_rows).sum::<u64>(),
+        "table_rows": table_rows,
+        "target_p99_ms": row.kind.target_p99_ms,
+        "max_overhead": MAX_OVERHEAD,
+        "ok": f.misses.is_empty(),
+        "misses": f.misses,
+    })
+}
+
 /// Prints the timing table and returns how many rows missed a target.
 pub fn print_timings(rows: &[Row]) -> usize {
     println!();
@@ -51,20 +111,12 @@ pub fn print_timings(rows: &[Row]) -> usize {
             }
             Outcome::Measured(m) => m,
         };
-        let (s50, s99) = (percentile(&m.service, 0.5), percentile(&m.service, 0.99));
-        let (d50, d99) = (percentile(&m.direct, 0.5), percentile(&m.direct, 0.99));
-        let (r50, r99) = (ratio(s50, d50), ratio(s99, d99));
-        let mut misses = Vec::new();
-        if let Some(t) = row.kind.target_p99_ms {
-            if ms(s99) > t {
-                misses.push(format!("p99 {:.1} ms > {t:.0} ms", ms(s99)));
-            }
-        }
-        for (name, r) in [("p50", r50), ("p99", r99)] {
-            if r > MAX_OVERHEAD {
-                misses.push(format!("{name} overhead {r:.2}x > {MAX_OVERHEAD}x"));
-            }
-        }
+        let Figures {
+            service: [s50, s99],
+            direct: [d50, d99],
+            ratio: [r50, r99],
+            misses,
+        } = figures(row.kind, m);
         let result = if misses.is_empty() {
             "ok".to_owned()
         } else {
@@ -143,5 +195,70 @@ fn print_measured(kind: &Kind, m: &Measured, table_rows: u64) {
             "    settings (sent again on the direct path): {}",
             first.settings_text()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clickhouse::Logged;
+
+    #[test]
+    fn json_line_carries_the_figures_and_the_verdict() {
+        let kind = Kind {
+            label: "session lookup (100 events)",
+            routes: Vec::new(),
+            markers: Vec::new(),
+            samples: 4,
+            target_p99_ms: Some(50.0),
+        };
+        let ms = |v: &[u64]| v.iter().map(|&x| Duration::from_millis(x)).collect();
+        let logged = |read_rows| Logged {
+            query: "SELECT 1".into(),
+            read_rows,
+            query_duration_ms: 1,
+            setting_names: Vec::new(),
+            setting_values: Vec::new(),
+        };
+        let outcome = Outcome::Measured(Box::new(Measured {
+            route: "/v1/sessions/{id}?limit=100".into(),
+            statements: vec![logged(8_192), logged(100)],
+            answer_summary: "events: 100".into(),
+            service_bytes: 1,
+            direct_bytes: 1,
+            service: ms(&[10, 12, 11, 60]),
+            direct: ms(&[10, 10, 10, 40]),
+        }));
+        let v = json_line(
+            &Row {
+                kind: &kind,
+                outcome: &outcome,
+            },
+            1_000_000,
+        );
+        assert_eq!(v["measure"], "query");
+        assert_eq!(v["request"], "GET /v1/sessions/{id}?limit=100");
+        assert_eq!(
+            v["service_ms"],
+            serde_json::json!({"p50": 11.0, "p99": 60.0})
+        );
+        assert_eq!(v["ratio"]["p99"], 1.5);
+        assert_eq!(v["read_rows"], 8_292);
+        assert_eq!(v["table_rows"], 1_000_000);
+        // p99 60 ms over its 50 ms target, and 1.5x over ClickHouse alone.
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["misses"].as_array().map(Vec::len), Some(2));
+
+        let gone = Outcome::NotAvailable {
+            tried: vec!["/v1/x".into()],
+        };
+        let v = json_line(
+            &Row {
+                kind: &kind,
+                outcome: &gone,
+            },
+            1,
+        );
+        assert_eq!(v["available"], false);
     }
 }

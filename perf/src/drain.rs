@@ -1,6 +1,8 @@
 //! The consumer draining a pre-filled topic, timed from its own metrics: rows ClickHouse
-//! confirmed (`eye_consumer_rows_inserted_total`), polled every 100 ms.
+//! confirmed (`eye_consumer_rows_inserted_total`), polled every 100 ms; with every
+//! process's cores and peak RSS meanwhile, since a backlog is the consumer's overload.
 
+use crate::procs;
 use std::time::{Duration, Instant};
 
 /// One unlabelled sample from a Prometheus text page.
@@ -28,23 +30,27 @@ pub async fn run(
     let http = reqwest::Client::new();
     let called = Instant::now();
     let deadline = called + timeout;
-    let mut first: Option<(Instant, f64)> = None;
+    let watch = procs::Watch::start();
+    let mut first: Option<(Instant, f64, procs::Snapshot)> = None;
     loop {
         let page = http.get(metrics).send().await?.text().await?;
         let rows = sample(&page, "eye_consumer_rows_inserted_total").unwrap_or(0.0);
         let now = Instant::now();
         if rows > 0.0 && first.is_none() {
-            first = Some((now, rows));
+            first = Some((now, rows, procs::snapshot()));
         }
         if rows >= expect as f64 {
-            let (t0, r0) = first.unwrap_or((called, 0.0));
+            let after = procs::snapshot();
+            let (t0, r0, before) = first.unwrap_or((called, 0.0, procs::Snapshot::default()));
             let secs = now.duration_since(t0).as_secs_f64();
             return Ok(serde_json::json!({
                 "rows": rows,
                 "seconds": secs,
-                // After the first batch landed: group join and the first fetch excluded.
+                // After the first batch landed: group join and the first fetch excluded,
+                // from the rate and from the cores alike.
                 "per_sec": if secs > 0.0 { (rows - r0) / secs } else { 0.0 },
                 "seconds_from_start": now.duration_since(called).as_secs_f64(),
+                "processes": watch.finish(&before, &after).await?,
             }));
         }
         anyhow::ensure!(

@@ -1,7 +1,7 @@
 //! The three limits ingest and the consumer are compared with: raw produce, raw consume,
 //! raw insert, on the same records.
 
-use crate::{consume, insert, line, messages, produce};
+use crate::{consume, insert, line, messages, procs, produce};
 use eye_common::config::{self, ClickHouseConfig, KafkaConfig};
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +12,10 @@ pub struct Options {
     pub max_inflight_bytes: u64,
     pub max_inflight: u64,
     pub batch_rows: usize,
+    /// Produce into the events topic (its consumer stopped) rather than a fresh one, so the
+    /// consumer drain that follows reads these very records: generating millions of them
+    /// twice, and producing them twice, would cost make bench minutes.
+    pub into_events_topic: bool,
 }
 
 pub async fn run(o: Options, schema_dir: &Path) -> anyhow::Result<()> {
@@ -21,13 +25,26 @@ pub async fn run(o: Options, schema_dir: &Path) -> anyhow::Result<()> {
         max_inflight_bytes,
         max_inflight,
         batch_rows,
+        into_events_topic,
     } = o;
     let kafka: KafkaConfig = config::from_env()?;
     let records = messages::generate(count, seed, schema_dir)?;
     let mean = messages::mean_bytes(&records);
     let run = uuid::Uuid::new_v4().simple().to_string();
-    let topic = format!("eye.perf.{}", &run[..12]);
-    eye_common::kafka::ensure_topics(&kafka, &[(&topic, kafka.events_partitions)]).await?;
+    let (topic, start) = if into_events_topic {
+        let topic = kafka.events_topic.clone();
+        let k = kafka.clone();
+        let t = topic.clone();
+        let ends = tokio::task::spawn_blocking(move || consume::end_offsets(&k, &t)).await??;
+        (topic, Some(ends))
+    } else {
+        let topic = format!("eye.perf.{}", &run[..12]);
+        eye_common::kafka::ensure_topics(&kafka, &[(&topic, kafka.events_partitions)]).await?;
+        (topic, None)
+    };
+    let partitions = start
+        .as_ref()
+        .map_or(kafka.events_partitions as usize, |s| s.count());
 
     let k = kafka.clone();
     let t = topic.clone();
@@ -40,13 +57,13 @@ pub async fn run(o: Options, schema_dir: &Path) -> anyhow::Result<()> {
     line(
         "raw_produce",
         serde_json::json!({"messages": p.acked, "mean_bytes": mean, "seconds": secs,
-            "per_sec": p.acked as f64 / secs}),
+            "per_sec": p.acked as f64 / secs, "topic": topic, "partitions": partitions}),
     );
 
     let k = kafka.clone();
     let expect = p.acked;
     let c = tokio::task::spawn_blocking(move || {
-        consume::run(&k, &topic, expect, Duration::from_secs(600))
+        consume::run(&k, &topic, start.as_ref(), expect, Duration::from_secs(600))
     })
     .await??;
     anyhow::ensure!(c.messages == expect, "read {} of {expect}", c.messages);
@@ -66,7 +83,9 @@ pub async fn run(o: Options, schema_dir: &Path) -> anyhow::Result<()> {
     line(
         "raw_insert",
         serde_json::json!({"rows": i.rows, "batch_rows": batch_rows, "seconds": secs,
-            "per_sec": i.rows as f64 / secs, "database": ch.database}),
+            "per_sec": i.rows as f64 / secs, "database": ch.database,
+            // What holding every record in memory cost this process.
+            "eye_perf_peak_rss_mib": procs::own_peak_rss_mib()}),
     );
     Ok(())
 }

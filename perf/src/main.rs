@@ -48,6 +48,10 @@ enum Command {
         /// Rows per INSERT, as the consumer batches (`EYE_CONSUMER_BATCH_MAX_ROWS`).
         #[arg(long, default_value_t = 10_000)]
         batch_rows: usize,
+        /// Produce into the events topic instead of a fresh one, and read back from where
+        /// this produce began, leaving the records for `drain` (stop the consumer first).
+        #[arg(long)]
+        into_events_topic: bool,
     },
     /// Ingest flat out over each number of keep-alive connections in turn, with CPU and
     /// RSS of every pipeline process (needs the stack running, e.g. `make up`).
@@ -64,11 +68,25 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         batch: usize,
     },
+    /// Ingest overloaded: one step flat out over far more connections than the sweep, with
+    /// the requests refused (503, 429) and every process's peak RSS.
+    Overload {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, env = "EYE_API_KEY", hide_env_values = true)]
+        api_key: String,
+        #[arg(long, default_value_t = 512)]
+        connections: usize,
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
     /// Pre-fill the events topic (`EYE_KAFKA_EVENTS_TOPIC`) with `--messages` records, as
     /// ingest would have written them (stop the consumer first).
     Fill,
     /// Time the consumer draining `--expect` rows: from its first inserted row to the last,
-    /// read from its metrics.
+    /// read from its metrics, with every process's cores and peak RSS meanwhile.
     Drain {
         #[arg(long)]
         expect: u64,
@@ -88,6 +106,9 @@ enum Command {
         markdown: PathBuf,
         #[arg(long, default_value = "bench.json")]
         json: PathBuf,
+        /// Changes measured before and after (`deploy/ab.sh`), one JSON line each.
+        #[arg(long, default_value = "perf/changes.jsonl")]
+        changes: PathBuf,
     },
 }
 
@@ -101,13 +122,17 @@ pub(crate) fn line(kind: &str, fields: serde_json::Value) {
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     match a.command {
-        Command::Limits { batch_rows } => {
+        Command::Limits {
+            batch_rows,
+            into_events_topic,
+        } => {
             let o = limits::Options {
                 messages: a.messages,
                 seed: a.seed,
                 max_inflight_bytes: a.max_inflight_bytes,
                 max_inflight: a.max_inflight,
                 batch_rows,
+                into_events_topic,
             };
             limits::run(o, &a.schema_dir).await
         }
@@ -129,6 +154,26 @@ async fn main() -> anyhow::Result<()> {
                 };
                 line("ingest_throughput", sweep::run(step).await?);
             }
+            Ok(())
+        }
+        Command::Overload {
+            url,
+            api_key,
+            connections,
+            seconds,
+            batch,
+        } => {
+            let step = sweep::Step {
+                url,
+                api_key,
+                connections,
+                duration: Duration::from_secs(seconds),
+                batch,
+                seed: a.seed,
+            };
+            let mut v = sweep::run(step).await?;
+            v["refused"] = sweep::refused(&v);
+            line("ingest_overload", v);
             Ok(())
         }
         Command::Fill => {
@@ -164,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
             runs,
             markdown,
             json,
-        } => report::write(&runs, &markdown, &json),
+            changes,
+        } => report::write(&runs, &markdown, &json, &changes),
     }
 }

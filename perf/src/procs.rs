@@ -1,6 +1,8 @@
 //! CPU and memory of the pipeline's processes, read from /proc while a load runs.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The processes a report names, by executable file name.
@@ -27,6 +29,11 @@ pub fn snapshot() -> Snapshot {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Snapshot::default();
     };
+    // Another stack on the machine (deploy/ab.sh beside make bench) runs processes of the
+    // same names. With EYE_HOME set, only the stack's own count (deploy/stack.sh starts each
+    // one in a directory under it), and this process, the load generator.
+    let home = std::env::var_os("EYE_HOME").and_then(|h| std::fs::canonicalize(h).ok());
+    let me = std::process::id().to_string();
     for entry in dir.flatten() {
         let pid = entry.file_name();
         let Some(pid) = pid
@@ -45,6 +52,13 @@ pub fn snapshot() -> Snapshot {
         let Some(watched) = WATCHED.iter().find(|w| name == **w) else {
             continue;
         };
+        if let Some(home) = &home {
+            let ours = std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .is_ok_and(|cwd| cwd.starts_with(home));
+            if !ours && pid != me {
+                continue;
+            }
+        }
         let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
             .and_then(|s| cpu_ticks(&s))
@@ -104,6 +118,81 @@ pub fn usage(before: &Snapshot, after: &Snapshot) -> BTreeMap<String, (f64, f64)
             (name.clone(), (cores, (*rss).max(rss0) as f64 / 1024.0))
         })
         .collect()
+}
+
+/// Peak RSS of every watched process, sampled every 500 ms while a step runs: RSS rises and
+/// falls, so two snapshots would miss the peak that the memory targets are about.
+pub struct Watch {
+    peak: Arc<Mutex<BTreeMap<String, u64>>>,
+    done: Arc<AtomicBool>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl Watch {
+    pub fn start() -> Self {
+        let peak: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (peak, done) = (peak.clone(), done.clone());
+            tokio::task::spawn_blocking(move || {
+                while !done.load(Ordering::Relaxed) {
+                    let snap = snapshot();
+                    let mut p = peak.lock().unwrap_or_else(|e| e.into_inner());
+                    for (name, (_, rss)) in snap.procs {
+                        let e = p.entry(name).or_default();
+                        *e = (*e).max(rss);
+                    }
+                    drop(p);
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            })
+        };
+        Self {
+            peak,
+            done,
+            sampler,
+        }
+    }
+
+    /// Stops sampling. Per process: `{"cores", "peak_rss_mib"}`, cores between `before` and
+    /// `after` (the caller picks the interval that is the step), RSS the peak seen meanwhile.
+    pub async fn finish(
+        mut self,
+        before: &Snapshot,
+        after: &Snapshot,
+    ) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+        self.done.store(true, Ordering::Relaxed);
+        (&mut self.sampler).await?;
+        let peak = self.peak.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(usage(before, after)
+            .into_iter()
+            .map(|(name, (cores, rss))| {
+                // A step shorter than one sample still has the two snapshots' RSS.
+                let peak = (peak.get(&name).copied().unwrap_or(0) as f64 / 1024.0).max(rss);
+                (
+                    name,
+                    serde_json::json!({"cores": cores, "peak_rss_mib": peak}),
+                )
+            })
+            .collect())
+    }
+}
+
+impl Drop for Watch {
+    /// A step that failed must still stop the sampler: the runtime waits for blocking
+    /// tasks on shutdown, so a sampler left running would hang the process.
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+    }
+}
+
+/// This process's own peak RSS in MiB (VmHWM): what generating the records costs.
+pub fn own_peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| kib(&s, "VmHWM:"))
+        .unwrap_or(0) as f64
+        / 1024.0
 }
 
 #[cfg(test)]

@@ -1,11 +1,10 @@
-//! One step of the ingest throughput sweep: `eye-loadgen` flat out over N connections for
-//! a fixed time, with every pipeline process's CPU and peak RSS over the same interval.
+//! One step of ingest flat out: `eye-loadgen` over N connections for a fixed time, with every
+//! pipeline process's CPU and peak RSS over the same interval. The throughput sweep runs it
+//! per connection count; the overload step runs it once with far more connections.
 
 use crate::procs;
 use eye_loadgen::{Config, Progress};
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Step {
@@ -18,24 +17,7 @@ pub struct Step {
 }
 
 pub async fn run(step: Step) -> anyhow::Result<serde_json::Value> {
-    // RSS is sampled every 500 ms for its peak; CPU is the difference of two snapshots.
-    let peak: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done) = (peak.clone(), done.clone());
-        tokio::task::spawn_blocking(move || {
-            while !done.load(Ordering::Relaxed) {
-                let snap = procs::snapshot();
-                let mut p = peak.lock().unwrap_or_else(|e| e.into_inner());
-                for (name, (_, rss)) in snap.procs {
-                    let e = p.entry(name).or_default();
-                    *e = (*e).max(rss);
-                }
-                drop(p);
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        })
-    };
+    let watch = procs::Watch::start();
     let before = procs::snapshot();
     let report = eye_loadgen::run(
         Config {
@@ -55,20 +37,26 @@ pub async fn run(step: Step) -> anyhow::Result<serde_json::Value> {
     )
     .await?;
     let after = procs::snapshot();
-    done.store(true, Ordering::Relaxed);
-    sampler.await?;
-    let peak = peak.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let processes: serde_json::Map<String, serde_json::Value> = procs::usage(&before, &after)
-        .into_iter()
-        .map(|(name, (cores, _))| {
-            let rss = peak.get(&name).copied().unwrap_or(0) as f64 / 1024.0;
-            (
-                name,
-                serde_json::json!({"cores": cores, "peak_rss_mib": rss}),
-            )
-        })
-        .collect();
     let mut v = report.to_json();
-    v["processes"] = processes.into();
+    v["processes"] = watch.finish(&before, &after).await?.into();
     Ok(v)
+}
+
+/// Attempts ingest refused for lack of room (`503`, its in-flight budget) or of budget
+/// (`429`, the client's rate limit): the backpressure an overload must meet.
+pub fn refused(step: &serde_json::Value) -> serde_json::Value {
+    let n = |code: &str| step["attempts"][code].as_u64().unwrap_or(0);
+    serde_json::json!({"503": n("503"), "429": n("429")})
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_refusals_by_status() {
+        let step = serde_json::json!({"attempts": {"202": 900, "503": 41, "timeout": 2}});
+        assert_eq!(
+            super::refused(&step),
+            serde_json::json!({"503": 41, "429": 0})
+        );
+    }
 }

@@ -12,6 +12,8 @@
 #   EYE_AB_SECONDS      seconds per step (default 15)
 #   EYE_AB_CONNECTIONS  keep-alive connections (default 64)
 #   EYE_AB_OUT          where the line goes (default perf/changes.jsonl)
+#   EYE_AB_BEFORE_ENV / EYE_AB_AFTER_ENV   VAR=value words for that side's ingest, to
+#                       measure a setting (the same binary twice, e.g. EYE_KAFKA_LINGER_MS=20)
 #
 # Keep a build before changing ingest: cp target/release/eye-ingest target/ab/before/
 set -euo pipefail
@@ -24,7 +26,6 @@ ROUNDS=${EYE_AB_ROUNDS:-4}
 STEP_SECONDS=${EYE_AB_SECONDS:-15}
 CONNECTIONS=${EYE_AB_CONNECTIONS:-64}
 OUT=${EYE_AB_OUT:-$ROOT/perf/changes.jsonl}
-PERF=$ROOT/target/release/eye-perf
 log() { printf '[ab] %s\n' "$*" >&2; }
 
 # /proc names processes by their executable's file name: both must be called eye-ingest.
@@ -33,22 +34,30 @@ for b in "$BEFORE" "$AFTER"; do
 done
 
 cd "$ROOT"
-cargo build --release -p eye-perf --quiet
+cargo build --release --workspace --bins --quiet
+# A copy, so a rebuild during the run cannot change the load generator between steps.
+work=$(mktemp -d)
+cp "$ROOT/target/release/eye-perf" "$work/eye-perf"
+PERF=$work/eye-perf
 export EYE_HOME=$ROOT/.eye/ab EYE_STACK_BROKER_STORAGE=memory
 export EYE_STACK_KAFKA_PORT=39092 EYE_STACK_CLICKHOUSE_HTTP_PORT=38123 EYE_STACK_CLICKHOUSE_TCP_PORT=39000
 export EYE_STACK_INGEST_PORT=38080 EYE_STACK_QUERY_PORT=38081 EYE_STACK_CONSUMER_PORT=38082
 export EYE_AUTH_EVENTS_PER_S=100000000 EYE_AUTH_EVENTS_BURST=100000000
 export EYE_AUTH_REQUESTS_PER_S=10000000 EYE_AUTH_REQUESTS_BURST=10000000
 export EYE_KAFKA_BROKERS=127.0.0.1:39092 EYE_CLICKHOUSE_URL=http://127.0.0.1:38123
-lines=$(mktemp)
-trap 'deploy/stack.sh down >/dev/null 2>&1 || true; rm -f "$lines"' EXIT
+lines=$work/lines.jsonl
+trap 'deploy/stack.sh down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
 deploy/stack.sh down >/dev/null 2>&1 || true
 rm -rf "$EYE_HOME/broker" "$EYE_HOME/clickhouse"
+deploy/stack.sh up >/dev/null 2>&1
+export EYE_STACK_BUILD=0
 step() {
-    local side=$1 bin=$2
+    local side=$1 bin=$2 side_env
+    [ "$side" = before ] && side_env=${EYE_AB_BEFORE_ENV:-} || side_env=${EYE_AB_AFTER_ENV:-}
     deploy/stack.sh stop eye-ingest
-    EYE_STACK_INGEST_BIN=$bin deploy/stack.sh up >/dev/null
+    # shellcheck disable=SC2086 # VAR=value words
+    env $side_env EYE_STACK_INGEST_BIN="$bin" deploy/stack.sh up >/dev/null 2>&1
     set -a; . "$EYE_HOME/dev-credentials"; set +a
     "$PERF" sweep --url http://127.0.0.1:38080 --connections "$CONNECTIONS" --seconds "$STEP_SECONDS" |
         jq -c --arg side "$side" '. + {side: $side}' | tee -a "$lines" |

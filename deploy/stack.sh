@@ -255,7 +255,8 @@ start_service() {
 
 up() {
     servers
-    build
+    # EYE_STACK_BUILD=0: start what is built (deploy/ab.sh restarting ingest between steps).
+    [ "${EYE_STACK_BUILD:-1}" = 0 ] || build
     service_env
     "$(bin eye-admin)" init
     dev_client

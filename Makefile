@@ -49,8 +49,10 @@ chaos:
 	cargo build --release --workspace --bins
 	target/release/eye-chaos $(CHAOS_ARGS)
 
-## Pipeline benchmark (issue 7, in progress): ingest sweep, raw limits, consumer drain and
-## end to end, with tansu's memory and sqlite storage; writes BENCHMARKS.md and bench.json.
+## Pipeline benchmark (issue 7; meant to take under 15 minutes, each step's time is
+## logged): ingest sweep and overload, raw limits, consumer drain (3M records; 1M with sqlite), end to end, the query
+## benchmark on 1M events; tansu's memory, then sqlite storage. Writes BENCHMARKS.md and
+## bench.json, with per-core sizing and perf/changes.jsonl. Knobs: top of deploy/bench.sh.
 bench:
 	deploy/bench.sh
 

@@ -91,9 +91,16 @@ for storage in $STORAGES; do
     set -a; . "$EYE_HOME/dev-credentials"; set +a
     timed "$storage: ingest flat out over 8, 32, 64, 128 connections, ${SECONDS_STEP} s each" \
         "$PERF" sweep --url "$INGEST" --seconds "$SECONDS_STEP" >>"$lines"
-    timed "$storage: ingest overloaded, $OVERLOAD_CONNECTIONS connections × $OVERLOAD_BATCH events, $OVERLOAD_SECONDS s" \
-        "$PERF" overload --url "$INGEST" --connections "$OVERLOAD_CONNECTIONS" --batch "$OVERLOAD_BATCH" \
-        --seconds "$OVERLOAD_SECONDS" >>"$lines"
+    if [ "$storage" = memory ]; then
+        timed "$storage: ingest overloaded, $OVERLOAD_CONNECTIONS connections × $OVERLOAD_BATCH events, $OVERLOAD_SECONDS s" \
+            "$PERF" overload --url "$INGEST" --connections "$OVERLOAD_CONNECTIONS" --batch "$OVERLOAD_BATCH" \
+            --seconds "$OVERLOAD_SECONDS" >>"$lines"
+    else
+        # Tried once: 12 s into it, tansu's sqlite storage panicked (lite.rs:503, "more or
+        # less than one row", in its idempotent-producer check) and answered every later
+        # request with an error, so the rest of the run measured nothing. The report says so.
+        echo '{"measure":"ingest_overload","skipped":"tansu 0.6.0 sqlite storage panics under it (lite.rs:503, idempotent-producer check) and stays wedged"}' >>"$lines"
+    fi
     # The sweep's and the overload's backlog first: raw consume must not share the broker
     # with the consumer, and the drain must time only its own records.
     timed "$storage: waiting for the consumer to store the backlog" drained

@@ -339,7 +339,9 @@ fn memory_section(lines: &Lines, name: &str, targets: &mut Vec<Target>) -> Strin
             cores(v, "clickhouse-server"),
         )
     };
-    if let Some(v) = overload {
+    if let Some(why) = overload.and_then(|v| v["skipped"].as_str()) {
+        let _ = writeln!(md, "| ingest overloaded | not run: {why} | | | | |");
+    } else if let Some(v) = overload {
         let _ = writeln!(
             md,
             "| ingest overloaded | {} connections × {}-event batches, {} s | {} | {} / {} | {} |",
@@ -717,6 +719,33 @@ mod tests {
         let md = scaling_section(&lines);
         // 1M events/s at 125,000 per ingest core: 8 cores.
         assert!(md.contains("| ingest | 125000 | 100000 events/s ÷ 0.80 cores, best sweep step (64 connections) | 0.8 | 8.0 | 80.0 |"), "{md}");
+    }
+
+    #[test]
+    fn memory_targets_in_mb_and_a_step_not_run() {
+        let lines = parse(concat!(
+            r#"{"measure":"ingest_overload","skipped":"the broker wedges"}"#,
+            "\n",
+            r#"{"measure":"consumer_drain","per_sec":150000,"rows":3000000,"processes":{"eye-consumer":{"cores":0.3,"peak_rss_mib":100}}}"#,
+            "\n"
+        ));
+        let mut targets = Vec::new();
+        let md = memory_section(&lines, "sqlite", &mut targets);
+        assert!(
+            md.contains("| ingest overloaded | not run: the broker wedges |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| consumer draining a backlog | 3,000,000 pre-filled records | 150000 |"),
+            "{md}"
+        );
+        let [ingest, consumer] = &targets[..] else {
+            panic!("two memory targets, got {}", targets.len());
+        };
+        assert!(ingest.measured.is_nan(), "a step not run is not measured");
+        // 100 MiB is 104.9 MB, under the 500 MB ceiling.
+        assert!((consumer.measured - 104.857_6).abs() < 1e-9);
+        assert!(consumer.met);
     }
 
     #[test]

@@ -173,7 +173,8 @@ pub fn write(runs: &[String], markdown: &Path, json: &Path, changes: &Path) -> a
     let _ = writeln!(md, "| target | measured | ratio to target or limit | met |");
     let _ = writeln!(md, "|---|---|---|---|");
     for t in &targets {
-        let met = match (t.measured.is_finite(), t.met) {
+        // A missing limit leaves the ratio undefined: that is not a miss either.
+        let met = match (t.measured.is_finite() && t.ratio.is_finite(), t.met) {
             (false, _) => "not measured",
             (true, true) => "yes",
             (true, false) => "**no**",

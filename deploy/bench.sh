@@ -33,8 +33,7 @@ JSON=${EYE_BENCH_JSON:-$ROOT/bench.json}
 PERF=$ROOT/target/release/eye-perf
 # Overload: far more connections than the sweep, each with the largest batch ingest takes
 # (EYE_INGEST_MAX_BATCH_EVENTS): 512 requests of 1000 events ask for about 380 MB in flight,
-# six times ingest's 64 MiB budget, so its backpressure must act. With 100-event batches
-# they would ask for 38 MB, which fits, and nothing would be refused.
+# over ten times ingest's 32 MiB budget, so its backpressure must act.
 OVERLOAD_CONNECTIONS=512 OVERLOAD_BATCH=1000 OVERLOAD_SECONDS=15
 log() { printf '[bench] %s\n' "$*" >&2; }
 clock() { printf '%d:%02d' $((SECONDS / 60)) $((SECONDS % 60)); }

@@ -83,7 +83,7 @@ defaults! {
     d_consumer_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8082));
     d_max_body_bytes: u64 = 5 * 1024 * 1024;
     d_max_decompressed_bytes: u64 = 5 * 1024 * 1024;
-    d_max_inflight_bytes: u64 = 64 * 1024 * 1024;
+    d_max_inflight_bytes: u64 = 32 * 1024 * 1024;
     d_max_event_bytes: usize = 32 * 1024;
     d_max_batch_events: usize = 1_000;
     d_max_data_depth: usize = 16;

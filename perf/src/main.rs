@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, global = true, default_value_t = 1)]
     seed: u64,
     /// Ingest's in-flight budget, which bounds its producer queue (as in ingest).
-    #[arg(long, global = true, default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, global = true, default_value_t = 32 * 1024 * 1024)]
     max_inflight_bytes: u64,
     /// Records sent and not yet acknowledged, at most.
     #[arg(long, global = true, default_value_t = 50_000)]

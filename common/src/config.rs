@@ -560,7 +560,7 @@ mod tests {
     #[test]
     fn backpressure_and_drain_settings() {
         let i: IngestConfig = from_iter(vars(&[])).expect("defaults");
-        assert_eq!(i.max_inflight_bytes, 67_108_864);
+        assert_eq!(i.max_inflight_bytes, 33_554_432);
         let h: HttpConfig = from_iter(vars(&[])).expect("defaults");
         assert_eq!(h.drain_delay_ms, 0);
         let i: IngestConfig =

@@ -12,6 +12,7 @@
 #   EYE_AB_SECONDS      seconds per step (default 15)
 #   EYE_AB_CONNECTIONS  keep-alive connections (default 64)
 #   EYE_AB_OUT          where the line goes (default perf/changes.jsonl)
+#   EYE_AB_STORAGE      the broker's storage, memory (default) or sqlite
 #   EYE_AB_BEFORE_ENV / EYE_AB_AFTER_ENV   VAR=value words for that side's ingest, to
 #                       measure a setting (the same binary twice, e.g. EYE_KAFKA_LINGER_MS=20)
 #
@@ -39,7 +40,7 @@ cargo build --release --workspace --bins --quiet
 work=$(mktemp -d)
 cp "$ROOT/target/release/eye-perf" "$work/eye-perf"
 PERF=$work/eye-perf
-export EYE_HOME=$ROOT/.eye/ab EYE_STACK_BROKER_STORAGE=memory
+export EYE_HOME=$ROOT/.eye/ab EYE_STACK_BROKER_STORAGE=${EYE_AB_STORAGE:-memory}
 export EYE_STACK_KAFKA_PORT=39092 EYE_STACK_CLICKHOUSE_HTTP_PORT=38123 EYE_STACK_CLICKHOUSE_TCP_PORT=39000
 export EYE_STACK_INGEST_PORT=38080 EYE_STACK_QUERY_PORT=38081 EYE_STACK_CONSUMER_PORT=38082
 export EYE_AUTH_EVENTS_PER_S=100000000 EYE_AUTH_EVENTS_BURST=100000000

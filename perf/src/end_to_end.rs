@@ -1,10 +1,17 @@
-//! A fixed rate for a fixed time, measured end to end: canary events (one every 250 ms,
-//! each in its own session) timed from their send to the moment the query API returns
-//! them, and the consumer's total lag sampled every second.
+//! A fixed rate for a fixed time, measured end to end: canary events (one every 250 ms)
+//! timed from their send to the moment the query API returns them, and the consumer's
+//! total lag sampled every second.
+//!
+//! The canaries of a step share one session and one poller reads it every 50 ms, so the
+//! measurement costs ClickHouse 20 session reads a second however late the canaries are.
+//! Polling each canary on its own fed back into what it measured: once canaries took
+//! seconds, hundreds of polls a second kept ClickHouse at 1.8 cores and they took longer.
 
 use crate::drain;
 use eye_loadgen::{Config, Progress};
 use hdrhistogram::Histogram;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,24 +67,16 @@ pub async fn run(o: Args, seed: u64) -> anyhow::Result<serde_json::Value> {
         progress.clone(),
     ));
     let started = Instant::now();
-    let latencies: Arc<Mutex<Histogram<u64>>> =
-        Arc::new(Mutex::new(Histogram::new_with_bounds(1, 600_000, 3)?));
-    let missing = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut canaries = Vec::new();
+    let canaries = Canaries::new(&o);
+    let poller = tokio::spawn(canaries.clone().poll(http.clone()));
+    let mut sends = Vec::new();
     let mut lag: Vec<(f64, f64)> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut n: u64 = 0;
     while started.elapsed() < duration {
         tick.tick().await;
         n += 1;
-        canaries.push(tokio::spawn(canary(
-            http.clone(),
-            o.ingest.clone(),
-            o.query.clone(),
-            o.api_key.clone(),
-            latencies.clone(),
-            missing.clone(),
-        )));
+        sends.push(tokio::spawn(canaries.clone().send(http.clone())));
         if n % 4 == 0 {
             if let Ok(page) = http.get(&o.consumer_metrics).send().await {
                 if let Ok(text) = page.text().await {
@@ -101,11 +100,23 @@ pub async fn run(o: Args, seed: u64) -> anyhow::Result<serde_json::Value> {
     };
     let report = load.await??;
     stop.abort();
-    for c in canaries {
+    for c in sends {
         c.await?;
     }
-    let h = latencies.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    canaries.sending_done.store(true, Ordering::Relaxed);
+    poller.await?;
+    let h = canaries
+        .latencies
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let ms = |q: f64| h.value_at_quantile(q) as f64;
+    let missing = canaries.missing.load(Ordering::Relaxed)
+        + canaries
+            .outstanding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len() as u64;
     let (slope, max_lag) = trend(&lag);
     Ok(serde_json::json!({
         "target_rate": rate,
@@ -115,58 +126,123 @@ pub async fn run(o: Args, seed: u64) -> anyhow::Result<serde_json::Value> {
         "given_up": report.receipts.given_up,
         "request_latency_ms": {"p50": report.latency_ms(0.5), "p99": report.latency_ms(0.99), "p999": report.latency_ms(0.999)},
         "canaries": h.len(),
-        "canaries_missing": missing.load(std::sync::atomic::Ordering::Relaxed),
+        "canaries_missing": missing,
         "queryable_latency_ms": {"p50": ms(0.5), "p99": ms(0.99), "max": h.max() as f64},
         "lag": {"samples": lag, "max": max_lag, "slope_per_sec": slope},
     }))
 }
 
-/// One canary: sent, then polled every 50 ms until the query API returns it (or 60 s).
-async fn canary(
-    http: reqwest::Client,
+/// How long a canary may take to become queryable before it counts as missing.
+const CANARY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The canaries of one step: sent into one session, found by one poller.
+#[derive(Clone)]
+struct Canaries {
     ingest: String,
-    query: String,
+    /// The session's events, as the query API serves them.
+    url: String,
+    session: String,
     api_key: String,
+    /// Sent and not yet seen: event id -> when its send began.
+    outstanding: Arc<Mutex<HashMap<String, Instant>>>,
     latencies: Arc<Mutex<Histogram<u64>>>,
-    missing: Arc<std::sync::atomic::AtomicU64>,
-) {
-    let id = uuid::Uuid::new_v4();
-    let session = format!("bench-canary-{id}");
-    let body = serde_json::json!({
-        "event_id": id, "session_id": session, "category": "page_interaction",
-        "name": "page_view", "data": {"host": "canary.example", "path": "/"},
-        "timestamp": eye_loadgen::events::now_rfc3339(),
-    });
-    let sent = Instant::now();
-    let ok = http
-        .post(format!("{ingest}/v1/events"))
-        .bearer_auth(&api_key)
-        .json(&body)
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success());
-    if ok {
-        let url = format!("{query}/v1/sessions/{session}/events");
-        let needle = id.to_string();
-        while sent.elapsed() < Duration::from_secs(60) {
-            let found = match http.get(&url).bearer_auth(&api_key).send().await {
-                Ok(r) if r.status().is_success() => {
-                    r.text().await.unwrap_or_default().contains(&needle)
+    /// Canaries ingest did not accept.
+    missing: Arc<AtomicU64>,
+    sending_done: Arc<AtomicBool>,
+}
+
+impl Canaries {
+    fn new(o: &Args) -> Self {
+        let session = format!("bench-canary-{}", uuid::Uuid::new_v4());
+        Self {
+            ingest: o.ingest.clone(),
+            url: format!("{}/v1/sessions/{session}/events?limit=1000", o.query),
+            session,
+            api_key: o.api_key.clone(),
+            outstanding: Arc::default(),
+            // 1 ms to 10 min, three significant digits.
+            latencies: Arc::new(Mutex::new(
+                Histogram::new_with_bounds(1, 600_000, 3).expect("valid bounds"),
+            )),
+            missing: Arc::default(),
+            sending_done: Arc::default(),
+        }
+    }
+
+    async fn send(self, http: reqwest::Client) {
+        let id = uuid::Uuid::new_v4();
+        let body = serde_json::json!({
+            "event_id": id, "session_id": self.session, "category": "page_interaction",
+            "name": "page_view", "data": {"host": "canary.example", "path": "/"},
+            "timestamp": eye_loadgen::events::now_rfc3339(),
+        });
+        // Listed before the send, so the poller cannot see it stored and not know it.
+        self.outstanding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), Instant::now());
+        let ok = http
+            .post(format!("{}/v1/events", self.ingest))
+            .bearer_auth(&self.api_key)
+            .json(&body)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if !ok {
+            self.outstanding
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id.to_string());
+            self.missing.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads the session every 50 ms and times each canary the first time it is there,
+    /// until sending has ended and every canary is seen or out of time.
+    async fn poll(self, http: reqwest::Client) {
+        let mut last_seen_anything = Instant::now();
+        loop {
+            let ids = self.stored(&http).await;
+            let now = Instant::now();
+            {
+                let mut out = self.outstanding.lock().unwrap_or_else(|e| e.into_inner());
+                let mut h = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
+                for id in ids {
+                    if let Some(sent) = out.remove(&id) {
+                        let ms = now.duration_since(sent).as_millis().max(1) as u64;
+                        let _ = h.record(ms.min(600_000));
+                        last_seen_anything = now;
+                    }
                 }
-                _ => false,
-            };
-            if found {
-                let ms = sent.elapsed().as_millis().max(1) as u64;
-                let _ = latencies
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .record(ms.min(600_000));
-                return;
+                // Out of time: left in `outstanding`, counted missing.
+                let done = self.sending_done.load(Ordering::Relaxed);
+                if done && (out.is_empty() || now.duration_since(last_seen_anything) > CANARY_TIMEOUT)
+                {
+                    return;
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    missing.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+
+    /// Event ids the query API returns for the session now (none while it is unknown).
+    async fn stored(&self, http: &reqwest::Client) -> Vec<String> {
+        let Ok(r) = http.get(&self.url).bearer_auth(&self.api_key).send().await else {
+            return Vec::new();
+        };
+        let Ok(page) = r.json::<serde_json::Value>().await else {
+            return Vec::new();
+        };
+        page["events"]
+            .as_array()
+            .map(|events| {
+                events
+                    .iter()
+                    .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// Least-squares slope of lag over time (messages per second), and the largest lag seen:

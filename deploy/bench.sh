@@ -76,6 +76,21 @@ drained() {
     log "  the consumer still lags ($lag) after 300 s; going on"
 }
 
+# drained, and ClickHouse's background merges finished (none running for 1.5 s): the
+# end-to-end steps must not pay for the merges of the 3,000,000 rows the drain just stored,
+# which took most of a core for tens of seconds.
+settled() {
+    drained
+    local merges still=0
+    for _ in $(seq 1 240); do
+        merges=$(curl -fsS "http://127.0.0.1:28123/" --data-binary "SELECT count() FROM system.merges")
+        if [ "$merges" = 0 ]; then still=$((still + 1)); else still=0; fi
+        [ "$still" -ge 3 ] && return 0
+        sleep 0.5
+    done
+    log "  ClickHouse still merges ($merges) after 120 s; going on"
+}
+
 runs=()
 for storage in $STORAGES; do
     export EYE_HOME=$ROOT/.eye/bench-$storage EYE_STACK_BROKER_STORAGE=$storage
@@ -112,6 +127,7 @@ for storage in $STORAGES; do
     timed "$storage: the consumer draining those $messages records" \
         "$PERF" drain --expect "$messages" --metrics "$CONSUMER/metrics" >>"$lines"
     for share in 0.5 0.8; do
+        timed "$storage: waiting for the backlog and ClickHouse's merges" settled
         timed "$storage: end to end at $share of the best ingest rate, ${E2E_SECONDS} s" \
             "$PERF" end-to-end --ingest "$INGEST" --query "$QUERY" --consumer-metrics "$CONSUMER/metrics" \
             --max-from "$lines" --share "$share" --seconds "$E2E_SECONDS" >>"$lines"

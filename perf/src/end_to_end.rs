@@ -7,7 +7,7 @@
 //! Polling each canary on its own fed back into what it measured: once canaries took
 //! seconds, hundreds of polls a second kept ClickHouse at 1.8 cores and they took longer.
 
-use crate::drain;
+use crate::{drain, procs};
 use eye_loadgen::{Config, Progress};
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
@@ -67,6 +67,9 @@ pub async fn run(o: Args, seed: u64) -> anyhow::Result<serde_json::Value> {
         progress.clone(),
     ));
     let started = Instant::now();
+    // Every process's cores over the step: what the machine had left is the step's limit.
+    let watch = procs::Watch::start();
+    let before = procs::snapshot();
     let canaries = Canaries::new(&o);
     let poller = tokio::spawn(canaries.clone().poll(http.clone()));
     let mut sends = Vec::new();
@@ -99,6 +102,7 @@ pub async fn run(o: Args, seed: u64) -> anyhow::Result<serde_json::Value> {
         })
     };
     let report = load.await??;
+    let after = procs::snapshot();
     stop.abort();
     for c in sends {
         c.await?;
@@ -129,6 +133,7 @@ pub async fn run(o: Args, seed: u64) -> anyhow::Result<serde_json::Value> {
         "canaries_missing": missing,
         "queryable_latency_ms": {"p50": ms(0.5), "p99": ms(0.99), "max": h.max() as f64},
         "lag": {"samples": lag, "max": max_lag, "slope_per_sec": slope},
+        "processes": watch.finish(&before, &after).await?,
     }))
 }
 
@@ -216,7 +221,8 @@ impl Canaries {
                 }
                 // Out of time: left in `outstanding`, counted missing.
                 let done = self.sending_done.load(Ordering::Relaxed);
-                if done && (out.is_empty() || now.duration_since(last_seen_anything) > CANARY_TIMEOUT)
+                if done
+                    && (out.is_empty() || now.duration_since(last_seen_anything) > CANARY_TIMEOUT)
                 {
                     return;
                 }

@@ -352,6 +352,26 @@ fn busy(step: &serde_json::Value) -> String {
     )
 }
 
+/// Where an end-to-end step's cores went, busiest process first.
+fn step_cores(v: &serde_json::Value) -> String {
+    let Some(procs) = v["processes"].as_object() else {
+        return "cores not recorded".to_owned();
+    };
+    let mut by: Vec<(&String, f64)> = procs
+        .iter()
+        .filter_map(|(name, p)| p["cores"].as_f64().map(|c| (name, c)))
+        .collect();
+    by.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = by.iter().map(|(_, c)| c).sum();
+    let each: Vec<String> = by.iter().map(|(n, c)| format!("{n} {c:.2}")).collect();
+    format!(
+        "cores {} of {}: {}",
+        fmt(total, 2),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        each.join(", ")
+    )
+}
+
 /// MiB (what /proc reports) to the MB the targets are written in.
 fn mb(mib: f64) -> f64 {
     mib * 1.048_576
@@ -461,10 +481,11 @@ fn end_to_end_section(lines: &Lines, name: &str, targets: &mut Vec<Target>) -> S
             let asked = num(v, &["target_rate"]);
             let best = best_step(lines).map_or(f64::NAN, |b| num(b, &["events_per_sec"]));
             let limit = format!(
-                "asked {}/s (half the best flat-out ingest rate, {}/s), achieved {}/s",
+                "asked {}/s (half the best flat-out ingest rate, {}/s), achieved {}/s; {}",
                 fmt(asked, 0),
                 fmt(best, 0),
-                fmt(achieved, 0)
+                fmt(achieved, 0),
+                step_cores(v)
             );
             targets.push(Target {
                 name: format!("end-to-end p99 ≤ 2 s at 50% ({name})"),

@@ -140,6 +140,9 @@ for storage in $STORAGES; do
             --events "$QUERY_EVENTS" --jsonl "$lines" $QUERY_ARGS >"$OUT/$storage-query.txt"
     fi
     timed "$storage: stopping the stack" deploy/stack.sh down >/dev/null
+    # Gigabytes of rows and records no later run reads: a machine running make bench
+    # often must not fill its disk.
+    rm -rf "$EYE_HOME/broker" "$EYE_HOME/clickhouse"
     runs+=("$storage=$lines")
 done
 "$PERF" report "${runs[@]}" --markdown "$MARKDOWN" --json "$JSON" --changes "$ROOT/perf/changes.jsonl"

@@ -35,7 +35,7 @@ export EYE_STACK_INGEST_PORT=38080 EYE_STACK_QUERY_PORT=38081 EYE_STACK_CONSUMER
 export EYE_AUTH_EVENTS_PER_S=100000000 EYE_AUTH_EVENTS_BURST=100000000
 export EYE_AUTH_REQUESTS_PER_S=10000000 EYE_AUTH_REQUESTS_BURST=10000000
 export EYE_KAFKA_BROKERS=127.0.0.1:39092 EYE_CLICKHOUSE_URL=http://127.0.0.1:38123
-trap 'deploy/stack.sh down >/dev/null 2>&1 || true' EXIT
+trap 'deploy/stack.sh down >/dev/null 2>&1 || true; rm -rf "$EYE_HOME/broker" "$EYE_HOME/clickhouse"' EXIT
 deploy/stack.sh down >/dev/null 2>&1 || true
 rm -rf "$EYE_HOME/broker" "$EYE_HOME/clickhouse"
 deploy/stack.sh up >/dev/null

@@ -121,6 +121,16 @@ pub(crate) fn line(kind: &str, fields: serde_json::Value) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    // The sweep's and the overload's steps differ only in their figures.
+    let seed = a.seed;
+    let step = |url, api_key, connections, seconds, batch| sweep::Step {
+        url,
+        api_key,
+        connections,
+        duration: Duration::from_secs(seconds),
+        batch,
+        seed,
+    };
     match a.command {
         Command::Limits {
             batch_rows,
@@ -144,14 +154,7 @@ async fn main() -> anyhow::Result<()> {
             batch,
         } => {
             for c in connections {
-                let step = sweep::Step {
-                    url: url.clone(),
-                    api_key: api_key.clone(),
-                    connections: c,
-                    duration: Duration::from_secs(seconds),
-                    batch,
-                    seed: a.seed,
-                };
+                let step = step(url.clone(), api_key.clone(), c, seconds, batch);
                 line("ingest_throughput", sweep::run(step).await?);
             }
             Ok(())
@@ -163,15 +166,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             batch,
         } => {
-            let step = sweep::Step {
-                url,
-                api_key,
-                connections,
-                duration: Duration::from_secs(seconds),
-                batch,
-                seed: a.seed,
-            };
-            let mut v = sweep::run(step).await?;
+            let mut v = sweep::run(step(url, api_key, connections, seconds, batch)).await?;
             v["refused"] = sweep::refused(&v);
             line("ingest_overload", v);
             Ok(())

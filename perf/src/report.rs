@@ -75,6 +75,11 @@ pub fn best_ingest_rate(file: &Path) -> anyhow::Result<f64> {
         .ok_or_else(|| anyhow::anyhow!("no ingest_throughput line in {}", file.display()))
 }
 
+/// Cores of the machine the report is written on (0 when unknown).
+fn machine_cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
 fn machine() -> serde_json::Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -89,7 +94,7 @@ fn machine() -> serde_json::Value {
         .and_then(|l| l.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0);
     serde_json::json!({
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cores": machine_cores(),
         "ram_gib": mem_kib / 1024.0 / 1024.0,
         "cpu": model,
         "date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -343,7 +348,7 @@ fn busy(step: &serde_json::Value) -> String {
         .as_object()
         .map(|p| p.values().filter_map(|v| v["cores"].as_f64()).sum())
         .unwrap_or(f64::NAN);
-    let machine = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let machine = machine_cores();
     format!(
         "at the best step tansu used {} cores, ingest {}, and the watched processes {} of the machine's {machine}",
         cores(step, "tansu"),
@@ -367,7 +372,7 @@ fn step_cores(v: &serde_json::Value) -> String {
     format!(
         "cores {} of {}: {}",
         fmt(total, 2),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        machine_cores(),
         each.join(", ")
     )
 }

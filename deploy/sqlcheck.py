@@ -171,6 +171,14 @@ def main() -> int:
         counts[0].get("distinct_events") == 4 and counts[0].get("stored_rows") in (4, 5),
         counts,
     )
+    copies = run("stored_copies", queries["stored_copies"]) or []
+    found = sorted((r["session_id"], r["event_id"][-2:], r["ts_us"]) for r in copies)
+    expect(
+        "stored_copies: the stored copies of the asked events, from event_keys",
+        found in ([("other", "09", 500000), (SESSION, "01", 1000000)],
+                  [("other", "09", 500000), (SESSION, "01", 1000000), (SESSION, "01", 1000000)]),
+        copies,
+    )
     ts = run("materialized ts", "SELECT toString(ts) AS ts FROM events WHERE ts_us = 3000000 LIMIT 1") or []
     expect("ts is event time in seconds, UTC", ts == [{"ts": "1970-01-01 00:00:03"}], ts)
 
@@ -290,7 +298,7 @@ def main() -> int:
                "events_name_only", "categories", "events_by_type_page", "session_events_page_desc", "ping", "create_migrations_table", "record_migration", "applied_migrations",
                "session_events", "event_counts", "rejected_all", "rejected_filtered", "session_meta",
                "insert_token_supported", "insert_dedup_window_events", "insert_dedup_window_rejected",
-               "insert_dedup_window_sessions"}
+               "insert_dedup_window_sessions", "stored_copies"}
     for name in queries:
         if name not in covered and not name.startswith("aggregate_"):
             run(name, queries[name])

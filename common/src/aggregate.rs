@@ -5,6 +5,13 @@
 //! that a request can be refused before it reaches ClickHouse when it spans too many
 //! buckets, and so that empty buckets can be filled. Weeks start on Monday (ISO 8601);
 //! days, months and years follow the zone's calendar, daylight-saving shifts included.
+//!
+//! A range lies inside the window a query may name ([`EventTime::MIN_ACCEPTED`] to
+//! [`EventTime::MAX_QUERYABLE`], checked where the parameters are read), so every bucket
+//! start of an answer falls between 1999 and 2100 in any zone and renders as RFC 3339.
+//!
+//! [`EventTime::MIN_ACCEPTED`]: crate::time::EventTime::MIN_ACCEPTED
+//! [`EventTime::MAX_QUERYABLE`]: crate::time::EventTime::MAX_QUERYABLE
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
@@ -504,6 +511,209 @@ mod tests {
             fill(vec![], Fill::Zero, Granularity::Day, utc_tz, None, None),
             Ok(vec![])
         );
+    }
+
+    /// A bucket start as the query service renders it.
+    fn rendered(t: DateTime<Utc>, zone: Tz) -> String {
+        t.with_timezone(&zone)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    }
+
+    /// RFC 3339 has four-digit years only; chrono writes others with a sign.
+    fn is_rfc3339(text: &str) -> bool {
+        let year_digits = text
+            .get(..4)
+            .is_some_and(|y| y.bytes().all(|b| b.is_ascii_digit()));
+        year_digits && DateTime::parse_from_rfc3339(text).is_ok()
+    }
+
+    #[test]
+    fn times_outside_the_window_can_render_outside_rfc3339() {
+        // What the window keeps out of answers: chrono signs years outside 0..=9999.
+        let cases = [
+            (-99_999_999_999, "UTC", "-1199-02-15T14:13:21Z"),
+            (
+                253_402_300_799,
+                "Pacific/Kiritimati",
+                "+10000-01-01T13:59:59+14:00",
+            ),
+        ];
+        for (secs, zone, want) in cases {
+            let t = DateTime::from_timestamp(secs, 0).expect("in chrono's range");
+            let text = rendered(t, tz(zone));
+            assert_eq!(text, want);
+            assert!(!is_rfc3339(&text), "{text}");
+        }
+    }
+
+    fn window() -> (DateTime<Utc>, DateTime<Utc>) {
+        let at = |t: crate::time::EventTime| t.to_datetime().expect("in chrono's range");
+        (
+            at(crate::time::EventTime::MIN_ACCEPTED),
+            at(crate::time::EventTime::MAX_QUERYABLE),
+        )
+    }
+
+    #[test]
+    fn bucket_starts_at_the_window_edges_render_as_rfc3339() {
+        let (min, max) = window();
+        let hour = Duration::hours(1);
+        // (granularity, zone, from, to, first start, last start), as rendered. The zones
+        // have the widest offsets in use (+14, -12) and fractional ones.
+        let cases = [
+            (
+                Granularity::Year,
+                "America/New_York",
+                min,
+                min + hour,
+                "1999-01-01T00:00:00-05:00",
+                "1999-01-01T00:00:00-05:00",
+            ),
+            (
+                Granularity::Year,
+                "Pacific/Kiritimati",
+                min,
+                min + hour,
+                "2000-01-01T00:00:00+14:00",
+                "2000-01-01T00:00:00+14:00",
+            ),
+            (
+                Granularity::Month,
+                "Etc/GMT+12",
+                min,
+                min + hour,
+                "1999-12-01T00:00:00-12:00",
+                "1999-12-01T00:00:00-12:00",
+            ),
+            // 2000-01-01 is a Saturday; its ISO week starts on Monday 1999-12-27.
+            (
+                Granularity::Week,
+                "UTC",
+                min,
+                min + hour,
+                "1999-12-27T00:00:00Z",
+                "1999-12-27T00:00:00Z",
+            ),
+            (
+                Granularity::Day,
+                "Etc/GMT+12",
+                min,
+                min + hour,
+                "1999-12-31T00:00:00-12:00",
+                "1999-12-31T00:00:00-12:00",
+            ),
+            (
+                Granularity::Hour,
+                "Asia/Kathmandu",
+                min,
+                min + hour,
+                "2000-01-01T05:00:00+05:45",
+                "2000-01-01T06:00:00+05:45",
+            ),
+            (
+                Granularity::None,
+                "Pacific/Kiritimati",
+                min,
+                min,
+                "2000-01-01T14:00:00+14:00",
+                "2000-01-01T14:00:00+14:00",
+            ),
+            (
+                Granularity::Year,
+                "Pacific/Kiritimati",
+                max - hour,
+                max,
+                "2100-01-01T00:00:00+14:00",
+                "2100-01-01T00:00:00+14:00",
+            ),
+            (
+                Granularity::Year,
+                "Etc/GMT+12",
+                max - hour,
+                max,
+                "2099-01-01T00:00:00-12:00",
+                "2099-01-01T00:00:00-12:00",
+            ),
+            // 2100-01-01 is a Friday.
+            (
+                Granularity::Week,
+                "Pacific/Chatham",
+                max - hour,
+                max,
+                "2099-12-28T00:00:00+13:45",
+                "2099-12-28T00:00:00+13:45",
+            ),
+            (
+                Granularity::Minute,
+                "UTC",
+                max - Duration::minutes(2),
+                max,
+                "2099-12-31T23:58:00Z",
+                "2099-12-31T23:59:00Z",
+            ),
+            (
+                Granularity::None,
+                "Pacific/Kiritimati",
+                max,
+                max,
+                "2100-01-01T14:00:00+14:00",
+                "2100-01-01T14:00:00+14:00",
+            ),
+        ];
+        for (g, zone, from, to, first, last) in cases {
+            let zone = tz(zone);
+            let starts = bucket_starts(g, zone, from, to).expect("few");
+            let shown: Vec<String> = starts.iter().map(|s| rendered(*s, zone)).collect();
+            assert_eq!(
+                (
+                    shown.first().map(String::as_str),
+                    shown.last().map(String::as_str)
+                ),
+                (Some(first), Some(last)),
+                "{g:?} {zone}"
+            );
+            for text in &shown {
+                assert!(is_rfc3339(text), "{g:?} {zone}: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_bucket_of_the_whole_window_renders_as_rfc3339() {
+        let (min, max) = window();
+        for zone in [
+            "Pacific/Kiritimati",
+            "Etc/GMT+12",
+            "Pacific/Chatham",
+            "America/St_Johns",
+        ] {
+            let zone = tz(zone);
+            for g in [
+                Granularity::Week,
+                Granularity::Month,
+                Granularity::Year,
+                Granularity::None,
+            ] {
+                let buckets = fill(vec![], Fill::Zero, g, zone, Some(min), Some(max)).expect("few");
+                assert!(!buckets.is_empty(), "{g:?} {zone}");
+                for b in buckets {
+                    let text = rendered(b.start, zone);
+                    assert!(is_rfc3339(&text), "{g:?} {zone}: {text}");
+                }
+            }
+            // Finer buckets over the whole window are more than an answer may hold.
+            assert_eq!(
+                fill(
+                    vec![],
+                    Fill::Zero,
+                    Granularity::Day,
+                    zone,
+                    Some(min),
+                    Some(max)
+                ),
+                Err(TooManyBuckets(Granularity::Day))
+            );
+        }
     }
 
     #[test]

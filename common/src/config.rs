@@ -283,6 +283,21 @@ pub struct IngestConfig {
     /// does not fit gets 503 `overloaded` at once. Twice it bounds the producer's own queue.
     #[serde(default = "d_max_inflight_bytes")]
     pub max_inflight_bytes: u64,
+    /// Most of `max_inflight_bytes` one client's requests hold together, so that no client
+    /// can spend the budget of all; unset, a quarter of it. See
+    /// [`IngestConfig::inflight_bytes_per_client`].
+    #[serde(default)]
+    pub max_inflight_bytes_per_client: Option<u64>,
+}
+
+impl IngestConfig {
+    /// Each client's share of the in-flight budget: `max_inflight_bytes_per_client`, or a
+    /// quarter of `max_inflight_bytes` (at least one byte), never more than the budget.
+    pub fn inflight_bytes_per_client(&self) -> u64 {
+        self.max_inflight_bytes_per_client
+            .unwrap_or((self.max_inflight_bytes / 4).max(1))
+            .min(self.max_inflight_bytes)
+    }
 }
 
 impl Group for IngestConfig {
@@ -292,6 +307,9 @@ impl Group for IngestConfig {
         // Zero would refuse every request with 503, which no one means.
         if self.max_inflight_bytes == 0 {
             return Err("EYE_INGEST_MAX_INFLIGHT_BYTES must be at least 1".into());
+        }
+        if self.max_inflight_bytes_per_client == Some(0) {
+            return Err("EYE_INGEST_MAX_INFLIGHT_BYTES_PER_CLIENT must be at least 1".into());
         }
         Ok(())
     }
@@ -573,6 +591,39 @@ mod tests {
             .expect_err("zero refuses everything")
             .to_string();
         assert!(e.contains("EYE_INGEST_MAX_INFLIGHT_BYTES"), "{e}");
+    }
+
+    #[test]
+    fn inflight_share_per_client() {
+        // (EYE_INGEST_MAX_INFLIGHT_BYTES, _PER_CLIENT, each client's share)
+        let cases = [
+            (None, None, 8 * 1024 * 1024),
+            (Some("1000"), None, 250),
+            (Some("3"), None, 1),
+            (Some("1"), None, 1),
+            (None, Some("1048576"), 1_048_576),
+            // More than the budget is the budget: no share.
+            (Some("1000"), Some("5000"), 1000),
+        ];
+        for (total, share, want) in cases {
+            let mut v = Vec::new();
+            if let Some(t) = total {
+                v.push(("EYE_INGEST_MAX_INFLIGHT_BYTES", t));
+            }
+            if let Some(s) = share {
+                v.push(("EYE_INGEST_MAX_INFLIGHT_BYTES_PER_CLIENT", s));
+            }
+            let i: IngestConfig = from_iter(vars(&v)).expect("valid");
+            assert_eq!(i.inflight_bytes_per_client(), want, "{total:?} {share:?}");
+        }
+        let e =
+            from_iter::<IngestConfig>(vars(&[("EYE_INGEST_MAX_INFLIGHT_BYTES_PER_CLIENT", "0")]))
+                .expect_err("zero refuses everything")
+                .to_string();
+        assert!(
+            e.contains("EYE_INGEST_MAX_INFLIGHT_BYTES_PER_CLIENT"),
+            "{e}"
+        );
     }
 
     #[test]

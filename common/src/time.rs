@@ -55,6 +55,10 @@
 //! else [`TimeError::TooOld`]) and at most `received_at + max_future_skew` (else
 //! [`TimeError::TooFarInFuture`]). The default skew is 24 hours.
 //!
+//! The query API takes times (`from`, `to`, a cursor's time) from the same earliest
+//! instant to a fixed latest one, [`EventTime::MAX_QUERYABLE`] (2100-01-01T00:00:00Z),
+//! both inclusive: it cannot know ingest's skew, and its doc says why that bound.
+//!
 //! # 5. Clock-skew correction ([`EventTime::corrected`])
 //!
 //! When a client reports both the event time and the time it sent the batch, the event time
@@ -123,6 +127,21 @@ const MAX_FRACTION_DIGITS: usize = 9;
 impl EventTime {
     /// 2000-01-01T00:00:00Z, the earliest time [`TimeBounds::check`] accepts.
     pub const MIN_ACCEPTED: EventTime = EventTime(946_684_800_000_000);
+
+    /// 2100-01-01T00:00:00Z, the latest time a query may name (`from`, `to`, a cursor's
+    /// time); the earliest is [`EventTime::MIN_ACCEPTED`], as at ingest.
+    ///
+    /// Ingest's upper bound moves with its clock and `EYE_INGEST_MAX_FUTURE_SKEW_MS`, which
+    /// the query service does not know, so this one is fixed, and chosen so that:
+    /// - it lies far past anything ingest accepts with a skew of hours or days (24 hours by
+    ///   default), so no range over stored events needs a later bound;
+    /// - storage can place every time up to it: the `ts` partition column is a ClickHouse
+    ///   `DateTime`, seconds in a UInt32, which ends at 2106-02-07T06:28:15Z, so a later
+    ///   bound would promise ranges that storage cannot filter or bucket;
+    /// - every instant an answer shows for a range inside the window, bucket starts in any
+    ///   zone's offset included (1999 at the earliest, 2100 at the latest), is RFC 3339 with
+    ///   a four-digit year.
+    pub const MAX_QUERYABLE: EventTime = EventTime(4_102_444_800_000_000);
 
     pub const fn from_micros(us: i64) -> Self {
         Self(us)
@@ -491,6 +510,14 @@ mod tests {
         assert_eq!(
             EventTime::MIN_ACCEPTED.as_micros(),
             us("2000-01-01T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn max_queryable_is_the_year_2100() {
+        assert_eq!(
+            EventTime::MAX_QUERYABLE.as_micros(),
+            us("2100-01-01T00:00:00Z")
         );
     }
 

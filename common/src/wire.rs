@@ -133,8 +133,17 @@ pub struct Rejection {
     pub source: String,
     pub client: String,
     pub reasons: Vec<Reason>,
-    /// The payload exactly as received (for undecodable bytes: lossily as UTF-8).
+    /// The payload as received (for undecodable bytes: lossily as UTF-8), cut to
+    /// [`QUARANTINE_RAW_MAX_BYTES`] when longer; `raw_bytes` and `raw_sha256` describe the
+    /// whole original.
     pub raw: String,
+    /// Length of the original payload in bytes (0 in records written before it existed:
+    /// then `raw` is whole).
+    #[serde(default)]
+    pub raw_bytes: u64,
+    /// SHA-256 of the original payload's bytes, lowercase hex (empty in older records).
+    #[serde(default)]
+    pub raw_sha256: String,
     #[serde(default)]
     pub event_id: String,
     #[serde(default)]
@@ -145,27 +154,119 @@ pub struct Rejection {
     pub name: String,
 }
 
+/// Most bytes of a rejected payload the quarantine keeps. A dead-letter record must fit the
+/// broker's message limit (1 MB by default in Kafka, librdkafka and tansu) whatever the
+/// client sent: ingest accepts bodies of several MiB, and an unparseable one is quarantined
+/// whole. The cut copy, with the original's length and SHA-256, is enough to see what was
+/// sent and to match it against the client's own copy.
+pub const QUARANTINE_RAW_MAX_BYTES: usize = 64 * 1024;
+/// Most reasons one quarantine record keeps; the last kept one then says how many were left
+/// out (an object of 100,000 unknown keys has 100,000 reasons).
+pub const QUARANTINE_MAX_REASONS: usize = 100;
+/// Most bytes of each text a record carries besides `raw`: a reason's field and message, and
+/// each hint (event id, session id, category, name), which come from unchecked input.
+pub const QUARANTINE_TEXT_MAX_BYTES: usize = 1024;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn cut(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// The reasons a record keeps: at most [`QUARANTINE_MAX_REASONS`], each text bounded.
+fn bounded_reasons(reasons: Vec<Reason>) -> Vec<Reason> {
+    let total = reasons.len();
+    let bound = |r: Reason| Reason {
+        field: cut(r.field, QUARANTINE_TEXT_MAX_BYTES),
+        code: cut(r.code, QUARANTINE_TEXT_MAX_BYTES),
+        message: cut(r.message, QUARANTINE_TEXT_MAX_BYTES),
+    };
+    if total <= QUARANTINE_MAX_REASONS {
+        return reasons.into_iter().map(bound).collect();
+    }
+    let kept = QUARANTINE_MAX_REASONS - 1;
+    let mut out: Vec<Reason> = reasons.into_iter().take(kept).map(bound).collect();
+    out.push(Reason {
+        field: String::new(),
+        code: "reasons_truncated".into(),
+        message: format!(
+            "{} more reasons were found and not kept ({total} in all)",
+            total - kept
+        ),
+    });
+    out
+}
+
 impl Rejection {
+    /// A record for `raw`, the rejected payload's bytes: kept whole up to
+    /// [`QUARANTINE_RAW_MAX_BYTES`] (as UTF-8, invalid sequences replaced), cut beyond,
+    /// always with the original's length and SHA-256; reasons and hints bounded likewise,
+    /// so that every record fits the broker.
     pub fn new(
         source: &str,
         client: &str,
         received_at: EventTime,
-        raw: String,
+        raw: &[u8],
         reasons: Vec<Reason>,
         hints: Hints,
     ) -> Self {
+        use sha2::Digest;
+        let kept = &raw[..raw.len().min(QUARANTINE_RAW_MAX_BYTES)];
+        // A cut inside a multi-byte character leaves a replacement character at the end,
+        // which may take the text up to 2 bytes past the bound; `cut` trims it back.
+        let text = cut(
+            String::from_utf8_lossy(kept).into_owned(),
+            QUARANTINE_RAW_MAX_BYTES,
+        );
         Self {
             v: WIRE_VERSION,
             rejection_id: Uuid::now_v7(),
             received_at_us: received_at.as_micros(),
             source: source.to_owned(),
-            client: client.to_owned(),
-            reasons,
-            raw,
-            event_id: hints.event_id,
-            session_id: hints.session_id,
-            category: hints.category,
-            name: hints.name,
+            client: cut(client.to_owned(), QUARANTINE_TEXT_MAX_BYTES),
+            reasons: bounded_reasons(reasons),
+            raw: text,
+            raw_bytes: raw.len() as u64,
+            raw_sha256: hex::encode(sha2::Sha256::digest(raw)),
+            event_id: cut(hints.event_id, QUARANTINE_TEXT_MAX_BYTES),
+            session_id: cut(hints.session_id, QUARANTINE_TEXT_MAX_BYTES),
+            category: cut(hints.category, QUARANTINE_TEXT_MAX_BYTES),
+            name: cut(hints.name, QUARANTINE_TEXT_MAX_BYTES),
+        }
+    }
+
+    /// Whether `raw` holds less than the original payload.
+    pub fn is_cut(&self) -> bool {
+        self.raw_bytes > self.raw.len() as u64
+    }
+
+    /// The quarantine row this record becomes.
+    pub fn into_row(self) -> RejectedRow {
+        RejectedRow {
+            rejection_id: self.rejection_id,
+            received_at_us: self.received_at_us,
+            source: self.source,
+            client: self.client,
+            codes: self.reasons.iter().map(|x| x.code.clone()).collect(),
+            reasons: serde_json::to_string(&self.reasons).unwrap_or_default(),
+            // Records from before the length was kept hold their payload whole.
+            raw_bytes: if self.raw_bytes == 0 {
+                self.raw.len() as u64
+            } else {
+                self.raw_bytes
+            },
+            raw_sha256: self.raw_sha256,
+            raw: self.raw,
+            event_id: self.event_id,
+            session_id: self.session_id,
+            category: self.category,
+            name: self.name,
         }
     }
 
@@ -188,19 +289,7 @@ pub fn decode_rejection(payload: &[u8]) -> Result<RejectedRow, DecodeError> {
     if r.v != WIRE_VERSION {
         return Err(DecodeError::Version(r.v));
     }
-    Ok(RejectedRow {
-        rejection_id: r.rejection_id,
-        received_at_us: r.received_at_us,
-        source: r.source,
-        client: r.client,
-        codes: r.reasons.iter().map(|x| x.code.clone()).collect(),
-        reasons: serde_json::to_string(&r.reasons).unwrap_or_default(),
-        raw: r.raw,
-        event_id: r.event_id,
-        session_id: r.session_id,
-        category: r.category,
-        name: r.name,
-    })
+    Ok(r.into_row())
 }
 
 /// A session's start or end. Either may arrive first, and before or after its events.
@@ -290,6 +379,116 @@ mod tests {
             assert_eq!(row.received_at_us, received.as_micros());
             assert_eq!(row.data, data);
             assert_eq!(row.value, value);
+        }
+    }
+
+    #[test]
+    fn a_rejection_keeps_at_most_its_bound_and_describes_the_whole() {
+        use sha2::Digest;
+        let max = QUARANTINE_RAW_MAX_BYTES;
+        // (case, payload, bytes kept)
+        let multi = "é".repeat(max); // 2 bytes each: the bound falls between characters
+        let cases: Vec<(&str, Vec<u8>, usize)> = vec![
+            ("small", b"{\"a\":1}".to_vec(), 7),
+            ("exactly the bound", vec![b'x'; max], max),
+            ("one byte over", vec![b'x'; max + 1], max),
+            ("2 MB", vec![b'{'; 2_000_000], max),
+            (
+                "cut inside a character",
+                [b"x".as_slice(), multi.as_bytes()].concat(),
+                max - 1,
+            ),
+            (
+                "invalid UTF-8 beyond the bound",
+                [vec![b'y'; max], vec![0xff; 10]].concat(),
+                max,
+            ),
+        ];
+        for (case, payload, kept) in cases {
+            let r = Rejection::new(
+                "ingest",
+                "c",
+                EventTime::from_micros(1),
+                &payload,
+                vec![],
+                Hints::default(),
+            );
+            assert_eq!(r.raw.len(), kept, "{case}");
+            assert!(
+                payload.starts_with(r.raw.as_bytes()),
+                "{case}: the payload's beginning"
+            );
+            assert_eq!(r.raw_bytes, payload.len() as u64, "{case}");
+            assert_eq!(
+                r.raw_sha256,
+                hex::encode(sha2::Sha256::digest(&payload)),
+                "{case}"
+            );
+            assert_eq!(r.is_cut(), payload.len() > kept, "{case}");
+            let row = r.clone().into_row();
+            assert_eq!(
+                (row.raw_bytes, row.raw_sha256.as_str()),
+                (r.raw_bytes, r.raw_sha256.as_str())
+            );
+            assert!(r.encode().len() < 2 * max, "{case}: the record stays small");
+        }
+    }
+
+    #[test]
+    fn a_rejection_bounds_its_reasons_and_hints() {
+        // Long texts in the first few reasons only, to keep the test's own memory small.
+        let long = |i: usize| if i < 5 { 5000 } else { 1 };
+        let reason = |i: usize| Reason {
+            field: format!("/k{i}{}", "f".repeat(long(i))),
+            code: "unknown_field".into(),
+            message: "m".repeat(long(i)),
+        };
+        let hints = Hints {
+            event_id: "e".repeat(40_000),
+            session_id: "s".repeat(40_000),
+            category: "c".into(),
+            name: "n".into(),
+        };
+        for (n, kept) in [
+            (3, 3),
+            (QUARANTINE_MAX_REASONS, QUARANTINE_MAX_REASONS),
+            (100_000, QUARANTINE_MAX_REASONS),
+        ] {
+            let reasons = (0..n).map(reason).collect();
+            let r = Rejection::new(
+                "ingest",
+                "c",
+                EventTime::from_micros(1),
+                b"{}",
+                reasons,
+                hints.clone(),
+            );
+            assert_eq!(r.reasons.len(), kept, "{n} reasons");
+            assert!(r
+                .reasons
+                .iter()
+                .all(|x| x.field.len() <= QUARANTINE_TEXT_MAX_BYTES
+                    && x.message.len() <= QUARANTINE_TEXT_MAX_BYTES));
+            let last = &r.reasons[kept - 1];
+            assert_eq!(
+                last.code == "reasons_truncated",
+                n > QUARANTINE_MAX_REASONS,
+                "{n}"
+            );
+            if n > QUARANTINE_MAX_REASONS {
+                assert!(
+                    last.message.contains(&format!("{n} in all")),
+                    "{}",
+                    last.message
+                );
+            }
+            assert_eq!(r.session_id.len(), QUARANTINE_TEXT_MAX_BYTES);
+            assert_eq!(r.event_id.len(), QUARANTINE_TEXT_MAX_BYTES);
+            assert!(
+                r.encode().len() < 300_000,
+                "{n} reasons: {} bytes",
+                r.encode().len()
+            );
         }
     }
 

@@ -210,7 +210,7 @@ mod tests {
             "consumer",
             "",
             eye_common::time::EventTime::from_micros(0),
-            "x".into(),
+            b"x",
             vec![],
             Default::default(),
         );

@@ -1,8 +1,10 @@
 //! The consumer: reads `eye.events` as a consumer group, batches rows, inserts them into
 //! ClickHouse and commits offsets only after the insert is confirmed (at-least-once).
-//! Replays after a crash are harmless: storage and every read deduplicate by `event_id`.
+//! Replays after a crash and clients' retries are harmless: only the first accepted copy of
+//! an event is stored (`dedup`), and every read also keeps one row per event.
 
 mod batch;
+mod dedup;
 mod metrics;
 mod pipeline;
 

@@ -8,6 +8,8 @@ pub struct ConsumerMetrics {
     pub rows_inserted: IntCounter,
     pub quarantined: IntCounter,
     pub insert_failures: IntCounter,
+    /// Later copies of events already stored (or earlier in the batch), not inserted.
+    pub duplicates: IntCounter,
     pub commits: IntCounterVec,
     pub batch_rows: Histogram,
     pub batch_bytes: Histogram,
@@ -39,6 +41,11 @@ impl ConsumerMetrics {
                 registry,
                 "eye_consumer_insert_failures_total",
                 "Failed insert attempts (each is retried).",
+            ),
+            duplicates: telemetry::counter(
+                registry,
+                "eye_consumer_duplicates_dropped_total",
+                "Copies of events not inserted because another copy of the same (session_id, event_id) was accepted first.",
             ),
             commits: telemetry::counter_vec(
                 registry,

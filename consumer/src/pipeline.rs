@@ -1,12 +1,13 @@
 //! The consume → batch → insert → commit loop.
 
 use crate::batch::{Batch, Limits, Position};
+use crate::dedup;
 use crate::metrics::ConsumerMetrics;
 use crate::Config;
 use backon::{ExponentialBuilder, Retryable};
 use eye_common::config::ConsumerFault;
 use eye_common::kafka_stats::{self, ConsumerGauges};
-use eye_common::store::Store;
+use eye_common::store::{Store, StoredCopy};
 use eye_common::time::EventTime;
 use eye_common::wire::{self, Reason, Rejection, SOURCE_CONSUMER};
 use eye_web::ops::ReadyCheck;
@@ -227,7 +228,7 @@ impl Pipeline {
             SOURCE_CONSUMER,
             "",
             EventTime::now(),
-            String::from_utf8_lossy(payload).into_owned(),
+            payload,
             vec![Reason {
                 field: String::new(),
                 code: "undecodable".into(),
@@ -245,10 +246,7 @@ impl Pipeline {
             format!("{}/{}/{}", at.topic, at.partition, at.offset).as_bytes(),
         );
         if at.topic == self.topics.rejected {
-            match wire::decode_rejection(&rejection.encode()) {
-                Ok(row) => batch.push_rejected(row, at, now),
-                Err(e) => tracing::error!(error = %e, "cannot quarantine a poison dead letter"),
-            }
+            batch.push_rejected(rejection.into_row(), at, now);
         } else {
             batch.push_dead_letter(rejection, at, now);
         }
@@ -261,7 +259,17 @@ impl Pipeline {
             return;
         }
         let started = Instant::now();
-        if let Err(e) = self.write_with_retry(batch).await {
+        let written = match self.retrying(|| self.stored_copies(batch)).await {
+            Ok(stored) => {
+                let (kept, dropped) =
+                    dedup::first_copies(std::mem::take(&mut batch.events), &stored);
+                batch.events = kept;
+                self.metrics.duplicates.inc_by(dropped as u64);
+                self.retrying(|| self.write(batch)).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             tracing::error!(error = %e, rows = batch.rows(), "write abandoned at shutdown; offsets not committed, the batch will be replayed");
             batch.clear();
             return;
@@ -324,7 +332,21 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn write_with_retry(&self, batch: &Batch) -> Result<(), WriteError> {
+    /// What storage already holds of the batch's events (see [`dedup`]).
+    async fn stored_copies(&self, batch: &Batch) -> Result<Vec<StoredCopy>, WriteError> {
+        Ok(self
+            .store
+            .stored_copies(&dedup::keys(&batch.events))
+            .await?)
+    }
+
+    /// Runs `op` until it succeeds, with exponential backoff; once the consumer is stopping,
+    /// three more attempts at most.
+    async fn retrying<T, F, Fut>(&self, op: F) -> Result<T, WriteError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, WriteError>>,
+    {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(self.backoff_max)
@@ -332,8 +354,7 @@ impl Pipeline {
             .without_max_times();
         let stopping = self.stopping.clone();
         let mut shutdown_attempts = 0u32;
-        (|| self.write(batch))
-            .retry(backoff)
+        op.retry(backoff)
             .sleep(tokio::time::sleep)
             .when(move |_| {
                 // Keep trying while running; once stopping, give it three more attempts.

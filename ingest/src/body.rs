@@ -26,43 +26,63 @@ pub fn check_content_type(header: Option<&str>) -> Result<(), IngestError> {
     }
 }
 
+/// Most gzip layers a body may carry. A proxy compressing a body its client had
+/// compressed makes two; nothing legitimate nests deeper, and each layer costs a full
+/// decompression of up to `EYE_INGEST_MAX_DECOMPRESSED_BYTES`.
+pub const MAX_GZIP_LAYERS: usize = 2;
+
+/// How a body is encoded: the gzip layers over it, to undo one after the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    Identity,
-    Gzip,
+pub struct Encoding {
+    pub gzip_layers: usize,
 }
 
-pub fn content_encoding(header: Option<&str>) -> Result<Encoding, IngestError> {
-    match header.map(|h| h.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("") | Some("identity") => Ok(Encoding::Identity),
-        Some("gzip") | Some("x-gzip") => Ok(Encoding::Gzip),
-        Some(_) => Err(IngestError::UnsupportedEncoding(
-            header.unwrap_or_default().to_owned(),
-        )),
+/// The codings of a body from all its `Content-Encoding` field lines: repeated lines are
+/// one comma-separated list (RFC 9110 §5.3), so two lines `gzip` are `gzip, gzip`, a body
+/// gzipped twice. Known codings are gzip (`x-gzip`) and identity, in any case; identity and
+/// empty list elements change nothing.
+pub fn content_encoding<S: AsRef<str>>(lines: &[S]) -> Result<Encoding, IngestError> {
+    let mut gzip_layers = 0;
+    for coding in lines.iter().flat_map(|l| l.as_ref().split(',')) {
+        match coding.trim().to_ascii_lowercase().as_str() {
+            "" | "identity" => {}
+            "gzip" | "x-gzip" if gzip_layers < MAX_GZIP_LAYERS => gzip_layers += 1,
+            _ => {
+                let list: Vec<&str> = lines.iter().map(AsRef::as_ref).collect();
+                return Err(IngestError::UnsupportedEncoding(list.join(", ")));
+            }
+        }
     }
+    Ok(Encoding { gzip_layers })
 }
 
 /// Reads the body, refusing it as soon as it passes `limit` bytes (chunked bodies too, so
 /// a missing Content-Length is no way around the limit), and giving up once `timeout` has
 /// passed: the whole body must arrive in that time, so a client trickling bytes cannot hold
-/// a connection and a task for as long as it likes.
+/// a connection and a task for as long as it likes. `admit` is told the bytes received so
+/// far as each chunk arrives, before it is kept, and refuses the body by returning an error.
 pub async fn read_limited<S, B>(
     body: S,
     limit: u64,
     timeout: Duration,
+    admit: impl FnMut(u64) -> Result<(), IngestError>,
 ) -> Result<Vec<u8>, IngestError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    tokio::time::timeout(timeout, read_to_limit(body, limit))
+    tokio::time::timeout(timeout, read_to_limit(body, limit, admit))
         .await
         .map_err(|_| IngestError::BodyTimeout {
             timeout_ms: timeout.as_millis() as u64,
         })?
 }
 
-async fn read_to_limit<S, B>(mut body: S, limit: u64) -> Result<Vec<u8>, IngestError>
+async fn read_to_limit<S, B>(
+    mut body: S,
+    limit: u64,
+    mut admit: impl FnMut(u64) -> Result<(), IngestError>,
+) -> Result<Vec<u8>, IngestError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
@@ -70,9 +90,12 @@ where
     let mut out = Vec::new();
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|e| IngestError::Body(e.to_string()))?;
-        if (out.len() + chunk.remaining()) as u64 > limit {
+        let received = (out.len() + chunk.remaining()) as u64;
+        // Too large is final; no room yet is worth a retry, so it comes second.
+        if received > limit {
             return Err(IngestError::BodyTooLarge { limit });
         }
+        admit(received)?;
         while chunk.has_remaining() {
             let part = chunk.chunk();
             out.extend_from_slice(part);
@@ -127,16 +150,36 @@ mod tests {
 
     #[test]
     fn encodings() {
-        let cases = [
-            (None, Some(Encoding::Identity)),
-            (Some("identity"), Some(Encoding::Identity)),
-            (Some("gzip"), Some(Encoding::Gzip)),
-            (Some("GZIP"), Some(Encoding::Gzip)),
-            (Some("br"), None),
-            (Some("deflate"), None),
+        // (field lines, gzip layers, or None for 415)
+        let cases: [(&[&str], Option<usize>); 17] = [
+            (&[], Some(0)),
+            (&[""], Some(0)),
+            (&["identity"], Some(0)),
+            (&["gzip"], Some(1)),
+            (&["GZIP"], Some(1)),
+            (&["x-gzip"], Some(1)),
+            (&[" gzip "], Some(1)),
+            (&["identity, gzip"], Some(1)),
+            // One list, on one line or on several.
+            (&["gzip, gzip"], Some(2)),
+            (&["gzip", "gzip"], Some(2)),
+            (&["gzip,", "x-gzip"], Some(2)),
+            (&["gzip", "identity", "gzip"], Some(2)),
+            (&["gzip", "gzip", "gzip"], None),
+            (&["gzip, gzip, gzip"], None),
+            (&["br"], None),
+            (&["deflate"], None),
+            (&["gzip", "br"], None),
         ];
-        for (header, want) in cases {
-            assert_eq!(content_encoding(header).ok(), want, "{header:?}");
+        for (lines, want) in cases {
+            let got = content_encoding(lines);
+            assert_eq!(got.as_ref().ok().map(|e| e.gzip_layers), want, "{lines:?}");
+            if let Err(e) = got {
+                assert!(
+                    matches!(&e, IngestError::UnsupportedEncoding(v) if *v == lines.join(", ")),
+                    "{lines:?}: {e}"
+                );
+            }
         }
     }
 
@@ -169,17 +212,68 @@ mod tests {
             )
         };
         let ample = Duration::from_secs(5);
+        let admit_all = |_| Ok(());
         assert_eq!(
-            read_limited(chunks(3), 30, ample)
+            read_limited(chunks(3), 30, ample, admit_all)
                 .await
                 .expect("fits")
                 .len(),
             30
         );
         assert!(matches!(
-            read_limited(chunks(4), 30, ample).await,
+            read_limited(chunks(4), 30, ample, admit_all).await,
             Err(IngestError::BodyTooLarge { limit: 30 })
         ));
+    }
+
+    /// Each chunk is admitted as it arrives, with the total so far; a refusal stops the
+    /// reading there, and the body limit speaks before the admission.
+    #[tokio::test]
+    async fn chunks_are_admitted_as_they_arrive() {
+        let chunks = |n: usize| {
+            futures::stream::iter(
+                (0..n).map(|_| Ok::<_, warp::Error>(bytes::Bytes::from_static(b"0123456789"))),
+            )
+        };
+        let ample = Duration::from_secs(5);
+        // (chunks sent, body limit, admitted up to, totals admitted, outcome)
+        let cases: [(usize, u64, u64, &[u64], Result<usize, &str>); 5] = [
+            (3, 100, 100, &[10, 20, 30], Ok(30)),
+            (0, 100, 100, &[], Ok(0)),
+            (3, 100, 15, &[10, 20], Err("overloaded")),
+            (3, 100, 0, &[10], Err("overloaded")),
+            (3, 25, 0, &[10], Err("overloaded")),
+        ];
+        for (sent, limit, room, want_seen, want) in cases {
+            let mut seen = Vec::new();
+            let got = read_limited(chunks(sent), limit, ample, |n| {
+                seen.push(n);
+                if n <= room {
+                    Ok(())
+                } else {
+                    Err(IngestError::Overloaded(
+                        crate::error::Overload::InflightBytes,
+                    ))
+                }
+            })
+            .await;
+            let case = format!("{sent} chunks, limit {limit}, room {room}");
+            assert_eq!(seen, want_seen, "{case}");
+            assert_eq!(
+                got.as_ref().map(Vec::len).map_err(IngestError::code),
+                want,
+                "{case}"
+            );
+        }
+        // Past the limit: 413 without asking for room.
+        let mut asked = Vec::new();
+        let got = read_limited(chunks(3), 25, ample, |n| {
+            asked.push(n);
+            Ok(())
+        })
+        .await;
+        assert!(matches!(got, Err(IngestError::BodyTooLarge { limit: 25 })));
+        assert_eq!(asked, [10, 20]);
     }
 
     /// The timeout bounds the whole body, not each chunk: a client sending a chunk just
@@ -194,13 +288,13 @@ mod tests {
         };
         let timeout = Duration::from_secs(1);
         assert_eq!(
-            read_limited(Box::pin(trickle(2)), 30, timeout)
+            read_limited(Box::pin(trickle(2)), 30, timeout, |_| Ok(()))
                 .await
                 .expect("in time"),
             b"xx"
         );
         assert!(matches!(
-            read_limited(Box::pin(trickle(3)), 30, timeout).await,
+            read_limited(Box::pin(trickle(3)), 30, timeout, |_| Ok(())).await,
             Err(IngestError::BodyTimeout { timeout_ms: 1000 })
         ));
     }

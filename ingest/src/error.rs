@@ -11,7 +11,10 @@ pub enum IngestError {
     Request(#[from] RequestError),
     #[error("Content-Type must be application/json (got {0:?})")]
     UnsupportedMediaType(String),
-    #[error("Content-Encoding must be gzip or identity (got {0:?})")]
+    #[error(
+        "Content-Encoding must be gzip or identity, gzip at most {max} times (got {0:?})",
+        max = crate::body::MAX_GZIP_LAYERS
+    )]
     UnsupportedEncoding(String),
     #[error("request body exceeds {limit} bytes")]
     BodyTooLarge { limit: u64 },
@@ -43,6 +46,9 @@ pub enum IngestError {
 pub enum Overload {
     /// `EYE_INGEST_MAX_INFLIGHT_BYTES` is held by requests in flight.
     InflightBytes,
+    /// The client's own requests hold its share of it
+    /// (`EYE_INGEST_MAX_INFLIGHT_BYTES_PER_CLIENT`).
+    ClientInflightBytes,
     /// librdkafka's queue is full: the broker is not keeping up.
     ProducerQueue,
 }
@@ -51,6 +57,7 @@ impl Overload {
     fn describe(self) -> &'static str {
         match self {
             Self::InflightBytes => "too many bytes in flight",
+            Self::ClientInflightBytes => "this client has its share of the bytes in flight",
             Self::ProducerQueue => "the producer queue is full",
         }
     }
@@ -61,7 +68,11 @@ impl IngestError {
     /// other answer.
     pub fn unavailable_reason(&self) -> Option<&'static str> {
         match self {
-            Self::Overloaded(Overload::InflightBytes) => Some("inflight_bytes"),
+            // One label for both: the same budget refused, and a refusal of the share
+            // while the budget has room is told apart by `eye_ingest_inflight_bytes`.
+            Self::Overloaded(Overload::InflightBytes | Overload::ClientInflightBytes) => {
+                Some("inflight_bytes")
+            }
             Self::Overloaded(Overload::ProducerQueue) => Some("producer_queue"),
             Self::Produce(_) => Some("broker"),
             _ => None,

@@ -66,7 +66,11 @@ pub async fn run(
             max_inflight,
             eye_common::kafka_stats::ProducerGauges::new(&registry),
         )?,
-        budget: budget::Budget::new(max_inflight, metrics.inflight_bytes.clone()),
+        budget: budget::Budget::new(
+            max_inflight,
+            config.ingest.inflight_bytes_per_client(),
+            metrics.inflight_bytes.clone(),
+        ),
         schemas,
         limits: Limits::from(&config.ingest),
         unknown_types: config.ingest.unknown_type_policy,

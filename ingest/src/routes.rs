@@ -1,6 +1,6 @@
 //! Routes and handlers of the ingest API.
 
-use crate::body::{self, Encoding};
+use crate::body;
 use crate::budget::{Budget, Reservation};
 use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
@@ -24,6 +24,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
+use warp::http::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
@@ -54,12 +55,19 @@ struct ItemResult {
     errors: Vec<FieldError>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// The answer to every request that reached per-event checks: 202 (all accepted),
 /// 207 (some rejected) or 400 (all rejected; also carries `error`).
 #[derive(Serialize)]
 struct BatchResponse {
     accepted: usize,
     rejected: usize,
+    /// Items the broker did not take although others of the request were stored.
+    #[serde(skip_serializing_if = "is_zero")]
+    failed: usize,
     event_ids: Vec<Uuid>,
     results: Vec<ItemResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -79,16 +87,11 @@ pub fn routes(
     });
     let log = state.metrics.http.log(route_of);
     let with_state = warp::any().map(move || state.clone());
-    let body = warp::header::optional::<String>("content-type")
-        .and(warp::header::optional::<String>("content-encoding"))
-        .and(warp::header::optional::<u64>("content-length"))
+    // The whole header map, since `Content-Encoding` may come on several lines (warp's
+    // header filters read only the first).
+    let body = warp::header::headers_cloned()
         .and(warp::body::stream())
-        .map(|ct, ce, length, stream| Body {
-            content_type: ct,
-            content_encoding: ce,
-            length,
-            stream,
-        });
+        .map(|headers: HeaderMap, stream| Body::new(&headers, stream));
 
     let token = guard.token_route();
     let events_guard = guard.clone();
@@ -100,7 +103,7 @@ pub fn routes(
         .and_then(move |caller: Principal, state: Arc<State>, body: Body<_>| {
             let guard = events_guard.clone();
             async move {
-                let result = match read_body(&state, body).await {
+                let result = match read_body(&state, &caller.client_id, body).await {
                     Ok((body, mut held)) => {
                         let answer = post_events(&state, &guard, &caller, &body, &mut held).await;
                         // The answer is ready and the broker has acknowledged: the bytes
@@ -116,38 +119,39 @@ pub fn routes(
     let session_start = warp::path!("v1" / "sessions")
         .and(warp::post())
         .and(guard.require(WRITE))
-        .map(drop)
-        .untuple_one()
         .and(with_state.clone())
         .and(body)
-        .and_then(|state: Arc<State>, body: Body<_>| async move {
-            let result = match read_body(&state, body).await {
-                Ok((body, mut held)) => {
-                    let answer = start_session(&state, &body, &mut held).await;
-                    drop(held);
-                    answer
-                }
-                Err(e) => Err(e),
-            };
-            result.map_err(|e| reject(&state, e))
-        });
+        .and_then(
+            |caller: Principal, state: Arc<State>, body: Body<_>| async move {
+                let result = match read_body(&state, &caller.client_id, body).await {
+                    Ok((body, mut held)) => {
+                        let answer = start_session(&state, &body, &mut held).await;
+                        drop(held);
+                        answer
+                    }
+                    Err(e) => Err(e),
+                };
+                result.map_err(|e| reject(&state, e))
+            },
+        );
     let session_end = warp::path!("v1" / "sessions" / String / "end")
         .and(warp::post())
         .and(guard.require(WRITE))
-        .map(|id: String, _caller: Principal| id)
         .and(with_state)
         .and(body)
-        .and_then(|id: String, state: Arc<State>, body: Body<_>| async move {
-            let result = match read_body(&state, body).await {
-                Ok((body, mut held)) => {
-                    let answer = end_session(&state, &id, &body, &mut held).await;
-                    drop(held);
-                    answer
-                }
-                Err(e) => Err(e),
-            };
-            result.map_err(|e| reject(&state, e))
-        });
+        .and_then(
+            |id: String, caller: Principal, state: Arc<State>, body: Body<_>| async move {
+                let result = match read_body(&state, &caller.client_id, body).await {
+                    Ok((body, mut held)) => {
+                        let answer = end_session(&state, &id, &body, &mut held).await;
+                        drop(held);
+                        answer
+                    }
+                    Err(e) => Err(e),
+                };
+                result.map_err(|e| reject(&state, e))
+            },
+        );
     events
         .or(session_start)
         .unify()
@@ -173,16 +177,32 @@ fn reject(state: &State, e: IngestError) -> warp::Rejection {
 /// A request body not yet read, with the headers that say how to read it.
 struct Body<S> {
     content_type: Option<String>,
-    content_encoding: Option<String>,
-    length: Option<u64>,
+    /// Every `Content-Encoding` line, in order: together they are one list.
+    content_encoding: Vec<String>,
     stream: S,
 }
 
-/// Reads the body within the in-flight budget: its bytes are reserved before a byte of it
-/// is read, so a refused request costs nothing but its head; the reservation is returned
-/// with the body and held until the answer is ready.
+impl<S> Body<S> {
+    fn new(headers: &HeaderMap, stream: S) -> Self {
+        // Bytes that are not text cannot name a known media type or coding; kept (lossily)
+        // for the 415 that names them.
+        let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+        Self {
+            content_type: headers.get(CONTENT_TYPE).map(text),
+            content_encoding: headers.get_all(CONTENT_ENCODING).iter().map(text).collect(),
+            stream,
+        }
+    }
+}
+
+/// Reads the body of a request of `client` within the in-flight budget and the client's
+/// share of it: bytes are reserved as they arrive, never from what the request declared,
+/// so a head announcing a large body that never comes holds nothing. A chunk that does not
+/// fit ends the request with 503; the reservation is returned with the body and held until
+/// the answer is ready.
 async fn read_body<S, B>(
     state: &State,
+    client: &str,
     body: Body<S>,
 ) -> Result<(Vec<u8>, Reservation), IngestError>
 where
@@ -190,23 +210,23 @@ where
     B: Buf,
 {
     body::check_content_type(body.content_type.as_deref())?;
-    let encoding = body::content_encoding(body.content_encoding.as_deref())?;
-    let budget = &state.budget;
-    let mut held = budget.reserve(budget.initial(body.length, state.max_body_bytes))?;
-    let raw =
-        body::read_limited(body.stream, state.max_body_bytes, state.body_read_timeout).await?;
-    let body = match encoding {
-        Encoding::Identity => raw,
-        Encoding::Gzip => {
-            // Decompression runs to its end without yielding, so at most one body per
-            // runtime thread is decompressed beyond the budget before it is accounted for,
-            // each within EYE_INGEST_MAX_DECOMPRESSED_BYTES.
-            let body = body::gunzip_limited(&raw, state.max_decompressed_bytes)?;
-            drop(raw);
-            held.grow_to(body.len() as u64)?;
-            body
-        }
-    };
+    let encoding = body::content_encoding(&body.content_encoding)?;
+    let mut held = state.budget.open(client);
+    let mut body = body::read_limited(
+        body.stream,
+        state.max_body_bytes,
+        state.body_read_timeout,
+        |received| held.grow_to(received),
+    )
+    .await?;
+    // Codings are listed in the order they were applied; all are gzip, so the order of
+    // undoing them needs no care. Decompression runs to its end without yielding, so at
+    // most one body per runtime thread is decompressed beyond the budget before it is
+    // accounted for, each within EYE_INGEST_MAX_DECOMPRESSED_BYTES.
+    for _ in 0..encoding.gzip_layers {
+        body = body::gunzip_limited(&body, state.max_decompressed_bytes)?;
+        held.grow_to(body.len() as u64)?;
+    }
     Ok((body, held))
 }
 
@@ -219,7 +239,13 @@ async fn produce(
     records: Records,
 ) -> Result<(), IngestError> {
     held.grow_to(held.bytes() + records.bytes())?;
-    state.sink.send(records).await
+    let delivery = state.sink.send(records).await?;
+    // One record each time (a session update, or a body quarantined whole): not taken means
+    // nothing was stored.
+    match delivery.failed.into_iter().next() {
+        Some(f) => Err(IngestError::Produce(f.error)),
+        None => Ok(()),
+    }
 }
 
 async fn post_events(
@@ -246,12 +272,11 @@ async fn post_events(
                 code: e.code().to_owned(),
                 message: e.to_string(),
             }];
-            let raw = String::from_utf8_lossy(body).into_owned();
             let rejection = Rejection::new(
                 SOURCE_INGEST,
                 client,
                 received_at,
-                raw,
+                body,
                 reasons,
                 Default::default(),
             );
@@ -296,7 +321,7 @@ async fn post_events(
                     SOURCE_INGEST,
                     client,
                     received_at,
-                    r.raw,
+                    r.raw.as_bytes(),
                     reasons,
                     r.hints,
                 ));
@@ -316,29 +341,72 @@ async fn post_events(
     // events the broker failed to take.
     held.grow_to(held.bytes() + records.bytes())?;
     let started = Instant::now();
-    if let Err(e) = state.sink.send(records).await {
+    let delivery = match state.sink.send(records).await {
+        Ok(d) if !d.none_stored() => d,
+        outcome => {
+            m.events
+                .with_label_values(&["failed"])
+                .inc_by((events.len() + rejections.len()) as u64);
+            let e = match outcome {
+                Ok(d) => IngestError::Produce(
+                    d.failed
+                        .into_iter()
+                        .next()
+                        .map(|f| f.error)
+                        .unwrap_or_default(),
+                ),
+                Err(e) => e,
+            };
+            tracing::warn!(error = %e, events = events.len(), rejections = rejections.len(), "produce failed");
+            return Err(e);
+        }
+    };
+    m.produce_duration.observe(started.elapsed().as_secs_f64());
+    // Part of the request was stored: a 503 would tell the client that nothing was, so the
+    // records the broker did not take are answered item by item, to be sent again.
+    let not_taken = |id: Uuid| !delivery.failed.is_empty() && delivery.failed(id);
+    let failed_events: Vec<Uuid> = events
+        .iter()
+        .map(|e| e.event_id)
+        .filter(|id| not_taken(*id))
+        .collect();
+    // In the order of the rejected items.
+    let rejection_failed: Vec<bool> = rejections
+        .iter()
+        .map(|r| not_taken(r.rejection_id))
+        .collect();
+    let failed_rejections = rejection_failed.iter().filter(|f| **f).count();
+    if !delivery.failed.is_empty() {
+        let broker_error = &delivery.failed[0].error;
+        tracing::warn!(error = %broker_error, failed = delivery.failed.len(), of = delivery.records, "the broker took part of a request");
+        mark_failed(
+            &mut results,
+            &failed_events,
+            &rejection_failed,
+            broker_error,
+        );
         m.events
             .with_label_values(&["failed"])
-            .inc_by((events.len() + rejections.len()) as u64);
-        tracing::warn!(error = %e, events = events.len(), rejections = rejections.len(), "produce failed");
-        return Err(e);
+            .inc_by(delivery.failed.len() as u64);
     }
-    m.produce_duration.observe(started.elapsed().as_secs_f64());
+    let stored_events = events.len() - failed_events.len();
+    let stored_rejections = rejections.len() - failed_rejections;
     m.events
         .with_label_values(&["produced"])
-        .inc_by(events.len() as u64);
+        .inc_by(stored_events as u64);
     m.events
         .with_label_values(&["quarantined"])
-        .inc_by(rejections.len() as u64);
+        .inc_by(stored_rejections as u64);
     m.request_events.observe(results.len() as f64);
     guard
         .metrics()
-        .events(client, events.len(), rejections.len());
+        .events(client, stored_events, stored_rejections);
 
-    let (accepted, rejected) = (events.len(), rejections.len());
-    let (status, error) = match (accepted, rejected) {
-        (_, 0) => (StatusCode::ACCEPTED, None),
-        (0, n) => (
+    let failed = failed_events.len() + failed_rejections;
+    let (accepted, rejected) = (stored_events, rejections.len() - failed_rejections);
+    let (status, error) = match (accepted, rejected, failed) {
+        (_, 0, 0) => (StatusCode::ACCEPTED, None),
+        (0, n, 0) => (
             StatusCode::BAD_REQUEST,
             Some(ErrorDetail {
                 code: "invalid_events",
@@ -351,11 +419,44 @@ async fn post_events(
     let body = BatchResponse {
         accepted,
         rejected,
-        event_ids: events.iter().map(|e| e.event_id).collect(),
+        failed,
+        event_ids: events
+            .iter()
+            .map(|e| e.event_id)
+            .filter(|id| !failed_events.contains(id))
+            .collect(),
         results,
         error,
     };
     Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+}
+
+/// Turns the results of records the broker did not take into `failed` items: the event's
+/// id (to send again as it is), or, for a rejected item whose quarantine record was not
+/// taken, its reasons; each with `broker_unavailable`.
+fn mark_failed(
+    results: &mut [ItemResult],
+    events: &[Uuid],
+    rejection_failed: &[bool],
+    broker_error: &str,
+) {
+    let unavailable = FieldError::new(
+        "",
+        "broker_unavailable",
+        format!("not stored ({broker_error}); send this item again, with the same event_id"),
+    );
+    let mut rejected = rejection_failed.iter();
+    for r in results.iter_mut() {
+        let hit = match (r.status, r.event_id) {
+            ("accepted", Some(id)) => events.contains(&id),
+            ("rejected", _) => rejected.next().copied().unwrap_or(false),
+            _ => false,
+        };
+        if hit {
+            r.status = "failed";
+            r.errors.push(unavailable.clone());
+        }
+    }
 }
 
 /// An event of a category the client may not write: rejected like any invalid event, and

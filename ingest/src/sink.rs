@@ -6,6 +6,7 @@ use eye_common::event::Event;
 use eye_common::kafka_stats::{self, ProducerGauges};
 use eye_common::wire::{self, Rejection, SessionUpdate};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,8 +34,62 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = Arc<Acks>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, acks: Arc<Acks>) {
-        acks.record(result.as_ref().err().map(|(e, _)| e));
+        match result {
+            Ok(_) => acks.record(None),
+            // Rare, so the record is identified here, from its own payload, rather than by
+            // an index carried with every record.
+            Err((e, m)) => acks.record(Some(Failed {
+                id: record_id(m.topic(), m.payload().unwrap_or_default(), acks.topics()),
+                error: e.to_string(),
+            })),
+        }
     }
+}
+
+/// The event or rejection id inside a record's payload.
+fn record_id(topic: &str, payload: &[u8], topics: &TopicNames) -> Option<uuid::Uuid> {
+    if topic == topics.events {
+        wire::decode_row(payload).ok().map(|r| r.event_id)
+    } else if topic == topics.rejected {
+        wire::decode_rejection(payload).ok().map(|r| r.rejection_id)
+    } else {
+        None
+    }
+}
+
+/// A record the broker did not take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// The event's `event_id` or the rejection's `rejection_id`; `None` for a session
+    /// record, or a record whose payload could not be read back.
+    pub id: Option<uuid::Uuid>,
+    pub error: String,
+}
+
+/// What became of a request's records once every report is in: all taken, or these not.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    pub records: usize,
+    pub failed: Vec<Failed>,
+}
+
+impl Delivery {
+    /// Not one record was taken: the request left nothing behind, and may be refused whole.
+    pub fn none_stored(&self) -> bool {
+        self.failed.len() >= self.records
+    }
+
+    /// Whether the record with this id was among those not taken.
+    pub fn failed(&self, id: uuid::Uuid) -> bool {
+        self.failed.iter().any(|f| f.id == Some(id))
+    }
+}
+
+/// The topic names the delivery callback reads ids by.
+#[derive(Debug, Clone)]
+struct TopicNames {
+    events: String,
+    rejected: String,
 }
 
 /// One request's records awaiting acknowledgement. librdkafka reports each record with an
@@ -42,25 +97,35 @@ impl ProducerContext for SinkContext {
 /// is in: a channel and a future per record, as `FutureProducer` has, were about 6% of
 /// ingest's time at full load.
 pub struct Acks {
+    records: usize,
     remaining: AtomicUsize,
-    failure: Mutex<Option<String>>,
+    failed: Mutex<Vec<Failed>>,
     done: Notify,
+    topics: Arc<TopicNames>,
 }
 
 impl Acks {
-    fn new(records: usize) -> Arc<Self> {
+    fn new(records: usize, topics: Arc<TopicNames>) -> Arc<Self> {
         Arc::new(Self {
+            records,
             remaining: AtomicUsize::new(records),
-            failure: Mutex::new(None),
+            failed: Mutex::new(Vec::new()),
             done: Notify::new(),
+            topics,
         })
     }
 
-    /// One record's outcome; the first failure is the one reported.
-    fn record(&self, failure: Option<&KafkaError>) {
-        if let Some(e) = failure {
-            let mut first = self.failure.lock().unwrap_or_else(|p| p.into_inner());
-            first.get_or_insert_with(|| e.to_string());
+    fn topics(&self) -> &TopicNames {
+        &self.topics
+    }
+
+    /// One record's outcome.
+    fn record(&self, failure: Option<Failed>) {
+        if let Some(f) = failure {
+            self.failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(f);
         }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             // A permit is kept if the request is not waiting yet, so no wake-up is lost.
@@ -69,8 +134,9 @@ impl Acks {
     }
 
     /// Until every record is reported. librdkafka reports each within the message timeout,
-    /// so `limit` (a little more) only guards against a producer torn down under us.
-    async fn all(&self, limit: Duration) -> Result<(), IngestError> {
+    /// so `limit` (a little more) only guards against a producer torn down under us: then
+    /// what became of the records is unknown, and the request is refused whole.
+    async fn all(&self, limit: Duration) -> Result<Delivery, IngestError> {
         if self.remaining.load(Ordering::Acquire) > 0
             && tokio::time::timeout(limit, self.done.notified())
                 .await
@@ -81,15 +147,11 @@ impl Acks {
                 limit.as_millis()
             )));
         }
-        match self
-            .failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            Some(e) => Err(IngestError::Produce(e)),
-            None => Ok(()),
-        }
+        let failed = std::mem::take(&mut *self.failed.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok(Delivery {
+            records: self.records,
+            failed,
+        })
     }
 }
 
@@ -121,6 +183,7 @@ pub struct EventSink {
     events_topic: String,
     rejected_topic: String,
     sessions_topic: String,
+    ids: Arc<TopicNames>,
     timeout: Duration,
 }
 
@@ -138,6 +201,10 @@ impl EventSink {
             events_topic: k.events_topic.clone(),
             rejected_topic: k.rejected_topic.clone(),
             sessions_topic: k.sessions_topic.clone(),
+            ids: Arc::new(TopicNames {
+                events: k.events_topic.clone(),
+                rejected: k.rejected_topic.clone(),
+            }),
             timeout: Duration::from_millis(k.message_timeout_ms),
         })
     }
@@ -166,32 +233,55 @@ impl EventSink {
         )])
     }
 
-    /// Produces `records` together and returns once all are acknowledged (`acks=all`), or
-    /// with the first failure. On failure some records may still have been written; a
-    /// client that retries with the same `event_id`s gets each event stored once, because
-    /// storage deduplicates by `event_id`.
-    pub async fn send(&self, records: Records) -> Result<(), IngestError> {
-        let acks = Acks::new(records.0.len());
+    /// Produces `records` together and returns once the broker has reported on each
+    /// (`acks=all`): which, if any, it did not take. An error means no record was queued,
+    /// or the reports never came. A record not taken may have been written all the same
+    /// (a timed-out acknowledgement); a client that retries with the same `event_id`s gets
+    /// each event stored once, because storage keeps one copy per event.
+    pub async fn send(&self, records: Records) -> Result<Delivery, IngestError> {
+        let acks = Acks::new(records.0.len(), self.ids.clone());
+        let mut refused: Option<KafkaError> = None;
         for (topic, key, payload) in &records.0 {
-            let topic = match topic {
-                Topic::Events => &self.events_topic,
-                Topic::Rejected => &self.rejected_topic,
-                Topic::Sessions => &self.sessions_topic,
-            };
-            let record = BaseRecord::with_opaque_to(topic, acks.clone())
+            if let Some(e) = &refused {
+                // What comes after a refused record is not queued either.
+                acks.record(Some(Failed {
+                    id: record_id(self.topic(*topic), payload, &self.ids),
+                    error: e.to_string(),
+                }));
+                continue;
+            }
+            let record = BaseRecord::with_opaque_to(self.topic(*topic), acks.clone())
                 .key(key)
                 .payload(payload);
-            match self.producer.send(record) {
-                Ok(()) => {}
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    return Err(IngestError::Overloaded(Overload::ProducerQueue))
-                }
-                Err((e, _)) => return Err(IngestError::Produce(e.to_string())),
+            if let Err((e, _)) = self.producer.send(record) {
+                acks.record(Some(Failed {
+                    id: record_id(self.topic(*topic), payload, &self.ids),
+                    error: e.to_string(),
+                }));
+                refused = Some(e);
             }
         }
         // librdkafka holds its own copies now.
+        let queued = records.0.len();
         drop(records);
-        acks.all(self.timeout + ACK_GRACE).await
+        let delivery = acks.all(self.timeout + ACK_GRACE).await?;
+        match refused {
+            // Nothing of the request was queued: refused whole, as the queue's state says.
+            Some(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+                if delivery.failed.len() == queued =>
+            {
+                Err(IngestError::Overloaded(Overload::ProducerQueue))
+            }
+            _ => Ok(delivery),
+        }
+    }
+
+    fn topic(&self, topic: Topic) -> &str {
+        match topic {
+            Topic::Events => &self.events_topic,
+            Topic::Rejected => &self.rejected_topic,
+            Topic::Sessions => &self.sessions_topic,
+        }
     }
 
     /// Asks the broker whether it is reachable and the topics exist (used by `/readyz`).
@@ -236,44 +326,88 @@ impl EventSink {
 mod tests {
     use super::*;
 
-    fn timed_out() -> KafkaError {
-        KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)
+    fn topics() -> Arc<TopicNames> {
+        Arc::new(TopicNames {
+            events: "e".into(),
+            rejected: "r".into(),
+        })
+    }
+
+    fn failed(n: u128) -> Failed {
+        Failed {
+            id: Some(uuid::Uuid::from_u128(n)),
+            error: "Message production error: MessageTimedOut".into(),
+        }
     }
 
     #[tokio::test]
     async fn reports_before_the_wait_are_not_lost() {
-        let acks = Acks::new(3);
+        let acks = Acks::new(3, topics());
         for _ in 0..3 {
             acks.record(None);
         }
-        assert!(acks.all(Duration::from_secs(1)).await.is_ok());
+        let d = acks
+            .all(Duration::from_secs(1))
+            .await
+            .expect("all reported");
+        assert!(d.failed.is_empty() && !d.none_stored());
     }
 
     #[tokio::test]
-    async fn the_first_failure_is_reported_after_the_last_record() {
-        let acks = Acks::new(3);
+    async fn every_failure_is_reported_after_the_last_record() {
+        let acks = Acks::new(3, topics());
         let waiter = {
             let acks = acks.clone();
             tokio::spawn(async move { acks.all(Duration::from_secs(5)).await })
         };
-        acks.record(Some(&timed_out()));
-        acks.record(Some(&KafkaError::Canceled));
+        acks.record(Some(failed(1)));
+        acks.record(Some(failed(2)));
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished(), "one record is still out");
         acks.record(None);
-        match waiter.await.expect("joins") {
-            Err(IngestError::Produce(m)) => assert!(m.contains("timed out"), "{m}"),
-            other => panic!("expected the first failure, got {other:?}"),
-        }
+        let d = waiter.await.expect("joins").expect("all reported");
+        assert_eq!(d.failed, vec![failed(1), failed(2)]);
+        assert!(!d.none_stored(), "one of three was taken");
+        assert!(d.failed(uuid::Uuid::from_u128(2)) && !d.failed(uuid::Uuid::from_u128(3)));
+    }
+
+    #[tokio::test]
+    async fn a_request_all_of_whose_records_failed_stored_nothing() {
+        let acks = Acks::new(2, topics());
+        acks.record(Some(failed(1)));
+        acks.record(Some(failed(2)));
+        let d = acks
+            .all(Duration::from_secs(1))
+            .await
+            .expect("all reported");
+        assert!(d.none_stored());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_record_never_reported_ends_in_an_error() {
-        let acks = Acks::new(2);
+        let acks = Acks::new(2, topics());
         acks.record(None);
         match acks.all(Duration::from_secs(30)).await {
             Err(IngestError::Produce(m)) => assert!(m.contains("30000 ms"), "{m}"),
             other => panic!("expected a timeout, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_failed_record_is_known_by_the_id_in_its_payload() {
+        let id = uuid::Uuid::from_u128(7);
+        let mut r = Rejection::new(
+            "ingest",
+            "c",
+            eye_common::time::EventTime::from_micros(0),
+            b"{}",
+            vec![],
+            Default::default(),
+        );
+        r.rejection_id = id;
+        let names = topics();
+        assert_eq!(record_id("r", &r.encode(), &names), Some(id));
+        assert_eq!(record_id("e", b"not json", &names), None);
+        assert_eq!(record_id("sessions", &r.encode(), &names), None);
     }
 }

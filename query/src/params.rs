@@ -2,7 +2,7 @@
 
 use crate::error::QueryError;
 use eye_common::event::FieldError;
-use eye_common::time::EventTime;
+use eye_common::time::{EventTime, TimeError};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -66,7 +66,8 @@ pub fn limit(params: &Params, default: u32, max: u32) -> Result<u32, QueryError>
     }
 }
 
-/// A time in any form ingest accepts: RFC 3339 / ISO 8601 text or a Unix epoch number.
+/// A time in any form ingest accepts (RFC 3339 / ISO 8601 text or a Unix epoch number),
+/// from [`EventTime::MIN_ACCEPTED`] to [`EventTime::MAX_QUERYABLE`].
 pub fn time(params: &Params, name: &str) -> Result<Option<EventTime>, QueryError> {
     let Some(raw) = params.get(name) else {
         return Ok(None);
@@ -75,9 +76,42 @@ pub fn time(params: &Params, name: &str) -> Result<Option<EventTime>, QueryError
         Ok(n) => EventTime::from_epoch_number(&n),
         Err(_) => EventTime::parse(raw),
     };
-    parsed
-        .map(Some)
-        .map_err(|e| bad(name, e.code(), e.to_string()))
+    let t = parsed.map_err(|e| bad(name, e.code(), e.to_string()))?;
+    queryable(t).map_err(|(code, rule)| bad(name, code, format!("{name} {rule}")))?;
+    Ok(Some(t))
+}
+
+/// Every time a query names lies from [`EventTime::MIN_ACCEPTED`] to
+/// [`EventTime::MAX_QUERYABLE`], both inclusive (that constant says why its bound); outside,
+/// `Err` gives ingest's code for a time before or after its window, and the rule. Inside,
+/// every time an answer shows is RFC 3339 with a four-digit year.
+fn queryable(t: EventTime) -> Result<(), (&'static str, String)> {
+    if t < EventTime::MIN_ACCEPTED {
+        return Err((
+            TimeError::TooOld.code(),
+            format!(
+                "must be on or after {}, the earliest event time ingest accepts",
+                rfc3339_seconds(EventTime::MIN_ACCEPTED)
+            ),
+        ));
+    }
+    if t > EventTime::MAX_QUERYABLE {
+        return Err((
+            TimeError::TooFarInFuture { max_skew_secs: 0 }.code(),
+            format!(
+                "must be on or before {}, the latest time a query may name",
+                rfc3339_seconds(EventTime::MAX_QUERYABLE)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `2000-01-01T00:00:00Z`: a bound as people write it.
+fn rfc3339_seconds(t: EventTime) -> String {
+    t.to_datetime()
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| t.to_rfc3339())
 }
 
 /// `from` and `to`, with `from` not after `to`.
@@ -207,13 +241,20 @@ pub fn encode_session_cursor(started_at_us: i64, session_id: &str) -> String {
     format!("{started_at_us}_{}", hex::encode(session_id))
 }
 
+/// A cursor's time is a stored time, so one outside [`queryable`]'s window is no cursor this
+/// service gave out.
+fn cursor_time(ts: &str) -> Option<i64> {
+    let us = ts.parse::<i64>().ok()?;
+    queryable(EventTime::from_micros(us)).ok().map(|()| us)
+}
+
 pub fn session_cursor(params: &Params) -> Result<Option<(i64, String)>, QueryError> {
     let Some(raw) = params.get("cursor") else {
         return Ok(None);
     };
     let parsed = raw.split_once('_').and_then(|(ts, id)| {
         let id = String::from_utf8(hex::decode(id).ok()?).ok()?;
-        Some((ts.parse::<i64>().ok()?, id))
+        Some((cursor_time(ts)?, id))
     });
     parsed.map(Some).ok_or_else(invalid_cursor)
 }
@@ -223,13 +264,39 @@ pub fn encode_cursor(received_at_us: i64, id: Uuid) -> String {
     format!("{received_at_us}_{}", id.simple())
 }
 
+/// Keyset cursor over an event listing's order `(ts_us, event_id, session_id)`:
+/// `<micros>_<uuid>_<hex of the session id>`. The session is part of it because an
+/// `event_id` is unique only within its session: two sessions may hold events with the same
+/// id and time. A cursor without the session part (from before it was added) resumes
+/// after every session's event with that time and id but the ones it cannot tell apart.
+pub fn encode_event_cursor(ts_us: i64, id: Uuid, session_id: &str) -> String {
+    format!("{ts_us}_{}_{}", id.simple(), hex::encode(session_id))
+}
+
+pub fn event_cursor(params: &Params) -> Result<Option<(i64, Uuid, String)>, QueryError> {
+    let Some(raw) = params.get("cursor") else {
+        return Ok(None);
+    };
+    let mut parts = raw.splitn(3, '_');
+    let parsed = (|| {
+        let ts = cursor_time(parts.next()?)?;
+        let id = Uuid::try_parse(parts.next()?).ok()?;
+        let session = match parts.next() {
+            Some(hex_id) => String::from_utf8(hex::decode(hex_id).ok()?).ok()?,
+            None => String::new(),
+        };
+        Some((ts, id, session))
+    })();
+    parsed.map(Some).ok_or_else(invalid_cursor)
+}
+
 pub fn cursor(params: &Params) -> Result<Option<(i64, Uuid)>, QueryError> {
     let Some(raw) = params.get("cursor") else {
         return Ok(None);
     };
     let parsed = raw
         .split_once('_')
-        .and_then(|(ts, id)| Some((ts.parse::<i64>().ok()?, Uuid::try_parse(id).ok()?)));
+        .and_then(|(ts, id)| Some((cursor_time(ts)?, Uuid::try_parse(id).ok()?)));
     parsed.map(Some).ok_or_else(invalid_cursor)
 }
 
@@ -324,36 +391,189 @@ mod tests {
     }
 
     #[test]
+    fn times_outside_the_window_are_refused_naming_the_parameter() {
+        // (parameter, value, the time read or field:code)
+        type Case<'a> = (&'a str, &'a str, Result<&'a str, &'a str>);
+        let cases: &[Case] = &[
+            (
+                "from",
+                "2000-01-01T00:00:00Z",
+                Ok("2000-01-01T00:00:00.000000Z"),
+            ),
+            (
+                "from",
+                "2000-01-01T01:00:00+01:00",
+                Ok("2000-01-01T00:00:00.000000Z"),
+            ),
+            ("from", "946684800", Ok("2000-01-01T00:00:00.000000Z")),
+            ("from", "946684800000", Ok("2000-01-01T00:00:00.000000Z")),
+            (
+                "from",
+                "1999-12-31T23:59:59.999999Z",
+                Err("from:timestamp_too_old"),
+            ),
+            (
+                "from",
+                "2000-01-01T00:59:59+01:00",
+                Err("from:timestamp_too_old"),
+            ),
+            ("from", "946684799.999999", Err("from:timestamp_too_old")),
+            ("from", "0", Err("from:timestamp_too_old")),
+            (
+                "from",
+                "1960-01-01T00:00:00Z",
+                Err("from:timestamp_too_old"),
+            ),
+            (
+                "from",
+                "0001-01-01T00:00:00Z",
+                Err("from:timestamp_too_old"),
+            ),
+            // Seconds before 1970 that chrono renders as the year -1199.
+            ("from", "-99999999999", Err("from:timestamp_too_old")),
+            ("from", "-99999999999999", Err("from:timestamp_too_old")),
+            ("to", "-1", Err("to:timestamp_too_old")),
+            (
+                "to",
+                "2100-01-01T00:00:00Z",
+                Ok("2100-01-01T00:00:00.000000Z"),
+            ),
+            (
+                "to",
+                "2099-12-31T23:00:00-01:00",
+                Ok("2100-01-01T00:00:00.000000Z"),
+            ),
+            ("to", "4102444800", Ok("2100-01-01T00:00:00.000000Z")),
+            (
+                "to",
+                "2100-01-01T00:00:00.000001Z",
+                Err("to:timestamp_in_future"),
+            ),
+            ("to", "4102444801", Err("to:timestamp_in_future")),
+            ("to", "9999-12-31T23:59:59Z", Err("to:timestamp_in_future")),
+            ("to", "99999999999", Err("to:timestamp_in_future")),
+            ("to", "99999999999999", Err("to:timestamp_in_future")),
+            (
+                "from",
+                "9999-12-31T23:00:00Z",
+                Err("from:timestamp_in_future"),
+            ),
+            ("to", "1e20", Err("to:epoch_out_of_range")),
+        ];
+        for (name, value, want) in cases {
+            let got = time(&params(&[(name, value)]), name)
+                .map(|t| t.map(EventTime::to_rfc3339))
+                .map_err(field);
+            let want = want.map(|t| Some(t.to_owned())).map_err(str::to_owned);
+            assert_eq!(got, want, "{name}={value}");
+        }
+        // The message names the parameter and the bound.
+        let message = |name: &str, value: &str| match time(&params(&[(name, value)]), name) {
+            Err(QueryError::BadParameter(f)) => f.message,
+            other => panic!("{name}={value}: {other:?}"),
+        };
+        assert_eq!(
+            message("from", "-99999999999"),
+            "from must be on or after 2000-01-01T00:00:00Z, the earliest event time ingest accepts"
+        );
+        assert_eq!(
+            message("to", "9999-12-31T23:59:59Z"),
+            "to must be on or before 2100-01-01T00:00:00Z, the latest time a query may name"
+        );
+        // Each bound is checked before the two are compared.
+        assert_eq!(
+            range(&params(&[("from", "2100-01-02T00:00:00Z"), ("to", "0")]))
+                .map_err(field)
+                .expect_err("must fail"),
+            "from:timestamp_in_future"
+        );
+    }
+
+    #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let id = Uuid::now_v7();
-        let c = encode_cursor(1_700_000_000_000_000, id);
-        assert_eq!(
-            cursor(&params(&[("cursor", &c)])).expect("valid"),
-            Some((1_700_000_000_000_000, id))
+        let (min, max) = (
+            EventTime::MIN_ACCEPTED.as_micros(),
+            EventTime::MAX_QUERYABLE.as_micros(),
         );
-        for bad_cursor in ["", "abc", "12_", "_0191e4e5", "12_zz", "1' OR 1=1_x"] {
+        for ts in [1_700_000_000_000_000, min, max] {
+            let c = encode_cursor(ts, id);
+            assert_eq!(
+                cursor(&params(&[("cursor", &c)])).expect("valid"),
+                Some((ts, id))
+            );
+        }
+        // A time outside the window is no cursor this service gave out.
+        let outside = [min - 1, max + 1, -5, i64::MIN].map(|ts| encode_cursor(ts, id));
+        let garbage = ["", "abc", "12_", "_0191e4e5", "12_zz", "1' OR 1=1_x"];
+        for bad_cursor in garbage
+            .into_iter()
+            .chain(outside.iter().map(String::as_str))
+        {
             assert_eq!(
                 cursor(&params(&[("cursor", bad_cursor)]))
                     .map_err(field)
                     .expect_err("must fail"),
-                "cursor:invalid_cursor"
+                "cursor:invalid_cursor",
+                "{bad_cursor}"
+            );
+            assert_eq!(
+                event_cursor(&params(&[("cursor", bad_cursor)]))
+                    .map_err(field)
+                    .expect_err("must fail"),
+                "cursor:invalid_cursor",
+                "{bad_cursor}"
+            );
+        }
+    }
+
+    #[test]
+    fn event_cursors_carry_the_session() {
+        let id = Uuid::now_v7();
+        for session in ["s1", "a_b c&d=é/#?"] {
+            let c = encode_event_cursor(1_700_000_000_000_000, id, session);
+            assert_eq!(
+                event_cursor(&params(&[("cursor", &c)])).expect("valid"),
+                Some((1_700_000_000_000_000, id, session.to_owned()))
+            );
+        }
+        let old = encode_cursor(1_700_000_000_000_000, id);
+        assert_eq!(
+            event_cursor(&params(&[("cursor", &old)])).expect("valid"),
+            Some((1_700_000_000_000_000, id, String::new()))
+        );
+        for garbage in ["", "12", "12_zz", &format!("12_{}_zz", id.simple())] {
+            assert!(
+                event_cursor(&params(&[("cursor", garbage)])).is_err(),
+                "{garbage}"
             );
         }
     }
 
     #[test]
     fn session_cursors_carry_any_session_id() {
+        let at = 1_675_354_935_000_000;
         for id in ["s1", "a_b c&d=é/#?", "0191e4e5-7c8b-7d4e-9a1b-123456789abc"] {
-            let c = encode_session_cursor(-5, id);
+            let c = encode_session_cursor(at, id);
             assert!(c
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-'));
             assert_eq!(
                 session_cursor(&params(&[("cursor", &c)])).expect("valid"),
-                Some((-5, id.to_owned()))
+                Some((at, id.to_owned()))
             );
         }
-        for garbage in ["", "12", "x_73", "12_7", "12_zz", "12_ff"] {
+        let outside = [
+            EventTime::MIN_ACCEPTED.as_micros() - 1,
+            EventTime::MAX_QUERYABLE.as_micros() + 1,
+            -5,
+        ]
+        .map(|ts| encode_session_cursor(ts, "s1"));
+        let garbage = ["", "12", "x_73", "12_7", "12_zz", "12_ff"];
+        for garbage in garbage
+            .into_iter()
+            .chain(outside.iter().map(String::as_str))
+        {
             assert_eq!(
                 session_cursor(&params(&[("cursor", garbage)]))
                     .map_err(field)

@@ -203,7 +203,7 @@ fn next_cursor<T>(rows: &[T], limit: u32, cursor: impl Fn(&T) -> String) -> Opti
 }
 
 fn event_cursor(r: &EventRow) -> String {
-    params::encode_cursor(r.ts_us, r.event_id)
+    params::encode_event_cursor(r.ts_us, r.event_id, &r.session_id)
 }
 
 /// `GET /v1/sessions/{id}/events?limit=`: seed 000's read of a session, kept as it was.
@@ -233,7 +233,7 @@ async fn session(store: &Store, raw_id: &str, params: &Params, max_limit: u32) -
     params::only(params, &["limit", "cursor"])?;
     let filter = EventFilter {
         session_id: Some(session.as_str().to_owned()),
-        after: params::cursor(params)?,
+        after: params::event_cursor(params)?,
         limit: params::limit(params, EVENTS_DEFAULT_LIMIT, max_limit)?,
         ..EventFilter::default()
     };
@@ -356,7 +356,12 @@ async fn aggregate(store: &Store, params: &Params) -> Reply_ {
         .into_iter()
         .map(|r| Bucket {
             start: if granularity == Granularity::None {
-                from.unwrap_or_else(|| utc(EventTime::from_micros(r.first_us)))
+                // Ingest stores no time outside the window a query may name; the clamp keeps
+                // the answer RFC 3339 even for a row written around it.
+                from.unwrap_or_else(|| {
+                    let first = EventTime::from_micros(r.first_us);
+                    utc(first.clamp(EventTime::MIN_ACCEPTED, EventTime::MAX_QUERYABLE))
+                })
             } else {
                 DateTime::from_timestamp(r.start_s, 0).unwrap_or_default()
             },
@@ -409,7 +414,7 @@ fn event_filter(params: &Params) -> Result<EventFilter, QueryError> {
         name: params::text(params, "name", EventName::parse)?,
         from_us: from.map(|t| t.as_micros()),
         to_us: to.map(|t| t.as_micros()),
-        after: params::cursor(params)?,
+        after: params::event_cursor(params)?,
         descending: params::descending(params)?,
         limit: params::limit(params, EVENTS_DEFAULT_LIMIT, EVENTS_MAX_LIMIT)?,
         ..EventFilter::default()

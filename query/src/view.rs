@@ -216,8 +216,13 @@ pub struct RejectedView {
     pub source: String,
     pub client: String,
     pub reasons: Box<RawValue>,
-    /// The payload exactly as received.
+    /// The payload as received, cut to its first 64 KiB when longer (`raw_truncated`).
     pub raw: String,
+    /// The whole original payload's length in bytes and SHA-256 (hex; empty for records
+    /// quarantined before it was kept).
+    pub raw_bytes: u64,
+    pub raw_sha256: String,
+    pub raw_truncated: bool,
     pub event_id: String,
     pub session_id: String,
     pub category: String,
@@ -232,6 +237,9 @@ impl From<RejectedRow> for RejectedView {
             source: r.source,
             client: r.client,
             reasons: raw_json(r.reasons),
+            raw_truncated: r.raw_bytes > r.raw.len() as u64,
+            raw_bytes: r.raw_bytes,
+            raw_sha256: r.raw_sha256,
             raw: r.raw,
             event_id: r.event_id,
             session_id: r.session_id,

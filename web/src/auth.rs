@@ -9,6 +9,7 @@ use base64::Engine;
 use eye_common::auth::{AuthError, Authenticator, Principal, Scope, TokenError};
 use prometheus::{IntCounterVec, Opts, Registry};
 use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -177,22 +178,33 @@ impl Guard {
         scopes: &'static [Scope],
     ) -> impl Filter<Extract = (Principal,), Error = warp::Rejection> + Clone {
         let guard = self.clone();
-        warp::header::optional::<String>("authorization").and_then(
-            move |authorization: Option<String>| {
-                let guard = guard.clone();
-                async move {
-                    guard
-                        .admit(authorization.as_deref(), scopes)
-                        .map_err(warp::reject::custom)
-                }
-            },
-        )
+        authorization().and_then(move |authorization: Option<HeaderValue>| {
+            let guard = guard.clone();
+            async move {
+                guard
+                    .admit(authorization.as_ref(), scopes)
+                    .map_err(warp::reject::custom)
+            }
+        })
     }
 
-    fn admit(&self, authorization: Option<&str>, scopes: &[Scope]) -> Result<Principal, HttpError> {
+    fn admit(
+        &self,
+        authorization: Option<&HeaderValue>,
+        scopes: &[Scope],
+    ) -> Result<Principal, HttpError> {
         let refuse = |client: Option<&str>, e: AuthError| {
             self.metrics.refused(client, &e);
             http_error(&e)
+        };
+        // Every credential scheme here is visible ASCII (RFC 6750 token68, RFC 7617), so a
+        // value with other bytes is a bad credential like any other, not a bad request.
+        let Ok(authorization) = authorization.map(HeaderValue::to_str).transpose() else {
+            let mut e = refuse(None, AuthError::Malformed);
+            e.body.message = "the Authorization header must be visible ASCII, \
+                              `Bearer <API key or token>`"
+                .into();
+            return Err(e);
         };
         let principal = self
             .auth
@@ -232,12 +244,17 @@ impl Guard {
         let guard = self.clone();
         warp::path!("oauth" / "token")
             .and(warp::post())
-            .and(warp::header::optional::<String>("authorization"))
+            .and(authorization())
             .and(warp::body::content_length_limit(16 * 1024))
             .and(warp::body::bytes())
-            .map(move |authorization: Option<String>, body: bytes::Bytes| {
-                guard.token(authorization.as_deref(), &body)
-            })
+            .map(
+                move |authorization: Option<HeaderValue>, body: bytes::Bytes| {
+                    // A value that is not visible ASCII cannot be HTTP Basic: it counts as no
+                    // client authentication by header, as an unreadable Basic value does.
+                    let authorization = authorization.as_ref().and_then(|v| v.to_str().ok());
+                    guard.token(authorization, &body)
+                },
+            )
     }
 
     fn token(&self, authorization: Option<&str>, body: &[u8]) -> Response {
@@ -321,6 +338,15 @@ impl Guard {
     }
 }
 
+/// The raw `Authorization` value, if any. warp's typed header extraction refuses a value
+/// that is not visible ASCII with its own 400 before the guard could answer it.
+fn authorization() -> impl Filter<Extract = (Option<HeaderValue>,), Error = Infallible> + Clone {
+    warp::header::value("authorization")
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify()
+}
+
 /// `(client_id, client_secret)` from `Authorization: Basic ...` (RFC 6749 §2.3.1: both
 /// form-urlencoded before base64).
 fn basic_credentials(header: &str) -> Option<(String, String)> {
@@ -381,6 +407,103 @@ mod tests {
         );
         for bad in ["Bearer x", "Basic !!!", &enc("no-colon"), "Basic"] {
             assert_eq!(basic_credentials(bad), None, "{bad}");
+        }
+    }
+
+    /// A guard over an empty clients file: no credential passes, which is all these tests need.
+    fn guard() -> Guard {
+        let dir = std::env::temp_dir().join(format!("eye-web-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("clients.toml");
+        std::fs::write(&path, "").expect("clients file");
+        let path = path.display().to_string();
+        let config = eye_common::config::from_iter(
+            [
+                ("EYE_AUTH_CLIENTS_FILE", path.as_str()),
+                ("EYE_AUTH_TOKEN_SECRET", "k"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        )
+        .expect("auth config");
+        Guard::new(
+            Authenticator::load(&config).expect("empty clients file"),
+            &Registry::new(),
+        )
+    }
+
+    /// The answer to a request through `filter` with `authorization` as its raw bytes.
+    async fn answer<F, R>(filter: &F, authorization: &[u8]) -> Response
+    where
+        F: Filter<Extract = (R,), Error = warp::Rejection> + 'static,
+        R: Reply + Send + 'static,
+    {
+        let value = HeaderValue::from_bytes(authorization).expect("a legal header value");
+        match warp::test::request()
+            .method("POST")
+            .path("/oauth/token")
+            .header("authorization", value)
+            .body("grant_type=client_credentials")
+            .filter(filter)
+            .await
+        {
+            Ok(reply) => reply.into_response(),
+            Err(rejection) => crate::error::recover(rejection)
+                .await
+                .unwrap_or_else(|never| match never {}),
+        }
+    }
+
+    async fn json(res: Response) -> serde_json::Value {
+        let body = warp::hyper::body::to_bytes(res.into_body())
+            .await
+            .expect("body");
+        serde_json::from_slice(&body).expect("a JSON body")
+    }
+
+    #[tokio::test]
+    async fn bytes_outside_visible_ascii_are_a_bad_credential_not_a_bad_request() {
+        let guard = guard();
+        let require = guard.require(&[Scope::EventsRead]).map(|_| "admitted");
+        // The control is an ASCII credential that is just as wrong: both get the same answer.
+        for value in [
+            &b"Bearer \x80\xff\xfe"[..],
+            b"Bearer caf\xe9",
+            b"\xc3\xa9",
+            b"Bearer not-a-key",
+        ] {
+            let shown = String::from_utf8_lossy(value).into_owned();
+            let res = answer(&require, value).await;
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{shown}");
+            let challenge = res.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .expect("ASCII challenge")
+                .to_owned();
+            assert!(
+                challenge.starts_with("Bearer realm=\"the-eye\", error=\"invalid_token\""),
+                "{shown}: {challenge}"
+            );
+            let body = json(res).await;
+            assert_eq!(
+                body["error"]["code"], "invalid_credentials",
+                "{shown}: {body}"
+            );
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            if !value.is_ascii() {
+                assert!(
+                    message.contains("Authorization header must be visible ASCII"),
+                    "{shown}: {message}"
+                );
+            }
+        }
+
+        // The token endpoint treats such a value as it treats unreadable Basic credentials:
+        // no client authentication, so RFC 6749's 401 `invalid_client`, not a 400.
+        let token = guard.token_route();
+        for value in [&b"Basic \xff\xfe"[..], b"Basic !!!"] {
+            let res = answer(&token, value).await;
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+            assert!(res.headers().contains_key(header::WWW_AUTHENTICATE));
+            assert_eq!(json(res).await["error"], "invalid_client");
         }
     }
 

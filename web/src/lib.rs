@@ -7,9 +7,11 @@
 //! - [`metrics`]: request counts and latencies by route and status;
 //! - [`openapi`]: `GET /openapi.json`, the OpenAPI description of the ingest and query APIs;
 //! - [`serve`]: running a service's routes until shutdown, with the `EYE_HTTP_*` limits,
-//!   CORS, and the operational routes on their own listener when configured.
+//!   the request-head rules of RFC 9112 (`conformance`), CORS, and the operational routes
+//!   on their own listener when configured.
 
 pub mod auth;
+mod conformance;
 pub mod drain;
 pub mod error;
 pub mod metrics;

@@ -14,6 +14,13 @@
 //!   connection waiting between requests is not closed by this.
 //! - HTTP/1 only: an HTTP/2 (prior knowledge) connection would have neither bound, and no
 //!   client of these APIs speaks it over plain TCP.
+//! - the request-head rules of RFC 9112 that hyper does not enforce ([`crate::conformance`]):
+//!   a request with both `Content-Length` and `Transfer-Encoding` (request smuggling), or
+//!   an HTTP/1.1 request without exactly one valid `Host`, is answered 400 in the JSON error
+//!   shape (`invalid_framing`, `invalid_host`) before any route, health checks included,
+//!   and its connection is closed; so is the connection of any request with a chunked body,
+//!   since hyper drops a `Content-Length` that follows `Transfer-Encoding` unseen. These
+//!   answers are not counted in `eye_http_requests_total`: no route ran.
 //!
 //! CORS (`cors_allowed_origins`) wraps the API routes only; preflight requests are answered
 //! by the CORS layer itself, before any route, so they need no credentials.
@@ -24,6 +31,7 @@
 //! Shutdown drains in two steps (see [`crate::drain`]): `/readyz` turns 503 `draining` when
 //! the signal arrives, and the listeners close `EYE_HTTP_DRAIN_DELAY_MS` later.
 
+use crate::conformance;
 use crate::drain::Drain;
 use crate::error::recover;
 use crate::ops;
@@ -169,7 +177,11 @@ async fn run(
     let service = warp::service(routes.recover(recover));
     let make_service = hyper::service::make_service_fn(move |_| {
         let service = service.clone();
-        async move { Ok::<_, Infallible>(service) }
+        async move {
+            Ok::<_, Infallible>(hyper::service::service_fn(move |req| {
+                conformance::serve(service.clone(), req)
+            }))
+        }
     });
     let served = hyper::Server::builder(incoming)
         .http1_only(true)
@@ -237,4 +249,117 @@ pub fn cors(http: &HttpConfig) -> Option<warp::cors::Builder> {
     } else {
         cors.allow_origins(origins.iter().map(String::as_str))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves `POST /hit`, which counts its calls, until the returned sender fires.
+    async fn start(hits: Arc<AtomicUsize>) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let routes = warp::path("hit")
+            .and(warp::post())
+            .and(warp::body::bytes())
+            .map(move |_| {
+                hits.fetch_add(1, Ordering::SeqCst);
+                "hit"
+            })
+            .recover(recover);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let http: HttpConfig = eye_common::config::from_iter(std::iter::empty()).expect("defaults");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            serve(routes, listener, &http, &Drain::new(), async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        (addr, stop)
+    }
+
+    /// Sends `request` on a new connection; returns what came back and whether the server
+    /// closed the connection within five seconds.
+    async fn exchange(addr: SocketAddr, request: &str) -> (String, bool) {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        tcp.write_all(request.as_bytes()).await.expect("write");
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let closed = loop {
+            match tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await {
+                Err(_) => break false,
+                Ok(Ok(0) | Err(_)) => break true,
+                Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            }
+        };
+        (String::from_utf8_lossy(&seen).into_owned(), closed)
+    }
+
+    /// The status of every response in `seen` (a refusal's message may say `HTTP/1.1` too).
+    fn statuses(seen: &str) -> Vec<&str> {
+        seen.match_indices("HTTP/1.")
+            .filter_map(|(i, _)| seen.get(i + 9..i + 12))
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+            .collect()
+    }
+
+    const HIT: &str = "POST /hit HTTP/1.1\r\nhost: eye\r\ncontent-length: 0\r\n\r\n";
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_head_breaking_rfc_9112_is_refused_before_any_route_and_its_connection_closed() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (addr, stop) = start(hits.clone()).await;
+
+        // Control: a keep-alive connection carries two requests, and both run.
+        let last = HIT.replace("host: eye\r\n", "host: eye\r\nconnection: close\r\n");
+        let (seen, _) = exchange(addr, &format!("{HIT}{last}")).await;
+        assert_eq!(statuses(&seen), ["200", "200"], "{seen}");
+        assert_eq!(hits.swap(0, Ordering::SeqCst), 2);
+
+        // Content-Length first: hyper keeps both; the request is refused unread, and the one
+        // hidden in its body never runs.
+        let body = format!("0\r\n\r\n{HIT}");
+        let smuggled = format!(
+            "POST /hit HTTP/1.1\r\nhost: eye\r\ncontent-length: {}\r\n\
+             transfer-encoding: chunked\r\n\r\n{body}",
+            body.len()
+        );
+        let (seen, closed) = exchange(addr, &smuggled).await;
+        assert_eq!(statuses(&seen), ["400"], "{seen}");
+        assert!(seen.contains("\"code\":\"invalid_framing\""), "{seen}");
+        assert!(seen.contains("connection: close\r\n"), "{seen}");
+        assert!(closed, "the connection stayed open: {seen}");
+        assert_eq!(hits.swap(0, Ordering::SeqCst), 0);
+
+        // Transfer-Encoding first: hyper drops the Content-Length unseen and reads the
+        // chunked body; the request runs on that, and the connection closes after it.
+        let smuggled = format!(
+            "POST /hit HTTP/1.1\r\nhost: eye\r\ntransfer-encoding: chunked\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (seen, closed) = exchange(addr, &smuggled).await;
+        assert_eq!(statuses(&seen), ["200"], "{seen}");
+        assert!(closed, "the connection stayed open: {seen}");
+        assert_eq!(hits.swap(0, Ordering::SeqCst), 1);
+
+        // Host: none or two in HTTP/1.1 is refused; none in HTTP/1.0 is served.
+        for head in [
+            "POST /hit HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+            "POST /hit HTTP/1.1\r\nhost: eye\r\nhost: eye\r\ncontent-length: 0\r\n\r\n",
+        ] {
+            let (seen, closed) = exchange(addr, &format!("{head}{HIT}")).await;
+            assert_eq!(statuses(&seen), ["400"], "{seen}");
+            assert!(seen.contains("\"code\":\"invalid_host\""), "{seen}");
+            assert!(closed, "the connection stayed open: {seen}");
+        }
+        assert_eq!(hits.swap(0, Ordering::SeqCst), 0);
+        let (seen, _) = exchange(addr, "POST /hit HTTP/1.0\r\ncontent-length: 0\r\n\r\n").await;
+        assert_eq!(statuses(&seen), ["200"], "{seen}");
+        assert_eq!(hits.swap(0, Ordering::SeqCst), 1);
+        let _ = stop.send(());
+    }
 }

@@ -36,6 +36,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_sessions"),
     migration!(5, "0005_events_by_type"),
     migration!(6, "0006_sessions_by_owner"),
+    migration!(7, "0007_rejected_raw_digest"),
+    migration!(8, "0008_event_keys"),
 ];
 
 /// Splits a migration file into statements: `;` at the end of a line ends one. Comment

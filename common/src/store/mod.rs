@@ -30,6 +30,25 @@ pub struct EventRow {
     pub sent_at_us: Option<i64>,
 }
 
+/// A copy of an event already in storage: its identity and the times that tell one copy
+/// from another (see [`Store::stored_copies`]).
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Serialize, Deserialize)]
+pub struct StoredCopy {
+    pub client_ts_us: i64,
+    pub session_id: String,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    pub ts_us: i64,
+    pub received_at_us: i64,
+}
+
+/// An event's identity: its session, its id and the time the client gave it (a retry
+/// repeats all three).
+pub type EventKey<'a> = (&'a str, Uuid, i64);
+
+/// Statements whose text carries a whole batch's keys: above ClickHouse's default 256 KiB.
+const LOOKUP_MAX_QUERY_BYTES: &str = "67108864";
+
 /// One quarantined record, in the column order of [`sql::REJECTED_COLUMNS`].
 #[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
 pub struct RejectedRow {
@@ -41,11 +60,15 @@ pub struct RejectedRow {
     pub codes: Vec<String>,
     /// JSON array of `{field, code, message}`.
     pub reasons: String,
+    /// The payload, cut to `wire::QUARANTINE_RAW_MAX_BYTES` when longer.
     pub raw: String,
     pub event_id: String,
     pub session_id: String,
     pub category: String,
     pub name: String,
+    /// The original payload's length in bytes, and its SHA-256 (hex).
+    pub raw_bytes: u64,
+    pub raw_sha256: String,
 }
 
 /// One session lifecycle record, in the column order of [`sql::SESSION_COLUMNS`].
@@ -194,8 +217,8 @@ pub struct EventFilter {
     pub name: Option<String>,
     pub from_us: Option<i64>,
     pub to_us: Option<i64>,
-    /// Keyset cursor: the last `(ts_us, event_id)` already returned.
-    pub after: Option<(i64, Uuid)>,
+    /// Keyset cursor: the last `(ts_us, event_id, session_id)` already returned.
+    pub after: Option<(i64, Uuid, String)>,
     pub descending: bool,
     pub limit: u32,
 }
@@ -230,6 +253,7 @@ impl RejectedRow {
     pub fn approx_bytes(&self) -> usize {
         16 + 8
             + self.raw.len()
+            + self.raw_sha256.len()
             + self.reasons.len()
             + self.client.len()
             + self.session_id.len()
@@ -416,6 +440,40 @@ impl Store {
         Ok(())
     }
 
+    /// The stored copies of the events identified by `keys`: what the consumer checks a
+    /// batch against, so that only the first accepted copy of an event is ever stored.
+    pub async fn stored_copies(
+        &self,
+        keys: &[EventKey<'_>],
+    ) -> Result<Vec<StoredCopy>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        fn distinct<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
+        let times = distinct(keys.iter().map(|k| k.2).collect());
+        let sessions = distinct(keys.iter().map(|k| k.0).collect());
+        let ids = distinct(keys.iter().map(|k| k.1.to_string()).collect());
+        let wanted: std::collections::HashSet<EventKey<'_>> = keys.iter().copied().collect();
+        let copies: Vec<StoredCopy> = self
+            .client
+            .clone()
+            .with_option("max_query_size", LOOKUP_MAX_QUERY_BYTES)
+            .query(sql::STORED_COPIES)
+            .bind(times)
+            .bind(sessions)
+            .bind(ids)
+            .fetch_all()
+            .await?;
+        Ok(copies
+            .into_iter()
+            .filter(|c| wanted.contains(&(c.session_id.as_str(), c.event_id, c.client_ts_us)))
+            .collect())
+    }
+
     /// Events matching the filter, one per event_id, in time order.
     pub async fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
         Ok(self.events_query(f).fetch_all().await?)
@@ -445,8 +503,14 @@ impl Store {
         for t in [f.from_us, f.to_us].into_iter().flatten() {
             q = q.bind(t).bind(partition_second(t));
         }
-        if let Some((ts, id)) = f.after {
-            q = q.bind(ts).bind(ts).bind(id.to_string());
+        if let Some((ts, id, session)) = &f.after {
+            let id = id.to_string();
+            q = q
+                .bind(*ts)
+                .bind(*ts)
+                .bind(id.as_str())
+                .bind(id.as_str())
+                .bind(session.as_str());
         }
         q.bind(f.limit)
     }
@@ -656,6 +720,7 @@ impl Store {
                     after: Some((
                         1_000_000,
                         Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001),
+                        "sql-check-session".into(),
                     )),
                     limit: 100,
                     ..EventFilter::default()
@@ -664,6 +729,19 @@ impl Store {
             (
                 "session_stats",
                 render(self.session_stats_query("sql-check-session")),
+            ),
+            (
+                "stored_copies",
+                render(
+                    self.client
+                        .query(sql::STORED_COPIES)
+                        .bind([1_000_000i64, 500_000])
+                        .bind(["sql-check-session", "other"])
+                        .bind([
+                            "00000000-0000-7000-8000-000000000001",
+                            "00000000-0000-7000-8000-000000000009",
+                        ]),
+                ),
             ),
             (
                 "user_sessions",

@@ -15,7 +15,7 @@ pub const EVENT_COLUMNS: &str =
 /// Columns of [`super::RejectedRow`], in its field order.
 pub const REJECTED_COLUMNS: &str =
     "rejection_id, received_at_us, source, client, codes, reasons, raw, \
-     event_id, session_id, category, name";
+     event_id, session_id, category, name, raw_bytes, raw_sha256";
 
 pub const EVENTS_TABLE: &str = "events";
 /// The same events ordered by (category, name, ts_us, event_id); see migration 0005.
@@ -43,7 +43,7 @@ pub fn session_meta() -> String {
 /// (of zeros) even when the session has no events.
 pub fn session_stats() -> String {
     format!(
-        "SELECT uniqExact(event_id) AS events, min(ts_us) AS first_us, max(ts_us) AS last_us \
+        "SELECT uniqExact(event_id, client_ts_us) AS events, min(ts_us) AS first_us, max(ts_us) AS last_us \
          FROM {EVENTS_TABLE} WHERE session_id = ?"
     )
 }
@@ -69,7 +69,7 @@ pub fn owner_sessions(after: bool) -> String {
          (SELECT {SESSION_META_COLUMNS} FROM {SESSIONS_TABLE} \
           WHERE session_id IN ({OWNED_SESSIONS}) GROUP BY session_id) AS meta \
          ANY LEFT JOIN \
-         (SELECT session_id, uniqExact(event_id) AS events, min(ts_us) AS first_us, max(ts_us) AS last_us \
+         (SELECT session_id, uniqExact(event_id, client_ts_us) AS events, min(ts_us) AS first_us, max(ts_us) AS last_us \
           FROM {EVENTS_TABLE} WHERE session_id IN ({OWNED_SESSIONS}) GROUP BY session_id) AS stats \
          USING session_id \
          {cursor}ORDER BY started_at_us DESC, session_id DESC LIMIT ?"
@@ -78,7 +78,8 @@ pub fn owner_sessions(after: bool) -> String {
 
 /// Every (category, name) pair with its distinct events and first and last event time.
 /// Reads the type ordering, so each pair's rows are contiguous.
-pub const CATEGORIES: &str = "SELECT category, name, uniqExact(event_id) AS events, \
+pub const CATEGORIES: &str =
+    "SELECT category, name, uniqExact(session_id, event_id, client_ts_us) AS events, \
      min(ts_us) AS first_us, max(ts_us) AS last_us \
      FROM events_by_type GROUP BY category, name ORDER BY category, name LIMIT ?";
 
@@ -103,12 +104,13 @@ pub struct EventFilters {
     pub to: bool,
     pub after: bool,
     pub descending: bool,
-    /// Every stored copy, replays included: no `LIMIT 1 BY event_id`. Only for the
+    /// Every stored copy, replays included: no `LIMIT 1 BY`. Only for the
     /// fault-injection suite's negative control (`EYE_QUERY_DEDUPLICATE=false`).
     pub raw: bool,
 }
 
-/// Events matching the filters, one per event_id (unless `raw`), ordered by (ts_us, event_id) and
+/// Events matching the filters, one per event (unless `raw`), ordered by (ts_us, event_id,
+/// session_id) and
 /// resumable after a cursor. Session and owner filters read `events` (session prefix);
 /// the others `events_by_type`, where a category is a key prefix and a name or time range
 /// alone is found per (category, name) range of the key, of which there are few.
@@ -141,18 +143,35 @@ pub fn events(f: EventFilters) -> String {
     let dir = if f.descending { "DESC" } else { "ASC" };
     if f.after {
         conditions.push(if f.descending {
-            "(ts_us < ? OR (ts_us = ? AND event_id < toUUID(?)))"
+            "(ts_us < ? OR (ts_us = ? AND (event_id < toUUID(?) \
+             OR (event_id = toUUID(?) AND session_id < ?))))"
         } else {
-            "(ts_us > ? OR (ts_us = ? AND event_id > toUUID(?)))"
+            "(ts_us > ? OR (ts_us = ? AND (event_id > toUUID(?) \
+             OR (event_id = toUUID(?) AND session_id > ?))))"
         });
     }
-    let dedup = if f.raw { "" } else { "LIMIT 1 BY event_id " };
+    let dedup = if f.raw {
+        ""
+    } else {
+        "LIMIT 1 BY session_id, event_id, client_ts_us "
+    };
     format!(
         "SELECT {EVENT_COLUMNS} FROM {table} WHERE {} \
-         ORDER BY ts_us {dir}, event_id {dir} {dedup}LIMIT ?",
+         ORDER BY ts_us {dir}, event_id {dir}, session_id {dir} {dedup}LIMIT ?",
         conditions.join(" AND ")
     )
 }
+
+/// The copies already stored of some events, by identity (session_id, event_id, the
+/// client's timestamp), so the consumer can keep the first accepted copy and drop later
+/// ones. Reads `event_keys` (migration 0008), whose key starts with the client's timestamp:
+/// only the granules of the batch's times are read, in every month. Binds: client
+/// timestamps (array), session ids (array), event ids as text (array); a row matching all
+/// three lists may pair values of different events, which the caller sorts out.
+pub const STORED_COPIES: &str = "SELECT client_ts_us, session_id, event_id, ts_us, received_at_us \
+     FROM event_keys \
+     WHERE client_ts_us IN (SELECT toInt64(arrayJoin(?))) AND session_id IN (SELECT arrayJoin(?)) \
+     AND event_id IN (SELECT toUUID(arrayJoin(?)))";
 
 /// 1 when the server has `insert_deduplication_token` (22.2 and later), else 0.
 pub const INSERT_TOKEN_SUPPORTED: &str =
@@ -223,7 +242,7 @@ pub fn aggregate_zone_binds(g: Granularity) -> usize {
     bucket_start(g).1
 }
 
-/// Events of one (category, name), deduplicated by event_id, aggregated per bucket: the
+/// Events of one (category, name), one row per event, aggregated per bucket: the
 /// bucket's first instant (Unix seconds), the value, the events aggregated and the first
 /// event time. Reads a key prefix of `events_by_type`. Binds: the zone
 /// ([`aggregate_zone_binds`] times), category, name, then from and to when present (each
@@ -246,7 +265,8 @@ pub fn aggregate(g: Granularity, a: Aggregation, from: bool, to: bool) -> String
     format!(
         "SELECT toInt64({bucket}) AS start_s, toFloat64(assumeNotNull({agg})) AS value, \
          count() AS events, min(ts_us) AS first_us \
-         FROM (SELECT event_id, ts, ts_us, value FROM {EVENTS_BY_TYPE} WHERE {} LIMIT 1 BY event_id) \
+         FROM (SELECT session_id, event_id, client_ts_us, ts, ts_us, value \
+         FROM {EVENTS_BY_TYPE} WHERE {} LIMIT 1 BY session_id, event_id, client_ts_us) \
          GROUP BY start_s HAVING events > 0 ORDER BY start_s LIMIT ?",
         conditions.join(" AND "),
         agg = aggregation(a),
@@ -266,13 +286,13 @@ pub const RECORD_MIGRATION: &str =
     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())";
 
 /// Binds: session_id, limit. Ordered by event time, ties by event_id; `LIMIT 1 BY`
-/// keeps one row per event_id whether or not ReplacingMergeTree has merged replays yet.
+/// keeps one row per event whether or not ReplacingMergeTree has merged replays yet.
 pub fn session_events() -> String {
     format!(
         "SELECT {EVENT_COLUMNS} FROM {EVENTS_TABLE} \
          WHERE session_id = ? \
          ORDER BY ts_us, event_id \
-         LIMIT 1 BY event_id \
+         LIMIT 1 BY event_id, client_ts_us \
          LIMIT ?"
     )
 }
@@ -281,7 +301,8 @@ pub fn session_events() -> String {
 /// merged away. Used by operators and by the tests that prove exactly-once reads.
 pub fn event_counts() -> String {
     format!(
-        "SELECT count() AS stored_rows, uniqExact(event_id) AS distinct_events FROM {EVENTS_TABLE}"
+        "SELECT count() AS stored_rows, uniqExact(session_id, event_id, client_ts_us) AS distinct_events \
+         FROM {EVENTS_TABLE}"
     )
 }
 
@@ -360,13 +381,13 @@ mod tests {
             (
                 f(true, false, true, true, true, false),
                 "FROM events WHERE",
-                11,
+                13,
                 "ts_us ASC",
             ),
             (
                 f(false, true, false, false, true, true),
                 "FROM events WHERE",
-                10,
+                12,
                 "ts_us DESC",
             ),
             (
@@ -378,7 +399,7 @@ mod tests {
             (
                 f(false, false, true, true, true, true),
                 "FROM events_by_type WHERE",
-                10,
+                12,
                 "ts_us DESC",
             ),
             (
@@ -399,7 +420,7 @@ mod tests {
             assert!(q.contains(table), "{q}");
             assert_eq!(q.matches('?').count(), placeholders, "{q}");
             assert!(q.contains(order), "{q}");
-            assert!(q.contains("LIMIT 1 BY event_id"));
+            assert!(q.contains("LIMIT 1 BY session_id, event_id, client_ts_us"));
             assert_eq!(q.contains("FROM sessions_by_owner"), filters.owner, "{q}");
             assert_eq!(
                 q.contains("event_id < toUUID"),
@@ -411,7 +432,13 @@ mod tests {
                 ..filters
             });
             assert!(!raw.contains("LIMIT 1 BY"), "{raw}");
-            assert_eq!(raw.replace("LIMIT ?", "LIMIT 1 BY event_id LIMIT ?"), q);
+            assert_eq!(
+                raw.replace(
+                    "LIMIT ?",
+                    "LIMIT 1 BY session_id, event_id, client_ts_us LIMIT ?"
+                ),
+                q
+            );
         }
     }
 
@@ -461,7 +488,7 @@ mod tests {
             );
             assert!(q.contains(bucket), "{q}");
             assert!(q.contains("FROM events_by_type WHERE category = ? AND name = ?"));
-            assert!(q.contains("LIMIT 1 BY event_id"));
+            assert!(q.contains("LIMIT 1 BY session_id, event_id, client_ts_us"));
             assert_eq!(
                 q.contains("isNotNull(value)"),
                 a != Aggregation::Count,
@@ -502,7 +529,7 @@ mod tests {
     fn session_query_reads_event_columns_in_row_order_and_dedups() {
         let q = session_events();
         assert!(q.starts_with(&format!("SELECT {EVENT_COLUMNS} FROM events")));
-        assert!(q.contains("LIMIT 1 BY event_id"));
+        assert!(q.contains("LIMIT 1 BY event_id, client_ts_us"));
         assert_eq!(q.matches('?').count(), 2);
     }
 }

@@ -178,9 +178,7 @@ async fn run(
     let make_service = hyper::service::make_service_fn(move |_| {
         let service = service.clone();
         async move {
-            Ok::<_, Infallible>(hyper::service::service_fn(move |req| {
-                conformance::serve(service.clone(), req)
-            }))
+            Ok::<_, Infallible>(service)
         }
     });
     let served = hyper::Server::builder(incoming)

@@ -322,7 +322,7 @@ async fn http_1_1_without_exactly_one_host_is_refused_and_http_1_0_may_omit_it(
 }
 
 /// RFC 9110 §11.6.2 and RFC 6750 §3: a credential that cannot be read is as wrong as one
-/// that does not match; warp's own header parsing used to answer it 400 `invalid_header`.
+/// that does not match, so it is not left to warp's typed header parsing (400 `invalid_header`).
 #[tokio::test(flavor = "multi_thread")]
 async fn authorization_with_bytes_outside_ascii_gets_401_invalid_credentials_and_the_challenge(
 ) -> anyhow::Result<()> {

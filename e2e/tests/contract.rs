@@ -157,10 +157,13 @@ async fn an_event_id_sent_again_later_is_stored_once() -> anyhow::Result<()> {
     let other = page_view(&session, "2023-01-01 00:00:01");
     assert_eq!(stack.post_events(&json!([other, ev])).await?.status(), 202);
     let store = stack.store()?;
+    // The copy travels in one request, and so one batch, with the new event: once that is
+    // stored, the copy has been settled too. It is not stored again at all.
     wait_for(Duration::from_secs(30), "second batch stored", || async {
-        matches!(store.event_counts().await, Ok(c) if c.stored_rows >= 3).then_some(())
+        matches!(store.event_counts().await, Ok(c) if c.distinct_events >= 2).then_some(())
     })
     .await?;
+    assert_eq!(store.event_counts().await?.stored_rows, 2);
     let (_, body) = stack.session(&session).await?;
     let ids: Vec<&str> = body["events"]
         .as_array()

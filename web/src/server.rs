@@ -178,7 +178,9 @@ async fn run(
     let make_service = hyper::service::make_service_fn(move |_| {
         let service = service.clone();
         async move {
-            Ok::<_, Infallible>(service)
+            Ok::<_, Infallible>(hyper::service::service_fn(move |req| {
+                conformance::serve(service.clone(), req)
+            }))
         }
     });
     let served = hyper::Server::builder(incoming)

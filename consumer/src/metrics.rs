@@ -10,6 +10,8 @@ pub struct ConsumerMetrics {
     pub insert_failures: IntCounter,
     /// Later copies of events already stored (or earlier in the batch), not inserted.
     pub duplicates: IntCounter,
+    /// Time to look a batch's events up in `event_keys`.
+    pub lookup_duration: Histogram,
     pub commits: IntCounterVec,
     pub batch_rows: Histogram,
     pub batch_bytes: Histogram,
@@ -46,6 +48,12 @@ impl ConsumerMetrics {
                 registry,
                 "eye_consumer_duplicates_dropped_total",
                 "Copies of events not inserted because another copy of the same (session_id, event_id) was accepted first.",
+            ),
+            lookup_duration: telemetry::histogram(
+                registry,
+                "eye_consumer_lookup_duration_seconds",
+                "Time to look one batch's events up among the stored copies, before its insert.",
+                telemetry::latency_buckets(),
             ),
             commits: telemetry::counter_vec(
                 registry,

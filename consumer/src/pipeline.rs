@@ -259,8 +259,12 @@ impl Pipeline {
             return;
         }
         let started = Instant::now();
+        let lookup = Instant::now();
         let written = match self.retrying(|| self.stored_copies(batch)).await {
             Ok(stored) => {
+                self.metrics
+                    .lookup_duration
+                    .observe(lookup.elapsed().as_secs_f64());
                 let (kept, dropped) =
                     dedup::first_copies(std::mem::take(&mut batch.events), &stored);
                 batch.events = kept;

@@ -230,6 +230,12 @@ pub(crate) async fn run(
     let mut ingest_extra = vec![];
     if scenario == Scenario::Overload {
         ingest_extra.push(("EYE_INGEST_MAX_INFLIGHT_BYTES", (1024 * 1024).to_string()));
+        // One client sends everything here: its share is the whole budget, as before
+        // shares existed, so the scenario measures the budget and not the share.
+        ingest_extra.push((
+            "EYE_INGEST_MAX_INFLIGHT_BYTES_PER_CLIENT",
+            (1024 * 1024).to_string(),
+        ));
     }
     let mut ingest = service(
         "eye-ingest",

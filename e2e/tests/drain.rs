@@ -415,11 +415,26 @@ async fn consumer_and_query_say_draining_and_the_consumer_commits_its_batch() ->
         assert_eq!(body["error"]["code"], "draining", "{name}: {body}");
     }
     assert!(signalled.elapsed() < DRAIN_DELAY, "draining came too late");
-    let res = http
-        .get(format!("http://{query_addr}/v1/sessions/{session}/events"))
-        .send()
-        .await?;
-    assert_eq!(res.status(), 200, "the query API is served while draining");
+    // The consumer's shutdown flush (look-up, then insert) makes the session readable; the
+    // query API must answer it while draining, before its listener closes.
+    let url = format!("http://{query_addr}/v1/sessions/{session}/events");
+    let status = wait_for(
+        DRAIN_DELAY / 2,
+        "the session readable while draining",
+        || async {
+            let s = http.get(&url).send().await.ok()?.status().as_u16();
+            (s == 200).then_some(s)
+        },
+    )
+    .await;
+    assert!(
+        matches!(status, Ok(200)),
+        "the query API is served while draining: {status:?}"
+    );
+    assert!(
+        signalled.elapsed() < DRAIN_DELAY,
+        "answered after the drain delay"
+    );
 
     let until = signalled + DRAIN_DELAY + Duration::from_secs(20);
     for (name, addr) in [("consumer", consumer_addr), ("query", query_addr)] {

@@ -196,10 +196,14 @@ fn gauge(scrape: &str, name: &str) -> Option<f64> {
 /// reserves the most a body may be (here the whole in-flight budget) until it ends.
 async fn hold_budget(stack: &Stack) -> anyhow::Result<TcpStream> {
     let mut conn = TcpStream::connect(stack.ingest.addr).await?;
+    // Bytes are held as they arrive: the body's first chunk is the whole budget (a `[` and
+    // white space), and the body never ends.
+    let chunk = format!("[{}", " ".repeat(INFLIGHT_BYTES as usize - 1));
     let head = format!(
-        "POST /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n[\r\n",
+        "POST /v1/events HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n",
         stack.ingest.addr,
-        test_auth().api_key
+        test_auth().api_key,
+        chunk.len()
     );
     conn.write_all(head.as_bytes()).await?;
     conn.flush().await?;
@@ -221,7 +225,11 @@ async fn every_metric_the_dashboard_queries_is_exported() -> anyhow::Result<()> 
         "dashboard",
         // librdkafka statistics (lag, producer queue and batches) every 500 ms.
         &[("STATISTICS_INTERVAL_MS", "500")],
-        &[("MAX_INFLIGHT_BYTES", &budget)],
+        // One client holds it all: its share is the whole budget.
+        &[
+            ("MAX_INFLIGHT_BYTES", &budget),
+            ("MAX_INFLIGHT_BYTES_PER_CLIENT", &budget),
+        ],
     )
     .await?;
     let http = reqwest::Client::new();

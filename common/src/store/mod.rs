@@ -735,9 +735,11 @@ impl Store {
                 render(
                     self.client
                         .query(sql::STORED_COPIES)
-                        .bind([1_000_000i64, 500_000])
-                        .bind(["sql-check-session", "other"])
-                        .bind([
+                        // Vectors, as at run time: the crate writes arrays for them
+                        // (a Rust array would be written as a tuple).
+                        .bind(vec![1_000_000i64, 500_000])
+                        .bind(vec!["sql-check-session", "other"])
+                        .bind(vec![
                             "00000000-0000-7000-8000-000000000001",
                             "00000000-0000-7000-8000-000000000009",
                         ]),

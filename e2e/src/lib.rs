@@ -11,6 +11,10 @@ use eye_common::config::{
     AuthConfig, ClickHouseConfig, ConsumerConfig, HttpConfig, IngestConfig, KafkaConfig,
 };
 use eye_common::store::Store;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -440,4 +444,47 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Every event id on `topic`, read from the beginning up to the high watermark of each
+/// partition as it stands now: what ingest really produced, whatever it answered.
+pub async fn read_topic(k: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<String>> {
+    let k = k.clone();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer =
+            eye_common::kafka::consumer_config(&k, &unique("topic-reader")).create()?;
+        let timeout = Duration::from_secs(10);
+        let md = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let partitions: Vec<i32> = md
+            .topics()
+            .first()
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+            .unwrap_or_default();
+        anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
+        let mut tpl = TopicPartitionList::new();
+        let mut want = 0;
+        for &p in &partitions {
+            let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
+            want += high - low;
+            tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl)?;
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while (out.len() as i64) < want {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "read {} of {want} records from {topic}",
+                out.len()
+            );
+            if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+                let m = m?;
+                let record: Value = serde_json::from_slice(m.payload().unwrap_or_default())?;
+                out.push(record["event_id"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        Ok(out)
+    })
+    .await?
 }

@@ -14,11 +14,9 @@ use eye_e2e::{
     clickhouse_config, config, create_topics, http_client, http_config, ingest_config,
     kafka_config, start_ingest_config, start_query_config, test_auth, unique, wait_ready, Service,
 };
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -133,48 +131,6 @@ fn post_events(body: &str, extra_head: &str) -> String {
     )
 }
 
-/// Every event id on `topic`, from the beginning to each partition's end as it stands now.
-async fn read_topic(k: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<String>> {
-    let k = k.clone();
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer =
-            eye_common::kafka::consumer_config(&k, &unique("conformance-reader")).create()?;
-        let timeout = Duration::from_secs(10);
-        let md = consumer.fetch_metadata(Some(&topic), timeout)?;
-        let partitions: Vec<i32> = md
-            .topics()
-            .first()
-            .map(|t| t.partitions().iter().map(|p| p.id()).collect())
-            .unwrap_or_default();
-        anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
-        let mut tpl = TopicPartitionList::new();
-        let mut want = 0;
-        for &p in &partitions {
-            let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
-            want += high - low;
-            tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
-        }
-        consumer.assign(&tpl)?;
-        let mut out = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while (out.len() as i64) < want {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "read {} of {want} records from {topic}",
-                out.len()
-            );
-            if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-                let m = m?;
-                let record: Value = serde_json::from_slice(m.payload().unwrap_or_default())?;
-                out.push(record["event_id"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-        Ok(out)
-    })
-    .await?
-}
-
 /// A proxy that frames by `Content-Length` would forward the hidden request inside the
 /// first one's body; a server that frames by the chunked body alone and keeps the
 /// connection would run it as a second request. Both orders of the two headers are sent:
@@ -251,7 +207,7 @@ async fn a_request_with_content_length_and_transfer_encoding_is_refused_and_what
         .send()
         .await?;
     assert_eq!(res.status(), 202, "{}", res.text().await?);
-    let produced = read_topic(&kafka, &kafka.events_topic).await?;
+    let produced = eye_e2e::read_topic(&kafka, &kafka.events_topic).await?;
     println!("produced to {}: {produced:?}", kafka.events_topic);
     assert_eq!(produced, [control_id]);
     for id in &hidden_ids {

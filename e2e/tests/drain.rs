@@ -16,7 +16,7 @@ use eye_e2e::{
 };
 use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -64,49 +64,6 @@ async fn start_ingest(
         http: http_config(http),
     };
     eye_e2e::start_ingest_config(config).await
-}
-
-/// Every event id on `topic`, read from the beginning up to the high watermark of each
-/// partition as it stands now.
-async fn read_topic(k: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<String>> {
-    let k = k.clone();
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer =
-            eye_common::kafka::consumer_config(&k, &unique("drain-reader")).create()?;
-        let timeout = Duration::from_secs(10);
-        let md = consumer.fetch_metadata(Some(&topic), timeout)?;
-        let partitions: Vec<i32> = md
-            .topics()
-            .first()
-            .map(|t| t.partitions().iter().map(|p| p.id()).collect())
-            .unwrap_or_default();
-        anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
-        let mut tpl = TopicPartitionList::new();
-        let mut want = 0;
-        for &p in &partitions {
-            let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
-            want += high - low;
-            tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
-        }
-        consumer.assign(&tpl)?;
-        let mut out = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while (out.len() as i64) < want {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "read {} of {want} records from {topic}",
-                out.len()
-            );
-            if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-                let m = m?;
-                let record: Value = serde_json::from_slice(m.payload().unwrap_or_default())?;
-                out.push(record["event_id"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-        Ok(out)
-    })
-    .await?
 }
 
 /// The value of an unlabelled metric, or of the series whose labels are `labels` exactly.
@@ -183,7 +140,7 @@ async fn a_flood_over_the_inflight_budget_is_refused_and_nothing_acknowledged_is
     assert_eq!(accepted_requests + refused, REQUESTS);
 
     // Exactly the acknowledged events are in Kafka: a refused request produced nothing.
-    let stored = read_topic(&kafka, &kafka.events_topic).await?;
+    let stored = eye_e2e::read_topic(&kafka, &kafka.events_topic).await?;
     let stored_set: HashSet<String> = stored.iter().cloned().collect();
     assert_eq!(stored.len(), stored_set.len(), "duplicates on the topic");
     assert_eq!(stored_set, accepted);
@@ -322,7 +279,7 @@ async fn ingest_drains_readyz_first_then_the_listener_and_answers_requests_in_fl
 
     stopping.await??;
     // Everything acknowledged during the drain reached the broker.
-    let stored: HashSet<String> = read_topic(&kafka, &kafka.events_topic)
+    let stored: HashSet<String> = eye_e2e::read_topic(&kafka, &kafka.events_topic)
         .await?
         .into_iter()
         .collect();

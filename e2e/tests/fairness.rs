@@ -18,8 +18,6 @@ use eye_e2e::{
     wait_ready, Service,
 };
 use futures::StreamExt;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -395,49 +393,6 @@ async fn post_raw(
     Ok((status, serde_json::from_str(json)?))
 }
 
-/// Every event id on `topic`, read from the beginning up to the high watermark of each
-/// partition as it stands now.
-async fn read_topic(k: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<String>> {
-    let k = k.clone();
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer =
-            eye_common::kafka::consumer_config(&k, &unique("fairness-reader")).create()?;
-        let timeout = Duration::from_secs(10);
-        let md = consumer.fetch_metadata(Some(&topic), timeout)?;
-        let partitions: Vec<i32> = md
-            .topics()
-            .first()
-            .map(|t| t.partitions().iter().map(|p| p.id()).collect())
-            .unwrap_or_default();
-        anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
-        let mut tpl = TopicPartitionList::new();
-        let mut want = 0;
-        for &p in &partitions {
-            let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
-            want += high - low;
-            tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
-        }
-        consumer.assign(&tpl)?;
-        let mut out = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while (out.len() as i64) < want {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "read {} of {want} records from {topic}",
-                out.len()
-            );
-            if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-                let m = m?;
-                let record: Value = serde_json::from_slice(m.payload().unwrap_or_default())?;
-                out.push(record["event_id"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-        Ok(out)
-    })
-    .await?
-}
-
 /// RFC 9110 §5.3: repeated field lines are one comma-separated list, so two
 /// `Content-Encoding: gzip` lines say the body was gzipped twice, as `gzip, gzip` does.
 /// Before, only the first line was read: one layer undone left gzip, `400 malformed_json`.
@@ -501,7 +456,7 @@ async fn repeated_content_encoding_lines_are_one_list() -> anyhow::Result<()> {
     );
 
     // The accepted events were produced, and nothing else.
-    let mut stored = read_topic(&kafka, &kafka.events_topic).await?;
+    let mut stored = eye_e2e::read_topic(&kafka, &kafka.events_topic).await?;
     stored.sort();
     produced.sort();
     assert_eq!(stored, produced);

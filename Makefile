@@ -53,7 +53,7 @@ chaos:
 ## logged): ingest sweep and overload, raw limits, consumer drain (3M records; 1M with
 ## sqlite), end to end, the query benchmark on 1M events; with tansu's memory, then sqlite
 ## storage. Writes BENCHMARKS.md and bench.json, with per-core sizing and the changes in
-## perf/changes.jsonl. Knobs: the top of deploy/bench.sh.
+## tools/perf/changes.jsonl. Knobs: the top of deploy/bench.sh.
 bench:
 	deploy/bench.sh
 

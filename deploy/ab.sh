@@ -3,7 +3,7 @@
 # own (EYE_HOME=.eye/ab, ports 38080-38082, 39092, 38123, 39000): the two binaries take
 # turns, ABBA ABBA..., each step `eye-perf sweep` flat out for a fixed time, so a machine
 # that slows down (or a broker that fills up) during the run weighs on both sides alike.
-# Appends one `"measure": "change"` line with each side's medians to perf/changes.jsonl,
+# Appends one `"measure": "change"` line with each side's medians to tools/perf/changes.jsonl,
 # which `make bench` renders in BENCHMARKS.md.
 #
 #   deploy/ab.sh BEFORE_BIN AFTER_BIN "title" "one sentence on what changed"
@@ -11,7 +11,7 @@
 #   EYE_AB_ROUNDS       rounds, each one step per side (default 4)
 #   EYE_AB_SECONDS      seconds per step (default 15)
 #   EYE_AB_CONNECTIONS  keep-alive connections (default 64)
-#   EYE_AB_OUT          where the line goes (default perf/changes.jsonl)
+#   EYE_AB_OUT          where the line goes (default tools/perf/changes.jsonl)
 #   EYE_AB_STORAGE      the broker's storage, memory (default) or sqlite
 #   EYE_AB_BEFORE_ENV / EYE_AB_AFTER_ENV   VAR=value words for that side's ingest, to
 #                       measure a setting (the same binary twice, e.g. EYE_KAFKA_LINGER_MS=20)
@@ -26,7 +26,7 @@ DETAIL=${4:-}
 ROUNDS=${EYE_AB_ROUNDS:-4}
 STEP_SECONDS=${EYE_AB_SECONDS:-15}
 CONNECTIONS=${EYE_AB_CONNECTIONS:-64}
-OUT=${EYE_AB_OUT:-$ROOT/perf/changes.jsonl}
+OUT=${EYE_AB_OUT:-$ROOT/tools/perf/changes.jsonl}
 log() { printf '[ab] %s\n' "$*" >&2; }
 
 # /proc names processes by their executable's file name: both must be called eye-ingest.

@@ -147,5 +147,5 @@ for storage in $STORAGES; do
     rm -rf "$EYE_HOME/broker" "$EYE_HOME/clickhouse"
     runs+=("$storage=$lines")
 done
-"$PERF" report "${runs[@]}" --markdown "$MARKDOWN" --json "$JSON" --changes "$ROOT/perf/changes.jsonl"
+"$PERF" report "${runs[@]}" --markdown "$MARKDOWN" --json "$JSON" --changes "$ROOT/tools/perf/changes.jsonl"
 log "wrote $MARKDOWN and $JSON; make bench took $(clock)"

@@ -343,7 +343,7 @@ run_tests() {
         export EYE_TEST_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
         # errexit does not apply inside a subshell on the left of `||`: count failures.
         failures=0
-        # The fault-injection suite (chaos/tests) runs the service binaries themselves.
+        # The fault-injection suite (tools/chaos/tests) runs the service binaries themselves.
         cargo build --workspace --bins 2>&1 || failures=$((failures + 1))
         # --show-output: tests that measure (10,000 events, crash recovery) print their figures.
         cargo test --workspace --all-targets --no-fail-fast -- --show-output 2>&1 || failures=$((failures + 1))

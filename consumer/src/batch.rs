@@ -4,8 +4,8 @@
 //! dead-letter topic, when the batch is due, and which offsets to commit once all of it
 //! is confirmed.
 
-use eye_common::store::{EventRow, RejectedRow, SessionRow};
-use eye_common::wire::Rejection;
+use eye_kafka::wire::Rejection;
+use eye_store::{EventRow, RejectedRow, SessionRow};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -209,7 +209,7 @@ mod tests {
         let dead = Rejection::new(
             "consumer",
             "",
-            eye_common::time::EventTime::from_micros(0),
+            eye_model::time::EventTime::from_micros(0),
             b"x",
             vec![],
             Default::default(),

@@ -13,7 +13,7 @@
 //! with the very same times is this copy itself, stored before a crash or a failed commit;
 //! inserting it again is harmless (same sort key), and keeps a replay complete.
 
-use eye_common::store::{EventKey, EventRow, StoredCopy};
+use eye_store::{EventKey, EventRow, StoredCopy};
 use std::collections::{HashMap, HashSet};
 
 /// The times that tell one copy of an event from another.

@@ -4,16 +4,20 @@
 //! an event is stored (`dedup`), and every read also keeps one row per event.
 
 mod batch;
+pub mod config;
+pub mod decode;
 mod dedup;
 mod metrics;
 mod pipeline;
 
 pub use batch::{Batch, Limits};
 
-use eye_common::config::{
-    self, ClickHouseConfig, ConfigError, ConsumerConfig, HttpConfig, KafkaConfig,
-};
-use eye_common::store::Store;
+use config::ConsumerConfig;
+use eye_http::config::HttpConfig;
+use eye_kafka::config::KafkaConfig;
+use eye_runtime::config::{from_env, ConfigError};
+use eye_store::config::ClickHouseConfig;
+use eye_store::Store;
 use std::future::Future;
 use tokio::net::TcpListener;
 
@@ -28,10 +32,10 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            consumer: config::from_env()?,
-            kafka: config::from_env()?,
-            clickhouse: config::from_env()?,
-            http: config::from_env()?,
+            consumer: from_env()?,
+            kafka: from_env()?,
+            clickhouse: from_env()?,
+            http: from_env()?,
         })
     }
 }

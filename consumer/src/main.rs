@@ -8,10 +8,10 @@ use eye_consumer::Config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    eye_common::telemetry::init_tracing("eye-consumer");
+    eye_runtime::telemetry::init_tracing("eye-consumer");
     let config = Config::from_env()?;
     let listener = tokio::net::TcpListener::bind(config.consumer.listen_addr)
         .await
         .with_context(|| format!("binding {}", config.consumer.listen_addr))?;
-    eye_consumer::run(config, listener, eye_common::shutdown::signal()).await
+    eye_consumer::run(config, listener, eye_runtime::shutdown::signal()).await
 }

@@ -1,4 +1,4 @@
-use eye_common::telemetry;
+use eye_runtime::telemetry;
 use prometheus::{Histogram, IntCounter, IntCounterVec, Registry};
 
 #[derive(Clone)]

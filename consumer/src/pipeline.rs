@@ -1,16 +1,17 @@
 //! The consume → batch → insert → commit loop.
 
 use crate::batch::{Batch, Limits, Position};
+use crate::config::ConsumerFault;
+use crate::decode::{self, Row, TopicKind};
 use crate::dedup;
 use crate::metrics::ConsumerMetrics;
 use crate::Config;
 use backon::{ExponentialBuilder, Retryable};
-use eye_common::config::ConsumerFault;
-use eye_common::kafka_stats::{self, ConsumerGauges};
-use eye_common::store::{Store, StoredCopy};
-use eye_common::time::EventTime;
-use eye_common::wire::{self, Reason, Rejection, SOURCE_CONSUMER};
-use eye_web::ops::ReadyCheck;
+use eye_http::ops::ReadyCheck;
+use eye_kafka::stats::{self, ConsumerGauges};
+use eye_kafka::wire::{Reason, Rejection, SOURCE_CONSUMER};
+use eye_model::time::EventTime;
+use eye_store::{Store, StoredCopy};
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -30,7 +31,7 @@ struct Context {
 
 impl ClientContext for Context {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        kafka_stats::log(level, fac, log_message);
+        stats::log(level, fac, log_message);
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {
@@ -51,6 +52,19 @@ struct Topics {
     events: String,
     rejected: String,
     sessions: String,
+}
+
+impl Topics {
+    /// Which of its topics a message came from, by the names configured at start-up.
+    fn kind(&self, topic: &str) -> Option<TopicKind> {
+        [
+            (&self.events, TopicKind::Events),
+            (&self.rejected, TopicKind::Rejected),
+            (&self.sessions, TopicKind::Sessions),
+        ]
+        .into_iter()
+        .find_map(|(name, kind)| (name == topic).then_some(kind))
+    }
 }
 
 pub struct Pipeline {
@@ -77,12 +91,12 @@ impl Pipeline {
     ) -> anyhow::Result<()> {
         let registry = prometheus::Registry::new();
         let metrics = ConsumerMetrics::new(&registry);
-        let mut consumer_config = eye_common::kafka::consumer_config_with(
+        let mut consumer_config = eye_kafka::client::consumer_config_with(
             &config.kafka,
             &config.consumer.group_id,
             config.consumer.session_timeout_ms,
         );
-        kafka_stats::enable(&mut consumer_config, &config.kafka);
+        stats::enable(&mut consumer_config, &config.kafka);
         let consumer: EventConsumer = consumer_config.create_with_context(Context {
             lag: ConsumerGauges::new(&registry),
         })?;
@@ -93,12 +107,12 @@ impl Pipeline {
         };
         consumer.subscribe(&[&topics.events, &topics.rejected, &topics.sessions])?;
         let producer: FutureProducer =
-            eye_common::kafka::producer_config(&config.kafka).create()?;
+            eye_kafka::client::producer_config(&config.kafka).create()?;
         let consumer = Arc::new(consumer);
 
         // Health and metrics run beside the loop and stop with it; `/readyz` says draining
         // from the moment shutdown begins, while the last batch is still being written.
-        let drain = eye_web::Drain::new();
+        let drain = eye_http::Drain::new();
         let (ops_stop_tx, ops_stop_rx) = tokio::sync::oneshot::channel::<()>();
         let ops = ops_server(
             drain.clone(),
@@ -198,19 +212,18 @@ impl Pipeline {
             offset: m.offset(),
         };
         let payload = m.payload().unwrap_or_default();
-        let decoded = if at.topic == self.topics.events {
-            wire::decode_row(payload).map(|row| batch.push_event(row, at, now))
-        } else if at.topic == self.topics.rejected {
-            wire::decode_rejection(payload).map(|row| batch.push_rejected(row, at, now))
-        } else if at.topic == self.topics.sessions {
-            wire::decode_session(payload).map(|row| batch.push_session(row, at, now))
-        } else {
+        let Some(topic) = self.topics.kind(at.topic) else {
             tracing::error!(
                 topic = at.topic,
                 "message from a topic this consumer does not read"
             );
             return;
         };
+        let decoded = decode::decode(topic, payload).map(|row| match row {
+            Row::Event(row) => batch.push_event(row, at, now),
+            Row::Rejected(row) => batch.push_rejected(row, at, now),
+            Row::Session(row) => batch.push_session(row, at, now),
+        });
         let Err(e) = decoded else {
             self.metrics.messages.with_label_values(&["decoded"]).inc();
             return;
@@ -245,8 +258,8 @@ impl Pipeline {
             &uuid::Uuid::NAMESPACE_OID,
             format!("{}/{}/{}", at.topic, at.partition, at.offset).as_bytes(),
         );
-        if at.topic == self.topics.rejected {
-            batch.push_rejected(rejection.into_row(), at, now);
+        if topic == TopicKind::Rejected {
+            batch.push_rejected(decode::rejected_row(rejection), at, now);
         } else {
             batch.push_dead_letter(rejection, at, now);
         }
@@ -426,18 +439,18 @@ fn ready_check(store: Store, consumer: Arc<EventConsumer>, topic: String) -> Rea
 }
 
 async fn ops_server(
-    drain: eye_web::Drain,
+    drain: eye_http::Drain,
     registry: prometheus::Registry,
     ready: ReadyCheck,
     listener: TcpListener,
-    limits: eye_common::config::HttpConfig,
+    limits: eye_http::config::HttpConfig,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let http = eye_web::metrics::HttpMetrics::new(&registry);
-    let routes = eye_web::ops::routes(registry, ready, drain.clone())
-        .recover(eye_web::error::recover)
-        .with(http.log(|p| eye_web::metrics::ops_route(p).unwrap_or("other")));
-    eye_web::serve(routes, listener, &limits, &drain, async {
+    let http = eye_http::metrics::HttpMetrics::new(&registry);
+    let routes = eye_http::ops::routes(registry, ready, drain.clone())
+        .recover(eye_http::error::recover)
+        .with(http.log(|p| eye_http::metrics::ops_route(p).unwrap_or("other")));
+    eye_http::serve(routes, listener, &limits, &drain, async {
         let _ = stop.await;
     })
     .await;
@@ -446,7 +459,7 @@ async fn ops_server(
 #[derive(Debug, thiserror::Error)]
 enum WriteError {
     #[error(transparent)]
-    Store(#[from] eye_common::store::StoreError),
+    Store(#[from] eye_store::StoreError),
     #[error("dead-letter topic: {0}")]
     DeadLetter(String),
 }

@@ -4,10 +4,11 @@
 //! Runs the real `eye-consumer` binary (killed for real, by `abort`) against the broker
 //! and ClickHouse started by `make test`.
 
-use eye_common::config::{ClickHouseConfig, KafkaConfig};
-use eye_common::event::{parse_events, SessionId};
-use eye_common::store::Store;
-use eye_common::time::EventTime;
+use eye_kafka::config::KafkaConfig;
+use eye_model::event::{parse_events, SessionId};
+use eye_model::time::EventTime;
+use eye_store::config::ClickHouseConfig;
+use eye_store::Store;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -21,7 +22,7 @@ const SESSIONS: usize = 30;
 const SESSION_TIMEOUT_MS: u64 = 6_000;
 
 fn kafka(topic: &str) -> KafkaConfig {
-    eye_common::config::from_iter(vec![
+    eye_runtime::config::from_iter(vec![
         (
             "EYE_KAFKA_BROKERS".to_owned(),
             std::env::var("EYE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into()),
@@ -43,7 +44,7 @@ fn kafka(topic: &str) -> KafkaConfig {
 }
 
 fn clickhouse(database: &str) -> ClickHouseConfig {
-    eye_common::config::from_iter(vec![
+    eye_runtime::config::from_iter(vec![
         (
             "EYE_CLICKHOUSE_URL".to_owned(),
             std::env::var("EYE_TEST_CLICKHOUSE_URL")
@@ -107,7 +108,7 @@ async fn replay_after_a_crash_between_insert_and_commit_stores_each_event_once()
     let k = kafka(&format!("eye.test.crash_{id}"));
     let c = clickhouse(&format!("eye_test_crash_{id}"));
     let group = format!("eye-test-crash-{id}");
-    eye_common::kafka::ensure_topics(
+    eye_kafka::client::ensure_topics(
         &k,
         &[
             (&k.events_topic, 3),
@@ -131,11 +132,11 @@ async fn replay_after_a_crash_between_insert_and_commit_stores_each_event_once()
             .collect(),
     );
     let events = parse_events(body.to_string().as_bytes(), EventTime::now()).expect("valid events");
-    let producer: FutureProducer = eye_common::kafka::producer_config(&k)
+    let producer: FutureProducer = eye_kafka::client::producer_config(&k)
         .create()
         .expect("producer");
     let sends = events.iter().map(|ev| {
-        let payload = eye_common::wire::encode(ev);
+        let payload = eye_kafka::wire::encode(ev);
         let producer = &producer;
         let topic = &k.events_topic;
         async move {
@@ -269,7 +270,7 @@ impl Drop for KillOnDrop {
 /// The group's committed offsets on the events topic's three partitions, read by a client
 /// that does not join the group (it can also read watermarks).
 fn committed_offsets(k: &KafkaConfig, group: &str) -> (BaseConsumer, TopicPartitionList) {
-    let probe: BaseConsumer = eye_common::kafka::consumer_config(k, group)
+    let probe: BaseConsumer = eye_kafka::client::consumer_config(k, group)
         .create()
         .expect("probe");
     let mut tpl = TopicPartitionList::new();

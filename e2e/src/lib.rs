@@ -6,11 +6,14 @@
 //! `EYE_TEST_KAFKA_BROKERS` and `EYE_TEST_CLICKHOUSE_URL` (defaults: the local stack).
 
 use anyhow::Context;
-use eye_common::auth::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
-use eye_common::config::{
-    AuthConfig, ClickHouseConfig, ConsumerConfig, HttpConfig, IngestConfig, KafkaConfig,
-};
-use eye_common::store::Store;
+use eye_auth::config::AuthConfig;
+use eye_auth::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
+use eye_consumer::config::ConsumerConfig;
+use eye_http::config::HttpConfig;
+use eye_ingest::config::IngestConfig;
+use eye_kafka::config::KafkaConfig;
+use eye_store::config::ClickHouseConfig;
+use eye_store::Store;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -93,13 +96,13 @@ pub fn unique(name: &str) -> String {
 
 /// Builds a config group from its defaults plus `overrides` (`("EVENTS_TOPIC", "x")` for
 /// `EYE_KAFKA_EVENTS_TOPIC`), exactly as the services read the environment.
-pub fn config<T: serde::de::DeserializeOwned + eye_common::config::Group>(
+pub fn config<T: serde::de::DeserializeOwned + eye_runtime::config::Group>(
     overrides: &[(&str, &str)],
 ) -> T {
     let vars = overrides
         .iter()
         .map(|(k, v)| (format!("{}{k}", T::PREFIX), (*v).to_owned()));
-    match eye_common::config::from_iter(vars) {
+    match eye_runtime::config::from_iter(vars) {
         Ok(c) => c,
         Err(e) => panic!("test config: {e}"),
     }
@@ -137,7 +140,7 @@ pub fn kafka_config_with(prefix: &str, overrides: &[(&str, &str)]) -> KafkaConfi
 /// Creates the three topics of `k`.
 pub async fn create_topics(k: &KafkaConfig) -> anyhow::Result<()> {
     let p = k.events_partitions;
-    eye_common::kafka::ensure_topics(
+    eye_kafka::client::ensure_topics(
         k,
         &[
             (&k.events_topic, p),
@@ -453,7 +456,7 @@ pub async fn read_topic(k: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<Stri
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer =
-            eye_common::kafka::consumer_config(&k, &unique("topic-reader")).create()?;
+            eye_kafka::client::consumer_config(&k, &unique("topic-reader")).create()?;
         let timeout = Duration::from_secs(10);
         let md = consumer.fetch_metadata(Some(&topic), timeout)?;
         let partitions: Vec<i32> = md

@@ -14,7 +14,7 @@
 //! so no check passes because the endpoint refuses everything.
 
 use anyhow::{ensure, Context};
-use eye_common::auth::{ClientRecord, ClientsFile, NewCredentials, Scope};
+use eye_auth::{ClientRecord, ClientsFile, NewCredentials, Scope};
 use eye_e2e::{
     auth_config, clickhouse_config, consumer_config, create_topics, ingest_config, kafka_config,
     readonly_clickhouse_config, start_consumer, start_ingest_authed, start_query_authed, unique,

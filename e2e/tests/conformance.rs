@@ -9,11 +9,11 @@
 //! - an `Authorization` value with bytes outside visible ASCII is a bad credential: 401
 //!   `invalid_credentials` with the Bearer challenge, like an ASCII one that is wrong.
 
-use eye_common::config::KafkaConfig;
 use eye_e2e::{
     clickhouse_config, config, create_topics, http_client, http_config, ingest_config,
     kafka_config, start_ingest_config, start_query_config, test_auth, unique, wait_ready, Service,
 };
+use eye_kafka::config::KafkaConfig;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::Duration;

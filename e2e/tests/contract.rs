@@ -369,7 +369,7 @@ async fn undecodable_messages_are_quarantined_and_never_block_their_partition() 
 {
     let stack = Stack::start("poison").await?;
     let session = unique("poison");
-    let producer: FutureProducer = eye_common::kafka::producer_config(&stack.kafka).create()?;
+    let producer: FutureProducer = eye_kafka::client::producer_config(&stack.kafka).create()?;
     for payload in [&b"\xff\xfe not json"[..], br#"{"v": 9}"#] {
         let record = FutureRecord::to(&stack.kafka.events_topic)
             .key(session.as_str())

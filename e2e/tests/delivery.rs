@@ -448,7 +448,7 @@ async fn every_rejection_reaches_the_quarantine_whatever_its_size() -> anyhow::R
 async fn the_consumers_dead_letters_fit_the_broker_whatever_their_size() -> anyhow::Result<()> {
     let stack = Stack::start("bigpoison").await?;
     let session = unique("bigpoison");
-    let producer: FutureProducer = eye_common::kafka::producer_config(&stack.kafka).create()?;
+    let producer: FutureProducer = eye_kafka::client::producer_config(&stack.kafka).create()?;
     // 900 KB of quotes: under the broker's limit as it is, twice over it once escaped into a
     // dead-letter record's JSON.
     let poison = vec![b'"'; 900_000];

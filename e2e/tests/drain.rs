@@ -8,12 +8,12 @@
 //! - the consumer's and the query service's `/readyz` say `draining` too, and the consumer
 //!   inserts and commits the batch in hand before it stops.
 
-use eye_common::config::KafkaConfig;
 use eye_e2e::{
     clickhouse_config, config, consumer_config, create_topics, http_client, http_config,
     ingest_config, kafka_config, readonly_clickhouse_config, test_auth, unique, wait_for,
     wait_ready, Service,
 };
+use eye_kafka::config::KafkaConfig;
 use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -350,7 +350,7 @@ async fn consumer_and_query_say_draining_and_the_consumer_commits_its_batch() ->
         },
     )
     .await?;
-    let store = eye_common::store::Store::new(&clickhouse)?;
+    let store = eye_store::Store::new(&clickhouse)?;
     assert_eq!(
         store.event_counts().await?.distinct_events,
         0,
@@ -405,7 +405,7 @@ async fn consumer_and_query_say_draining_and_the_consumer_commits_its_batch() ->
     // The batch in hand was inserted at shutdown, and its offsets committed.
     assert_eq!(store.event_counts().await?.distinct_events, 7);
     let committed = tokio::task::spawn_blocking(move || {
-        let c: BaseConsumer = eye_common::kafka::consumer_config(&kafka, &group).create()?;
+        let c: BaseConsumer = eye_kafka::client::consumer_config(&kafka, &group).create()?;
         let md = c.fetch_metadata(Some(&kafka.events_topic), Duration::from_secs(10))?;
         let mut tpl = TopicPartitionList::new();
         let mut high_total = 0;

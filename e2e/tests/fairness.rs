@@ -11,12 +11,12 @@
 //!
 //! Raw TCP where the point is what a misbehaving client sends byte for byte.
 
-use eye_common::auth::{ClientsFile, NewCredentials, RateLimits, Scope};
-use eye_common::config::KafkaConfig;
+use eye_auth::{ClientsFile, NewCredentials, RateLimits, Scope};
 use eye_e2e::{
     auth_config, create_topics, http_config, ingest_config, kafka_config, unique, wait_for,
     wait_ready, Service,
 };
+use eye_kafka::config::KafkaConfig;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -48,13 +48,13 @@ const REQUESTS: usize = 40;
 struct Clients {
     greedy: NewCredentials,
     other: NewCredentials,
-    auth: eye_common::config::AuthConfig,
+    auth: eye_auth::config::AuthConfig,
 }
 
 fn clients(id: &str) -> anyhow::Result<Clients> {
     let greedy = NewCredentials::generate()?;
     let other = NewCredentials::generate()?;
-    let record = |c: &NewCredentials, name: &str| eye_common::auth::ClientRecord {
+    let record = |c: &NewCredentials, name: &str| eye_auth::ClientRecord {
         rate_limits: RateLimits::unlimited(),
         ..c.record(name, vec![Scope::EventsWrite])
     };

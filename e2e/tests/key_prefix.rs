@@ -3,8 +3,8 @@
 //! size, on a million stored events. A full scan reads every row; these paths read a few
 //! index granules (8,192 rows each) of it.
 
-use eye_common::store::{EventRow, SessionRow, Store};
 use eye_e2e::{clickhouse_config, readonly_clickhouse_config, start_query, unique, wait_for};
+use eye_store::{EventRow, SessionRow, Store};
 use serde_json::Value;
 use std::time::Duration;
 use uuid::Uuid;
@@ -112,7 +112,7 @@ async fn every_read_path_reads_a_key_prefix() -> anyhow::Result<()> {
     // picked out of the query log. (path, marker)
     let day = |d: i64, h: i64| MARCH_US + d * 24 * HOUR_US + h * HOUR_US + 7; // +7 µs: a unique marker
     let us = |t: i64| t.to_string();
-    let iso = |t: i64| eye_common::time::EventTime::from_micros(t).to_rfc3339();
+    let iso = |t: i64| eye_model::time::EventTime::from_micros(t).to_rfc3339();
     let paths: Vec<(&str, String, String)> = vec![
         (
             "session with metadata and first page",

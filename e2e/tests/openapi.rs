@@ -21,8 +21,8 @@
 //! all-scope client, one client per narrow scope, and two throttled ones.
 
 use anyhow::{bail, ensure, Context};
-use eye_common::auth::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
-use eye_common::config::AuthConfig;
+use eye_auth::config::AuthConfig;
+use eye_auth::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
 use eye_e2e::{
     auth_config, clickhouse_config, consumer_config, create_topics, http_client, ingest_config,
     kafka_config, readonly_clickhouse_config, start_consumer, start_ingest_authed,

@@ -374,7 +374,7 @@ async fn the_query_user_is_read_only() -> anyhow::Result<()> {
     );
     wait_for_session(&stack, &session, 1).await?;
 
-    let readonly = eye_common::store::Store::new(&eye_e2e::readonly_clickhouse_config(
+    let readonly = eye_store::Store::new(&eye_e2e::readonly_clickhouse_config(
         &stack.clickhouse.database,
     ))?;
     assert_eq!(
@@ -391,7 +391,7 @@ async fn the_query_user_is_read_only() -> anyhow::Result<()> {
     let rows = stack
         .store()?
         .session_events(
-            &eye_common::event::SessionId::parse(&session).map_err(|(_, m)| anyhow::anyhow!(m))?,
+            &eye_model::event::SessionId::parse(&session).map_err(|(_, m)| anyhow::anyhow!(m))?,
             10,
         )
         .await?;

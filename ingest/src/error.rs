@@ -1,8 +1,8 @@
 //! Everything ingest can answer other than success, and its one mapping to HTTP.
 
-use eye_common::event::{FieldError, RequestError};
-use eye_common::session::SessionError;
-use eye_web::error::HttpError;
+use eye_http::error::HttpError;
+use eye_model::event::{FieldError, RequestError};
+use eye_model::session::SessionError;
 use warp::http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub enum IngestError {
     /// Ingest holds as much as it may: the bytes in flight, or the producer's queue.
     #[error("ingest is overloaded ({}); retry later", .0.describe())]
     Overloaded(Overload),
-    /// Over the client's event budget (already mapped to its 429 by `eye_web::auth`).
+    /// Over the client's event budget (already mapped to its 429 by `eye_http::auth`).
     #[error("{}", .0.body.message)]
     Auth(HttpError),
     /// The broker did not acknowledge in time, or refused the write.

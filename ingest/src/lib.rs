@@ -6,6 +6,7 @@
 
 mod body;
 mod budget;
+pub mod config;
 mod error;
 mod metrics;
 mod routes;
@@ -14,11 +15,14 @@ mod sink;
 pub use error::{IngestError, Overload};
 pub use sink::EventSink;
 
-use eye_common::auth::Authenticator;
-use eye_common::config::{self, AuthConfig, ConfigError, HttpConfig, IngestConfig, KafkaConfig};
-use eye_common::event::Limits;
-use eye_common::schema::SharedRegistry;
-use eye_web::{Drain, Listeners};
+use config::IngestConfig;
+use eye_auth::config::AuthConfig;
+use eye_auth::Authenticator;
+use eye_http::config::HttpConfig;
+use eye_http::{Drain, Listeners};
+use eye_kafka::config::KafkaConfig;
+use eye_model::schema::SharedRegistry;
+use eye_runtime::config::{from_env, ConfigError};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,10 +39,10 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            ingest: config::from_env()?,
-            kafka: config::from_env()?,
-            auth: config::from_env()?,
-            http: config::from_env()?,
+            ingest: from_env()?,
+            kafka: from_env()?,
+            auth: from_env()?,
+            http: from_env()?,
         })
     }
 }
@@ -56,7 +60,7 @@ pub async fn run(
     let metrics = metrics::IngestMetrics::new(&registry);
     let auth = Authenticator::load(&config.auth)?;
     let clients_reloader = auth.spawn_reloader();
-    let guard = eye_web::auth::Guard::new(auth, &registry);
+    let guard = eye_http::auth::Guard::new(auth, &registry);
     let schemas = SharedRegistry::load(&config.ingest.schema_dir)?;
     tracing::info!(dir = %config.ingest.schema_dir.display(), types = ?schemas.current().types(), "schemas loaded");
     let max_inflight = config.ingest.max_inflight_bytes;
@@ -64,7 +68,7 @@ pub async fn run(
         sink: EventSink::new(
             &config.kafka,
             max_inflight,
-            eye_common::kafka_stats::ProducerGauges::new(&registry),
+            eye_kafka::stats::ProducerGauges::new(&registry),
         )?,
         budget: budget::Budget::new(
             max_inflight,
@@ -72,7 +76,7 @@ pub async fn run(
             metrics.inflight_bytes.clone(),
         ),
         schemas,
-        limits: Limits::from(&config.ingest),
+        limits: config.ingest.limits(),
         unknown_types: config.ingest.unknown_type_policy,
         max_body_bytes: config.ingest.max_body_bytes,
         max_decompressed_bytes: config.ingest.max_decompressed_bytes,
@@ -85,7 +89,7 @@ pub async fn run(
     let listeners = Listeners::bind_ops(listener, config.ingest.ops_listen_addr).await?;
     let ops_addr = listeners.ops_addr()?;
     tracing::info!(addr = %listeners.main.local_addr()?, ops_addr = ?ops_addr, topic = %config.kafka.events_topic, "ingest listening");
-    eye_web::serve(routes, listeners, &config.http, &drain, shutdown).await;
+    eye_http::serve(routes, listeners, &config.http, &drain, shutdown).await;
     reloader.abort();
     clients_reloader.abort();
     state.sink.flush().await;

@@ -1,5 +1,5 @@
-use eye_common::telemetry;
-use eye_web::metrics::HttpMetrics;
+use eye_http::metrics::HttpMetrics;
+use eye_runtime::telemetry;
 use prometheus::{Histogram, IntCounterVec, IntGauge, Registry};
 
 #[derive(Clone)]

@@ -6,18 +6,18 @@ use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
 use crate::sink::{EventSink, Records};
 use bytes::Buf;
-use eye_common::auth::{Principal, Scope};
-use eye_common::event::{
+use eye_auth::{Principal, Scope};
+use eye_http::auth::Guard;
+use eye_http::error::{recover, ErrorDetail, HttpError};
+use eye_http::ops::{self, ReadyCheck};
+use eye_http::Drain;
+use eye_kafka::wire::{Reason, Rejection, SOURCE_INGEST};
+use eye_model::event::{
     parse_batch, Event, FieldError, Hints, Item, Limits, Rejected, Rules, SessionId,
 };
-use eye_common::schema::{SharedRegistry, UnknownTypePolicy};
-use eye_common::session;
-use eye_common::time::EventTime;
-use eye_common::wire::{Reason, Rejection, SOURCE_INGEST};
-use eye_web::auth::Guard;
-use eye_web::error::{recover, ErrorDetail, HttpError};
-use eye_web::ops::{self, ReadyCheck};
-use eye_web::Drain;
+use eye_model::schema::{SharedRegistry, UnknownTypePolicy};
+use eye_model::session;
+use eye_model::time::EventTime;
 use futures::{FutureExt, Stream};
 use prometheus::Registry;
 use serde::Serialize;
@@ -160,7 +160,7 @@ pub fn routes(
         .or(token)
         .unify()
         .or(ops::routes(registry, ready, drain))
-        .or(eye_web::openapi::route())
+        .or(eye_http::openapi::route())
         .recover(recover)
         .with(log)
 }
@@ -464,7 +464,7 @@ fn mark_failed(
 fn category_not_allowed(ev: Event) -> Rejected {
     let category = ev.category.as_str().to_owned();
     Rejected {
-        raw: String::from_utf8_lossy(&eye_common::wire::encode(&ev)).into_owned(),
+        raw: String::from_utf8_lossy(&eye_kafka::wire::encode(&ev)).into_owned(),
         errors: vec![FieldError::new(
             "/category",
             "category_not_allowed",
@@ -522,6 +522,6 @@ fn route_of(path: &str) -> &'static str {
         p if p.starts_with("/v1/sessions/") && p.ends_with("/end") => {
             "/v1/sessions/{session_id}/end"
         }
-        p => eye_web::metrics::ops_route(p).unwrap_or("other"),
+        p => eye_http::metrics::ops_route(p).unwrap_or("other"),
     }
 }

@@ -1,10 +1,11 @@
 //! Produces records to Kafka and waits for the broker's acknowledgements.
 
 use crate::error::{IngestError, Overload};
-use eye_common::config::KafkaConfig;
-use eye_common::event::Event;
-use eye_common::kafka_stats::{self, ProducerGauges};
-use eye_common::wire::{self, Rejection, SessionUpdate};
+use eye_kafka::config::KafkaConfig;
+use eye_kafka::stats::{self, ProducerGauges};
+use eye_kafka::wire::{self, Rejection, SessionUpdate};
+use eye_model::event::Event;
+use eye_model::session::SessionChange;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -22,7 +23,7 @@ pub struct SinkContext {
 
 impl ClientContext for SinkContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        kafka_stats::log(level, fac, message);
+        stats::log(level, fac, message);
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {
@@ -49,7 +50,7 @@ impl ProducerContext for SinkContext {
 /// The event or rejection id inside a record's payload.
 fn record_id(topic: &str, payload: &[u8], topics: &TopicNames) -> Option<uuid::Uuid> {
     if topic == topics.events {
-        wire::decode_row(payload).ok().map(|r| r.event_id)
+        wire::decode_event(payload).ok().map(|m| m.event_id)
     } else if topic == topics.rejected {
         wire::decode_rejection(payload).ok().map(|r| r.rejection_id)
     } else {
@@ -194,8 +195,8 @@ impl EventSink {
         max_queue_bytes: u64,
         gauges: ProducerGauges,
     ) -> Result<Self, KafkaError> {
-        let mut config = eye_common::kafka::producer_config_bounded(k, max_queue_bytes);
-        kafka_stats::enable(&mut config, k);
+        let mut config = eye_kafka::client::producer_config_bounded(k, max_queue_bytes);
+        stats::enable(&mut config, k);
         Ok(Self {
             producer: config.create_with_context(SinkContext { gauges })?,
             events_topic: k.events_topic.clone(),
@@ -225,11 +226,11 @@ impl EventSink {
         Records(items)
     }
 
-    pub fn session_records(&self, update: &SessionUpdate) -> Records {
+    pub fn session_records(&self, change: &SessionChange) -> Records {
         Records(vec![(
             Topic::Sessions,
-            update.session_id.clone(),
-            update.encode(),
+            change.session_id.as_str().to_owned(),
+            SessionUpdate::from(change).encode(),
         )])
     }
 
@@ -399,7 +400,7 @@ mod tests {
         let mut r = Rejection::new(
             "ingest",
             "c",
-            eye_common::time::EventTime::from_micros(0),
+            eye_model::time::EventTime::from_micros(0),
             b"{}",
             vec![],
             Default::default(),

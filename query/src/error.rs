@@ -1,8 +1,8 @@
 //! Everything the query service can answer other than success, and its one mapping to HTTP.
 
-use eye_common::event::FieldError;
-use eye_common::store::StoreError;
-use eye_web::error::HttpError;
+use eye_http::error::HttpError;
+use eye_model::event::FieldError;
+use eye_store::StoreError;
 use warp::http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! The query service: answers questions about stored events from ClickHouse.
 
+pub mod config;
 mod error;
 mod params;
 mod routes;
@@ -7,12 +8,14 @@ mod view;
 
 pub use error::QueryError;
 
-use eye_common::auth::Authenticator;
-use eye_common::config::{
-    self, AuthConfig, ClickHouseConfig, ConfigError, HttpConfig, QueryConfig,
-};
-use eye_common::store::Store;
-use eye_web::{Drain, Listeners};
+use config::QueryConfig;
+use eye_auth::config::AuthConfig;
+use eye_auth::Authenticator;
+use eye_http::config::HttpConfig;
+use eye_http::{Drain, Listeners};
+use eye_runtime::config::{from_env, ConfigError};
+use eye_store::config::ClickHouseConfig;
+use eye_store::Store;
 use std::future::Future;
 use tokio::net::TcpListener;
 
@@ -27,10 +30,10 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            query: config::from_env()?,
-            clickhouse: config::from_env()?,
-            auth: config::from_env()?,
-            http: config::from_env()?,
+            query: from_env()?,
+            clickhouse: from_env()?,
+            auth: from_env()?,
+            http: from_env()?,
         })
     }
 }
@@ -46,13 +49,13 @@ pub async fn run(
     let registry = prometheus::Registry::new();
     let auth = Authenticator::load(&config.auth)?;
     let reloader = auth.spawn_reloader();
-    let guard = eye_web::auth::Guard::new(auth, &registry);
+    let guard = eye_http::auth::Guard::new(auth, &registry);
     let drain = Drain::new();
     let routes = routes::routes(&config, store, registry, guard, drain.clone());
     let listeners = Listeners::bind_ops(listener, config.query.ops_listen_addr).await?;
     let ops_addr = listeners.ops_addr()?;
     tracing::info!(addr = %listeners.main.local_addr()?, ops_addr = ?ops_addr, "query listening");
-    eye_web::serve(routes, listeners, &config.http, &drain, shutdown).await;
+    eye_http::serve(routes, listeners, &config.http, &drain, shutdown).await;
     reloader.abort();
     tracing::info!("query stopped");
     Ok(())

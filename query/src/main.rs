@@ -3,10 +3,10 @@ use eye_query::Config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    eye_common::telemetry::init_tracing("eye-query");
+    eye_runtime::telemetry::init_tracing("eye-query");
     let config = Config::from_env()?;
     let listener = tokio::net::TcpListener::bind(config.query.listen_addr)
         .await
         .with_context(|| format!("binding {}", config.query.listen_addr))?;
-    eye_query::run(config, listener, eye_common::shutdown::signal()).await
+    eye_query::run(config, listener, eye_runtime::shutdown::signal()).await
 }

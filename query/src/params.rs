@@ -1,8 +1,8 @@
 //! Query-string parameters: each parser names the parameter and the rule it broke.
 
 use crate::error::QueryError;
-use eye_common::event::FieldError;
-use eye_common::time::{EventTime, TimeError};
+use eye_model::event::FieldError;
+use eye_model::time::{EventTime, TimeError};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -586,7 +586,7 @@ mod tests {
 
     #[test]
     fn choices_zones_and_path_ids() {
-        use eye_common::aggregate::Granularity;
+        use eye_model::aggregate::Granularity;
         let g = |v: &[(&str, &str)]| {
             choice(
                 &params(v),
@@ -614,7 +614,7 @@ mod tests {
         );
         let id = |raw| {
             path_id(raw, "machine_id", |s| {
-                eye_common::session::check_id("machine_id", s)
+                eye_model::session::check_id("machine_id", s)
             })
             .map_err(field)
         };
@@ -623,7 +623,7 @@ mod tests {
         assert_eq!(id("%0A"), Err("machine_id:control_character".into()));
         assert_eq!(id("%FF"), Err("machine_id:invalid_utf8".into()));
         assert_eq!(
-            required_text(&params(&[]), "name", eye_common::event::EventName::parse).map_err(field),
+            required_text(&params(&[]), "name", eye_model::event::EventName::parse).map_err(field),
             Err("name:required".into())
         );
     }
@@ -643,7 +643,7 @@ mod tests {
             text(
                 &params(&[("category", v)]),
                 "category",
-                eye_common::event::Category::parse,
+                eye_model::event::Category::parse,
             )
             .map_err(field)
         };

@@ -8,18 +8,18 @@ use crate::view::{
 };
 use crate::Config;
 use chrono::{DateTime, Utc};
-use eye_common::aggregate::{self, Aggregation, Bucket, Fill, Granularity};
-use eye_common::auth::{Principal, Scope};
-use eye_common::event::{Category, EventName, FieldError, SessionId};
-use eye_common::session;
-use eye_common::store::{
+use eye_auth::{Principal, Scope};
+use eye_http::auth::Guard;
+use eye_http::error::{recover, HttpError};
+use eye_http::metrics::HttpMetrics;
+use eye_http::ops::{self, ReadyCheck};
+use eye_model::aggregate::{self, Aggregation, Bucket, Fill, Granularity};
+use eye_model::event::{Category, EventName, FieldError, SessionId};
+use eye_model::session;
+use eye_model::time::EventTime;
+use eye_store::{
     AggregateFilter, EventFilter, EventRow, OwnerKind, OwnerSessionsFilter, RejectedFilter, Store,
 };
-use eye_common::time::EventTime;
-use eye_web::auth::Guard;
-use eye_web::error::{recover, HttpError};
-use eye_web::metrics::HttpMetrics;
-use eye_web::ops::{self, ReadyCheck};
 use futures::FutureExt;
 use prometheus::Registry;
 use std::sync::Arc;
@@ -43,7 +43,7 @@ pub fn routes(
     store: Store,
     registry: Registry,
     guard: Guard,
-    drain: eye_web::Drain,
+    drain: eye_http::Drain,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
     let http = HttpMetrics::new(&registry);
     let ready_store = store.clone();
@@ -55,7 +55,7 @@ pub fn routes(
     let max_limit = config
         .query
         .session_events_max
-        .min(eye_common::store::MAX_RESULT_ROWS as u32);
+        .min(eye_store::MAX_RESULT_ROWS as u32);
     let token = guard.token_route();
     let a = (&store, &guard);
     let session_events = get_id(
@@ -118,7 +118,7 @@ pub fn routes(
         .or(token)
         .unify()
         .or(ops::routes(registry, ready, drain))
-        .or(eye_web::openapi::route())
+        .or(eye_http::openapi::route())
         .recover(recover)
         .with(http.log(route_of))
 }
@@ -477,7 +477,7 @@ fn route_of(path: &str) -> &'static str {
         ["v1", "categories"] => "/v1/categories",
         ["v1", "rejected"] => "/v1/rejected",
         ["oauth", "token"] => "/oauth/token",
-        _ => eye_web::metrics::ops_route(path).unwrap_or("other"),
+        _ => eye_http::metrics::ops_route(path).unwrap_or("other"),
     }
 }
 

@@ -2,9 +2,9 @@
 
 use chrono::SecondsFormat;
 use chrono_tz::Tz;
-use eye_common::aggregate::Bucket;
-use eye_common::store::{EventRow, OwnerSessionRow, RejectedRow, SessionMeta, SessionStats};
-use eye_common::time::EventTime;
+use eye_model::aggregate::Bucket;
+use eye_model::time::EventTime;
+use eye_store::{EventRow, OwnerSessionRow, RejectedRow, SessionMeta, SessionStats};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -185,8 +185,8 @@ pub struct CategoryView {
     pub last_seen: String,
 }
 
-impl From<eye_common::store::CategoryRow> for CategoryView {
-    fn from(r: eye_common::store::CategoryRow) -> Self {
+impl From<eye_store::CategoryRow> for CategoryView {
+    fn from(r: eye_store::CategoryRow) -> Self {
         Self {
             category: r.category,
             name: r.name,

@@ -1,0 +1,660 @@
+//! Trusted clients: who is calling, what they may do, and how fast.
+//!
+//! A request carries `Authorization: Bearer <credential>`, where the credential is either
+//! an API key (`eye_<id>.<secret>`, see [`clients`]) or a token from `POST /oauth/token`
+//! (an HS256 JWT naming the client and its granted scopes). Either way the client must
+//! still be declared and not revoked in the clients file, which is re-read when it
+//! changes, so a revocation also ends the client's outstanding tokens.
+//!
+//! HTTP lives in the services (`eye_http::auth` maps [`AuthError`] to 401/403/429).
+//! Nothing here logs a credential: errors name the client id at most.
+
+pub mod clients;
+pub mod config;
+
+pub use clients::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
+
+use crate::config::AuthConfig;
+use arc_swap::ArcSwap;
+use governor::{clock::Clock, DefaultDirectRateLimiter, Quota};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+const ISSUER: &str = "the-eye";
+
+/// How a caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    ApiKey,
+    Token,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub client_id: String,
+    pub name: String,
+    pub scopes: BTreeSet<Scope>,
+    pub categories: Option<Vec<String>>,
+    pub via: Via,
+    limiters: Arc<Limiters>,
+}
+
+impl Principal {
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&Scope::Admin) || self.scopes.contains(&scope)
+    }
+
+    pub fn has_any(&self, scopes: &[Scope]) -> bool {
+        scopes.iter().any(|s| self.has(*s))
+    }
+
+    /// Whether the client may write events of `category`.
+    pub fn may_write(&self, category: &str) -> bool {
+        self.categories
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|c| c == category))
+    }
+
+    /// Takes one request from the client's bucket.
+    pub fn admit_request(&self) -> Result<(), AuthError> {
+        admit(&self.limiters.requests, 1, "requests")
+    }
+
+    /// Takes `n` events from the client's bucket.
+    pub fn admit_events(&self, n: u32) -> Result<(), AuthError> {
+        match NonZeroU32::new(n) {
+            None => Ok(()),
+            Some(_) => admit(&self.limiters.events, n, "events"),
+        }
+    }
+}
+
+fn admit(limiter: &DefaultDirectRateLimiter, n: u32, limit: &'static str) -> Result<(), AuthError> {
+    let Some(n) = NonZeroU32::new(n) else {
+        return Ok(());
+    };
+    match limiter.check_n(n) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(not_until)) => Err(AuthError::RateLimited {
+            limit,
+            retry_after: not_until.wait_time_from(governor::clock::DefaultClock::default().now()),
+        }),
+        // More than the burst in one go can never pass, however long the client waits.
+        Err(governor::InsufficientCapacity(burst)) => Err(AuthError::BatchOverBurst(burst)),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("this endpoint needs credentials: Authorization: Bearer <API key or token>")]
+    Missing,
+    #[error("the Authorization header must be `Bearer <API key or token>`")]
+    Malformed,
+    #[error("the credential is not valid")]
+    Invalid,
+    #[error("the token has expired; request a new one from /oauth/token")]
+    Expired,
+    #[error("this client lacks the scope this endpoint needs: one of {}", .0.join(", "))]
+    Forbidden(Vec<&'static str>),
+    #[error("this client may send at most {0} events at once (its event burst); split the batch")]
+    BatchOverBurst(u32),
+    #[error("rate limit on {limit} exceeded; retry after {}", retry_secs(.retry_after))]
+    RateLimited {
+        limit: &'static str,
+        retry_after: Duration,
+    },
+}
+
+fn retry_secs(d: &Duration) -> String {
+    format!("{} s", d.as_secs_f64().ceil().max(1.0))
+}
+
+impl AuthError {
+    /// Whole seconds to wait, at least one (for `Retry-After`).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after, .. } => {
+                Some((retry_after.as_secs_f64().ceil() as u64).max(1))
+            }
+            _ => None,
+        }
+    }
+}
+
+struct Limiters {
+    requests: DefaultDirectRateLimiter,
+    events: DefaultDirectRateLimiter,
+}
+
+impl std::fmt::Debug for Limiters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Limiters")
+    }
+}
+
+fn quota(per_s: u32, burst: u32) -> Quota {
+    let per_s = NonZeroU32::new(per_s).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst).unwrap_or(per_s);
+    Quota::per_second(per_s).allow_burst(burst)
+}
+
+/// The loaded clients: records by id, each with its rate limiters, which survive reloads
+/// as long as the client's limits do not change.
+struct Loaded {
+    clients: HashMap<String, (ClientRecord, Arc<Limiters>)>,
+    /// Modification time and inode of the file read: every save renames a new file into
+    /// place, so the inode tells two saves apart even within one mtime tick.
+    version: Option<(SystemTime, u64)>,
+}
+
+fn file_version(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((meta.modified().ok()?, inode))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    scope: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// A granted token, as `POST /oauth/token` answers it (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedToken {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// RFC 6749 §5.2 `invalid_client`.
+    #[error("client authentication failed")]
+    InvalidClient,
+    /// RFC 6749 §5.2 `invalid_scope`.
+    #[error("requested scope is unknown or not granted to this client: {0}")]
+    InvalidScope(String),
+}
+
+/// Checks credentials against the clients file and issues tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    loaded: ArcSwap<Loaded>,
+    reload: Mutex<()>,
+    config: AuthConfig,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl Authenticator {
+    /// Loads the clients file; fails when it is missing or invalid, so a service never
+    /// starts open by accident.
+    pub fn load(config: &AuthConfig) -> Result<Self, clients::ClientsFileError> {
+        let secret = if config.token_secret.is_empty() {
+            tracing::warn!(
+                "EYE_AUTH_TOKEN_SECRET is not set: tokens are signed with a random key and only this process accepts them"
+            );
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|e| clients::ClientsFileError::Invalid {
+                path: "EYE_AUTH_TOKEN_SECRET".into(),
+                message: e.to_string(),
+            })?;
+            key.to_vec()
+        } else {
+            config.token_secret.as_bytes().to_vec()
+        };
+        let inner = Inner {
+            path: config.clients_file.clone(),
+            loaded: ArcSwap::from_pointee(Loaded {
+                clients: HashMap::new(),
+                version: None,
+            }),
+            reload: Mutex::new(()),
+            config: config.clone(),
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
+        };
+        let auth = Self {
+            inner: Arc::new(inner),
+        };
+        auth.reload()?;
+        Ok(auth)
+    }
+
+    /// Re-reads the clients file if it changed since the last read. A file that no longer
+    /// loads keeps the previous clients in force (and the error is returned to be logged).
+    pub fn reload_if_changed(&self) -> Result<bool, clients::ClientsFileError> {
+        let version = file_version(&self.inner.path);
+        if version.is_some() && version == self.inner.loaded.load().version {
+            return Ok(false);
+        }
+        self.reload().map(|()| true)
+    }
+
+    fn reload(&self) -> Result<(), clients::ClientsFileError> {
+        let _one_at_a_time = self
+            .inner
+            .reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let version = file_version(&self.inner.path);
+        let file = ClientsFile::load(&self.inner.path)?;
+        let previous = self.inner.loaded.load();
+        let c = &self.inner.config;
+        let clients = file
+            .clients
+            .into_iter()
+            .map(|record| {
+                let kept = previous
+                    .clients
+                    .get(&record.id)
+                    .filter(|(old, _)| old.rate_limits == record.rate_limits)
+                    .map(|(_, l)| Arc::clone(l));
+                let limiters = kept.unwrap_or_else(|| {
+                    let l = record.rate_limits;
+                    Arc::new(Limiters {
+                        requests: DefaultDirectRateLimiter::direct(quota(
+                            l.requests_per_s.unwrap_or(c.requests_per_s),
+                            l.requests_burst.unwrap_or(c.requests_burst),
+                        )),
+                        events: DefaultDirectRateLimiter::direct(quota(
+                            l.events_per_s.unwrap_or(c.events_per_s),
+                            l.events_burst.unwrap_or(c.events_burst),
+                        )),
+                    })
+                });
+                (record.id.clone(), (record, limiters))
+            })
+            .collect::<HashMap<_, _>>();
+        tracing::info!(clients = clients.len(), path = %self.inner.path.display(), "clients loaded");
+        self.inner
+            .loaded
+            .store(Arc::new(Loaded { clients, version }));
+        Ok(())
+    }
+
+    /// Re-reads the clients file every `EYE_AUTH_RELOAD_INTERVAL_MS` until the process ends.
+    pub fn spawn_reloader(&self) -> tokio::task::JoinHandle<()> {
+        let auth = self.clone();
+        let every = Duration::from_millis(self.inner.config.reload_interval_ms.max(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = auth.reload_if_changed() {
+                    tracing::error!(error = %e, "clients file not reloaded; the previous clients stay in force");
+                }
+            }
+        })
+    }
+
+    /// Who sent `authorization` (the header's value), or why not.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        let header = authorization.ok_or(AuthError::Missing)?;
+        let (scheme, credential) = header.split_once(' ').ok_or(AuthError::Malformed)?;
+        if !scheme.eq_ignore_ascii_case("bearer") || credential.trim().is_empty() {
+            return Err(AuthError::Malformed);
+        }
+        let credential = credential.trim();
+        match clients::split_api_key(credential) {
+            Some((id, secret)) => self.by_secret(id, secret).map_err(|_| AuthError::Invalid),
+            None => self.by_token(credential),
+        }
+    }
+
+    /// The client whose id and secret these are; revoked clients fail like unknown ones.
+    fn by_secret(&self, id: &str, secret: &str) -> Result<Principal, TokenError> {
+        let loaded = self.inner.loaded.load();
+        let (record, limiters) = loaded.clients.get(id).ok_or(TokenError::InvalidClient)?;
+        // Compare even for a revoked client, so timing does not tell revoked from wrong.
+        let matches = record.secret_matches(secret);
+        if !matches || record.revoked_at.is_some() {
+            return Err(TokenError::InvalidClient);
+        }
+        Ok(principal(
+            record,
+            limiters,
+            record.scopes.iter().copied().collect(),
+            Via::ApiKey,
+        ))
+    }
+
+    fn by_token(&self, token: &str) -> Result<Principal, AuthError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        // Lifetimes are short and clocks are one: no grace period.
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.inner.decoding, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid,
+            })?;
+        let loaded = self.inner.loaded.load();
+        let (record, limiters) = loaded
+            .clients
+            .get(&data.claims.sub)
+            .filter(|(r, _)| r.revoked_at.is_none())
+            .ok_or(AuthError::Invalid)?;
+        // A scope removed from the client since the token was issued no longer counts.
+        let granted: BTreeSet<Scope> = data
+            .claims
+            .scope
+            .split_whitespace()
+            .filter_map(Scope::parse)
+            .filter(|s| record.scopes.contains(s))
+            .collect();
+        Ok(principal(record, limiters, granted, Via::Token))
+    }
+
+    /// RFC 6749 §4.4: checks the client's id and secret and grants the requested scopes
+    /// (all of the client's when `scope` is absent or empty).
+    pub fn issue_token(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        scope: Option<&str>,
+    ) -> Result<IssuedToken, TokenError> {
+        let client = self.by_secret(client_id, client_secret)?;
+        let requested: Vec<&str> = scope.unwrap_or("").split_whitespace().collect();
+        let granted: BTreeSet<Scope> = if requested.is_empty() {
+            client.scopes.clone()
+        } else {
+            let mut granted = BTreeSet::new();
+            for name in requested {
+                match Scope::parse(name) {
+                    Some(s) if client.scopes.contains(&s) => {
+                        granted.insert(s);
+                    }
+                    _ => return Err(TokenError::InvalidScope(name.to_owned())),
+                }
+            }
+            granted
+        };
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let ttl = self.inner.config.token_ttl_s.max(1);
+        let scope = granted
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: client.client_id,
+            scope: scope.clone(),
+            iat: now,
+            exp: now + ttl,
+        };
+        let access_token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.inner.encoding,
+        )
+        .map_err(|_| TokenError::InvalidClient)?;
+        Ok(IssuedToken {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl,
+            scope,
+        })
+    }
+
+    /// Ids of the declared clients, for bounded metric labels.
+    pub fn client_ids(&self) -> Vec<String> {
+        self.inner.loaded.load().clients.keys().cloned().collect()
+    }
+}
+
+fn principal(
+    record: &ClientRecord,
+    limiters: &Arc<Limiters>,
+    scopes: BTreeSet<Scope>,
+    via: Via,
+) -> Principal {
+    Principal {
+        client_id: record.id.clone(),
+        name: record.name.clone(),
+        scopes,
+        categories: record.categories.clone(),
+        via,
+        limiters: Arc::clone(limiters),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixture {
+        auth: Authenticator,
+        path: PathBuf,
+        creds: Vec<NewCredentials>,
+    }
+
+    fn config(path: &std::path::Path) -> AuthConfig {
+        eye_runtime::config::from_iter::<AuthConfig>([
+            (
+                "EYE_AUTH_CLIENTS_FILE".to_owned(),
+                path.display().to_string(),
+            ),
+            ("EYE_AUTH_TOKEN_SECRET".to_owned(), "k".repeat(32)),
+            ("EYE_AUTH_REQUESTS_PER_S".to_owned(), "1".to_owned()),
+            ("EYE_AUTH_REQUESTS_BURST".to_owned(), "3".to_owned()),
+        ])
+        .expect("config")
+    }
+
+    fn record(c: &NewCredentials, scopes: &[Scope]) -> ClientRecord {
+        c.record(&format!("client {}", c.id), scopes.to_vec())
+    }
+
+    fn fixture(name: &str) -> Fixture {
+        let dir = std::env::temp_dir().join(format!("eye-auth-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("clients.toml");
+        let creds: Vec<NewCredentials> = (0..3)
+            .map(|_| NewCredentials::generate().expect("random"))
+            .collect();
+        let mut writer = record(&creds[0], &[Scope::EventsWrite]);
+        writer.categories = Some(vec!["page_interaction".into()]);
+        let reader = record(&creds[1], &[Scope::EventsRead, Scope::AggregationsRead]);
+        let mut revoked = record(&creds[2], &[Scope::Admin]);
+        revoked.revoked_at = Some("2026-11-25T01:00:00Z".into());
+        ClientsFile {
+            clients: vec![writer, reader, revoked],
+        }
+        .save(&path)
+        .expect("save");
+        let auth = Authenticator::load(&config(&path)).expect("load");
+        Fixture { auth, path, creds }
+    }
+
+    fn bearer(s: &str) -> String {
+        format!("Bearer {s}")
+    }
+
+    #[test]
+    fn api_keys_authenticate_by_id_and_secret() {
+        let f = fixture("keys");
+        let (w, r, revoked) = (&f.creds[0], &f.creds[1], &f.creds[2]);
+        let p = f
+            .auth
+            .authenticate(Some(&bearer(&w.api_key())))
+            .expect("valid");
+        assert_eq!(p.client_id, w.id);
+        assert!(p.has(Scope::EventsWrite) && !p.has(Scope::EventsRead));
+        assert!(p.may_write("page_interaction") && !p.may_write("machine"));
+        let p = f
+            .auth
+            .authenticate(Some(&format!("bearer  {}", r.api_key())))
+            .expect("valid");
+        assert!(p.has_any(&[Scope::AggregationsRead]) && !p.has(Scope::EventsWrite));
+        assert!(p.may_write("anything"));
+        // (header, error)
+        let wrong_secret = format!("eye_{}.{}", w.id, r.secret);
+        let cases = [
+            (None, AuthError::Missing),
+            (Some("Basic abc".to_owned()), AuthError::Malformed),
+            (Some("Bearer".to_owned()), AuthError::Malformed),
+            (Some("Bearer ".to_owned()), AuthError::Malformed),
+            (Some(bearer(&wrong_secret)), AuthError::Invalid),
+            (Some(bearer("eye_0000000000000000.00")), AuthError::Invalid),
+            (Some(bearer(&revoked.api_key())), AuthError::Invalid),
+            (Some(bearer("not.a.token")), AuthError::Invalid),
+        ];
+        for (header, want) in cases {
+            assert_eq!(
+                f.auth.authenticate(header.as_deref()).map(|p| p.client_id),
+                Err(want),
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_carry_granted_scopes_and_follow_the_client() {
+        let f = fixture("tokens");
+        let r = &f.creds[1];
+        let all = f.auth.issue_token(&r.id, &r.secret, None).expect("token");
+        assert_eq!(all.scope, "events:read aggregations:read");
+        assert_eq!((all.token_type, all.expires_in), ("Bearer", 900));
+        let p = f
+            .auth
+            .authenticate(Some(&bearer(&all.access_token)))
+            .expect("valid");
+        assert_eq!((p.via, p.client_id.as_str()), (Via::Token, r.id.as_str()));
+        // Seed 002's scope names; a narrower grant.
+        let narrow = f
+            .auth
+            .issue_token(&r.id, &r.secret, Some("read"))
+            .expect("token");
+        let p = f
+            .auth
+            .authenticate(Some(&bearer(&narrow.access_token)))
+            .expect("valid");
+        assert!(p.has(Scope::EventsRead) && !p.has(Scope::AggregationsRead));
+        assert_eq!(
+            f.auth
+                .issue_token(&r.id, &r.secret, Some("write"))
+                .map(|t| t.scope),
+            Err(TokenError::InvalidScope("write".into()))
+        );
+        assert_eq!(
+            f.auth.issue_token(&r.id, "wrong", None).map(|t| t.scope),
+            Err(TokenError::InvalidClient)
+        );
+        let revoked = &f.creds[2];
+        assert_eq!(
+            f.auth
+                .issue_token(&revoked.id, &revoked.secret, None)
+                .map(|t| t.scope),
+            Err(TokenError::InvalidClient)
+        );
+        // A tampered token fails; one signed with another key fails.
+        let mut tampered = all.access_token.clone();
+        tampered.pop();
+        assert_eq!(
+            f.auth
+                .authenticate(Some(&bearer(&tampered)))
+                .map(|p| p.client_id),
+            Err(AuthError::Invalid)
+        );
+        // Revoking the client ends its tokens at the next reload.
+        let mut file = ClientsFile::load(&f.path).expect("load");
+        file.clients[1].revoked_at = Some("now".into());
+        std::thread::sleep(Duration::from_millis(20));
+        file.save(&f.path).expect("save");
+        assert_eq!(f.auth.reload_if_changed().ok(), Some(true));
+        assert_eq!(
+            f.auth
+                .authenticate(Some(&bearer(&all.access_token)))
+                .map(|p| p.client_id),
+            Err(AuthError::Invalid)
+        );
+    }
+
+    #[test]
+    fn expired_tokens_are_refused_as_expired() {
+        let f = fixture("expired");
+        let r = &f.creds[1];
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: r.id.clone(),
+            scope: "events:read".into(),
+            iat: 1,
+            exp: 2,
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret("k".repeat(32).as_bytes()),
+        )
+        .expect("encode");
+        assert_eq!(
+            f.auth
+                .authenticate(Some(&bearer(&token)))
+                .map(|p| p.client_id),
+            Err(AuthError::Expired)
+        );
+    }
+
+    #[test]
+    fn buckets_throttle_and_refill() {
+        let f = fixture("limits");
+        let p = f
+            .auth
+            .authenticate(Some(&bearer(&f.creds[1].api_key())))
+            .expect("valid");
+        // Burst 3 at 1 request/s: the fourth is refused with a wait of about a second.
+        for _ in 0..3 {
+            p.admit_request().expect("within the burst");
+        }
+        let e = p.admit_request().expect_err("over the burst");
+        assert_eq!(e.retry_after_secs(), Some(1));
+        // The same client authenticated again shares the bucket.
+        let again = f
+            .auth
+            .authenticate(Some(&bearer(&f.creds[1].api_key())))
+            .expect("valid");
+        assert!(again.admit_request().is_err());
+        std::thread::sleep(Duration::from_millis(1_100));
+        again.admit_request().expect("refilled");
+        // Events: default burst 100,000; a batch bigger than the burst can never pass.
+        p.admit_events(1_000).expect("events");
+        assert_eq!(
+            p.admit_events(200_000),
+            Err(AuthError::BatchOverBurst(100_000))
+        );
+        // Within the burst but over what is left: a wait, not a refusal for good.
+        assert!(matches!(
+            p.admit_events(100_000),
+            Err(AuthError::RateLimited {
+                limit: "events",
+                ..
+            })
+        ));
+    }
+}

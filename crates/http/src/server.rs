@@ -1,0 +1,366 @@
+//! Serving a service's routes until shutdown.
+//!
+//! warp 0.3's own `serve` exposes none of hyper's limits, so the hyper 0.14 server underneath
+//! is built here with the `EYE_HTTP_*` settings:
+//! - hyper buffers at most `max_header_bytes` of a request head (request line and headers)
+//!   and answers `431` and closes once it holds that much without the head's end. It checks
+//!   between reads, so a head arriving in one piece can pass the limit by up to one read
+//!   (with 16 KiB, heads up to 24 KiB sent at once got through): the limit bounds memory
+//!   rather than drawing an exact line. The number of headers is hyper's fixed 100; more
+//!   also get `431`. Neither answer has a body: hyper sends it before any route runs.
+//! - the head must arrive within `header_read_timeout_ms`, counted from the connection's
+//!   start for its first request and from the first byte of each later one, or hyper closes
+//!   the connection without an answer. hyper 0.14 has no idle timeout: a keep-alive
+//!   connection waiting between requests is not closed by this.
+//! - HTTP/1 only: an HTTP/2 (prior knowledge) connection would have neither bound, and no
+//!   client of these APIs speaks it over plain TCP.
+//! - the request-head rules of RFC 9112 that hyper does not enforce ([`crate::conformance`]):
+//!   a request with both `Content-Length` and `Transfer-Encoding` (request smuggling), or
+//!   an HTTP/1.1 request without exactly one valid `Host`, is answered 400 in the JSON error
+//!   shape (`invalid_framing`, `invalid_host`) before any route, health checks included,
+//!   and its connection is closed; so is the connection of any request with a chunked body,
+//!   since hyper drops a `Content-Length` that follows `Transfer-Encoding` unseen. These
+//!   answers are not counted in `eye_http_requests_total`: no route ran.
+//!
+//! CORS (`cors_allowed_origins`) wraps the API routes only; preflight requests are answered
+//! by the CORS layer itself, before any route, so they need no credentials.
+//!
+//! `/healthz`, `/readyz` and `/metrics` are served on the main listener, or, when the
+//! service has an ops listener, only there (the main listener then answers them `404`).
+//!
+//! Shutdown drains in two steps (see [`crate::drain`]): `/readyz` turns 503 `draining` when
+//! the signal arrives, and the listeners close `EYE_HTTP_DRAIN_DELAY_MS` later.
+
+use crate::config::HttpConfig;
+use crate::conformance;
+use crate::drain::Drain;
+use crate::error::recover;
+use crate::ops;
+use futures::FutureExt;
+use futures::StreamExt;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
+use tokio_stream::wrappers::TcpListenerStream;
+use warp::filters::BoxedFilter;
+use warp::path::FullPath;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+/// How long requests in flight may take to finish after shutdown begins.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a browser may reuse a preflight answer, so that not every API call costs two
+/// requests.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Where a service listens.
+pub struct Listeners {
+    pub main: TcpListener,
+    /// When set, the operational routes are answered here and only here, so they can sit
+    /// on an address the public cannot reach.
+    pub ops: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(main: TcpListener) -> Self {
+        Self { main, ops: None }
+    }
+}
+
+impl Listeners {
+    /// `main`, and a listener bound to `ops_addr` when one is configured.
+    pub async fn bind_ops(
+        main: TcpListener,
+        ops_addr: Option<SocketAddr>,
+    ) -> std::io::Result<Self> {
+        let ops = match ops_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("binding the ops address {addr}: {e}"))
+            })?),
+            None => None,
+        };
+        Ok(Self { main, ops })
+    }
+
+    /// The address of the ops listener, if there is one.
+    pub fn ops_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.ops.as_ref().map(TcpListener::local_addr).transpose()
+    }
+}
+
+/// Serves `routes` until `shutdown` resolves; then begins `drain` (the `/readyz` among
+/// `routes` must have been given the same one), keeps serving until `drain_delay_ms` has
+/// passed since draining began, stops accepting and lets requests in flight finish, for at
+/// most [`DRAIN_TIMEOUT`]. That bound matters because hyper's graceful shutdown also waits
+/// for idle keep-alive connections, which a client may hold open.
+pub async fn serve<F, R>(
+    routes: F,
+    listeners: impl Into<Listeners>,
+    http: &HttpConfig,
+    drain: &Drain,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
+    let Listeners { main, ops } = listeners.into();
+    let ops_part = only(Part::Ops)
+        .and(routes.clone())
+        .map(R::into_response)
+        .boxed();
+    let api_part = api(routes, http);
+    let (main_routes, ops_server) = match ops {
+        None => (ops_part.or(api_part).unify().boxed(), None),
+        Some(listener) => (api_part, Some((ops_part, listener))),
+    };
+
+    // Both listeners stop accepting at the same moment, and the drain deadline starts then.
+    let delay = Duration::from_millis(http.drain_delay_ms);
+    let drain = drain.clone();
+    let shutdown = async move {
+        shutdown.await;
+        drain.begin();
+        drain.elapsed(delay).await;
+        tracing::info!(drain_delay = ?delay, "no longer accepting connections; answering those in flight");
+    }
+    .boxed()
+    .shared();
+    let deadline = shutdown
+        .clone()
+        .then(|()| tokio::time::sleep(DRAIN_TIMEOUT));
+    let main_server = run(main_routes, main, http, shutdown.clone());
+    let ops_server = async {
+        if let Some((routes, listener)) = ops_server {
+            run(routes, listener, http, shutdown).await;
+        }
+    };
+    tokio::select! {
+        _ = futures::future::join(main_server, ops_server) => {}
+        () = deadline => tracing::warn!(timeout = ?DRAIN_TIMEOUT, "connections still open after the drain timeout; closing them"),
+    }
+}
+
+/// One hyper server on `listener`.
+async fn run(
+    routes: BoxedFilter<(Response,)>,
+    listener: TcpListener,
+    http: &HttpConfig,
+    signal: impl Future<Output = ()>,
+) {
+    // Each connection reads under a timeout: hyper 0.14 has no idle timeout of its own, so
+    // without it a client could hold a keep-alive connection open for ever. Accept errors
+    // (out of file descriptors, say) are logged and skipped, as hyper's own acceptor does,
+    // instead of ending the server.
+    let idle = Duration::from_millis(http.idle_timeout_ms.max(1));
+    let connections = TcpListenerStream::new(listener).filter_map(move |accepted| async move {
+        match accepted {
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                let mut conn = TimeoutStream::new(tcp);
+                conn.set_read_timeout(Some(idle));
+                Some(Ok::<_, std::io::Error>(Box::pin(conn)))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                None
+            }
+        }
+    });
+    let incoming = hyper::server::accept::from_stream(connections);
+    // warp's service has no access to the peer address this way (`warp::addr::remote`
+    // yields `None`); nothing here uses it.
+    let service = warp::service(routes.recover(recover));
+    let make_service = hyper::service::make_service_fn(move |_| {
+        let service = service.clone();
+        async move {
+            Ok::<_, Infallible>(hyper::service::service_fn(move |req| {
+                conformance::serve(service.clone(), req)
+            }))
+        }
+    });
+    let served = hyper::Server::builder(incoming)
+        .http1_only(true)
+        .http1_max_buf_size(http.max_header_bytes)
+        .http1_header_read_timeout(Duration::from_millis(http.header_read_timeout_ms))
+        .serve(make_service)
+        .with_graceful_shutdown(signal)
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "server stopped with an error");
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Ops,
+    Api,
+}
+
+/// Passes requests whose path belongs to `part`, rejects the others as not found.
+fn only(part: Part) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::path::full()
+        .and_then(move |path: FullPath| async move {
+            let is_ops = ops::is_ops_path(path.as_str());
+            match (part, is_ops) {
+                (Part::Ops, true) | (Part::Api, false) => Ok(()),
+                _ => Err(warp::reject::not_found()),
+            }
+        })
+        .untuple_one()
+}
+
+/// The API part of `routes`, behind CORS when origins are configured.
+fn api<F, R>(routes: F, http: &HttpConfig) -> BoxedFilter<(Response,)>
+where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
+    match cors(http) {
+        Some(cors) => only(Part::Api)
+            .and(routes.with(cors))
+            .map(Reply::into_response)
+            .boxed(),
+        None => only(Part::Api).and(routes).map(R::into_response).boxed(),
+    }
+}
+
+/// The CORS policy of `http`, or `None` when no origin is allowed (CORS off: requests are
+/// served as before, and browsers keep other sites from reading the answers).
+pub fn cors(http: &HttpConfig) -> Option<warp::cors::Builder> {
+    let origins = &http.cors_allowed_origins;
+    if origins.is_empty() {
+        return None;
+    }
+    let cors = warp::cors()
+        .allow_methods(["GET", "POST", "OPTIONS"])
+        .allow_headers(["authorization", "content-type", "content-encoding"])
+        // Clients are told to wait this long on 503 and 429.
+        .expose_header("retry-after")
+        .max_age(PREFLIGHT_MAX_AGE);
+    // `HttpConfig::check` has refused anything but a lone `*` or well-formed origins, which
+    // `allow_origins` would otherwise panic on.
+    Some(if origins.iter().any(|o| o == "*") {
+        cors.allow_any_origin()
+    } else {
+        cors.allow_origins(origins.iter().map(String::as_str))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves `POST /hit`, which counts its calls, until the returned sender fires.
+    async fn start(hits: Arc<AtomicUsize>) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let routes = warp::path("hit")
+            .and(warp::post())
+            .and(warp::body::bytes())
+            .map(move |_| {
+                hits.fetch_add(1, Ordering::SeqCst);
+                "hit"
+            })
+            .recover(recover);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let http: HttpConfig =
+            eye_runtime::config::from_iter(std::iter::empty()).expect("defaults");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            serve(routes, listener, &http, &Drain::new(), async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        (addr, stop)
+    }
+
+    /// Sends `request` on a new connection; returns what came back and whether the server
+    /// closed the connection within five seconds.
+    async fn exchange(addr: SocketAddr, request: &str) -> (String, bool) {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        tcp.write_all(request.as_bytes()).await.expect("write");
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let closed = loop {
+            match tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await {
+                Err(_) => break false,
+                Ok(Ok(0) | Err(_)) => break true,
+                Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            }
+        };
+        (String::from_utf8_lossy(&seen).into_owned(), closed)
+    }
+
+    /// The status of every response in `seen` (a refusal's message may say `HTTP/1.1` too).
+    fn statuses(seen: &str) -> Vec<&str> {
+        seen.match_indices("HTTP/1.")
+            .filter_map(|(i, _)| seen.get(i + 9..i + 12))
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+            .collect()
+    }
+
+    const HIT: &str = "POST /hit HTTP/1.1\r\nhost: eye\r\ncontent-length: 0\r\n\r\n";
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_head_breaking_rfc_9112_is_refused_before_any_route_and_its_connection_closed() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (addr, stop) = start(hits.clone()).await;
+
+        // Control: a keep-alive connection carries two requests, and both run.
+        let last = HIT.replace("host: eye\r\n", "host: eye\r\nconnection: close\r\n");
+        let (seen, _) = exchange(addr, &format!("{HIT}{last}")).await;
+        assert_eq!(statuses(&seen), ["200", "200"], "{seen}");
+        assert_eq!(hits.swap(0, Ordering::SeqCst), 2);
+
+        // Content-Length first: hyper keeps both; the request is refused unread, and the one
+        // hidden in its body never runs.
+        let body = format!("0\r\n\r\n{HIT}");
+        let smuggled = format!(
+            "POST /hit HTTP/1.1\r\nhost: eye\r\ncontent-length: {}\r\n\
+             transfer-encoding: chunked\r\n\r\n{body}",
+            body.len()
+        );
+        let (seen, closed) = exchange(addr, &smuggled).await;
+        assert_eq!(statuses(&seen), ["400"], "{seen}");
+        assert!(seen.contains("\"code\":\"invalid_framing\""), "{seen}");
+        assert!(seen.contains("connection: close\r\n"), "{seen}");
+        assert!(closed, "the connection stayed open: {seen}");
+        assert_eq!(hits.swap(0, Ordering::SeqCst), 0);
+
+        // Transfer-Encoding first: hyper drops the Content-Length unseen and reads the
+        // chunked body; the request runs on that, and the connection closes after it.
+        let smuggled = format!(
+            "POST /hit HTTP/1.1\r\nhost: eye\r\ntransfer-encoding: chunked\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (seen, closed) = exchange(addr, &smuggled).await;
+        assert_eq!(statuses(&seen), ["200"], "{seen}");
+        assert!(closed, "the connection stayed open: {seen}");
+        assert_eq!(hits.swap(0, Ordering::SeqCst), 1);
+
+        // Host: none or two in HTTP/1.1 is refused; none in HTTP/1.0 is served.
+        for head in [
+            "POST /hit HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+            "POST /hit HTTP/1.1\r\nhost: eye\r\nhost: eye\r\ncontent-length: 0\r\n\r\n",
+        ] {
+            let (seen, closed) = exchange(addr, &format!("{head}{HIT}")).await;
+            assert_eq!(statuses(&seen), ["400"], "{seen}");
+            assert!(seen.contains("\"code\":\"invalid_host\""), "{seen}");
+            assert!(closed, "the connection stayed open: {seen}");
+        }
+        assert_eq!(hits.swap(0, Ordering::SeqCst), 0);
+        let (seen, _) = exchange(addr, "POST /hit HTTP/1.0\r\ncontent-length: 0\r\n\r\n").await;
+        assert_eq!(statuses(&seen), ["200"], "{seen}");
+        assert_eq!(hits.swap(0, Ordering::SeqCst), 1);
+        let _ = stop.send(());
+    }
+}

@@ -1,0 +1,901 @@
+//! Per-event-type validation of an event's `data` object against JSON Schema files.
+//!
+//! # Layout
+//!
+//! A schema directory (by default [`DEFAULT_SCHEMA_DIR`], `schemas/` at the repository root)
+//! holds one JSON Schema per event type, named after the event's `(category, name)`:
+//!
+//! ```text
+//! schemas/
+//!   page_interaction/
+//!     page_view.json      validates `data` of category "page_interaction", name "page_view"
+//!     cta_click.json
+//!   form_interaction/
+//!     submit.json
+//! ```
+//!
+//! Only `<category>/<name>.json`, exactly two levels deep, is read. Hidden entries (a name
+//! starting with `.`, e.g. editor swap files or Kubernetes' `..data`), files that do not end
+//! in `.json` (a README), and directories below a category are ignored. A `.json` file
+//! directly in the schema directory is an error, since it names no category.
+//!
+//! Schemas are JSON Schema; without a `"$schema"` keyword draft 2020-12 is assumed. They must
+//! be self-contained: `$ref` may point inside the same file, but nothing is ever fetched from
+//! the network or the file system while compiling. `format` is an assertion here (not only an
+//! annotation as the 2020-12 default would have it), and an unknown `format` name is a load
+//! error so a typo cannot silently disable a check.
+//!
+//! # Life cycle
+//!
+//! The ingest service loads the directory at start-up ([`SchemaRegistry::load`], or
+//! [`SharedRegistry::load`] for a reloadable set) and refuses to start if any file is broken.
+//! On SIGHUP it calls [`SharedRegistry::reload`]: the whole directory is read and compiled
+//! again and swapped in atomically only if every file loaded; otherwise the error is reported
+//! and the previous set keeps serving. Ingest wires the signal; this module only provides the
+//! reload API. Every schema is compiled once per load, and the compiled validator is reused
+//! for every event.
+//!
+//! # Violations
+//!
+//! [`SchemaRegistry::validate`] reports every violation (at most [`MAX_VIOLATIONS`]) as a
+//! [`SchemaViolation`] whose `pointer` is a JSON Pointer *inside `data`* (`""` for `data`
+//! itself; the caller prefixes it with the event's location in the request) and whose `code`
+//! is stable:
+//!
+//! | code | failing keyword |
+//! |---|---|
+//! | `schema_required` | `required`; the pointer names the missing property (`/element`) |
+//! | `schema_type` | `type` |
+//! | `schema_additional_property` | `additionalProperties`, `unevaluatedProperties`; one violation per extra property, pointing at it |
+//! | `schema_enum` | `enum`, `const` |
+//! | `schema_format` | `format` |
+//! | `schema_pattern` | `pattern` |
+//! | `schema_length` | `minLength`, `maxLength` |
+//! | `schema_range` | `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` |
+//! | `schema_violation` | anything else |
+//!
+//! Messages never quote the offending value (it may be personal data, or large); they name
+//! the property, the type or the limit instead.
+
+use arc_swap::{ArcSwap, Guard};
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::{ValidationError, Validator};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The schema directory used when none is configured, relative to the working directory.
+pub const DEFAULT_SCHEMA_DIR: &str = "schemas";
+
+/// Most violations reported for one `data` object.
+pub const MAX_VIOLATIONS: usize = 20;
+
+/// Why a schema directory could not be loaded. Every variant names the path at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaLoadError {
+    /// The directory (or a category directory in it) is missing or cannot be listed.
+    #[error("schema directory {} cannot be read: {source}", path.display())]
+    Dir { path: PathBuf, source: io::Error },
+    /// A schema file cannot be read.
+    #[error("schema file {} cannot be read: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// A schema file is not JSON.
+    #[error("schema file {} is not valid JSON: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    /// A schema file is JSON but not a valid JSON Schema (or uses an unknown draft, format or
+    /// an unresolvable `$ref`).
+    #[error("schema file {} is not a valid JSON Schema: {message}", path.display())]
+    Schema { path: PathBuf, message: String },
+    /// A file or directory breaks the `<category>/<name>.json` layout.
+    #[error("schema file {}: {reason}", path.display())]
+    Layout { path: PathBuf, reason: &'static str },
+}
+
+/// How ingest treats an event whose `(category, name)` has no schema file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownTypePolicy {
+    /// Refuse the event: only event types with a schema are collected.
+    #[default]
+    Reject,
+    /// Accept the event with its `data` unchecked.
+    Accept,
+}
+
+/// The outcome of [`SchemaRegistry::validate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validation {
+    /// `data` satisfies the event type's schema.
+    Valid,
+    /// No schema file exists for this `(category, name)`; see [`UnknownTypePolicy`].
+    UnknownType,
+    /// `data` breaks the schema; never empty, at most [`MAX_VIOLATIONS`] entries.
+    Invalid(Vec<SchemaViolation>),
+}
+
+/// One rule of a schema that `data` broke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchemaViolation {
+    /// JSON Pointer of the offending value inside `data` (`""` for `data` itself). For a
+    /// missing required property it names that property.
+    pub pointer: String,
+    /// Stable machine code, see the module documentation.
+    pub code: &'static str,
+    /// Human-readable explanation; never quotes the offending value.
+    pub message: String,
+}
+
+/// Compiled schemas for every event type found in a schema directory. Immutable: reloading
+/// builds a new registry (see [`SharedRegistry`]).
+pub struct SchemaRegistry {
+    /// category -> name -> validator. Nested so a lookup borrows the `&str`s it is given
+    /// instead of allocating a `(String, String)` key per event.
+    validators: HashMap<String, HashMap<String, Validator>>,
+    len: usize,
+}
+
+impl fmt::Debug for SchemaRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SchemaRegistry")
+            .field("types", &self.types())
+            .finish()
+    }
+}
+
+/// A registry with no schemas: every type is unknown (see [`UnknownTypePolicy`]).
+impl Default for SchemaRegistry {
+    fn default() -> Self {
+        Self {
+            validators: HashMap::new(),
+            len: 0,
+        }
+    }
+}
+
+impl SchemaRegistry {
+    /// Reads and compiles every `<category>/<name>.json` under `dir`.
+    ///
+    /// Fails on the first file that cannot be read, is not JSON or is not a valid schema, and
+    /// when `dir` itself is missing. Blocking file I/O: from async code, call it through
+    /// `tokio::task::spawn_blocking` unless at start-up.
+    pub fn load(dir: &Path) -> Result<SchemaRegistry, SchemaLoadError> {
+        let mut validators: HashMap<String, HashMap<String, Validator>> = HashMap::new();
+        let mut len = 0;
+        for entry in sorted_entries(dir)? {
+            let Some(category) = visible_name(&entry)? else {
+                continue;
+            };
+            if !is_dir(&entry)? {
+                if category.ends_with(".json") {
+                    return Err(SchemaLoadError::Layout {
+                        path: entry,
+                        reason: "a schema must be <category>/<name>.json, one directory deep",
+                    });
+                }
+                continue;
+            }
+            let mut names = HashMap::new();
+            for file in sorted_entries(&entry)? {
+                let Some(file_name) = visible_name(&file)? else {
+                    continue;
+                };
+                let Some(name) = file_name.strip_suffix(".json") else {
+                    continue;
+                };
+                if is_dir(&file)? {
+                    continue;
+                }
+                let validator = compile(&file)?;
+                names.insert(name.to_owned(), validator);
+                len += 1;
+            }
+            if !names.is_empty() {
+                validators.insert(category.to_owned(), names);
+            }
+        }
+        Ok(SchemaRegistry { validators, len })
+    }
+
+    /// Number of event types with a schema.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no event type has a schema.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every `(category, name)` with a schema, sorted.
+    pub fn types(&self) -> Vec<(String, String)> {
+        let mut types: Vec<(String, String)> = self
+            .validators
+            .iter()
+            .flat_map(|(category, names)| {
+                names
+                    .keys()
+                    .map(move |name| (category.clone(), name.clone()))
+            })
+            .collect();
+        types.sort_unstable();
+        types
+    }
+
+    /// Checks `data` against the schema of `(category, name)`.
+    pub fn validate(&self, category: &str, name: &str, data: &Value) -> Validation {
+        let Some(validator) = self.validators.get(category).and_then(|n| n.get(name)) else {
+            return Validation::UnknownType;
+        };
+        // `is_valid` stops at the first failure and builds no errors: the common case of a
+        // valid event pays only for that. Errors are collected only for refused events.
+        if validator.is_valid(data) {
+            return Validation::Valid;
+        }
+        let mut violations = Vec::new();
+        for error in validator.iter_errors(data) {
+            push_violations(&error, &mut violations);
+            if violations.len() >= MAX_VIOLATIONS {
+                break;
+            }
+        }
+        violations.truncate(MAX_VIOLATIONS);
+        if violations.is_empty() {
+            // Unreachable as long as `is_valid` and `iter_errors` agree; never answer
+            // `Invalid` with nothing to show.
+            violations.push(SchemaViolation {
+                pointer: String::new(),
+                code: "schema_violation",
+                message: "data does not match the schema".to_owned(),
+            });
+        }
+        Validation::Invalid(violations)
+    }
+}
+
+/// A [`SchemaRegistry`] that can be replaced while requests are validated against it.
+///
+/// Readers call [`current`](Self::current) per event (or per request); a reload swaps the
+/// whole registry at once, so a reader sees either the old set or the new one, never a mix.
+pub struct SharedRegistry {
+    dir: PathBuf,
+    current: ArcSwap<SchemaRegistry>,
+    /// Serialises reloads, so two overlapping ones cannot store the older read last.
+    reloading: Mutex<()>,
+}
+
+impl fmt::Debug for SharedRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedRegistry")
+            .field("dir", &self.dir)
+            .field("current", &*self.current.load())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedRegistry {
+    /// Loads `dir` as [`SchemaRegistry::load`] does and remembers it for [`reload`](Self::reload).
+    pub fn load(dir: impl Into<PathBuf>) -> Result<Self, SchemaLoadError> {
+        let dir = dir.into();
+        let registry = SchemaRegistry::load(&dir)?;
+        Ok(SharedRegistry {
+            dir,
+            current: ArcSwap::from_pointee(registry),
+            reloading: Mutex::new(()),
+        })
+    }
+
+    /// The schema directory this registry is loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The registry currently serving.
+    ///
+    /// Returns `ArcSwap::load`'s `Guard` rather than an `Arc` from `load_full`: `load` is the
+    /// hot-path read, it usually takes one of a few per-thread debt slots instead of touching
+    /// the shared reference count, so concurrent requests on many cores do not contend on one
+    /// cache line. Keep the guard short-lived (validate, then drop it; do not hold it across
+    /// long `.await`s or keep many at once): a thread holding many guards falls back to full
+    /// reference counting, and a held guard keeps an old registry alive after a reload. Call
+    /// `Guard::into_inner(guard)` for an owned `Arc` when one is needed for longer.
+    pub fn current(&self) -> Guard<Arc<SchemaRegistry>> {
+        self.current.load()
+    }
+
+    /// Loads the directory again and, only if every file loaded and compiled, swaps the new
+    /// registry in atomically; returns the number of event types now served.
+    ///
+    /// On error nothing changes: the previous registry keeps serving and no request is ever
+    /// validated against a half-loaded set. Blocking file I/O: from async code, call it through
+    /// `tokio::task::spawn_blocking`.
+    pub fn reload(&self) -> Result<usize, SchemaLoadError> {
+        // A poisoned lock only means another reload panicked; it guards no data.
+        let _reloading = self
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let registry = SchemaRegistry::load(&self.dir)?;
+        let len = registry.len();
+        self.current.store(Arc::new(registry));
+        Ok(len)
+    }
+}
+
+/// The entries of `dir`, sorted so that loading (and the first error reported) is
+/// deterministic.
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, SchemaLoadError> {
+    let dir_error = |source| SchemaLoadError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries = fs::read_dir(dir)
+        .map_err(dir_error)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(dir_error)?;
+    entries.sort();
+    Ok(entries)
+}
+
+/// The entry's file name, or `None` for a hidden entry; a name that is not UTF-8 cannot name
+/// an event type and is an error.
+fn visible_name(path: &Path) -> Result<Option<&str>, SchemaLoadError> {
+    let Some(name) = path.file_name() else {
+        return Ok(None);
+    };
+    let Some(name) = name.to_str() else {
+        return Err(SchemaLoadError::Layout {
+            path: path.to_path_buf(),
+            reason: "the name is not UTF-8",
+        });
+    };
+    Ok((!name.starts_with('.')).then_some(name))
+}
+
+/// Whether `path` is a directory, following symbolic links.
+fn is_dir(path: &Path) -> Result<bool, SchemaLoadError> {
+    fs::metadata(path)
+        .map(|m| m.is_dir())
+        .map_err(|source| SchemaLoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn compile(path: &Path) -> Result<Validator, SchemaLoadError> {
+    let text = fs::read(path).map_err(|source| SchemaLoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let schema: Value = serde_json::from_slice(&text).map_err(|source| SchemaLoadError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    jsonschema::options()
+        // Never fetch a `$ref` target; schemas are self-contained.
+        .offline()
+        // Make `format` an assertion, and a misspelt format a load error.
+        .should_validate_formats(true)
+        .should_ignore_unknown_formats(false)
+        .build(&schema)
+        .map_err(|error| SchemaLoadError::Schema {
+            path: path.to_path_buf(),
+            // For a build error the instance path is the location in the schema at fault.
+            message: if error.instance_path().is_empty() {
+                error.to_string()
+            } else {
+                format!("{} (at {})", error, error.instance_path().as_str())
+            },
+        })
+}
+
+/// Turns one `jsonschema` error into violations: usually one, one per property for
+/// `additionalProperties` / `unevaluatedProperties`.
+fn push_violations(error: &ValidationError<'_>, out: &mut Vec<SchemaViolation>) {
+    let at = error.instance_path();
+    let mut push = |pointer: String, code: &'static str, message: String| {
+        out.push(SchemaViolation {
+            pointer,
+            code,
+            message,
+        });
+    };
+    match error.kind() {
+        // The error sits on the object that lacks the property; point at the property itself.
+        ValidationErrorKind::Required {
+            property: Value::String(property),
+        } => push(
+            at.join(property).as_str().to_owned(),
+            "schema_required",
+            format!("{property} is required"),
+        ),
+        ValidationErrorKind::AdditionalProperties { unexpected }
+        | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+            for property in unexpected {
+                push(
+                    at.join(property).as_str().to_owned(),
+                    "schema_additional_property",
+                    format!("{property} is not allowed"),
+                );
+            }
+        }
+        ValidationErrorKind::Type { kind } => {
+            let expected = match kind {
+                TypeKind::Single(t) => t.to_string(),
+                TypeKind::Multiple(ts) => ts
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            };
+            push(
+                at.as_str().to_owned(),
+                "schema_type",
+                format!(
+                    "must be of type {expected}, not {}",
+                    json_type(error.instance())
+                ),
+            );
+        }
+        kind => push(
+            at.as_str().to_owned(),
+            code_of(kind),
+            // The masked form replaces the instance with "value" but keeps limits, types,
+            // formats and patterns, which come from the schema.
+            error.masked().to_string(),
+        ),
+    }
+}
+
+/// The stable code of a failing keyword; see the module documentation.
+fn code_of(kind: &ValidationErrorKind) -> &'static str {
+    match kind {
+        ValidationErrorKind::Required { .. } => "schema_required",
+        ValidationErrorKind::Type { .. } => "schema_type",
+        ValidationErrorKind::AdditionalProperties { .. }
+        | ValidationErrorKind::UnevaluatedProperties { .. } => "schema_additional_property",
+        ValidationErrorKind::Enum { .. } | ValidationErrorKind::Constant { .. } => "schema_enum",
+        ValidationErrorKind::Format { .. } => "schema_format",
+        ValidationErrorKind::Pattern { .. }
+        | ValidationErrorKind::BacktrackLimitExceeded { .. }
+        | ValidationErrorKind::RegexEngineFailure { .. } => "schema_pattern",
+        ValidationErrorKind::MinLength { .. } | ValidationErrorKind::MaxLength { .. } => {
+            "schema_length"
+        }
+        ValidationErrorKind::Minimum { .. }
+        | ValidationErrorKind::Maximum { .. }
+        | ValidationErrorKind::ExclusiveMinimum { .. }
+        | ValidationErrorKind::ExclusiveMaximum { .. } => "schema_range",
+        _ => "schema_violation",
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas");
+
+    fn shipped() -> SchemaRegistry {
+        SchemaRegistry::load(Path::new(SHIPPED)).expect("shipped schemas load")
+    }
+
+    /// `(pointer, code)` of every violation, or a panic naming what came back instead.
+    fn violations(
+        registry: &SchemaRegistry,
+        category: &str,
+        name: &str,
+        data: &Value,
+    ) -> Vec<(String, &'static str)> {
+        match registry.validate(category, name, data) {
+            Validation::Invalid(v) => v.into_iter().map(|v| (v.pointer, v.code)).collect(),
+            other => panic!("expected violations for {category}/{name} {data}, got {other:?}"),
+        }
+    }
+
+    /// A fresh, empty directory under the system temp directory, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(label: &str) -> Self {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "eye-schema-{label}-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = fs::remove_dir_all(&path);
+            fs::create_dir_all(&path).expect("create temp dir");
+            TempDir(path)
+        }
+
+        fn write(&self, relative: &str, contents: &str) -> PathBuf {
+            let path = self.0.join(relative);
+            fs::create_dir_all(path.parent().expect("has a parent")).expect("create dir");
+            fs::write(&path, contents).expect("write file");
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const OBJECT_WITH_ID: &str = r#"{
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["id"]
+    }"#;
+
+    #[test]
+    fn loads_every_shipped_type() {
+        let registry = shipped();
+        assert_eq!(
+            registry.types(),
+            [
+                ("form_interaction", "submit"),
+                ("machine", "cpu_load"),
+                ("machine", "memory_used"),
+                ("page_interaction", "cta_click"),
+                ("page_interaction", "page_view"),
+            ]
+            .map(|(c, n)| (c.to_owned(), n.to_owned()))
+        );
+        assert_eq!(registry.len(), 5);
+        assert!(!registry.is_empty());
+    }
+
+    #[test]
+    fn every_shipped_schema_documents_itself() {
+        let registry = shipped();
+        for (category, name) in registry.types() {
+            let path = Path::new(SHIPPED)
+                .join(&category)
+                .join(format!("{name}.json"));
+            let schema: Value =
+                serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+            assert_eq!(
+                schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
+                "{path:?}"
+            );
+            assert_eq!(schema["type"], "object", "{path:?}");
+            for key in ["title", "description"] {
+                assert!(
+                    schema[key].as_str().is_some_and(|s| !s.is_empty()),
+                    "{path:?} lacks {key}"
+                );
+            }
+        }
+    }
+
+    const VIEW: &str = "page_interaction/page_view";
+    const CLICK: &str = "page_interaction/cta_click";
+    const SUBMIT: &str = "form_interaction/submit";
+
+    fn validate(registry: &SchemaRegistry, event_type: &str, data: &Value) -> Validation {
+        let (category, name) = event_type.split_once('/').expect("category/name");
+        registry.validate(category, name, data)
+    }
+
+    #[test]
+    fn accepts_valid_data() {
+        let registry = shipped();
+        #[rustfmt::skip]
+        let cases = [
+            (VIEW, json!({"host": "www.consumeraffairs.com", "path": "/"})),
+            (VIEW, json!({"host": "a", "path": "/", "extra": [1, 2]})),
+            (CLICK, json!({"host": "a.com", "path": "/p", "element": "signup"})),
+            (SUBMIT, json!({"host": "a.com", "path": "/p", "form": {}})),
+            (SUBMIT, json!({"host": "a", "path": "/", "form": {"email": "x", "n": [1]}})),
+        ];
+        for (event_type, data) in cases {
+            let outcome = validate(&registry, event_type, &data);
+            assert_eq!(outcome, Validation::Valid, "{event_type} {data}");
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_data_with_pointer_and_code() {
+        let registry = shipped();
+        #[rustfmt::skip]
+        let cases = [
+            // Each required field missing: the pointer names the missing property.
+            (VIEW, json!({"path": "/"}), "/host", "schema_required"),
+            (VIEW, json!({"host": "a"}), "/path", "schema_required"),
+            (CLICK, json!({"path": "/", "element": "e"}), "/host", "schema_required"),
+            (CLICK, json!({"host": "a", "element": "e"}), "/path", "schema_required"),
+            (CLICK, json!({"host": "a", "path": "/"}), "/element", "schema_required"),
+            (SUBMIT, json!({"path": "/", "form": {}}), "/host", "schema_required"),
+            (SUBMIT, json!({"host": "a", "form": {}}), "/path", "schema_required"),
+            (SUBMIT, json!({"host": "a", "path": "/"}), "/form", "schema_required"),
+            // Wrong types.
+            (VIEW, json!({"host": 42, "path": "/"}), "/host", "schema_type"),
+            (CLICK, json!({"host": "a", "path": "/", "element": null}), "/element", "schema_type"),
+            (SUBMIT, json!({"host": "a", "path": ["/"], "form": {}}), "/path", "schema_type"),
+            // `form` must be an object.
+            (SUBMIT, json!({"host": "a", "path": "/", "form": "x"}), "/form", "schema_type"),
+            (SUBMIT, json!({"host": "a", "path": "/", "form": [{}]}), "/form", "schema_type"),
+            // Empty strings.
+            (VIEW, json!({"host": "", "path": "/"}), "/host", "schema_length"),
+            (CLICK, json!({"host": "a", "path": "/", "element": ""}), "/element", "schema_length"),
+            (SUBMIT, json!({"host": "a", "path": "", "form": {}}), "/path", "schema_length"),
+            // `data` itself of the wrong type.
+            (VIEW, json!([]), "", "schema_type"),
+            (SUBMIT, json!("form"), "", "schema_type"),
+        ];
+        for (event_type, data, pointer, code) in cases {
+            let outcome = validate(&registry, event_type, &data);
+            let Validation::Invalid(found) = outcome else {
+                panic!("{event_type} {data}: expected violations, got {outcome:?}");
+            };
+            let found: Vec<_> = found.iter().map(|v| (v.pointer.as_str(), v.code)).collect();
+            assert_eq!(found, [(pointer, code)], "{event_type} {data}");
+        }
+    }
+
+    #[test]
+    fn reports_every_violation_with_readable_messages() {
+        let registry = shipped();
+        let Validation::Invalid(found) = registry.validate(
+            "page_interaction",
+            "cta_click",
+            &json!({"host": 7, "path": ""}),
+        ) else {
+            panic!("expected violations");
+        };
+        let mut found: Vec<_> = found
+            .into_iter()
+            .map(|v| (v.pointer, v.code, v.message))
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                ("/element", "schema_required", "element is required"),
+                (
+                    "/host",
+                    "schema_type",
+                    "must be of type string, not integer"
+                ),
+                (
+                    "/path",
+                    "schema_length",
+                    "value is shorter than 1 character"
+                ),
+            ]
+            .map(|(p, c, m)| (p.to_owned(), c, m.to_owned()))
+        );
+    }
+
+    #[test]
+    fn maps_keywords_to_codes_and_caps_the_count() {
+        let dir = TempDir::new("codes");
+        dir.write(
+            "test/all.json",
+            r#"{
+                "type": "object",
+                "properties": {
+                    "color": {"enum": ["red", "blue"]},
+                    "kind": {"const": "x"},
+                    "mail": {"type": "string", "format": "email"},
+                    "code": {"type": "string", "pattern": "^[A-Z]+$"},
+                    "short": {"type": "string", "maxLength": 2},
+                    "n": {"type": "integer", "minimum": 1, "exclusiveMaximum": 10},
+                    "tags": {"type": "array", "minItems": 1},
+                    "a~b/c": {"type": "string"}
+                },
+                "additionalProperties": false
+            }"#,
+        );
+        let registry = SchemaRegistry::load(&dir.0).expect("load");
+        let data = json!({
+            "color": "green",
+            "kind": "y",
+            "mail": "not an email",
+            "code": "abc",
+            "short": "abc",
+            "n": 10,
+            "tags": [],
+            "a~b/c": 1,
+            "extra1": 1,
+            "extra2": 2
+        });
+        let mut found = violations(&registry, "test", "all", &data);
+        found.sort();
+        let mut expected = vec![
+            ("/a~0b~1c", "schema_type"),
+            ("/code", "schema_pattern"),
+            ("/color", "schema_enum"),
+            ("/extra1", "schema_additional_property"),
+            ("/extra2", "schema_additional_property"),
+            ("/kind", "schema_enum"),
+            ("/mail", "schema_format"),
+            ("/n", "schema_range"),
+            ("/short", "schema_length"),
+            ("/tags", "schema_violation"),
+        ];
+        expected.sort();
+        let expected: Vec<(String, &str)> = expected
+            .into_iter()
+            .map(|(p, c)| (p.to_owned(), c))
+            .collect();
+        assert_eq!(found, expected);
+
+        // More violations than the cap: only MAX_VIOLATIONS are reported.
+        let many: serde_json::Map<String, Value> = (0..50)
+            .map(|i| (format!("extra{i:02}"), json!(i)))
+            .collect();
+        assert_eq!(
+            violations(&registry, "test", "all", &Value::Object(many)).len(),
+            MAX_VIOLATIONS
+        );
+    }
+
+    #[test]
+    fn unknown_types_are_reported_as_such() {
+        let registry = shipped();
+        let data = json!({"host": "a", "path": "/"});
+        for (category, name) in [
+            ("page_interaction", "scroll"),
+            ("nope", "page_view"),
+            ("form_interaction", "page_view"),
+            ("", ""),
+        ] {
+            assert_eq!(
+                registry.validate(category, name, &data),
+                Validation::UnknownType,
+                "{category}/{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_type_policy_reads_snake_case_and_defaults_to_reject() {
+        assert_eq!(UnknownTypePolicy::default(), UnknownTypePolicy::Reject);
+        let parse = |s: &str| serde_json::from_value::<UnknownTypePolicy>(json!(s));
+        assert_eq!(parse("reject").expect("reject"), UnknownTypePolicy::Reject);
+        assert_eq!(parse("accept").expect("accept"), UnknownTypePolicy::Accept);
+        assert!(parse("Accept").is_err());
+    }
+
+    #[test]
+    fn load_errors_name_the_file_and_the_problem() {
+        let cases = [
+            ("broken/json.json", "{\"type\": ", "is not valid JSON"),
+            (
+                "broken/schema.json",
+                r#"{"type": 5}"#,
+                "is not a valid JSON Schema",
+            ),
+            (
+                "broken/format.json",
+                r#"{"format": "emial"}"#,
+                "is not a valid JSON Schema",
+            ),
+            (
+                "broken/remote.json",
+                r#"{"$ref": "https://example.com/other.json"}"#,
+                "is not a valid JSON Schema",
+            ),
+            ("top.json", "{}", "<category>/<name>.json"),
+        ];
+        for (relative, contents, problem) in cases {
+            let dir = TempDir::new("broken");
+            dir.write("ok/fine.json", OBJECT_WITH_ID);
+            let path = dir.write(relative, contents);
+            let error = SchemaRegistry::load(&dir.0)
+                .expect_err(relative)
+                .to_string();
+            assert!(
+                error.contains(&path.display().to_string()) && error.contains(problem),
+                "{relative}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_naming_it() {
+        let dir = TempDir::new("missing");
+        let missing = dir.0.join("does-not-exist");
+        let error = SchemaRegistry::load(&missing).expect_err("missing dir");
+        assert!(matches!(error, SchemaLoadError::Dir { .. }), "{error:?}");
+        assert!(
+            error.to_string().contains(&missing.display().to_string()),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn ignores_entries_outside_the_layout() {
+        let dir = TempDir::new("layout");
+        dir.write("README.md", "# schemas");
+        dir.write(".hidden/x.json", "not json");
+        dir.write("cat/.swap.json", "not json");
+        dir.write("cat/notes.txt", "not json");
+        dir.write("cat/deeper/x.json", "not json");
+        dir.write("cat/real.json", OBJECT_WITH_ID);
+        fs::create_dir_all(dir.0.join("empty")).expect("mkdir");
+        let registry = SchemaRegistry::load(&dir.0).expect("load");
+        assert_eq!(registry.types(), [("cat".to_owned(), "real".to_owned())]);
+
+        let empty = TempDir::new("empty");
+        let registry = SchemaRegistry::load(&empty.0).expect("load");
+        assert!(registry.is_empty());
+        assert_eq!(registry.len(), 0);
+    }
+
+    #[test]
+    fn reload_swaps_only_a_fully_loaded_directory() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<SharedRegistry>();
+
+        let dir = TempDir::new("reload");
+        dir.write("app/one.json", OBJECT_WITH_ID);
+        let shared = SharedRegistry::load(&dir.0).expect("initial load");
+        assert_eq!(shared.dir(), dir.0);
+        assert_eq!(shared.current().len(), 1);
+        let before = Guard::into_inner(shared.current());
+
+        // A new valid type next to a broken file: the reload fails and nothing changes.
+        dir.write("app/two.json", OBJECT_WITH_ID);
+        let broken = dir.write("app/three.json", "{ not json");
+        let error = shared.reload().expect_err("broken file");
+        assert!(
+            error.to_string().contains(&broken.display().to_string()),
+            "{error}"
+        );
+        let current = shared.current();
+        assert!(Arc::ptr_eq(&current, &before), "old registry still serves");
+        assert_eq!(current.types(), [("app".to_owned(), "one".to_owned())]);
+        assert_eq!(
+            current.validate("app", "two", &json!({"id": 1})),
+            Validation::UnknownType
+        );
+        drop(current);
+
+        // Fixed: the reload swaps in the whole new set.
+        dir.write("app/three.json", OBJECT_WITH_ID);
+        assert_eq!(shared.reload().expect("fixed"), 3);
+        let current = shared.current();
+        assert!(!Arc::ptr_eq(&current, &before));
+        assert_eq!(current.len(), 3);
+        assert_eq!(
+            current.validate("app", "two", &json!({"id": 1})),
+            Validation::Valid
+        );
+        // A reader that took the old registry before the swap keeps a consistent view.
+        assert_eq!(
+            before.validate("app", "two", &json!({})),
+            Validation::UnknownType
+        );
+
+        // The directory disappearing is a failed reload too, not an empty registry.
+        fs::remove_dir_all(&dir.0).expect("remove");
+        assert!(matches!(shared.reload(), Err(SchemaLoadError::Dir { .. })));
+        assert_eq!(shared.current().len(), 3);
+    }
+}

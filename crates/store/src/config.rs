@@ -1,0 +1,32 @@
+//! `EYE_CLICKHOUSE_*`: where ClickHouse is and how to sign in.
+
+use eye_runtime::config::Group;
+use serde::Deserialize;
+
+eye_runtime::defaults! {
+    d_ch_url: String = "http://127.0.0.1:8123".into();
+    d_ch_database: String = "eye".into();
+    d_ch_user: String = "default".into();
+    d_max_execution_time_ms: u64 = 10_000;
+}
+
+/// `EYE_CLICKHOUSE_*`: the ClickHouse server, shared by the consumer, query and eye-admin.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClickHouseConfig {
+    /// HTTP interface URL.
+    #[serde(default = "d_ch_url")]
+    pub url: String,
+    #[serde(default = "d_ch_database")]
+    pub database: String,
+    #[serde(default = "d_ch_user")]
+    pub user: String,
+    #[serde(default)]
+    pub password: String,
+    /// Upper bound on any read; ClickHouse counts it in whole seconds (at least 1).
+    #[serde(default = "d_max_execution_time_ms")]
+    pub max_execution_time_ms: u64,
+}
+
+impl Group for ClickHouseConfig {
+    const PREFIX: &'static str = "EYE_CLICKHOUSE_";
+}

@@ -1,0 +1,57 @@
+//! `EYE_QUERY_*`: the query service's listener and read limits.
+
+use eye_runtime::config::Group;
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+eye_runtime::defaults! {
+    d_query_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8081));
+    d_session_events_max: u32 = 10_000;
+    d_query_deduplicate: bool = true;
+}
+
+/// `EYE_QUERY_*`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueryConfig {
+    #[serde(default = "d_query_addr")]
+    pub listen_addr: SocketAddr,
+    /// When set, health and metrics are served here and no longer on `listen_addr`.
+    #[serde(default)]
+    pub ops_listen_addr: Option<SocketAddr>,
+    /// Largest `limit` a session read accepts.
+    #[serde(default = "d_session_events_max")]
+    pub session_events_max: u32,
+    /// Read-time deduplication of `/v1/events`. Off only for the fault-injection suite's
+    /// negative control, which must see replays to prove its check can fail.
+    #[serde(default = "d_query_deduplicate")]
+    pub deduplicate: bool,
+}
+
+impl Group for QueryConfig {
+    const PREFIX: &'static str = "EYE_QUERY_";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eye_runtime::config::from_iter;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn ops_address_is_optional() {
+        let q: QueryConfig = from_iter(vars(&[])).expect("defaults");
+        assert_eq!(q.ops_listen_addr, None);
+        let q: QueryConfig =
+            from_iter(vars(&[("EYE_QUERY_OPS_LISTEN_ADDR", "127.0.0.1:9181")])).expect("set");
+        assert_eq!(
+            q.ops_listen_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9181)))
+        );
+    }
+}

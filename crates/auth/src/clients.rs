@@ -39,7 +39,7 @@ impl Scope {
         }
     }
 
-    /// A scope by its name, or by seed 002's OAuth2 names (`write`, `read`, `aggregation`).
+    /// A scope by its name, or by its short OAuth2 name (`write`, `read`, `aggregation`).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "write" => Some(Self::EventsWrite),
@@ -133,12 +133,19 @@ pub enum ClientsFileError {
         path: String,
         source: Box<toml::de::Error>,
     },
-    #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+    #[error("{path}: client id {id} appears twice")]
+    DuplicateId { path: String, id: String },
+    #[error("{path}: client {id}: secret_sha256 must be 64 hex digits")]
+    BadDigest { path: String, id: String },
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,
         source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Serialize {
+        path: String,
+        source: toml::ser::Error,
     },
 }
 
@@ -156,15 +163,15 @@ impl ClientsFile {
         let mut ids = std::collections::HashSet::new();
         for c in &file.clients {
             if !ids.insert(c.id.as_str()) {
-                return Err(ClientsFileError::Invalid {
+                return Err(ClientsFileError::DuplicateId {
                     path: name,
-                    message: format!("client id {} appears twice", c.id),
+                    id: c.id.clone(),
                 });
             }
             if c.secret_sha256.len() != 64 || hex::decode(&c.secret_sha256).is_err() {
-                return Err(ClientsFileError::Invalid {
+                return Err(ClientsFileError::BadDigest {
                     path: name,
-                    message: format!("client {}: secret_sha256 must be 64 hex digits", c.id),
+                    id: c.id.clone(),
                 });
             }
         }
@@ -179,9 +186,9 @@ impl ClientsFile {
             path: name.clone(),
             source,
         };
-        let text = toml::to_string_pretty(self).map_err(|e| ClientsFileError::Invalid {
+        let text = toml::to_string_pretty(self).map_err(|source| ClientsFileError::Serialize {
             path: name.clone(),
-            message: e.to_string(),
+            source,
         })?;
         let tmp = path.with_extension("toml.tmp");
         {
@@ -205,11 +212,21 @@ impl ClientsFile {
 const HEADER: &str =
     "# The Eye's clients. Written by `eye-admin clients`; secrets are stored as SHA-256 only.\n\n";
 
-/// A new client's credentials: its id and its secret, shown once.
-#[derive(Debug, Clone)]
+/// A new client's credentials: its id and its secret, shown once. `Debug` leaves the
+/// secret out.
+#[derive(Clone)]
 pub struct NewCredentials {
     pub id: String,
     pub secret: String,
+}
+
+impl std::fmt::Debug for NewCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewCredentials")
+            .field("id", &self.id)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
 }
 
 impl NewCredentials {
@@ -287,10 +304,15 @@ mod tests {
         for not_a_key in ["", "eye_", "eye_abc", "eyJhbGciOi.x.y", "Eye_a.b"] {
             assert_eq!(split_api_key(not_a_key), None, "{not_a_key}");
         }
+        let shown = format!("{creds:?}");
+        assert!(
+            shown.contains(&creds.id) && !shown.contains(&creds.secret),
+            "{shown}"
+        );
     }
 
     #[test]
-    fn scopes_by_name_and_by_seed_002_name() {
+    fn scopes_by_name_and_by_short_name() {
         let cases = [
             ("events:write", Some(Scope::EventsWrite)),
             ("write", Some(Scope::EventsWrite)),
@@ -346,7 +368,12 @@ mod tests {
             ),
             ("secret = \"clear\"\n", "unknown field"),
         ];
-        for (text, want) in bad {
+        let one = format!(
+            "[[clients]]\nid = \"a\"\nname = \"n\"\nsecret_sha256 = \"{}\"\nscopes = []\ncreated_at = \"t\"\n",
+            "a".repeat(64)
+        );
+        let twice = format!("{one}{one}");
+        for (text, want) in bad.into_iter().chain([(twice.as_str(), "appears twice")]) {
             std::fs::write(&path, text).expect("write");
             let e = ClientsFile::load(&path).expect_err(text).to_string();
             assert!(e.contains(want) || e.contains("missing field"), "{e}");

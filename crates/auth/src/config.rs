@@ -1,6 +1,7 @@
 //! `EYE_AUTH_*`: the clients file, token signing and default rate limits.
 
 use eye_runtime::config::Group;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 eye_runtime::defaults! {
@@ -21,8 +22,9 @@ pub struct AuthConfig {
     pub clients_file: std::path::PathBuf,
     /// HMAC key signing OAuth2 bearer tokens; every service that must accept a token needs
     /// the same one. Empty: a random key per process (tokens work only where issued).
+    /// `Debug` prints it redacted.
     #[serde(default)]
-    pub token_secret: String,
+    pub token_secret: SecretString,
     /// Lifetime of an issued bearer token.
     #[serde(default = "d_token_ttl_s")]
     pub token_ttl_s: u64,
@@ -43,4 +45,26 @@ pub struct AuthConfig {
 
 impl Group for AuthConfig {
     const PREFIX: &'static str = "EYE_AUTH_";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_token_secret() {
+        let secret = "a-token-key-nobody-may-read-in-a-log";
+        let c: AuthConfig = eye_runtime::config::from_iter([(
+            "EYE_AUTH_TOKEN_SECRET".to_owned(),
+            secret.to_owned(),
+        )])
+        .expect("config");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("token_secret"), "{shown}");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&c.token_secret),
+            secret
+        );
+    }
 }

@@ -18,6 +18,7 @@ use crate::config::AuthConfig;
 use arc_swap::ArcSwap;
 use governor::{clock::Clock, DefaultDirectRateLimiter, Quota};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroU32;
@@ -171,13 +172,36 @@ struct Claims {
     exp: u64,
 }
 
-/// A granted token, as `POST /oauth/token` answers it (RFC 6749 §5.1).
-#[derive(Debug, Clone, Serialize)]
+/// A granted token, as `POST /oauth/token` answers it (RFC 6749 §5.1). `Debug` leaves the
+/// token out: it is a credential until it expires.
+#[derive(Clone, Serialize)]
 pub struct IssuedToken {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: u64,
     pub scope: String,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// Why an [`Authenticator`] could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Clients(#[from] clients::ClientsFileError),
+    #[error("EYE_AUTH_TOKEN_SECRET is not set and no random key could be drawn")]
+    RandomKey(#[source] getrandom::Error),
+    #[error("EYE_AUTH_TOKEN_SECRET is not a usable HMAC key")]
+    SigningKey(#[source] jsonwebtoken::errors::Error),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,19 +232,17 @@ struct Inner {
 impl Authenticator {
     /// Loads the clients file; fails when it is missing or invalid, so a service never
     /// starts open by accident.
-    pub fn load(config: &AuthConfig) -> Result<Self, clients::ClientsFileError> {
-        let secret = if config.token_secret.is_empty() {
+    pub fn load(config: &AuthConfig) -> Result<Self, LoadError> {
+        let configured = config.token_secret.expose_secret().as_bytes();
+        let mut random = [0u8; 32];
+        let secret: &[u8] = if configured.is_empty() {
             tracing::warn!(
                 "EYE_AUTH_TOKEN_SECRET is not set: tokens are signed with a random key and only this process accepts them"
             );
-            let mut key = [0u8; 32];
-            getrandom::fill(&mut key).map_err(|e| clients::ClientsFileError::Invalid {
-                path: "EYE_AUTH_TOKEN_SECRET".into(),
-                message: e.to_string(),
-            })?;
-            key.to_vec()
+            getrandom::fill(&mut random).map_err(LoadError::RandomKey)?;
+            &random
         } else {
-            config.token_secret.as_bytes().to_vec()
+            configured
         };
         let inner = Inner {
             path: config.clients_file.clone(),
@@ -230,8 +252,8 @@ impl Authenticator {
             }),
             reload: Mutex::new(()),
             config: config.clone(),
-            encoding: EncodingKey::from_secret(&secret),
-            decoding: DecodingKey::from_secret(&secret),
+            encoding: EncodingKey::from_secret(secret).map_err(LoadError::SigningKey)?,
+            decoding: DecodingKey::from_secret(secret).map_err(LoadError::SigningKey)?,
         };
         let auth = Self {
             inner: Arc::new(inner),
@@ -541,12 +563,14 @@ mod tests {
         let all = f.auth.issue_token(&r.id, &r.secret, None).expect("token");
         assert_eq!(all.scope, "events:read aggregations:read");
         assert_eq!((all.token_type, all.expires_in), ("Bearer", 900));
+        let shown = format!("{all:?}");
+        assert!(!shown.contains(&all.access_token), "{shown}");
         let p = f
             .auth
             .authenticate(Some(&bearer(&all.access_token)))
             .expect("valid");
         assert_eq!((p.via, p.client_id.as_str()), (Via::Token, r.id.as_str()));
-        // Seed 002's scope names; a narrower grant.
+        // A narrower grant, by the short scope name.
         let narrow = f
             .auth
             .issue_token(&r.id, &r.secret, Some("read"))
@@ -610,7 +634,7 @@ mod tests {
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
-            &EncodingKey::from_secret("k".repeat(32).as_bytes()),
+            &EncodingKey::from_secret("k".repeat(32).as_bytes()).expect("key"),
         )
         .expect("encode");
         assert_eq!(

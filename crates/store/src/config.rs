@@ -1,6 +1,7 @@
 //! `EYE_CLICKHOUSE_*`: where ClickHouse is and how to sign in.
 
 use eye_runtime::config::Group;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 eye_runtime::defaults! {
@@ -20,8 +21,9 @@ pub struct ClickHouseConfig {
     pub database: String,
     #[serde(default = "d_ch_user")]
     pub user: String,
+    /// `Debug` prints it redacted.
     #[serde(default)]
-    pub password: String,
+    pub password: SecretString,
     /// Upper bound on any read; ClickHouse counts it in whole seconds (at least 1).
     #[serde(default = "d_max_execution_time_ms")]
     pub max_execution_time_ms: u64,
@@ -29,4 +31,23 @@ pub struct ClickHouseConfig {
 
 impl Group for ClickHouseConfig {
     const PREFIX: &'static str = "EYE_CLICKHOUSE_";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let password = "a-password-nobody-may-read-in-a-log";
+        let c: ClickHouseConfig = eye_runtime::config::from_iter([(
+            "EYE_CLICKHOUSE_PASSWORD".to_owned(),
+            password.to_owned(),
+        )])
+        .expect("config");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(password), "{shown}");
+        assert!(shown.contains("password"), "{shown}");
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&c.password), password);
+    }
 }

@@ -306,7 +306,7 @@ impl Store {
         let server = clickhouse::Client::default()
             .with_url(&cfg.url)
             .with_user(&cfg.user)
-            .with_password(&cfg.password)
+            .with_password(secrecy::ExposeSecret::expose_secret(&cfg.password))
             .with_validation(false)
             .with_compression(clickhouse::Compression::None);
         let client = server.clone().with_database(&database);

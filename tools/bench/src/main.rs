@@ -261,7 +261,7 @@ fn clickhouse_config(args: &Args, user: &str, password: &str) -> anyhow::Result<
     c.url = args.clickhouse_url.clone();
     c.database = args.database.clone();
     c.user = user.to_owned();
-    c.password = password.to_owned();
+    c.password = password.into();
     Ok(c)
 }
 

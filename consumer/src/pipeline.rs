@@ -332,7 +332,7 @@ impl Pipeline {
                     .send(record, Duration::from_secs(5))
                     .await
                     .map(|_| ())
-                    .map_err(|(e, _)| WriteError::DeadLetter(e.to_string()))
+                    .map_err(|(e, _)| WriteError::DeadLetter(e))
             }
         });
         for result in futures::future::join_all(sends).await {
@@ -461,5 +461,5 @@ enum WriteError {
     #[error(transparent)]
     Store(#[from] eye_store::StoreError),
     #[error("dead-letter topic: {0}")]
-    DeadLetter(String),
+    DeadLetter(#[source] rdkafka::error::KafkaError),
 }

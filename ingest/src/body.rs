@@ -89,7 +89,7 @@ where
 {
     let mut out = Vec::new();
     while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|e| IngestError::Body(e.to_string()))?;
+        let mut chunk = chunk.map_err(IngestError::Body)?;
         let received = (out.len() + chunk.remaining()) as u64;
         // Too large is final; no room yet is worth a retry, so it comes second.
         if received > limit {
@@ -113,7 +113,7 @@ pub fn gunzip_limited(compressed: &[u8], limit: u64) -> Result<Vec<u8>, IngestEr
     flate2::read::MultiGzDecoder::new(compressed)
         .take(limit + 1)
         .read_to_end(&mut out)
-        .map_err(|e| IngestError::InvalidGzip(e.to_string()))?;
+        .map_err(IngestError::InvalidGzip)?;
     if out.len() as u64 > limit {
         return Err(IngestError::DecompressedTooLarge { limit });
     }

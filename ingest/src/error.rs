@@ -1,8 +1,10 @@
 //! Everything ingest can answer other than success, and its one mapping to HTTP.
 
+use eye_auth::AuthError;
 use eye_http::error::HttpError;
 use eye_model::event::{FieldError, RequestError};
 use eye_model::session::SessionError;
+use rdkafka::error::KafkaError;
 use warp::http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +23,9 @@ pub enum IngestError {
     #[error("request body exceeds {limit} bytes once decompressed")]
     DecompressedTooLarge { limit: u64 },
     #[error("request body is not valid gzip: {0}")]
-    InvalidGzip(String),
+    InvalidGzip(#[source] std::io::Error),
     #[error("reading the request body failed: {0}")]
-    Body(String),
+    Body(#[source] warp::Error),
     #[error("the request body did not arrive within {timeout_ms} ms")]
     BodyTimeout { timeout_ms: u64 },
     #[error("invalid session id: {}", .0.message)]
@@ -33,12 +35,19 @@ pub enum IngestError {
     /// Ingest holds as much as it may: the bytes in flight, or the producer's queue.
     #[error("ingest is overloaded ({}); retry later", .0.describe())]
     Overloaded(Overload),
-    /// Over the client's event budget (already mapped to its 429 by `eye_http::auth`).
-    #[error("{}", .0.body.message)]
-    Auth(HttpError),
-    /// The broker did not acknowledge in time, or refused the write.
+    /// Over the client's event budget; answered as `eye_http::auth` answers every
+    /// authentication failure.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The broker refused the write, or did not acknowledge it within the message timeout.
     #[error("the event store did not acknowledge the request: {0}")]
-    Produce(String),
+    Produce(#[source] KafkaError),
+    /// No report on the records came at all (a producer torn down under the request): what
+    /// became of them is unknown.
+    #[error(
+        "the event store did not acknowledge the request: no acknowledgement within {timeout_ms} ms"
+    )]
+    Unacknowledged { timeout_ms: u128 },
 }
 
 /// What was full when a request was refused as `overloaded`.
@@ -74,7 +83,7 @@ impl IngestError {
                 Some("inflight_bytes")
             }
             Self::Overloaded(Overload::ProducerQueue) => Some("producer_queue"),
-            Self::Produce(_) => Some("broker"),
+            Self::Produce(_) | Self::Unacknowledged { .. } => Some("broker"),
             _ => None,
         }
     }
@@ -94,20 +103,22 @@ impl IngestError {
             Self::Session(SessionError::NotAnObject(_)) => "malformed_json",
             Self::Session(SessionError::Invalid(_)) => "invalid_session",
             Self::Overloaded(_) => "overloaded",
-            Self::Auth(h) => h.body.code,
-            Self::Produce(_) => "broker_unavailable",
+            Self::Auth(a) => eye_http::auth::http_error(a).body.code,
+            Self::Produce(_) | Self::Unacknowledged { .. } => "broker_unavailable",
         }
     }
 }
 
 impl From<IngestError> for HttpError {
     fn from(e: IngestError) -> Self {
-        if let IngestError::Auth(h) = e {
-            return h;
+        if let IngestError::Auth(a) = e {
+            return eye_http::auth::http_error(&a);
         }
         let code = e.code();
         let message = match &e {
-            IngestError::Overloaded(_) | IngestError::Produce(_) => {
+            IngestError::Overloaded(_)
+            | IngestError::Produce(_)
+            | IngestError::Unacknowledged { .. } => {
                 format!(
                     "{e}; nothing was accepted: retry with the same event_ids, each is stored once"
                 )
@@ -121,7 +132,9 @@ impl From<IngestError> for HttpError {
             IngestError::UnsupportedMediaType(_) | IngestError::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            IngestError::Overloaded(_) | IngestError::Produce(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Overloaded(_)
+            | IngestError::Produce(_)
+            | IngestError::Unacknowledged { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,
         };

@@ -342,19 +342,14 @@ async fn post_events(
     held.grow_to(held.bytes() + records.bytes())?;
     let started = Instant::now();
     let delivery = match state.sink.send(records).await {
-        Ok(d) if !d.none_stored() => d,
+        // Refused whole only with a reason: a request of no records has none.
+        Ok(d) if !d.none_stored() || d.failed.is_empty() => d,
         outcome => {
             m.events
                 .with_label_values(&["failed"])
                 .inc_by((events.len() + rejections.len()) as u64);
             let e = match outcome {
-                Ok(d) => IngestError::Produce(
-                    d.failed
-                        .into_iter()
-                        .next()
-                        .map(|f| f.error)
-                        .unwrap_or_default(),
-                ),
+                Ok(mut d) => IngestError::Produce(d.failed.swap_remove(0).error),
                 Err(e) => e,
             };
             tracing::warn!(error = %e, events = events.len(), rejections = rejections.len(), "produce failed");
@@ -438,7 +433,7 @@ fn mark_failed(
     results: &mut [ItemResult],
     events: &[Uuid],
     rejection_failed: &[bool],
-    broker_error: &str,
+    broker_error: &rdkafka::error::KafkaError,
 ) {
     let unavailable = FieldError::new(
         "",

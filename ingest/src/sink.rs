@@ -41,7 +41,7 @@ impl ProducerContext for SinkContext {
             // an index carried with every record.
             Err((e, m)) => acks.record(Some(Failed {
                 id: record_id(m.topic(), m.payload().unwrap_or_default(), acks.topics()),
-                error: e.to_string(),
+                error: e.clone(),
             })),
         }
     }
@@ -64,7 +64,7 @@ pub struct Failed {
     /// The event's `event_id` or the rejection's `rejection_id`; `None` for a session
     /// record, or a record whose payload could not be read back.
     pub id: Option<uuid::Uuid>,
-    pub error: String,
+    pub error: KafkaError,
 }
 
 /// What became of a request's records once every report is in: all taken, or these not.
@@ -143,10 +143,9 @@ impl Acks {
                 .await
                 .is_err()
         {
-            return Err(IngestError::Produce(format!(
-                "no acknowledgement within {} ms",
-                limit.as_millis()
-            )));
+            return Err(IngestError::Unacknowledged {
+                timeout_ms: limit.as_millis(),
+            });
         }
         let failed = std::mem::take(&mut *self.failed.lock().unwrap_or_else(|p| p.into_inner()));
         Ok(Delivery {
@@ -247,7 +246,7 @@ impl EventSink {
                 // What comes after a refused record is not queued either.
                 acks.record(Some(Failed {
                     id: record_id(self.topic(*topic), payload, &self.ids),
-                    error: e.to_string(),
+                    error: e.clone(),
                 }));
                 continue;
             }
@@ -257,7 +256,7 @@ impl EventSink {
             if let Err((e, _)) = self.producer.send(record) {
                 acks.record(Some(Failed {
                     id: record_id(self.topic(*topic), payload, &self.ids),
-                    error: e.to_string(),
+                    error: e.clone(),
                 }));
                 refused = Some(e);
             }
@@ -337,7 +336,7 @@ mod tests {
     fn failed(n: u128) -> Failed {
         Failed {
             id: Some(uuid::Uuid::from_u128(n)),
-            error: "Message production error: MessageTimedOut".into(),
+            error: KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
         }
     }
 
@@ -389,7 +388,7 @@ mod tests {
         let acks = Acks::new(2, topics());
         acks.record(None);
         match acks.all(Duration::from_secs(30)).await {
-            Err(IngestError::Produce(m)) => assert!(m.contains("30000 ms"), "{m}"),
+            Err(IngestError::Unacknowledged { timeout_ms }) => assert_eq!(timeout_ms, 30_000),
             other => panic!("expected a timeout, got {other:?}"),
         }
     }

@@ -225,14 +225,12 @@ impl Guard {
         Ok(principal)
     }
 
-    /// The refusal for a request whose events exceed the client's event budget, counted.
-    pub fn admit_events(&self, principal: &Principal, n: usize) -> Result<(), HttpError> {
+    /// Takes `n` events from the client's budget; a refusal is counted here and answered
+    /// by [`http_error`] in the service's own mapping.
+    pub fn admit_events(&self, principal: &Principal, n: usize) -> Result<(), AuthError> {
         principal
             .admit_events(u32::try_from(n).unwrap_or(u32::MAX))
-            .map_err(|e| {
-                self.metrics.refused(Some(&principal.client_id), &e);
-                http_error(&e)
-            })
+            .inspect_err(|e| self.metrics.refused(Some(&principal.client_id), e))
     }
 
     /// `POST /oauth/token`: the OAuth2 client-credentials grant (RFC 6749 §4.4). Client

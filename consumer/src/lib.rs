@@ -10,8 +10,6 @@ mod dedup;
 mod metrics;
 mod pipeline;
 
-pub use batch::{Batch, Limits};
-
 use config::ConsumerConfig;
 use eye_http::config::HttpConfig;
 use eye_kafka::config::KafkaConfig;

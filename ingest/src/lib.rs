@@ -12,9 +12,6 @@ mod metrics;
 mod routes;
 mod sink;
 
-pub use error::{IngestError, Overload};
-pub use sink::EventSink;
-
 use config::IngestConfig;
 use eye_auth::config::AuthConfig;
 use eye_auth::Authenticator;
@@ -23,6 +20,7 @@ use eye_http::{Drain, Listeners};
 use eye_kafka::config::KafkaConfig;
 use eye_model::schema::SharedRegistry;
 use eye_runtime::config::{from_env, ConfigError};
+use sink::EventSink;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,8 +6,6 @@ mod params;
 mod routes;
 mod view;
 
-pub use error::QueryError;
-
 use config::QueryConfig;
 use eye_auth::config::AuthConfig;
 use eye_auth::Authenticator;

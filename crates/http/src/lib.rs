@@ -22,4 +22,4 @@ pub mod ops;
 mod server;
 
 pub use drain::Drain;
-pub use server::{cors, serve, Listeners, DRAIN_TIMEOUT};
+pub use server::{serve, Listeners};

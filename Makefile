@@ -26,9 +26,11 @@ servers:
 test:
 	deploy/stack.sh test
 
-## Formatting and lints, as CI runs them.
+## Formatting, lints and unused dependencies, as CI runs them (the first run on a machine
+## installs cargo-machete: deploy/unused-deps.sh).
 lint:
 	cargo fmt --all -- --check
+	deploy/unused-deps.sh
 	cargo clippy --workspace --all-targets -- -D warnings
 
 fmt:

@@ -100,7 +100,7 @@ impl IngestError {
             Self::Body(_) => "invalid_body",
             Self::BodyTimeout { .. } => "body_timeout",
             Self::BadSessionId(_) => "invalid_session_id",
-            Self::Session(SessionError::NotAnObject(_)) => "malformed_json",
+            Self::Session(SessionError::NotJson(_) | SessionError::NotAnObject) => "malformed_json",
             Self::Session(SessionError::Invalid(_)) => "invalid_session",
             Self::Overloaded(_) => "overloaded",
             Self::Auth(a) => eye_http::auth::http_error(a).body.code,

@@ -43,10 +43,12 @@ pub struct SessionChange {
     pub received_at: EventTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("request body is not a JSON object: {0}")]
-    NotAnObject(String),
+    NotJson(#[source] serde_json::Error),
+    #[error("request body is not a JSON object: expected an object")]
+    NotAnObject,
     #[error("{} field(s) are invalid", .0.len())]
     Invalid(Vec<FieldError>),
 }
@@ -63,8 +65,8 @@ const END_FIELDS: [&str; 1] = ["ended_at"];
 fn object(body: &[u8]) -> Result<Map<String, Value>, SessionError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(SessionError::NotAnObject("expected an object".into())),
-        Err(e) => Err(SessionError::NotAnObject(e.to_string())),
+        Ok(_) => Err(SessionError::NotAnObject),
+        Err(e) => Err(SessionError::NotJson(e)),
     }
 }
 
@@ -302,8 +304,15 @@ mod tests {
         }
         assert!(matches!(
             parse_start(b"[1]", NOW, TimeBounds::default()),
-            Err(SessionError::NotAnObject(_))
+            Err(SessionError::NotAnObject)
         ));
+        let e = parse_start(b"{", NOW, TimeBounds::default()).expect_err("not JSON");
+        assert!(
+            matches!(e, SessionError::NotJson(_))
+                && e.to_string()
+                    .starts_with("request body is not a JSON object: EOF"),
+            "{e}"
+        );
     }
 
     #[test]

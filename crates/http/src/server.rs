@@ -346,10 +346,22 @@ mod tests {
                 "hit"
             })
             .recover(recover);
+        start_with(routes, &[]).await
+    }
+
+    /// Serves `routes` with the `EYE_HTTP_*` settings `vars` until the returned sender fires.
+    async fn start_with<F, R>(
+        routes: F,
+        vars: &[(&str, &str)],
+    ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>)
+    where
+        F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+        R: Reply + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
-        let http: HttpConfig =
-            eye_runtime::config::from_iter(std::iter::empty()).expect("defaults");
+        let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        let http: HttpConfig = eye_runtime::config::from_iter(vars).expect("settings");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             serve(routes, listener, &http, &Drain::new(), async {
@@ -444,5 +456,39 @@ mod tests {
         assert_eq!(statuses(&seen), ["200"], "{seen}");
         assert_eq!(hits.swap(0, Ordering::SeqCst), 1);
         let _ = stop.send(());
+    }
+
+    /// What a route reads with [`crate::client`]: the socket's peer, and the client behind
+    /// it only when that peer is a trusted proxy.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_route_sees_the_peer_and_believes_forwarded_for_only_from_a_trusted_proxy() {
+        let echo = crate::client().map(|client: Option<Client>| match client {
+            Some(c) => format!("peer={} ip={}", c.peer, c.ip),
+            None => "no client".to_owned(),
+        });
+        let forwarded = "x-forwarded-for: 198.51.100.1, 203.0.113.7\r\n";
+        for (trusted, xff, want_ip) in [
+            ("", "", "127.0.0.1"),
+            ("", forwarded, "127.0.0.1"),
+            ("10.0.0.0/8", forwarded, "127.0.0.1"),
+            ("127.0.0.1", "", "127.0.0.1"),
+            ("127.0.0.1", forwarded, "203.0.113.7"),
+            ("127.0.0.0/8,203.0.113.0/24", forwarded, "198.51.100.1"),
+        ] {
+            let (addr, stop) = start_with(echo, &[("EYE_HTTP_TRUSTED_PROXIES", trusted)]).await;
+            let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let port = tcp.local_addr().expect("local address").port();
+            let request = format!("GET / HTTP/1.1\r\nhost: eye\r\n{xff}connection: close\r\n\r\n");
+            tcp.write_all(request.as_bytes()).await.expect("write");
+            let mut seen = String::new();
+            tcp.read_to_string(&mut seen).await.expect("read");
+            let case = format!("trusted {trusted:?}, {xff:?}");
+            assert_eq!(statuses(&seen), ["200"], "{case}: {seen}");
+            assert!(
+                seen.ends_with(&format!("peer=127.0.0.1:{port} ip={want_ip}")),
+                "{case}: {seen}"
+            );
+            let _ = stop.send(());
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 Reads `eye-admin sql` output (JSON) on stdin. The local server is ClickHouse 18.16; this
 proves the same SQL also works, with the same results, on the release chdb embeds.
-Exits non-zero on the first failure.
+Runs every check and exits non-zero when any failed.
 """
 
 import datetime
@@ -16,7 +16,7 @@ from chdb import session
 SESSION = "sql-check-session"
 
 
-# Aggregation samples (see Store::sample_statements): metric/cpu in Europe/Paris over
+# Aggregation samples (see tools/admin/src/samples.rs): metric/cpu in Europe/Paris over
 # [2026-03-28, 2026-04-01), around the spring daylight-saving shift.
 METRIC = [
     ("2026-03-28T22:30:00+00:00", 1.0),

@@ -3,7 +3,7 @@
 //!
 //! For each of the eleven API endpoints: no credential, eight kinds of wrong credential, an
 //! expired token, a revoked client's key and earlier token, each narrow scope (as an API
-//! key and as a token narrowed with seed 002's scope names), a scope taken away after its
+//! key and as a token narrowed with the short OAuth2 scope names), a scope taken away after its
 //! token was issued, and a request rate exceeded then recovered. Then what is not per
 //! endpoint: the category allow-list (per event, quarantined under the client's id), the
 //! event budget (a throttled batch leaves nothing behind), `POST /oauth/token` and its RFC
@@ -780,7 +780,7 @@ impl World {
         Ok(())
     }
 
-    /// Each narrow scope, as an API key and as a token narrowed by seed 002's scope names:
+    /// Each narrow scope, as an API key and as a token narrowed by the short OAuth2 scope names:
     /// admitted where it is enough, 403 `insufficient_scope` elsewhere.
     async fn scopes(&self) -> anyhow::Result<()> {
         let mut callers: Vec<(String, Vec<Scope>, String)> = Vec::new();
@@ -800,7 +800,7 @@ impl World {
             ("read", Scope::EventsRead),
             ("aggregation", Scope::AggregationsRead),
         ] {
-            // The all-scope client asks for one scope by seed 002's name; our name comes back.
+            // The all-scope client asks for one scope by its short OAuth2 name; our name comes back.
             let svc = if name == "write" {
                 &self.query
             } else {
@@ -1217,7 +1217,7 @@ impl World {
                     .await?;
             }
 
-            // Seed 002's scope names, granted under ours, and only those.
+            // The short OAuth2 scope names, granted under ours, and only those.
             let narrowed = self
                 .oauth(
                     svc,
@@ -1227,18 +1227,18 @@ impl World {
                 .await?;
             let t = format!(
                 "Bearer {}",
-                self.token_answer(&narrowed, "seed 002 scopes")?
+                self.token_answer(&narrowed, "short scope names")?
             );
             ensure!(
                 narrowed.body["scope"] == "events:read aggregations:read",
                 "{n}: {}",
                 narrowed.text
             );
-            self.expect(aggregate, Some(&t), None, "seed 002 scope admitted")
+            self.expect(aggregate, Some(&t), None, "short scope name admitted")
                 .await?;
-            self.expect(categories, Some(&t), None, "seed 002 scope admitted")
+            self.expect(categories, Some(&t), None, "short scope name admitted")
                 .await?;
-            self.expect_403(post_events, &t, "seed 002 scope: write not granted")
+            self.expect_403(post_events, &t, "short scope name: write not granted")
                 .await?;
 
             let ans = self

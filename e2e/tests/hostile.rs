@@ -1,4 +1,4 @@
-//! End-to-end, issue 5 (hardening): hostile text (quotes, backslashes, SQL fragments, NUL
+//! End-to-end hardening: hostile text (quotes, backslashes, SQL fragments, NUL
 //! bytes, LIKE wildcards, placeholders, very long strings, numeric edge cases) in every
 //! query parameter and path id of the query service. Each answer must be a `400` in the
 //! shared error shape naming that parameter, or a `200` that treats the value as a literal:
@@ -409,7 +409,7 @@ enum Expect {
     NoRoute,
     Events(Ids),
     /// `counted`: the answer also carries `event_count` (`/v1/sessions/{id}` does;
-    /// `/v1/sessions/{id}/events`, seed 000's shape, does not).
+    /// `/v1/sessions/{id}/events`, the plain-list shape, does not).
     Session {
         id: String,
         events: Ids,

@@ -120,7 +120,7 @@ async fn every_read_path_reads_a_key_prefix() -> anyhow::Result<()> {
             format!("{run}-s1234"),
         ),
         (
-            "session events (seed 000)",
+            "session events (plain list)",
             format!("/v1/sessions/{run}-s77/events"),
             format!("{run}-s77"),
         ),

@@ -1160,7 +1160,7 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
             None,
         )
         .await?;
-        // Credentials in the body, a scope by seed 002's name: events:read, so no aggregate.
+        // Credentials in the body, a scope by its short OAuth2 name: events:read, so no aggregate.
         let in_body = Req::form(
             svc,
             "/oauth/token",

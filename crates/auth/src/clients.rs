@@ -39,7 +39,8 @@ impl Scope {
         }
     }
 
-    /// A scope by its name, or by its short OAuth2 name (`write`, `read`, `aggregation`).
+    /// A scope by its name, or by the short OAuth2 names older clients ask for (`write`,
+    /// `read`, `aggregation`).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "write" => Some(Self::EventsWrite),

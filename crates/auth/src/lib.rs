@@ -570,7 +570,7 @@ mod tests {
             .authenticate(Some(&bearer(&all.access_token)))
             .expect("valid");
         assert_eq!((p.via, p.client_id.as_str()), (Via::Token, r.id.as_str()));
-        // A narrower grant, by the short scope name.
+        // The short OAuth2 scope names; a narrower grant.
         let narrow = f
             .auth
             .issue_token(&r.id, &r.secret, Some("read"))

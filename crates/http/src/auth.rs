@@ -452,9 +452,10 @@ mod tests {
     }
 
     async fn json(res: Response) -> serde_json::Value {
-        let body = warp::hyper::body::to_bytes(res.into_body())
+        let body = http_body_util::BodyExt::collect(res.into_body())
             .await
-            .expect("body");
+            .expect("body")
+            .to_bytes();
         serde_json::from_slice(&body).expect("a JSON body")
     }
 

@@ -1,5 +1,6 @@
 //! `EYE_HTTP_*`: limits, timeouts and CORS of every HTTP listener.
 
+use crate::client::TrustedProxies;
 use eye_runtime::config::Group;
 use serde::Deserialize;
 
@@ -16,8 +17,8 @@ pub const MIN_HEADER_BYTES: usize = 8192;
 /// `EYE_HTTP_*`: limits and CORS shared by every HTTP listener (ingest, query, consumer).
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpConfig {
-    /// Bytes of a request head (request line and headers) the server buffers before
-    /// answering 431; a head arriving in one piece may pass it by up to one read.
+    /// Bytes of a request head (request line and headers) past which the server answers
+    /// 431, whether the head has ended or not.
     #[serde(default = "d_max_header_bytes")]
     pub max_header_bytes: usize,
     /// How long a client may take to send a request head before its connection is closed,
@@ -40,6 +41,10 @@ pub struct HttpConfig {
     /// `draining`, so that load balancers stop sending to it before it stops accepting.
     #[serde(default)]
     pub drain_delay_ms: u64,
+    /// Proxies whose `X-Forwarded-For` is believed when telling who a client is
+    /// ([`crate::client`]); empty, it never is.
+    #[serde(default)]
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Group for HttpConfig {
@@ -152,6 +157,28 @@ mod tests {
             );
             assert!(e.contains(hint), "{origins}: {e}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_read_and_checked() {
+        let h: HttpConfig = from_iter(vars(&[])).expect("defaults");
+        assert!(h.trusted_proxies.is_empty());
+        let h: HttpConfig = from_iter(vars(&[(
+            "EYE_HTTP_TRUSTED_PROXIES",
+            "10.0.0.0/8,127.0.0.1",
+        )]))
+        .expect("a block and an address");
+        assert_eq!(
+            h.trusted_proxies,
+            "10.0.0.0/8,127.0.0.1".parse().expect("list")
+        );
+        let e = from_iter::<HttpConfig>(vars(&[("EYE_HTTP_TRUSTED_PROXIES", "10.0.0.0/8,lb")]))
+            .expect_err("not an address")
+            .to_string();
+        assert!(
+            e.contains("EYE_HTTP_TRUSTED_PROXIES") && e.contains("\"lb\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -11,21 +11,25 @@
 //!
 //! Every such refusal closes the connection (`Connection: close`, after which hyper stops
 //! reading): a head that breaks these rules cannot be trusted to say where the next request
-//! starts. hyper keeps a `Content-Length` only when it comes before `Transfer-Encoding`,
-//! and silently drops one that follows it, so a request carrying `Transfer-Encoding` may
-//! have had both even when only one is left to see. Such a request is served by its
-//! chunked body alone, which §6.1 allows, and its connection is closed after the answer,
-//! which §6.1 requires whenever both were sent. Clients sending chunked bodies therefore
-//! reconnect for each one; everything else keeps its connection.
+//! starts. hyper removes a `Content-Length` sent beside `Transfer-Encoding` from the head it
+//! hands over (and closes the connection after the answer), so the framing rule reads the
+//! head's bytes as they came ([`crate::conn::Heads`]). A request carrying
+//! `Transfer-Encoding` is therefore served by its chunked body alone only when no
+//! `Content-Length` was seen, which §6.1 allows, and its connection is closed after the
+//! answer, which §6.1 requires whenever both were sent and which covers a head whose bytes
+//! were not kept (one hyper had read ahead, pipelined). Clients sending chunked bodies
+//! therefore reconnect for each one; everything else keeps its connection.
 
 use crate::error::HttpError;
-use hyper::service::Service;
-use hyper::Body;
 use std::convert::Infallible;
+use std::future::Future;
 use warp::http::header::{self, HeaderMap, HeaderValue};
 use warp::http::uri::Authority;
 use warp::http::{Request, StatusCode, Version};
 use warp::reply::Response;
+
+/// hyper's limit on the number of header lines, so that a head it accepted fits.
+const MAX_HEADERS: usize = 100;
 
 /// What to do with a request, from its head.
 #[derive(Debug)]
@@ -38,10 +42,11 @@ pub(crate) enum Verdict {
     Refuse(HttpError),
 }
 
-/// Checks a request head against the rules in the module docs.
-pub(crate) fn check(version: Version, headers: &HeaderMap) -> Verdict {
+/// Checks a request head against the rules in the module docs; `raw` is the head as it
+/// was read, when it was kept (empty otherwise).
+pub(crate) fn check(version: Version, headers: &HeaderMap, raw: &[u8]) -> Verdict {
     let chunked = headers.contains_key(header::TRANSFER_ENCODING);
-    if chunked && headers.contains_key(header::CONTENT_LENGTH) {
+    if chunked && (headers.contains_key(header::CONTENT_LENGTH) || sent_content_length(raw)) {
         return Verdict::Refuse(HttpError::new(
             StatusCode::BAD_REQUEST,
             "invalid_framing",
@@ -85,6 +90,18 @@ fn host(version: Version, headers: &HeaderMap) -> Result<(), HttpError> {
     }
 }
 
+/// Whether the head at the start of `raw` has a `Content-Length` line. Bytes that do not
+/// start with a complete head (none kept, or kept from its middle) tell nothing.
+fn sent_content_length(raw: &[u8]) -> bool {
+    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Request::new(&mut lines);
+    matches!(head.parse(raw), Ok(httparse::Status::Complete(_)))
+        && head
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str()))
+}
+
 /// `uri-host [":" port]` (RFC 9112 §3.2, RFC 3986 §3.2.2), or empty.
 fn is_host_value(value: &HeaderValue) -> bool {
     let bytes = value.as_bytes();
@@ -111,20 +128,27 @@ fn closing(mut res: Response) -> Response {
     res
 }
 
-/// Serves `req` with `service` when its head passes [`check`]; answers the refusal
-/// otherwise.
-pub(crate) async fn serve<S>(mut service: S, req: Request<Body>) -> Result<Response, Infallible>
+/// Serves `req` with `service` when its head (`raw` as read) passes [`check`]; answers the
+/// refusal otherwise.
+pub(crate) async fn serve<B, S, F>(req: Request<B>, raw: &[u8], service: S) -> Response
 where
-    S: Service<Request<Body>, Response = Response, Error = Infallible>,
+    S: FnOnce(Request<B>) -> F,
+    F: Future<Output = Result<Response, Infallible>>,
 {
-    let close = match check(req.version(), req.headers()) {
+    let close = match check(req.version(), req.headers(), raw) {
         Verdict::Serve => false,
         Verdict::ServeThenClose => true,
-        Verdict::Refuse(e) => return Ok(closing(e.into_response())),
+        Verdict::Refuse(e) => return closing(e.into_response()),
     };
-    futures::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-    let res = service.call(req).await?;
-    Ok(if close { closing(res) } else { res })
+    let res = match service(req).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    };
+    if close {
+        closing(res)
+    } else {
+        res
+    }
 }
 
 #[cfg(test)]
@@ -142,7 +166,7 @@ mod tests {
 
     /// The error code of a refusal, `"serve"` or `"serve_then_close"` otherwise.
     fn outcome(version: Version, lines: &[(&str, &[u8])]) -> String {
-        match check(version, &head(lines)) {
+        match check(version, &head(lines), b"") {
             Verdict::Serve => "serve".into(),
             Verdict::ServeThenClose => "serve_then_close".into(),
             Verdict::Refuse(e) => {
@@ -169,7 +193,7 @@ mod tests {
             outcome(v10, &[("host", b"a"), ("host", b"b")]),
             "invalid_host"
         );
-        let Verdict::Refuse(e) = check(v11, &head(&[("host", b"a"), ("host", b"b")])) else {
+        let Verdict::Refuse(e) = check(v11, &head(&[("host", b"a"), ("host", b"b")]), b"") else {
             panic!("two Host lines were not refused");
         };
         assert!(e.body.message.contains("has 2"), "{}", e.body.message);
@@ -241,9 +265,54 @@ mod tests {
         );
     }
 
+    /// hyper hands over only `Transfer-Encoding` when both came; the bytes tell.
+    #[test]
+    fn a_content_length_hyper_dropped_is_seen_in_the_bytes_read() {
+        let te_only = head(&[("host", b"eye"), ("transfer-encoding", b"chunked")]);
+        let cases: [(&str, &[u8], &str); 6] = [
+            (
+                "length first",
+                b"POST / HTTP/1.1\r\nhost: eye\r\ncontent-length: 5\r\n\
+                  transfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+                "invalid_framing",
+            ),
+            (
+                "length last, any case",
+                b"POST / HTTP/1.1\r\nhost: eye\r\ntransfer-encoding: chunked\r\n\
+                  Content-Length: 5\r\n\r\n",
+                "invalid_framing",
+            ),
+            (
+                "chunked alone",
+                b"POST / HTTP/1.1\r\nhost: eye\r\ntransfer-encoding: chunked\r\n\r\n\
+                  0\r\n\r\nPOST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+                "serve_then_close",
+            ),
+            ("nothing kept", b"", "serve_then_close"),
+            (
+                "kept from the middle of the head",
+                b"content-length: 5\r\n\r\n",
+                "serve_then_close",
+            ),
+            (
+                "an unfinished head",
+                b"POST / HTTP/1.1\r\ncontent-length: 5\r\n",
+                "serve_then_close",
+            ),
+        ];
+        for (case, raw, want) in cases {
+            let got = match check(Version::HTTP_11, &te_only, raw) {
+                Verdict::Serve => "serve",
+                Verdict::ServeThenClose => "serve_then_close",
+                Verdict::Refuse(e) => e.body.code,
+            };
+            assert_eq!(got, want, "{case}");
+        }
+    }
+
     #[test]
     fn a_refusal_is_the_error_shape_and_closes() {
-        let Verdict::Refuse(e) = check(Version::HTTP_11, &HeaderMap::new()) else {
+        let Verdict::Refuse(e) = check(Version::HTTP_11, &HeaderMap::new(), b"") else {
             panic!("a request without Host was not refused");
         };
         let res = closing(e.into_response());

@@ -1,6 +1,7 @@
 //! The HTTP kit every service is served with. The libraries below it never import warp;
 //! this crate is where the services' common HTTP behaviour lives:
-//! - [`config`]: the `EYE_HTTP_*` limits, timeouts and CORS origins;
+//! - [`config`]: the `EYE_HTTP_*` limits, timeouts, CORS origins and trusted proxies;
+//! - [`client`]: who sent a request (the peer, or the client behind trusted proxies);
 //! - [`auth`]: the credential filter, its 401/403/429 mapping and `POST /oauth/token`;
 //! - [`error`]: the one JSON error shape, and the `recover` that maps every rejection to it;
 //! - [`ops`]: `/healthz`, `/readyz` and `/metrics`;
@@ -12,8 +13,10 @@
 //!   on their own listener when configured.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 mod conformance;
+mod conn;
 pub mod drain;
 pub mod error;
 pub mod metrics;
@@ -21,5 +24,6 @@ pub mod openapi;
 pub mod ops;
 mod server;
 
+pub use client::{client, client_ip, Client};
 pub use drain::Drain;
-pub use server::{serve, Listeners};
+pub use server::{serve, Listeners, DRAIN_TIMEOUT};

@@ -1,26 +1,28 @@
 //! Serving a service's routes until shutdown.
 //!
-//! warp 0.3's own `serve` exposes none of hyper's limits, so the hyper 0.14 server underneath
-//! is built here with the `EYE_HTTP_*` settings:
-//! - hyper buffers at most `max_header_bytes` of a request head (request line and headers)
-//!   and answers `431` and closes once it holds that much without the head's end. It checks
-//!   between reads, so a head arriving in one piece can pass the limit by up to one read
-//!   (with 16 KiB, heads up to 24 KiB sent at once got through): the limit bounds memory
-//!   rather than drawing an exact line. The number of headers is hyper's fixed 100; more
-//!   also get `431`. Neither answer has a body: hyper sends it before any route runs.
+//! Each connection is served by hyper 1's HTTP/1 server (`hyper::server::conn::http1`),
+//! with warp's filter as its service, under the `EYE_HTTP_*` settings:
+//! - a request head (request line and headers) longer than `max_header_bytes` gets `431`
+//!   and the connection is closed: hyper checks a complete head against the limit
+//!   (`max_header_size`) and stops buffering an unfinished one there (`max_buf_size`). The
+//!   number of headers is hyper's fixed 100; more also get `431`. Neither answer has a
+//!   body: hyper sends it before any route runs.
 //! - the head must arrive within `header_read_timeout_ms`, counted from the connection's
-//!   start for its first request and from the first byte of each later one, or hyper closes
-//!   the connection without an answer. hyper 0.14 has no idle timeout: a keep-alive
-//!   connection waiting between requests is not closed by this.
-//! - HTTP/1 only: an HTTP/2 (prior knowledge) connection would have neither bound, and no
-//!   client of these APIs speaks it over plain TCP.
+//!   start for its first request and from the first byte of each later one, or the
+//!   connection is closed without an answer; a connection that sends nothing for
+//!   `idle_timeout_ms` while it is read (idle between requests, or stalled inside one) is
+//!   closed too. hyper counts its head timeout from the end of the previous answer and
+//!   has no idle timeout, so [`crate::conn`] gives it a timer and a socket that do this.
+//! - HTTP/1 only: no client of these APIs speaks HTTP/2 over plain TCP, and these limits
+//!   are HTTP/1's.
 //! - the request-head rules of RFC 9112 that hyper does not enforce ([`crate::conformance`]):
 //!   a request with both `Content-Length` and `Transfer-Encoding` (request smuggling), or
 //!   an HTTP/1.1 request without exactly one valid `Host`, is answered 400 in the JSON error
 //!   shape (`invalid_framing`, `invalid_host`) before any route, health checks included,
-//!   and its connection is closed; so is the connection of any request with a chunked body,
-//!   since hyper drops a `Content-Length` that follows `Transfer-Encoding` unseen. These
-//!   answers are not counted in `eye_http_requests_total`: no route ran.
+//!   and its connection is closed; so is the connection of any request with a chunked body.
+//!   These answers are not counted in `eye_http_requests_total`: no route ran.
+//! - every request carries its [`Client`] (the peer, and the client's address behind
+//!   `trusted_proxies`), for handlers and for the log line of each `401` and `503`.
 //!
 //! CORS (`cors_allowed_origins`) wraps the API routes only; preflight requests are answered
 //! by the CORS layer itself, before any route, so they need no credentials.
@@ -31,21 +33,28 @@
 //! Shutdown drains in two steps (see [`crate::drain`]): `/readyz` turns 503 `draining` when
 //! the signal arrives, and the listeners close `EYE_HTTP_DRAIN_DELAY_MS` later.
 
+use crate::client::{Client, TrustedProxies};
 use crate::config::HttpConfig;
 use crate::conformance;
+use crate::conn::{HeadTimer, Heads, Tap};
 use crate::drain::Drain;
 use crate::error::recover;
 use crate::ops;
 use futures::FutureExt;
-use futures::StreamExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::Service as _;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio_io_timeout::TimeoutStream;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio::net::{TcpListener, TcpStream};
 use warp::filters::BoxedFilter;
+use warp::http::{Method, Request, StatusCode, Uri};
 use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -95,8 +104,7 @@ impl Listeners {
 /// Serves `routes` until `shutdown` resolves; then begins `drain` (the `/readyz` among
 /// `routes` must have been given the same one), keeps serving until `drain_delay_ms` has
 /// passed since draining began, stops accepting and lets requests in flight finish, for at
-/// most [`DRAIN_TIMEOUT`]. That bound matters because hyper's graceful shutdown also waits
-/// for idle keep-alive connections, which a client may hold open.
+/// most [`DRAIN_TIMEOUT`]: a request may take longer than a deployment can wait.
 pub async fn serve<F, R>(
     routes: F,
     listeners: impl Into<Listeners>,
@@ -144,54 +152,124 @@ pub async fn serve<F, R>(
     }
 }
 
-/// One hyper server on `listener`.
+/// Serves `listener` until `signal`, then closes it and waits for its connections to
+/// finish what they are answering.
 async fn run(
     routes: BoxedFilter<(Response,)>,
     listener: TcpListener,
     http: &HttpConfig,
     signal: impl Future<Output = ()>,
 ) {
-    // Each connection reads under a timeout: hyper 0.14 has no idle timeout of its own, so
-    // without it a client could hold a keep-alive connection open for ever. Accept errors
-    // (out of file descriptors, say) are logged and skipped, as hyper's own acceptor does,
-    // instead of ending the server.
-    let idle = Duration::from_millis(http.idle_timeout_ms.max(1));
-    let connections = TcpListenerStream::new(listener).filter_map(move |accepted| async move {
-        match accepted {
-            Ok(tcp) => {
-                let _ = tcp.set_nodelay(true);
-                let mut conn = TimeoutStream::new(tcp);
-                conn.set_read_timeout(Some(idle));
-                Some(Ok::<_, std::io::Error>(Box::pin(conn)))
+    let server = Server::new(routes, http);
+    let graceful = GracefulShutdown::new();
+    let mut signal = std::pin::pin!(signal);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = &mut signal => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors, say: the server goes on once some are freed.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let connection = graceful.watch(server.connection(tcp, peer));
+        tokio::spawn(async move {
+            // Clients that leave, time out or send what hyper refuses end here.
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended");
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                None
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// What every connection of one listener shares.
+struct Server {
+    /// The routes, every rejection answered.
+    routes: BoxedFilter<(Response,)>,
+    http1: http1::Builder,
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    max_header_bytes: usize,
+    trusted: Arc<TrustedProxies>,
+}
+
+impl Server {
+    fn new(routes: BoxedFilter<(Response,)>, http: &HttpConfig) -> Self {
+        let header_read_timeout = Duration::from_millis(http.header_read_timeout_ms);
+        let mut http1 = http1::Builder::new();
+        http1
+            .max_header_size(http.max_header_bytes)
+            .max_buf_size(http.max_header_bytes)
+            .header_read_timeout(header_read_timeout)
+            .keep_alive(true);
+        Self {
+            routes: routes.recover(recover).unify().boxed(),
+            http1,
+            header_read_timeout,
+            idle_timeout: Duration::from_millis(http.idle_timeout_ms.max(1)),
+            max_header_bytes: http.max_header_bytes,
+            trusted: Arc::new(http.trusted_proxies.clone()),
+        }
+    }
+
+    /// hyper serving one accepted connection.
+    fn connection(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+    ) -> http1::Connection<
+        TokioIo<Tap>,
+        impl hyper::service::Service<
+                Request<Incoming>,
+                Response = Response,
+                Error = Infallible,
+                Future = impl Future<Output = Result<Response, Infallible>> + Send,
+            > + Send,
+    > {
+        let _ = tcp.set_nodelay(true);
+        let heads = Heads::new(self.max_header_bytes);
+        let io = TokioIo::new(Tap::new(tcp, self.idle_timeout, heads.clone()));
+        let service = TowerToHyperService::new(warp::service(self.routes.clone()));
+        let timer = HeadTimer::new(heads.clone(), self.header_read_timeout);
+        let trusted = self.trusted.clone();
+        let serve = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            let raw = heads.take();
+            let client = Client::of(peer, req.headers(), &trusted);
+            req.extensions_mut().insert(client);
+            let (method, uri) = (req.method().clone(), req.uri().clone());
+            let service = service.clone();
+            async move {
+                let res = conformance::serve(req, &raw, |req| service.call(req)).await;
+                log_refusal(&client, &method, &uri, res.status());
+                Ok::<_, Infallible>(res)
             }
+        });
+        self.http1.clone().timer(timer).serve_connection(io, serve)
+    }
+}
+
+/// Says who was refused credentials or turned away as unavailable, so that an operator can
+/// tell one misbehaving client from many. Operational routes are left out: a probe during
+/// draining is no refusal.
+fn log_refusal(client: &Client, method: &Method, uri: &Uri, status: StatusCode) {
+    let path = uri.path();
+    if ops::is_ops_path(path) {
+        return;
+    }
+    match status {
+        StatusCode::UNAUTHORIZED => {
+            tracing::info!(client_ip = %client.ip, peer = %client.peer, %method, path, "credentials refused (401)");
         }
-    });
-    let incoming = hyper::server::accept::from_stream(connections);
-    // warp's service has no access to the peer address this way (`warp::addr::remote`
-    // yields `None`); nothing here uses it.
-    let service = warp::service(routes.recover(recover));
-    let make_service = hyper::service::make_service_fn(move |_| {
-        let service = service.clone();
-        async move {
-            Ok::<_, Infallible>(hyper::service::service_fn(move |req| {
-                conformance::serve(service.clone(), req)
-            }))
+        StatusCode::SERVICE_UNAVAILABLE => {
+            tracing::info!(client_ip = %client.ip, peer = %client.peer, %method, path, "service unavailable (503)");
         }
-    });
-    let served = hyper::Server::builder(incoming)
-        .http1_only(true)
-        .http1_max_buf_size(http.max_header_bytes)
-        .http1_header_read_timeout(Duration::from_millis(http.header_read_timeout_ms))
-        .serve(make_service)
-        .with_graceful_shutdown(signal)
-        .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "server stopped with an error");
+        _ => {}
     }
 }
 
@@ -268,10 +346,22 @@ mod tests {
                 "hit"
             })
             .recover(recover);
+        start_with(routes, &[]).await
+    }
+
+    /// Serves `routes` with the `EYE_HTTP_*` settings `vars` until the returned sender fires.
+    async fn start_with<F, R>(
+        routes: F,
+        vars: &[(&str, &str)],
+    ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>)
+    where
+        F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+        R: Reply + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
-        let http: HttpConfig =
-            eye_runtime::config::from_iter(std::iter::empty()).expect("defaults");
+        let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        let http: HttpConfig = eye_runtime::config::from_iter(vars).expect("settings");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             serve(routes, listener, &http, &Drain::new(), async {
@@ -320,29 +410,33 @@ mod tests {
         assert_eq!(statuses(&seen), ["200", "200"], "{seen}");
         assert_eq!(hits.swap(0, Ordering::SeqCst), 2);
 
-        // Content-Length first: hyper keeps both; the request is refused unread, and the one
-        // hidden in its body never runs.
+        // Both framings, in either order: the request is refused unread, and the one hidden
+        // in its body never runs.
         let body = format!("0\r\n\r\n{HIT}");
-        let smuggled = format!(
-            "POST /hit HTTP/1.1\r\nhost: eye\r\ncontent-length: {}\r\n\
-             transfer-encoding: chunked\r\n\r\n{body}",
-            body.len()
-        );
-        let (seen, closed) = exchange(addr, &smuggled).await;
-        assert_eq!(statuses(&seen), ["400"], "{seen}");
-        assert!(seen.contains("\"code\":\"invalid_framing\""), "{seen}");
-        assert!(seen.contains("connection: close\r\n"), "{seen}");
-        assert!(closed, "the connection stayed open: {seen}");
-        assert_eq!(hits.swap(0, Ordering::SeqCst), 0);
+        for framing in [
+            format!(
+                "content-length: {}\r\ntransfer-encoding: chunked\r\n",
+                body.len()
+            ),
+            format!(
+                "transfer-encoding: chunked\r\ncontent-length: {}\r\n",
+                body.len()
+            ),
+        ] {
+            let smuggled = format!("POST /hit HTTP/1.1\r\nhost: eye\r\n{framing}\r\n{body}");
+            let (seen, closed) = exchange(addr, &smuggled).await;
+            assert_eq!(statuses(&seen), ["400"], "{framing}: {seen}");
+            assert!(seen.contains("\"code\":\"invalid_framing\""), "{seen}");
+            assert!(seen.contains("connection: close\r\n"), "{seen}");
+            assert!(closed, "the connection stayed open: {seen}");
+            assert_eq!(hits.swap(0, Ordering::SeqCst), 0, "{framing}");
+        }
 
-        // Transfer-Encoding first: hyper drops the Content-Length unseen and reads the
-        // chunked body; the request runs on that, and the connection closes after it.
-        let smuggled = format!(
-            "POST /hit HTTP/1.1\r\nhost: eye\r\ntransfer-encoding: chunked\r\n\
-             content-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let (seen, closed) = exchange(addr, &smuggled).await;
+        // A chunked body alone: the request runs on it, and the connection closes after it,
+        // so what follows never runs.
+        let chunked =
+            format!("POST /hit HTTP/1.1\r\nhost: eye\r\ntransfer-encoding: chunked\r\n\r\n{body}");
+        let (seen, closed) = exchange(addr, &chunked).await;
         assert_eq!(statuses(&seen), ["200"], "{seen}");
         assert!(closed, "the connection stayed open: {seen}");
         assert_eq!(hits.swap(0, Ordering::SeqCst), 1);
@@ -362,5 +456,39 @@ mod tests {
         assert_eq!(statuses(&seen), ["200"], "{seen}");
         assert_eq!(hits.swap(0, Ordering::SeqCst), 1);
         let _ = stop.send(());
+    }
+
+    /// What a route reads with [`crate::client`]: the socket's peer, and the client behind
+    /// it only when that peer is a trusted proxy.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_route_sees_the_peer_and_believes_forwarded_for_only_from_a_trusted_proxy() {
+        let echo = crate::client().map(|client: Option<Client>| match client {
+            Some(c) => format!("peer={} ip={}", c.peer, c.ip),
+            None => "no client".to_owned(),
+        });
+        let forwarded = "x-forwarded-for: 198.51.100.1, 203.0.113.7\r\n";
+        for (trusted, xff, want_ip) in [
+            ("", "", "127.0.0.1"),
+            ("", forwarded, "127.0.0.1"),
+            ("10.0.0.0/8", forwarded, "127.0.0.1"),
+            ("127.0.0.1", "", "127.0.0.1"),
+            ("127.0.0.1", forwarded, "203.0.113.7"),
+            ("127.0.0.0/8,203.0.113.0/24", forwarded, "198.51.100.1"),
+        ] {
+            let (addr, stop) = start_with(echo, &[("EYE_HTTP_TRUSTED_PROXIES", trusted)]).await;
+            let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let port = tcp.local_addr().expect("local address").port();
+            let request = format!("GET / HTTP/1.1\r\nhost: eye\r\n{xff}connection: close\r\n\r\n");
+            tcp.write_all(request.as_bytes()).await.expect("write");
+            let mut seen = String::new();
+            tcp.read_to_string(&mut seen).await.expect("read");
+            let case = format!("trusted {trusted:?}, {xff:?}");
+            assert_eq!(statuses(&seen), ["200"], "{case}: {seen}");
+            assert!(
+                seen.ends_with(&format!("peer=127.0.0.1:{port} ip={want_ip}")),
+                "{case}: {seen}"
+            );
+            let _ = stop.send(());
+        }
     }
 }

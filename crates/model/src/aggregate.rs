@@ -1,4 +1,4 @@
-//! Bucketed aggregation of event values (seed 002's aggregation endpoint, grown up).
+//! Bucketed aggregation of event values.
 //!
 //! ClickHouse computes the buckets that hold events ([`crate::store::sql::aggregate`]).
 //! This module knows the calendar: where each bucket of a range starts in a time zone, so

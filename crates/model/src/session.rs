@@ -90,7 +90,7 @@ pub fn check_id(name: &str, s: &str) -> Result<(), (&'static str, String)> {
     }
 }
 
-/// An id given as a string (or, for `org_id`, also an integer as in seed 000).
+/// An id given as a string (or, for `org_id`, also an integer, as session trackers often send it).
 fn id_field(
     obj: &mut Map<String, Value>,
     name: &str,

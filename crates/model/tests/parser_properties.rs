@@ -60,7 +60,7 @@ const FIELDS: [&str; 8] = [
     "value",
 ];
 
-/// The seed event types of /schemas, whose `data` rules the oracle models. The machine
+/// The event types shipped in /schemas, whose `data` rules the oracle models. The machine
 /// measurement types are shipped too; the generators never name them, so the oracle needs
 /// no model of them.
 const SHIPPED_TYPES: [(&str, &str); 3] = [
@@ -1642,7 +1642,7 @@ fn oracle_constants_are_the_documented_instants() {
         "the oracle models every shipped type but machine/*: {unmodelled:?}"
     );
 
-    // The seed event is accepted under both policies.
+    // The shipped event is accepted under both policies.
     for policy in POLICIES {
         let items = parse(
             seed_event().to_string().as_bytes(),

@@ -1,4 +1,4 @@
--- Session lifecycle (seed 000): one row per start or end record, merged at read time, so
+-- Session lifecycle: one row per start or end record, merged at read time, so
 -- records may arrive in any order and before or after the session's events.
 CREATE TABLE IF NOT EXISTS sessions
 (

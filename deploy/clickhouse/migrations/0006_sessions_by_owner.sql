@@ -1,4 +1,4 @@
--- Sessions by who ran them (seed 000's history across sessions): one row per start record
+-- Sessions by who ran them (a user's or machine's history across sessions): one row per start record
 -- and owner (user, machine, org), ordered so that "the sessions of machine m" reads a key
 -- prefix. Reads then fetch those sessions' events through the session ordering of
 -- `events`. End records carry no owner, so only starts are indexed. Like migration 0005,

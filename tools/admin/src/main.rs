@@ -2,13 +2,14 @@
 //! `EYE_*` variables as the services (docs/configuration.md).
 
 mod clients;
+mod samples;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use eye_kafka::config::KafkaConfig;
 use eye_runtime::config;
 use eye_store::config::ClickHouseConfig;
-use eye_store::{migrations, Store};
+use eye_store::{migrations, sql, Store};
 
 #[derive(Parser)]
 #[command(name = "eye-admin", version, about)]
@@ -82,15 +83,19 @@ async fn migrate() -> anyhow::Result<()> {
 }
 
 fn print_sql() -> anyhow::Result<()> {
-    let store = Store::new(&config::from_env::<ClickHouseConfig>()?)?;
     let migrations: Vec<_> = migrations::MIGRATIONS
         .iter()
-        .map(|m| serde_json::json!({"version": m.version, "name": m.name, "statements": migrations::statements(m.sql)}))
+        .map(|m| {
+            let statements: Vec<String> = migrations::statements(m.sql)
+                .iter()
+                .map(|s| sql::migration(s).render())
+                .collect();
+            serde_json::json!({"version": m.version, "name": m.name, "statements": statements})
+        })
         .collect();
-    let queries: Vec<_> = store
-        .sample_statements()
+    let queries: Vec<_> = samples::statements()
         .into_iter()
-        .map(|(name, sql)| serde_json::json!({"name": name, "sql": sql}))
+        .map(|(name, s)| serde_json::json!({"name": name, "sql": s.render()}))
         .collect();
     println!(
         "{}",

@@ -68,8 +68,9 @@ async fn server(script: Vec<Step>) -> (String, Arc<Mutex<Seen>>) {
                 }
             }
         });
-    let (addr, run) = warp::serve(route).bind_ephemeral(([127, 0, 0, 1], 0));
-    tokio::spawn(run);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(route).incoming(listener).run());
     (format!("http://{addr}"), seen)
 }
 

@@ -1,0 +1,279 @@
+//! The `Store`: a handle on The Eye's ClickHouse database that runs the statements of
+//! [`crate::sql`] and reads their rows.
+
+use crate::config::ClickHouseConfig;
+use crate::filters::{AggregateFilter, EventFilter, OwnerSessionsFilter, RejectedFilter};
+use crate::rows::{
+    BucketRow, CategoryRow, EventCounts, EventKey, EventRow, OwnerSessionRow, RejectedRow,
+    SessionMeta, SessionRow, SessionStats, StoredCopy,
+};
+use crate::statement::Statement;
+use crate::{migrations, sql};
+use eye_model::event::SessionId;
+use std::time::Duration;
+
+/// Statements whose text carries a whole batch's keys: above ClickHouse's default 256 KiB.
+const LOOKUP_MAX_QUERY_BYTES: &str = "67108864";
+
+/// The most rows any read may return: above every endpoint's largest page (10,000
+/// categories, 10,001 buckets, `EYE_QUERY_SESSION_EVENTS_MAX`'s default of 10,000).
+pub const MAX_RESULT_ROWS: u64 = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("clickhouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    #[error(transparent)]
+    Config(#[from] sql::InvalidIdentifier),
+}
+
+/// A handle on The Eye's ClickHouse database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    client: clickhouse::Client,
+    server: clickhouse::Client,
+    database: String,
+    max_execution_time: Duration,
+    /// Event listings without read-time deduplication (see [`Store::with_raw_reads`]).
+    raw_reads: bool,
+}
+
+impl Store {
+    pub fn new(cfg: &ClickHouseConfig) -> Result<Self, StoreError> {
+        let database = sql::identifier(&cfg.database)?.to_owned();
+        // Validation off: ClickHouse 18.16 cannot answer RowBinaryWithNamesAndTypes.
+        // Compression off: 18.16 returned empty SELECT bodies with the crate's LZ4.
+        let server = clickhouse::Client::default()
+            .with_url(&cfg.url)
+            .with_user(&cfg.user)
+            .with_password(secrecy::ExposeSecret::expose_secret(&cfg.password))
+            .with_validation(false)
+            .with_compression(clickhouse::Compression::None);
+        let client = server.clone().with_database(&database);
+        Ok(Self {
+            client,
+            server,
+            database,
+            max_execution_time: Duration::from_millis(cfg.max_execution_time_ms),
+            raw_reads: false,
+        })
+    }
+
+    /// With `true`, event listings return every stored copy of an event, replays included,
+    /// instead of one per `event_id`. It switches off the read-time half of deduplication
+    /// so the fault-injection suite can show its duplicate check really fails without it.
+    pub fn with_raw_reads(mut self, raw: bool) -> Self {
+        self.raw_reads = raw;
+        self
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sql::ping().query(&self.server).fetch_one::<u8>().await?;
+        Ok(())
+    }
+
+    /// Creates the database and applies every migration not yet recorded. Returns the
+    /// versions it applied.
+    pub async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
+        sql::create_database(&self.database)?
+            .query(&self.server)
+            .execute()
+            .await?;
+        sql::create_migrations_table()
+            .query(&self.client)
+            .execute()
+            .await?;
+        let applied: Vec<u32> = sql::applied_migrations()
+            .query(&self.client)
+            .fetch_all()
+            .await?;
+        let mut done = Vec::new();
+        for m in migrations::MIGRATIONS {
+            if applied.contains(&m.version) {
+                continue;
+            }
+            for stmt in migrations::statements(m.sql) {
+                match sql::migration(&stmt).query(&self.client).execute().await {
+                    Ok(()) => {}
+                    Err(e) if migrations::already_applied(&e.to_string()) => {
+                        tracing::info!(version = m.version, error = %e, "statement already applied");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            sql::record_migration(m.version, m.name)
+                .query(&self.client)
+                .execute()
+                .await?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+            done.push(m.version);
+        }
+        Ok(done)
+    }
+
+    /// Whether the server can deduplicate a retried insert into a plain MergeTree table
+    /// (`insert_deduplication_token`, ClickHouse 22.2 and later; 18.16 cannot).
+    pub async fn supports_insert_tokens(&self) -> Result<bool, StoreError> {
+        let n: u64 = sql::insert_token_supported()
+            .query(&self.server)
+            .fetch_one()
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Turns on block deduplication for the tables the consumer writes, where the server
+    /// supports it. Idempotent, so it runs at every start.
+    pub async fn enable_insert_deduplication(&self) -> Result<bool, StoreError> {
+        if !self.supports_insert_tokens().await? {
+            return Ok(false);
+        }
+        for table in [sql::EVENTS_TABLE, sql::REJECTED_TABLE, sql::SESSIONS_TABLE] {
+            sql::insert_dedup_window(table)
+                .query(&self.client)
+                .execute()
+                .await?;
+        }
+        Ok(true)
+    }
+
+    /// This store with every insert carrying `token` as its deduplication token: an insert
+    /// repeated with the same token is skipped by the server (see
+    /// [`Store::enable_insert_deduplication`]). Only for servers that support it.
+    pub fn with_insert_token(&self, token: &str) -> Self {
+        let mut s = self.clone();
+        s.client = s.client.with_option("insert_deduplication_token", token);
+        s
+    }
+
+    /// Inserts rows as one INSERT; returns only once ClickHouse has confirmed it.
+    pub async fn insert_events(&self, rows: &[EventRow]) -> Result<(), StoreError> {
+        self.insert(sql::EVENTS_TABLE, rows).await
+    }
+
+    pub async fn insert_rejected(&self, rows: &[RejectedRow]) -> Result<(), StoreError> {
+        self.insert(sql::REJECTED_TABLE, rows).await
+    }
+
+    pub async fn insert_sessions(&self, rows: &[SessionRow]) -> Result<(), StoreError> {
+        self.insert(sql::SESSIONS_TABLE, rows).await
+    }
+
+    async fn insert<T>(&self, table: &str, rows: &[T]) -> Result<(), StoreError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.client.insert::<T>(table).await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await?;
+        Ok(())
+    }
+
+    /// The stored copies of the events identified by `keys`: what the consumer checks a
+    /// batch against, so that only the first accepted copy of an event is ever stored.
+    pub async fn stored_copies(
+        &self,
+        keys: &[EventKey<'_>],
+    ) -> Result<Vec<StoredCopy>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: std::collections::HashSet<EventKey<'_>> = keys.iter().copied().collect();
+        let client = self
+            .client
+            .clone()
+            .with_option("max_query_size", LOOKUP_MAX_QUERY_BYTES);
+        let copies: Vec<StoredCopy> = sql::stored_copies(keys).query(&client).fetch_all().await?;
+        Ok(copies
+            .into_iter()
+            .filter(|c| wanted.contains(&(c.session_id.as_str(), c.event_id, c.client_ts_us)))
+            .collect())
+    }
+
+    /// Events matching the filter, one per event_id, in time order.
+    pub async fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
+        Ok(self
+            .read(sql::events(f, self.raw_reads))
+            .fetch_all()
+            .await?)
+    }
+
+    /// Every event type stored, with counts of distinct events; at most `limit` types.
+    pub async fn categories(&self, limit: u32) -> Result<Vec<CategoryRow>, StoreError> {
+        Ok(self.read(sql::categories(limit)).fetch_all().await?)
+    }
+
+    /// Quarantined records in arrival order, one per rejection_id.
+    pub async fn rejected(&self, f: &RejectedFilter) -> Result<Vec<RejectedRow>, StoreError> {
+        Ok(self.read(sql::rejected(f)).fetch_all().await?)
+    }
+
+    /// A session's metadata, or `None` when no start or end record has arrived.
+    pub async fn session_meta(
+        &self,
+        session: &SessionId,
+    ) -> Result<Option<SessionMeta>, StoreError> {
+        Ok(self
+            .read(sql::session_meta(session.as_str()))
+            .fetch_optional()
+            .await?)
+    }
+
+    /// How many distinct events a session has, and their first and last time.
+    pub async fn session_stats(&self, session: &SessionId) -> Result<SessionStats, StoreError> {
+        Ok(self
+            .read(sql::session_stats(session.as_str()))
+            .fetch_one()
+            .await?)
+    }
+
+    /// An owner's sessions with metadata and event statistics, newest start first.
+    pub async fn owner_sessions(
+        &self,
+        f: &OwnerSessionsFilter,
+    ) -> Result<Vec<OwnerSessionRow>, StoreError> {
+        Ok(self.read(sql::owner_sessions(f)).fetch_all().await?)
+    }
+
+    /// The buckets of an aggregation that hold events, in time order; at most `limit`.
+    pub async fn aggregate(&self, f: &AggregateFilter) -> Result<Vec<BucketRow>, StoreError> {
+        Ok(self.read(sql::aggregate(f)).fetch_all().await?)
+    }
+
+    /// A session's events in time order, one per event_id.
+    pub async fn session_events(
+        &self,
+        session: &SessionId,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        Ok(self
+            .read(sql::session_events(session.as_str(), limit))
+            .fetch_all()
+            .await?)
+    }
+
+    pub async fn event_counts(&self) -> Result<EventCounts, StoreError> {
+        Ok(self.read(sql::event_counts()).fetch_one().await?)
+    }
+
+    /// Every read carries a time limit, so one heavy question cannot occupy the server, and
+    /// a result limit behind the LIMIT each statement has: a statement that lost its LIMIT
+    /// fails instead of streaming a table. (ClickHouse applies it to the final result only,
+    /// not to subqueries; checked on 18.16 and 26.)
+    fn read(&self, statement: Statement) -> clickhouse::query::Query {
+        let secs = self.max_execution_time.as_secs().max(1);
+        statement
+            .query(&self.client)
+            .with_option("max_execution_time", secs.to_string())
+            .with_option("max_result_rows", MAX_RESULT_ROWS.to_string())
+            .with_option("result_overflow_mode", "throw")
+    }
+}

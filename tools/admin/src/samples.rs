@@ -1,0 +1,204 @@
+//! Every statement the Store sends, with sample values, for `eye-admin sql`: `make test`
+//! (deploy/sqlcheck.sh) runs them on current ClickHouse through chdb and checks their
+//! results against the rows deploy/sqlcheck.py inserts. They are built by the same
+//! `eye_store::sql` functions the Store calls, so the check covers the SQL that runs.
+
+use eye_model::aggregate::{Aggregation, Granularity};
+use eye_store::sql;
+use eye_store::statement::Statement;
+use eye_store::{AggregateFilter, EventFilter, OwnerKind, OwnerSessionsFilter, RejectedFilter};
+use uuid::Uuid;
+
+/// The session of deploy/sqlcheck.py's sample events.
+const SESSION: &str = "sql-check-session";
+
+/// The first sample event of deploy/sqlcheck.py.
+const FIRST_EVENT: Uuid = Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001);
+/// The other session's sample event.
+const OTHER_EVENT: Uuid = Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0009);
+
+/// The statements, named as deploy/sqlcheck.py expects them.
+pub fn statements() -> Vec<(String, Statement)> {
+    let fixed = [
+        ("ping", sql::ping()),
+        ("insert_token_supported", sql::insert_token_supported()),
+        (
+            "insert_dedup_window_events",
+            sql::insert_dedup_window(sql::EVENTS_TABLE),
+        ),
+        (
+            "insert_dedup_window_rejected",
+            sql::insert_dedup_window(sql::REJECTED_TABLE),
+        ),
+        (
+            "insert_dedup_window_sessions",
+            sql::insert_dedup_window(sql::SESSIONS_TABLE),
+        ),
+        ("create_migrations_table", sql::create_migrations_table()),
+        ("applied_migrations", sql::applied_migrations()),
+        (
+            "record_migration",
+            sql::record_migration(999, "0999_sample"),
+        ),
+        ("session_events", sql::session_events(SESSION, 100)),
+        ("event_counts", sql::event_counts()),
+        (
+            "rejected_all",
+            sql::rejected(&RejectedFilter {
+                limit: 100,
+                ..RejectedFilter::default()
+            }),
+        ),
+        (
+            "rejected_filtered",
+            sql::rejected(&RejectedFilter {
+                reason: Some("invalid_timestamp".into()),
+                from_us: Some(0),
+                to_us: Some(4_000_000_000_000_000),
+                after: Some((1, Uuid::nil())),
+                limit: 100,
+            }),
+        ),
+        ("session_meta", sql::session_meta(SESSION)),
+        ("categories", sql::categories(100)),
+        (
+            "events_by_type_page",
+            events(EventFilter {
+                category: Some("c".into()),
+                name: Some("n".into()),
+                from_us: Some(0),
+                to_us: Some(10_000_000),
+                // The page starts after the first sample event.
+                after: Some((1_000_000, FIRST_EVENT, SESSION.into())),
+                limit: 100,
+                ..EventFilter::default()
+            }),
+        ),
+        ("session_stats", sql::session_stats(SESSION)),
+        (
+            "stored_copies",
+            sql::stored_copies(&[
+                (SESSION, FIRST_EVENT, 1_000_000),
+                ("other", OTHER_EVENT, 500_000),
+            ]),
+        ),
+        (
+            "user_sessions",
+            sql::owner_sessions(&OwnerSessionsFilter {
+                kind: OwnerKind::User,
+                owner_id: "u".into(),
+                after: None,
+                limit: 100,
+            }),
+        ),
+        (
+            "user_sessions_after",
+            sql::owner_sessions(&OwnerSessionsFilter {
+                kind: OwnerKind::User,
+                owner_id: "u".into(),
+                after: Some((1_000_000, SESSION.into())),
+                limit: 100,
+            }),
+        ),
+        (
+            "machine_events",
+            events(EventFilter {
+                owner: Some((OwnerKind::Machine, "m".into())),
+                from_us: Some(1_500_000),
+                limit: 100,
+                ..EventFilter::default()
+            }),
+        ),
+        (
+            "events_time_range",
+            events(EventFilter {
+                from_us: Some(0),
+                to_us: Some(2_500_000),
+                limit: 100,
+                ..EventFilter::default()
+            }),
+        ),
+        (
+            "events_name_only",
+            events(EventFilter {
+                name: Some("n".into()),
+                descending: true,
+                limit: 100,
+                ..EventFilter::default()
+            }),
+        ),
+        (
+            "session_events_page_desc",
+            events(EventFilter {
+                session_id: Some(SESSION.into()),
+                descending: true,
+                limit: 2,
+                ..EventFilter::default()
+            }),
+        ),
+    ];
+    let mut out: Vec<(String, Statement)> = fixed
+        .into_iter()
+        .map(|(name, s)| (name.to_owned(), s))
+        .collect();
+    // Every bucket expression with one aggregation, and every aggregation with one bucket
+    // expression, over the sample metric of deploy/sqlcheck.py.
+    let shapes = Granularity::ALL
+        .into_iter()
+        .map(|g| (g, Aggregation::Avg))
+        .chain(Aggregation::ALL.into_iter().map(|a| (Granularity::Day, a)));
+    for (granularity, aggregation) in shapes {
+        let name = format!(
+            "aggregate_{}_{}",
+            granularity.as_str(),
+            aggregation.as_str()
+        );
+        if out.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        let statement = sql::aggregate(&AggregateFilter {
+            category: "metric".into(),
+            name: "cpu".into(),
+            from_us: Some(1_774_656_000_000_000), // 2026-03-28T00:00:00Z
+            to_us: Some(1_775_001_600_000_000),   // 2026-04-01T00:00:00Z
+            granularity,
+            aggregation,
+            tz: "Europe/Paris".into(),
+            limit: 10_001,
+        });
+        out.push((name, statement));
+    }
+    out
+}
+
+/// An event listing as the Store runs it, with read-time deduplication.
+fn events(f: EventFilter) -> Statement {
+    sql::events(&f, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_sample_is_named_once_and_renders_with_every_value_bound() {
+        let samples = statements();
+        let names: HashSet<&str> = samples.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.len(), samples.len(), "a name is used twice");
+        // deploy/sqlcheck.py expects 7 granularities and 9 aggregations, day/avg once.
+        let shapes = names.iter().filter(|n| n.starts_with("aggregate_")).count();
+        assert_eq!(shapes, 7 + 9 - 1);
+        for (name, statement) in &samples {
+            let sql = statement.render();
+            assert!(!sql.contains('?'), "{name}: {sql}");
+            assert!(
+                sql.starts_with("SELECT")
+                    || sql.starts_with("INSERT")
+                    || sql.starts_with("ALTER")
+                    || sql.starts_with("CREATE"),
+                "{name}: {sql}"
+            );
+        }
+    }
+}

@@ -80,7 +80,7 @@ pub async fn run(o: Args, seed: u64) -> anyhow::Result<serde_json::Value> {
         tick.tick().await;
         n += 1;
         sends.push(tokio::spawn(canaries.clone().send(http.clone())));
-        if n % 4 == 0 {
+        if n.is_multiple_of(4) {
             if let Ok(page) = http.get(&o.consumer_metrics).send().await {
                 if let Ok(text) = page.text().await {
                     let total = drain::sum(&text, "eye_consumer_lag_messages");

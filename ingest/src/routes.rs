@@ -299,3 +299,76 @@ fn session_accepted(id: &SessionId) -> Response {
     let body = serde_json::json!({ "session_id": id });
     warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::MemorySink;
+    use eye_auth::config::AuthConfig;
+    use eye_auth::Authenticator;
+    use std::time::Duration;
+
+    /// The requests `route` was counted under in `registry`.
+    fn counted(registry: &Registry, route: &str) -> u64 {
+        registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "eye_http_requests_total")
+            .flat_map(|f| f.get_metric())
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "route" && l.value() == route)
+            })
+            .map(|m| m.get_counter().get_value() as u64)
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn requests_are_counted_under_the_route_they_name() {
+        let clients =
+            std::env::temp_dir().join(format!("eye-ingest-routes-{}.toml", std::process::id()));
+        std::fs::write(&clients, "clients = []\n").expect("a clients file");
+        let auth: AuthConfig = eye_runtime::config::from_iter([(
+            "EYE_AUTH_CLIENTS_FILE".to_owned(),
+            clients.to_string_lossy().into_owned(),
+        )])
+        .expect("auth config");
+        let registry = Registry::new();
+        let guard = Guard::new(Authenticator::load(&auth).expect("loads"), &registry);
+        let _ = std::fs::remove_file(&clients);
+        let metrics = IngestMetrics::new(&registry);
+        let state = Arc::new(State {
+            sink: MemorySink::new(),
+            budget: Budget::new(1 << 20, 1 << 20, metrics.inflight_bytes.clone()),
+            schemas: SharedRegistry::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas"))
+                .expect("the repository's schemas"),
+            limits: Limits::default(),
+            unknown_types: UnknownTypePolicy::Reject,
+            max_body_bytes: 1 << 20,
+            max_decompressed_bytes: 1 << 20,
+            body_read_timeout: Duration::from_secs(5),
+            metrics,
+        });
+        let filter = routes(state, registry.clone(), guard, Drain::new());
+        let cases = [
+            ("/v1/events", "/v1/events"),
+            ("/v1/sessions", "/v1/sessions"),
+            ("/v1/sessions/s%201/end", "/v1/sessions/{session_id}/end"),
+            ("/oauth/token", "/oauth/token"),
+            ("/openapi.json", "/openapi.json"),
+            ("/readyz", "/readyz"),
+            ("/v1/sessions/a/b/end", "other"),
+            ("/v1/events/x", "other"),
+        ];
+        for (i, (path, label)) in cases.into_iter().enumerate() {
+            let before = counted(&registry, label);
+            warp::test::request()
+                .method("POST")
+                .path(path)
+                .reply(&filter)
+                .await;
+            assert_eq!(counted(&registry, label), before + 1, "case {i}: {path}");
+        }
+    }
+}

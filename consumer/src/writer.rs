@@ -90,8 +90,7 @@ fn clickhouse_class(e: &clickhouse::error::Error) -> Class {
         | E::Custom(_)
         | E::SchemaMismatch(_)
         | E::Unsupported(_) => Class::Permanent,
-        // The network, timeouts, and whatever else: retried as every failure was before
-        // failures had classes.
+        // The network, timeouts, and whatever is not known to be the request's own fault.
         _ => Class::Transient,
     }
 }

@@ -1,11 +1,11 @@
 //! Request counts and latencies by route, method and status, and the routes they are
-//! counted by: each declared once with [`route!`], its label and its filter together.
+//! counted by: each declared once with [`route!`](crate::route!), its label and its filter together.
 
 use eye_runtime::telemetry;
 use prometheus::{HistogramVec, IntCounterVec, Registry};
 use std::sync::Arc;
 
-/// The warp the [`route!`] and [`routes!`] macros build filters with.
+/// The warp the [`route!`](crate::route!) and [`routes!`](crate::routes!) macros build filters with.
 #[doc(hidden)]
 pub use warp as __warp;
 
@@ -68,7 +68,7 @@ pub fn ops_route(path: &str) -> Option<&'static str> {
 }
 
 /// One route of a service: its label, the template of its path (`/v1/sessions/{session_id}`),
-/// and what serves it. Declared with [`route!`], so that the label comes from the same
+/// and what serves it. Declared with [`route!`](crate::route!), so that the label comes from the same
 /// segments as the filter.
 #[derive(Debug, Clone)]
 pub struct Route<F> {
@@ -91,7 +91,7 @@ impl<F> Route<F> {
     }
 }
 
-/// The labels of a service's routes ([`routes!`] collects them): a request path counts
+/// The labels of a service's routes ([`routes!`](crate::routes!) collects them): a request path counts
 /// under the template of the route it names, one segment per segment and `{...}` standing
 /// for any one; otherwise under its operational route, or `other`.
 #[derive(Debug, Clone)]

@@ -4,11 +4,16 @@
 //! an event is stored (`dedup`), and every read also keeps one row per event.
 
 mod batch;
+mod clients;
+mod commit;
 pub mod config;
+mod dead_letter;
 pub mod decode;
 mod dedup;
 mod metrics;
+mod ops;
 mod pipeline;
+mod writer;
 
 use config::ConsumerConfig;
 use eye_http::config::HttpConfig;

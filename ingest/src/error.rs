@@ -1,10 +1,10 @@
 //! Everything ingest can answer other than success, and its one mapping to HTTP.
 
+use crate::sink::NotTaken;
 use eye_auth::AuthError;
 use eye_http::error::HttpError;
 use eye_model::event::{FieldError, RequestError};
 use eye_model::session::SessionError;
-use rdkafka::error::KafkaError;
 use warp::http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,7 @@ pub enum IngestError {
     Auth(#[from] AuthError),
     /// The broker refused the write, or did not acknowledge it within the message timeout.
     #[error("the event store did not acknowledge the request: {0}")]
-    Produce(#[source] KafkaError),
+    Produce(#[source] NotTaken),
     /// No report on the records came at all (a producer torn down under the request): what
     /// became of them is unknown.
     #[error(

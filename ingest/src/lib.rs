@@ -4,13 +4,17 @@
 //! the broker has acknowledged every record. `POST /v1/sessions` and
 //! `POST /v1/sessions/{id}/end` record a session's lifecycle.
 
+mod batch;
 mod body;
 mod budget;
 pub mod config;
 mod error;
 mod metrics;
 mod routes;
-mod sink;
+pub mod sink;
+
+pub use error::{IngestError, Overload};
+pub use sink::{EventSink, KafkaSink, MemorySink};
 
 use config::IngestConfig;
 use eye_auth::config::AuthConfig;
@@ -20,7 +24,6 @@ use eye_http::{Drain, Listeners};
 use eye_kafka::config::KafkaConfig;
 use eye_model::schema::SharedRegistry;
 use eye_runtime::config::{from_env, ConfigError};
-use sink::EventSink;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,7 +66,7 @@ pub async fn run(
     tracing::info!(dir = %config.ingest.schema_dir.display(), types = ?schemas.current().types(), "schemas loaded");
     let max_inflight = config.ingest.max_inflight_bytes;
     let state = Arc::new(routes::State {
-        sink: EventSink::new(
+        sink: KafkaSink::new(
             &config.kafka,
             max_inflight,
             eye_kafka::stats::ProducerGauges::new(&registry),

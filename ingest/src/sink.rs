@@ -1,70 +1,151 @@
-//! Produces records to Kafka and waits for the broker's acknowledgements.
+//! Where accepted events, quarantined rejections and session records go: an [`EventSink`]
+//! takes a request's records together and says which, if any, it did not take. The
+//! [`KafkaSink`] produces them to the broker; the [`MemorySink`] keeps them in memory, so
+//! that the handling of a request is tested without a broker.
 
-use crate::error::{IngestError, Overload};
-use eye_kafka::config::KafkaConfig;
-use eye_kafka::stats::{self, ProducerGauges};
+mod kafka;
+mod memory;
+
+pub use kafka::KafkaSink;
+pub use memory::MemorySink;
+
+use crate::error::IngestError;
 use eye_kafka::wire::{self, Rejection, SessionUpdate};
 use eye_model::event::Event;
 use eye_model::session::SessionChange;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::Notify;
+use std::future::Future;
+use uuid::Uuid;
 
-/// The producer's context: its log through tracing, its statistics into the metrics
-/// (queue depth, batch fill), and each record's acknowledgement to its request's [`Acks`].
-pub struct SinkContext {
-    gauges: ProducerGauges,
+/// Takes a request's records and reports on each.
+pub trait EventSink: Send + Sync + 'static {
+    /// Takes `records` together and returns once every one is settled: which, if any, were
+    /// not taken. An error means none was, or what became of them is unknown; the request
+    /// is then refused whole. A record not taken may have been stored all the same (a
+    /// timed-out acknowledgement); a client that retries with the same `event_id`s gets
+    /// each event stored once, because storage keeps one copy per event.
+    fn send(&self, records: Records) -> impl Future<Output = Result<Delivery, IngestError>> + Send;
+
+    /// Whether records can be taken now (`/readyz`).
+    fn check(&self) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Waits, within the sink's own timeout, for what it holds to be settled (shutdown).
+    fn flush(&self) -> impl Future<Output = ()> + Send;
 }
 
-impl ClientContext for SinkContext {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        stats::log(level, fac, message);
-    }
+/// The topic a record is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    Events,
+    Rejected,
+    Sessions,
+}
 
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        self.gauges.observe(&statistics);
+/// One record encoded for the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub topic: Topic,
+    pub key: String,
+    pub payload: Vec<u8>,
+}
+
+impl Record {
+    /// The event's or rejection's id inside the payload; `None` for a session record, or
+    /// a payload that cannot be read back.
+    pub fn id(&self) -> Option<Uuid> {
+        payload_id(self.topic, &self.payload)
     }
 }
 
-impl ProducerContext for SinkContext {
-    type DeliveryOpaque = Arc<Acks>;
+fn payload_id(topic: Topic, payload: &[u8]) -> Option<Uuid> {
+    match topic {
+        Topic::Events => wire::decode_event(payload).ok().map(|m| m.event_id),
+        Topic::Rejected => wire::decode_rejection(payload).ok().map(|r| r.rejection_id),
+        Topic::Sessions => None,
+    }
+}
 
-    fn delivery(&self, result: &DeliveryResult<'_>, acks: Arc<Acks>) {
-        match result {
-            Ok(_) => acks.record(None),
-            // Rare, so the record is identified here, from its own payload, rather than by
-            // an index carried with every record.
-            Err((e, m)) => acks.record(Some(Failed {
-                id: record_id(m.topic(), m.payload().unwrap_or_default(), acks.topics()),
-                error: e.clone(),
-            })),
+/// One request's records, not yet sent.
+#[derive(Debug, Default)]
+pub struct Records(Vec<Record>);
+
+impl Records {
+    /// Accepted events, then quarantined rejections.
+    pub fn batch(events: &[Event], rejections: &[Rejection]) -> Self {
+        let mut items = Vec::with_capacity(events.len() + rejections.len());
+        for ev in events {
+            items.push(Record {
+                topic: Topic::Events,
+                key: ev.session_id.as_str().to_owned(),
+                payload: wire::encode(ev),
+            });
         }
+        for r in rejections {
+            items.push(Record {
+                topic: Topic::Rejected,
+                key: r.key(),
+                payload: r.encode(),
+            });
+        }
+        Self(items)
+    }
+
+    /// A session's start or end.
+    pub fn session(change: &SessionChange) -> Self {
+        Self(vec![Record {
+            topic: Topic::Sessions,
+            key: change.session_id.as_str().to_owned(),
+            payload: SessionUpdate::from(change).encode(),
+        }])
+    }
+
+    /// What they occupy in the producer's queue, which copies each key and payload.
+    pub fn bytes(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|r| (r.key.len() + r.payload.len()) as u64)
+            .sum()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Record> {
+        self.0.iter()
     }
 }
 
-/// The event or rejection id inside a record's payload.
-fn record_id(topic: &str, payload: &[u8], topics: &TopicNames) -> Option<uuid::Uuid> {
-    if topic == topics.events {
-        wire::decode_event(payload).ok().map(|m| m.event_id)
-    } else if topic == topics.rejected {
-        wire::decode_rejection(payload).ok().map(|r| r.rejection_id)
-    } else {
-        None
+impl IntoIterator for Records {
+    type Item = Record;
+    type IntoIter = std::vec::IntoIter<Record>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
     }
 }
 
-/// A record the broker did not take.
+/// A record the sink did not take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failed {
     /// The event's `event_id` or the rejection's `rejection_id`; `None` for a session
     /// record, or a record whose payload could not be read back.
-    pub id: Option<uuid::Uuid>,
-    pub error: KafkaError,
+    pub id: Option<Uuid>,
+    pub error: NotTaken,
+}
+
+/// Why the sink did not take a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotTaken {
+    /// The broker refused it, or did not acknowledge it within the message timeout.
+    #[error(transparent)]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// A [`MemorySink`] told to refuse it.
+    #[error("memory sink: record refused")]
+    Refused,
 }
 
 /// What became of a request's records once every report is in: all taken, or these not.
@@ -81,333 +162,7 @@ impl Delivery {
     }
 
     /// Whether the record with this id was among those not taken.
-    pub fn failed(&self, id: uuid::Uuid) -> bool {
+    pub fn failed(&self, id: Uuid) -> bool {
         self.failed.iter().any(|f| f.id == Some(id))
-    }
-}
-
-/// The topic names the delivery callback reads ids by.
-#[derive(Debug, Clone)]
-struct TopicNames {
-    events: String,
-    rejected: String,
-}
-
-/// One request's records awaiting acknowledgement. librdkafka reports each record with an
-/// `Arc` of this (no allocation per record), and the request is woken once, when the last
-/// is in: a channel and a future per record, as `FutureProducer` has, were about 6% of
-/// ingest's time at full load.
-pub struct Acks {
-    records: usize,
-    remaining: AtomicUsize,
-    failed: Mutex<Vec<Failed>>,
-    done: Notify,
-    topics: Arc<TopicNames>,
-}
-
-impl Acks {
-    fn new(records: usize, topics: Arc<TopicNames>) -> Arc<Self> {
-        Arc::new(Self {
-            records,
-            remaining: AtomicUsize::new(records),
-            failed: Mutex::new(Vec::new()),
-            done: Notify::new(),
-            topics,
-        })
-    }
-
-    fn topics(&self) -> &TopicNames {
-        &self.topics
-    }
-
-    /// One record's outcome.
-    fn record(&self, failure: Option<Failed>) {
-        if let Some(f) = failure {
-            self.failed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(f);
-        }
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // A permit is kept if the request is not waiting yet, so no wake-up is lost.
-            self.done.notify_one();
-        }
-    }
-
-    /// Until every record is reported. librdkafka reports each within the message timeout,
-    /// so `limit` (a little more) only guards against a producer torn down under us: then
-    /// what became of the records is unknown, and the request is refused whole.
-    async fn all(&self, limit: Duration) -> Result<Delivery, IngestError> {
-        if self.remaining.load(Ordering::Acquire) > 0
-            && tokio::time::timeout(limit, self.done.notified())
-                .await
-                .is_err()
-        {
-            return Err(IngestError::Unacknowledged {
-                timeout_ms: limit.as_millis(),
-            });
-        }
-        let failed = std::mem::take(&mut *self.failed.lock().unwrap_or_else(|p| p.into_inner()));
-        Ok(Delivery {
-            records: self.records,
-            failed,
-        })
-    }
-}
-
-/// Past the message timeout, how long a request waits for reports that should have come.
-const ACK_GRACE: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Clone, Copy)]
-enum Topic {
-    Events,
-    Rejected,
-    Sessions,
-}
-
-/// Records encoded for the broker and not yet produced: (topic, key, payload).
-pub struct Records(Vec<(Topic, String, Vec<u8>)>);
-
-impl Records {
-    /// What they occupy in the producer's queue, which copies each key and payload.
-    pub fn bytes(&self) -> u64 {
-        self.0
-            .iter()
-            .map(|(_, key, payload)| (key.len() + payload.len()) as u64)
-            .sum()
-    }
-}
-
-pub struct EventSink {
-    producer: ThreadedProducer<SinkContext>,
-    events_topic: String,
-    rejected_topic: String,
-    sessions_topic: String,
-    ids: Arc<TopicNames>,
-    timeout: Duration,
-}
-
-impl EventSink {
-    /// `max_queue_bytes` bounds librdkafka's own queue (`EYE_INGEST_MAX_INFLIGHT_BYTES`).
-    pub fn new(
-        k: &KafkaConfig,
-        max_queue_bytes: u64,
-        gauges: ProducerGauges,
-    ) -> Result<Self, KafkaError> {
-        let mut config = eye_kafka::client::producer_config_bounded(k, max_queue_bytes);
-        stats::enable(&mut config, k);
-        Ok(Self {
-            producer: config.create_with_context(SinkContext { gauges })?,
-            events_topic: k.events_topic.clone(),
-            rejected_topic: k.rejected_topic.clone(),
-            sessions_topic: k.sessions_topic.clone(),
-            ids: Arc::new(TopicNames {
-                events: k.events_topic.clone(),
-                rejected: k.rejected_topic.clone(),
-            }),
-            timeout: Duration::from_millis(k.message_timeout_ms),
-        })
-    }
-
-    /// Encodes accepted events and quarantined rejections for [`Self::send`].
-    pub fn records(&self, events: &[Event], rejections: &[Rejection]) -> Records {
-        let mut items = Vec::with_capacity(events.len() + rejections.len());
-        for ev in events {
-            items.push((
-                Topic::Events,
-                ev.session_id.as_str().to_owned(),
-                wire::encode(ev),
-            ));
-        }
-        for r in rejections {
-            items.push((Topic::Rejected, r.key(), r.encode()));
-        }
-        Records(items)
-    }
-
-    pub fn session_records(&self, change: &SessionChange) -> Records {
-        Records(vec![(
-            Topic::Sessions,
-            change.session_id.as_str().to_owned(),
-            SessionUpdate::from(change).encode(),
-        )])
-    }
-
-    /// Produces `records` together and returns once the broker has reported on each
-    /// (`acks=all`): which, if any, it did not take. An error means no record was queued,
-    /// or the reports never came. A record not taken may have been written all the same
-    /// (a timed-out acknowledgement); a client that retries with the same `event_id`s gets
-    /// each event stored once, because storage keeps one copy per event.
-    pub async fn send(&self, records: Records) -> Result<Delivery, IngestError> {
-        let acks = Acks::new(records.0.len(), self.ids.clone());
-        let mut refused: Option<KafkaError> = None;
-        for (topic, key, payload) in &records.0 {
-            if let Some(e) = &refused {
-                // What comes after a refused record is not queued either.
-                acks.record(Some(Failed {
-                    id: record_id(self.topic(*topic), payload, &self.ids),
-                    error: e.clone(),
-                }));
-                continue;
-            }
-            let record = BaseRecord::with_opaque_to(self.topic(*topic), acks.clone())
-                .key(key)
-                .payload(payload);
-            if let Err((e, _)) = self.producer.send(record) {
-                acks.record(Some(Failed {
-                    id: record_id(self.topic(*topic), payload, &self.ids),
-                    error: e.clone(),
-                }));
-                refused = Some(e);
-            }
-        }
-        // librdkafka holds its own copies now.
-        let queued = records.0.len();
-        drop(records);
-        let delivery = acks.all(self.timeout + ACK_GRACE).await?;
-        match refused {
-            // Nothing of the request was queued: refused whole, as the queue's state says.
-            Some(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
-                if delivery.failed.len() == queued =>
-            {
-                Err(IngestError::Overloaded(Overload::ProducerQueue))
-            }
-            _ => Ok(delivery),
-        }
-    }
-
-    fn topic(&self, topic: Topic) -> &str {
-        match topic {
-            Topic::Events => &self.events_topic,
-            Topic::Rejected => &self.rejected_topic,
-            Topic::Sessions => &self.sessions_topic,
-        }
-    }
-
-    /// Asks the broker whether it is reachable and the topics exist (used by `/readyz`).
-    pub async fn check_broker(&self) -> Result<(), String> {
-        let producer = self.producer.clone();
-        let topics = [
-            self.events_topic.clone(),
-            self.rejected_topic.clone(),
-            self.sessions_topic.clone(),
-        ];
-        tokio::task::spawn_blocking(move || {
-            for topic in &topics {
-                let md = producer
-                    .client()
-                    .fetch_metadata(Some(topic), Duration::from_secs(2))
-                    .map_err(|e| format!("kafka: {e}"))?;
-                match md.topics().first() {
-                    Some(t) if t.error().is_none() && !t.partitions().is_empty() => {}
-                    _ => return Err(format!("kafka: topic {topic} is missing")),
-                }
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    }
-
-    /// Waits for everything queued to be acknowledged, up to the message timeout.
-    pub async fn flush(&self) {
-        let producer = self.producer.clone();
-        let timeout = self.timeout;
-        let res = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
-        match res {
-            Ok(Ok(())) => tracing::info!("producer flushed"),
-            Ok(Err(e)) => tracing::error!(error = %e, "producer flush incomplete"),
-            Err(e) => tracing::error!(error = %e, "producer flush task failed"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn topics() -> Arc<TopicNames> {
-        Arc::new(TopicNames {
-            events: "e".into(),
-            rejected: "r".into(),
-        })
-    }
-
-    fn failed(n: u128) -> Failed {
-        Failed {
-            id: Some(uuid::Uuid::from_u128(n)),
-            error: KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
-        }
-    }
-
-    #[tokio::test]
-    async fn reports_before_the_wait_are_not_lost() {
-        let acks = Acks::new(3, topics());
-        for _ in 0..3 {
-            acks.record(None);
-        }
-        let d = acks
-            .all(Duration::from_secs(1))
-            .await
-            .expect("all reported");
-        assert!(d.failed.is_empty() && !d.none_stored());
-    }
-
-    #[tokio::test]
-    async fn every_failure_is_reported_after_the_last_record() {
-        let acks = Acks::new(3, topics());
-        let waiter = {
-            let acks = acks.clone();
-            tokio::spawn(async move { acks.all(Duration::from_secs(5)).await })
-        };
-        acks.record(Some(failed(1)));
-        acks.record(Some(failed(2)));
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished(), "one record is still out");
-        acks.record(None);
-        let d = waiter.await.expect("joins").expect("all reported");
-        assert_eq!(d.failed, vec![failed(1), failed(2)]);
-        assert!(!d.none_stored(), "one of three was taken");
-        assert!(d.failed(uuid::Uuid::from_u128(2)) && !d.failed(uuid::Uuid::from_u128(3)));
-    }
-
-    #[tokio::test]
-    async fn a_request_all_of_whose_records_failed_stored_nothing() {
-        let acks = Acks::new(2, topics());
-        acks.record(Some(failed(1)));
-        acks.record(Some(failed(2)));
-        let d = acks
-            .all(Duration::from_secs(1))
-            .await
-            .expect("all reported");
-        assert!(d.none_stored());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_record_never_reported_ends_in_an_error() {
-        let acks = Acks::new(2, topics());
-        acks.record(None);
-        match acks.all(Duration::from_secs(30)).await {
-            Err(IngestError::Unacknowledged { timeout_ms }) => assert_eq!(timeout_ms, 30_000),
-            other => panic!("expected a timeout, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_failed_record_is_known_by_the_id_in_its_payload() {
-        let id = uuid::Uuid::from_u128(7);
-        let mut r = Rejection::new(
-            "ingest",
-            "c",
-            eye_model::time::EventTime::from_micros(0),
-            b"{}",
-            vec![],
-            Default::default(),
-        );
-        r.rejection_id = id;
-        let names = topics();
-        assert_eq!(record_id("r", &r.encode(), &names), Some(id));
-        assert_eq!(record_id("e", b"not json", &names), None);
-        assert_eq!(record_id("sessions", &r.encode(), &names), None);
     }
 }

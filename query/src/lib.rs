@@ -1,5 +1,6 @@
 //! The query service: answers questions about stored events from ClickHouse.
 
+mod aggregate;
 pub mod config;
 mod error;
 mod params;

@@ -1,25 +1,22 @@
 //! Routes and handlers of the query API.
 
+use crate::aggregate;
 use crate::error::QueryError;
 use crate::params::{self, Params};
 use crate::view::{
-    Aggregate, BucketView, Categories, CategoryView, EventPage, EventView, OwnerSessions,
-    RejectedPage, RejectedView, SessionDetail, SessionEvents, SessionSummary, SessionView,
+    Categories, CategoryView, EventPage, EventView, OwnerSessions, RejectedPage, RejectedView,
+    SessionDetail, SessionEvents, SessionSummary, SessionView,
 };
 use crate::Config;
-use chrono::{DateTime, Utc};
 use eye_auth::{Principal, Scope};
 use eye_http::auth::Guard;
 use eye_http::error::{recover, HttpError};
-use eye_http::metrics::HttpMetrics;
+use eye_http::metrics::{HttpMetrics, Route};
 use eye_http::ops::{self, ReadyCheck};
-use eye_model::aggregate::{self, Aggregation, Bucket, Fill, Granularity};
+use eye_http::route;
 use eye_model::event::{Category, EventName, FieldError, SessionId};
 use eye_model::session;
-use eye_model::time::EventTime;
-use eye_store::{
-    AggregateFilter, EventFilter, EventRow, OwnerKind, OwnerSessionsFilter, RejectedFilter, Store,
-};
+use eye_store::{EventFilter, EventRow, OwnerKind, OwnerSessionsFilter, RejectedFilter, Store};
 use futures::FutureExt;
 use prometheus::Registry;
 use std::sync::Arc;
@@ -32,8 +29,8 @@ const EVENTS_MAX_LIMIT: u32 = 1_000;
 const CATEGORIES_MAX_LIMIT: u32 = 10_000;
 const REJECTED_MAX_LIMIT: u32 = 1_000;
 
-/// Reading events needs `events:read`; aggregates need `aggregations:read` (seed 002's
-/// `aggregation` scope); the catalogue of types, either. `admin` implies all.
+/// Reading events needs `events:read`; aggregates need `aggregations:read`; the catalogue
+/// of types, either. `admin` implies all.
 const READ: &[Scope] = &[Scope::EventsRead];
 const AGGREGATE: &[Scope] = &[Scope::AggregationsRead];
 const CATALOGUE: &[Scope] = &[Scope::EventsRead, Scope::AggregationsRead];
@@ -56,126 +53,113 @@ pub fn routes(
         .query
         .session_events_max
         .min(eye_store::MAX_RESULT_ROWS as u32);
-    let token = guard.token_route();
     let a = (&store, &guard);
-    let session_events = get_id(
-        warp::path!("v1" / "sessions" / String / "events"),
-        a,
-        READ,
-        move |s, id, p| async move { session_events(&s, &id, &p, max_limit).await },
+    let (labels, api) = eye_http::routes!(
+        get_id(
+            route!("v1" / "sessions" / { session_id } / "events"),
+            a,
+            READ,
+            move |s, id, p| async move { session_events(&s, &id, &p, max_limit).await },
+        ),
+        get_id(
+            route!("v1" / "sessions" / { session_id }),
+            a,
+            READ,
+            move |s, id, p| async move { session(&s, &id, &p, max_limit).await },
+        ),
+        get_id(
+            route!("v1" / "machines" / { machine_id } / "events"),
+            a,
+            READ,
+            |s, id, p| async move { machine_events(&s, &id, &p).await },
+        ),
+        get_id(
+            route!("v1" / "users" / { user_id } / "sessions"),
+            a,
+            READ,
+            |s, id, p| async move { user_sessions(&s, &id, &p).await },
+        ),
+        get(route!("v1" / "events"), a, READ, |s, p| async move {
+            events(&s, &p).await
+        }),
+        get(
+            route!("v1" / "aggregate"),
+            a,
+            AGGREGATE,
+            |s, p| async move { aggregate(&s, &p).await }
+        ),
+        get(
+            route!("v1" / "categories"),
+            a,
+            CATALOGUE,
+            |s, p| async move { categories(&s, &p).await }
+        ),
+        get(route!("v1" / "rejected"), a, READ, |s, p| async move {
+            rejected(&s, &p).await
+        }),
+        Route::new("/oauth/token", guard.token_route()),
     );
-    let session = get_id(
-        warp::path!("v1" / "sessions" / String),
-        a,
-        READ,
-        move |s, id, p| async move { session(&s, &id, &p, max_limit).await },
-    );
-    let machine_events = get_id(
-        warp::path!("v1" / "machines" / String / "events"),
-        a,
-        READ,
-        |s, id, p| async move { machine_events(&s, &id, &p).await },
-    );
-    let user_sessions = get_id(
-        warp::path!("v1" / "users" / String / "sessions"),
-        a,
-        READ,
-        |s, id, p| async move { user_sessions(&s, &id, &p).await },
-    );
-    let events = get(warp::path!("v1" / "events"), a, READ, |s, p| async move {
-        events(&s, &p).await
-    });
-    let aggregate = get(
-        warp::path!("v1" / "aggregate"),
-        a,
-        AGGREGATE,
-        |s, p| async move { aggregate(&s, &p).await },
-    );
-    let categories = get(
-        warp::path!("v1" / "categories"),
-        a,
-        CATALOGUE,
-        |s, p| async move { categories(&s, &p).await },
-    );
-    let rejected = get(warp::path!("v1" / "rejected"), a, READ, |s, p| async move {
-        rejected(&s, &p).await
-    });
-    session_events
-        .or(session)
-        .unify()
-        .or(machine_events)
-        .unify()
-        .or(user_sessions)
-        .unify()
-        .or(events)
-        .unify()
-        .or(aggregate)
-        .unify()
-        .or(categories)
-        .unify()
-        .or(rejected)
-        .unify()
-        .or(token)
-        .unify()
-        .or(ops::routes(registry, ready, drain))
+    api.or(ops::routes(registry, ready, drain))
         .or(eye_http::openapi::route())
         .recover(recover)
-        .with(http.log(route_of))
+        .with(http.log(move |path| labels.of(path)))
 }
 
 type Reply_ = Result<warp::reply::Response, QueryError>;
 
-/// `GET <path>?<params>`, answered by `handler` with the store; its errors go to `recover`.
+/// `GET <route>?<params>`, answered by `handler` with the store; its errors go to `recover`.
 fn get<P, H, Fut>(
-    path: P,
+    route: Route<P>,
     (store, guard): (&Store, &Guard),
     scopes: &'static [Scope],
     handler: H,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone
+) -> Route<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone>
 where
     P: Filter<Extract = (), Error = warp::Rejection> + Clone,
     H: Fn(Store, Params) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Reply_> + Send,
 {
     get_id(
-        path.map(String::new),
+        route.map(|path| path.map(String::new)),
         (store, guard),
         scopes,
         move |s, _, p| handler(s, p),
     )
 }
 
-/// `GET <path with one {id} segment>?<params>` for callers holding one of `scopes`; the
+/// `GET <route with one {id} segment>?<params>` for callers holding one of `scopes`; the
 /// handler gets the raw segment.
 fn get_id<P, H, Fut>(
-    path: P,
+    route: Route<P>,
     (store, guard): (&Store, &Guard),
     scopes: &'static [Scope],
     handler: H,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone
+) -> Route<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone>
 where
     P: Filter<Extract = (String,), Error = warp::Rejection> + Clone,
     H: Fn(Store, String, Params) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Reply_> + Send,
 {
     let store = store.clone();
-    path.and(warp::get())
-        .and(guard.require(scopes))
-        .and(warp::any().map(move || store.clone()))
-        // The raw query, decoded by `params::parse_query`: warp's own decoder replaces bytes
-        // that are not UTF-8 with U+FFFD instead of refusing them.
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and_then(
-            move |id: String, _caller: Principal, store: Store, query: String| {
-                let handler = handler.clone();
-                async move {
-                    match params::parse_query(&query) {
-                        Ok(params) => to_reply(handler(store, id, params).await),
-                        Err(e) => to_reply(Err(e)),
+    route.map(|path| {
+        path.and(warp::get())
+            .and(guard.require(scopes))
+            .and(warp::any().map(move || store.clone()))
+            // The raw query, decoded by `params::parse_query`: warp's own decoder replaces
+            // bytes that are not UTF-8 with U+FFFD instead of refusing them.
+            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+            .and_then(
+                move |id: String, _caller: Principal, store: Store, query: String| {
+                    let handler = handler.clone();
+                    async move {
+                        match params::parse_query(&query) {
+                            Ok(params) => to_reply(handler(store, id, params).await),
+                            Err(e) => to_reply(Err(e)),
+                        }
                     }
-                }
-            },
-        )
+                },
+            )
+    })
 }
 
 fn to_reply(
@@ -206,7 +190,8 @@ fn event_cursor(r: &EventRow) -> String {
     params::encode_event_cursor(r.ts_us, r.event_id, &r.session_id)
 }
 
-/// `GET /v1/sessions/{id}/events?limit=`: seed 000's read of a session, kept as it was.
+/// `GET /v1/sessions/{id}/events?limit=`: the session's events and what is known of its
+/// lifecycle, in one unpaged answer.
 async fn session_events(store: &Store, raw_id: &str, params: &Params, max_limit: u32) -> Reply_ {
     let session = session_id(raw_id)?;
     params::only(params, &["limit"])?;
@@ -288,101 +273,12 @@ async fn user_sessions(store: &Store, raw_id: &str, params: &Params) -> Reply_ {
     .into_response())
 }
 
-/// Every parsed time is within chrono's range; the default is never reached.
-fn utc(t: EventTime) -> DateTime<Utc> {
-    t.to_datetime().unwrap_or_default()
-}
-
 /// `GET /v1/aggregate?category=&name=&from=&to=&granularity=&agg=&tz=&fill=`: the numeric
 /// `value` of one event type, aggregated per calendar bucket of a time zone.
 async fn aggregate(store: &Store, params: &Params) -> Reply_ {
-    params::only(
-        params,
-        &[
-            "category",
-            "name",
-            "from",
-            "to",
-            "granularity",
-            "agg",
-            "tz",
-            "fill",
-        ],
-    )?;
-    let category = params::required_text(params, "category", Category::parse)?;
-    let name = params::required_text(params, "name", EventName::parse)?;
-    let (from, to) = params::range(params)?;
-    let granularity = params::choice(
-        params,
-        "granularity",
-        &Granularity::ALL,
-        Granularity::as_str,
-        Granularity::None,
-    )?;
-    let aggregation = params::choice(
-        params,
-        "agg",
-        &Aggregation::ALL,
-        Aggregation::as_str,
-        Aggregation::Avg,
-    )?;
-    let fill = params::choice(params, "fill", &Fill::ALL, Fill::as_str, Fill::None)?;
-    let tz = params::time_zone(params)?;
-    let too_many = |e: aggregate::TooManyBuckets| {
-        QueryError::BadParameter(FieldError::new(
-            "granularity",
-            "too_many_buckets",
-            e.to_string(),
-        ))
-    };
-    let (from, to) = (from.map(utc), to.map(utc));
-    // Refuse an oversized range before it costs the server anything.
-    if let (Some(f), Some(t)) = (from, to) {
-        aggregate::bucket_starts(granularity, tz, f, t).map_err(too_many)?;
-    }
-    let rows = store
-        .aggregate(&AggregateFilter {
-            category: category.clone(),
-            name: name.clone(),
-            from_us: from.map(|t| t.timestamp_micros()),
-            to_us: to.map(|t| t.timestamp_micros()),
-            granularity,
-            aggregation,
-            tz: tz.name().to_owned(),
-            limit: (aggregate::MAX_BUCKETS + 1) as u32,
-        })
-        .await?;
-    let found = rows
-        .into_iter()
-        .map(|r| Bucket {
-            start: if granularity == Granularity::None {
-                // Ingest stores no time outside the window a query may name; the clamp keeps
-                // the answer RFC 3339 even for a row written around it.
-                from.unwrap_or_else(|| {
-                    let first = EventTime::from_micros(r.first_us);
-                    utc(first.clamp(EventTime::MIN_ACCEPTED, EventTime::MAX_QUERYABLE))
-                })
-            } else {
-                DateTime::from_timestamp(r.start_s, 0).unwrap_or_default()
-            },
-            value: Some(r.value),
-            count: r.events,
-        })
-        .collect();
-    let buckets = aggregate::fill(found, fill, granularity, tz, from, to).map_err(too_many)?;
-    Ok(warp::reply::json(&Aggregate {
-        category,
-        name,
-        granularity: granularity.as_str(),
-        agg: aggregation.as_str(),
-        tz: tz.name().to_owned(),
-        fill: fill.as_str(),
-        buckets: buckets
-            .into_iter()
-            .map(|b| BucketView::new(b, tz))
-            .collect(),
-    })
-    .into_response())
+    let request = aggregate::request(params)?;
+    let rows = store.aggregate(&request.filter()).await?;
+    Ok(warp::reply::json(&request.answer(rows)?).into_response())
 }
 
 /// `GET /v1/events?session_id=&category=&name=&from=&to=&order=&limit=&cursor=`: events in
@@ -464,29 +360,63 @@ async fn rejected(store: &Store, params: &Params) -> Result<warp::reply::Respons
     .into_response())
 }
 
-/// The route a request matched, as a bounded label for metrics (ids become `{...}`).
-fn route_of(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["v1", "sessions", _, "events"] => "/v1/sessions/{session_id}/events",
-        ["v1", "sessions", _] => "/v1/sessions/{session_id}",
-        ["v1", "machines", _, "events"] => "/v1/machines/{machine_id}/events",
-        ["v1", "users", _, "sessions"] => "/v1/users/{user_id}/sessions",
-        ["v1", "events"] => "/v1/events",
-        ["v1", "aggregate"] => "/v1/aggregate",
-        ["v1", "categories"] => "/v1/categories",
-        ["v1", "rejected"] => "/v1/rejected",
-        ["oauth", "token"] => "/oauth/token",
-        _ => eye_http::metrics::ops_route(path).unwrap_or("other"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::route_of;
+    use super::*;
+    use eye_auth::config::AuthConfig;
+    use eye_auth::Authenticator;
+    use eye_runtime::config::from_iter;
 
-    #[test]
-    fn routes_become_bounded_metric_labels() {
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// The requests `route` was counted under in `registry`.
+    fn counted(registry: &Registry, route: &str) -> u64 {
+        registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "eye_http_requests_total")
+            .flat_map(|f| f.get_metric())
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "route" && l.value() == route)
+            })
+            .map(|m| m.get_counter().get_value() as u64)
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn requests_are_counted_under_the_route_they_name() {
+        let clients =
+            std::env::temp_dir().join(format!("eye-query-routes-{}.toml", std::process::id()));
+        std::fs::write(&clients, "clients = []\n").expect("a clients file");
+        let auth: AuthConfig = from_iter(vars(&[(
+            "EYE_AUTH_CLIENTS_FILE",
+            clients.to_str().expect("a UTF-8 path"),
+        )]))
+        .expect("auth config");
+        let config = Config {
+            query: from_iter(vars(&[])).expect("defaults"),
+            clickhouse: from_iter(vars(&[])).expect("defaults"),
+            auth,
+            http: from_iter(vars(&[])).expect("defaults"),
+        };
+        let registry = Registry::new();
+        let guard = Guard::new(Authenticator::load(&config.auth).expect("loads"), &registry);
+        let store = Store::new(&config.clickhouse).expect("a store handle");
+        let filter = routes(
+            &config,
+            store,
+            registry.clone(),
+            guard,
+            eye_http::Drain::new(),
+        );
+        let _ = std::fs::remove_file(&clients);
         let cases = [
             (
                 "/v1/sessions/abc/events",
@@ -500,13 +430,18 @@ mod tests {
             ("/v1/users/u/sessions", "/v1/users/{user_id}/sessions"),
             ("/v1/aggregate", "/v1/aggregate"),
             ("/v1/events", "/v1/events"),
+            ("/v1/categories", "/v1/categories"),
+            ("/v1/rejected", "/v1/rejected"),
+            ("/oauth/token", "/oauth/token"),
             ("/openapi.json", "/openapi.json"),
             ("/healthz", "/healthz"),
             ("/v1/sessions/a/b/c", "other"),
             ("/nope", "other"),
         ];
-        for (path, want) in cases {
-            assert_eq!(route_of(path), want, "{path}");
+        for (i, (path, label)) in cases.into_iter().enumerate() {
+            let before = counted(&registry, label);
+            warp::test::request().path(path).reply(&filter).await;
+            assert_eq!(counted(&registry, label), before + 1, "case {i}: {path}");
         }
     }
 }

@@ -1,9 +1,19 @@
-//! Seed-shaped events: what the applications behind the seeds send.
+//! Seed-shaped events: what the applications behind the seeds send. The workspace's one
+//! event generator, in two shapes that draw every event the same way ([`Session`]):
 //!
-//! Web sessions produce page views, CTA clicks and form submits on one host; machine
-//! sessions produce CPU and memory measurements. Every event carries a client-chosen
-//! `event_id` (so a retry is recognisably the same event) and is valid under the shipped
-//! `schemas/`. Generation is seeded: the same seed gives the same sessions, types and ids.
+//! - [`Generator`], live traffic: a pool of sessions, each event from one picked at random
+//!   and stamped with the time of sending, as ingest receives it (the load generator, the
+//!   pipeline benchmark's records);
+//! - [`History`], a year of whole sessions laid end to end, each event with what ingest
+//!   adds to it and each session with its start and end (the query benchmark's data set).
+//!
+//! Web sessions (three in four) open with a page view, then view pages (with their load
+//! time as `value`), click calls to action and form fields, and submit forms, all on one
+//! host. Machine sessions send a `cpu_load` (percent, busier in the working day) and a
+//! `memory_used` (bytes, drifting) measurement a minute. Every event carries a
+//! client-chosen `event_id` (so a retry is recognisably the same event) and is valid under
+//! the shipped `schemas/`. Generation is seeded: the same seed gives the same sessions,
+//! types, values and ids.
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -19,30 +29,75 @@ pub const TYPES: [(&str, &str); 5] = [
     ("machine", "memory_used"),
 ];
 
-const HOSTS: [&str; 4] = [
+const HOSTS: [&str; 5] = [
     "www.consumeraffairs.com",
     "shop.example.com",
+    "docs.example.com",
     "news.example.org",
     "app.example.net",
 ];
-const PATHS: [&str; 8] = [
+const PATHS: [&str; 16] = [
     "/",
+    "/pricing",
+    "/reviews",
     "/reviews/cars",
     "/reviews/insurance/home",
-    "/pricing",
-    "/checkout/step-2",
+    "/compare",
+    "/signup",
+    "/login",
     "/account/settings",
+    "/checkout/step-2",
+    "/blog",
     "/blog/2026/11/ten-things-about-event-pipelines",
     "/search?q=dishwasher",
+    "/contact",
+    "/help",
+    "/about",
 ];
-const ELEMENTS: [&str; 5] = [
+const CTA_ELEMENTS: [&str; 8] = [
     "signup-button",
     "hero-cta",
     "read-more",
     "add-to-cart",
+    "get-a-quote",
+    "compare-now",
+    "chat-bubble",
     "newsletter-email",
 ];
-const FORMS: [&str; 3] = ["contact", "signup", "checkout"];
+const FORM_FIELDS: [&str; 5] = ["email", "first_name", "last_name", "zip", "phone"];
+const FORMS: [&str; 4] = ["signup", "contact", "quote", "checkout"];
+
+/// An event's `data`, in the shape its type's schema asks for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Data {
+    Page {
+        host: &'static str,
+        path: &'static str,
+    },
+    Element {
+        host: &'static str,
+        path: &'static str,
+        element: &'static str,
+    },
+    Form {
+        host: &'static str,
+        path: &'static str,
+        form: Form,
+    },
+    Measure {
+        machine_id: String,
+        unit: &'static str,
+    },
+}
+
+/// A submitted form: free-form under its schema.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Form {
+    pub name: &'static str,
+    pub fields: u8,
+    pub newsletter: bool,
+}
 
 /// One event as the client sends it.
 #[derive(Debug, Clone, Serialize)]
@@ -51,26 +106,190 @@ pub struct Event {
     pub session_id: String,
     pub category: &'static str,
     pub name: &'static str,
-    pub data: serde_json::Value,
+    pub data: Data,
     /// RFC 3339, microseconds, UTC.
     pub timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
 }
 
-#[derive(Debug, Clone)]
-enum Kind {
-    Web { host: &'static str },
-    Machine { machine_id: String },
+/// What one session does next: its type, data and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub category: &'static str,
+    pub name: &'static str,
+    pub data: Data,
+    pub value: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
-struct Session {
-    id: String,
-    kind: Kind,
+enum Activity {
+    Web {
+        host: &'static str,
+        /// The page the visitor is on: a page view moves it, clicks stay on it.
+        path: &'static str,
+    },
+    Machine {
+        machine_id: String,
+        base_cpu: f64,
+        mem_total: f64,
+        mem_used: f64,
+    },
 }
 
-/// Produces batches of events over a pool of sessions.
+/// One session and the state its events follow.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    activity: Activity,
+    /// Events drawn so far.
+    drawn: u32,
+}
+
+impl Session {
+    fn new(rng: &mut StdRng, machine: bool) -> Self {
+        let id = random_uuid(rng).to_string();
+        let activity = if machine {
+            let mem_total = f64::from(rng.random_range(4u32..=64)) * 1_073_741_824.0;
+            Activity::Machine {
+                machine_id: format!("machine-{:05}", rng.random_range(0..2_000u32)),
+                base_cpu: rng.random_range(5.0..60.0),
+                mem_total,
+                mem_used: mem_total * rng.random_range(0.2..0.6),
+            }
+        } else {
+            Activity::Web {
+                host: HOSTS[rng.random_range(0..HOSTS.len())],
+                path: PATHS[0],
+            }
+        };
+        Self {
+            id,
+            activity,
+            drawn: 0,
+        }
+    }
+
+    pub fn machine_id(&self) -> Option<&str> {
+        match &self.activity {
+            Activity::Machine { machine_id, .. } => Some(machine_id),
+            Activity::Web { .. } => None,
+        }
+    }
+
+    /// The session's next event, happening at `ts_us` (Unix microseconds, UTC).
+    pub fn next(&mut self, rng: &mut StdRng, ts_us: i64) -> Action {
+        let first = self.drawn == 0;
+        let nth = self.drawn;
+        self.drawn += 1;
+        match &mut self.activity {
+            Activity::Web { host, path } => web_action(rng, host, path, first),
+            Activity::Machine {
+                machine_id,
+                base_cpu,
+                mem_total,
+                mem_used,
+            } => {
+                // A measurement pair per minute: cpu_load, then memory_used.
+                let (name, unit, value) = if nth % 2 == 0 {
+                    let hour = (ts_us.rem_euclid(86_400_000_000) / 3_600_000_000) as f64;
+                    // Busier in the working day (UTC), plus noise.
+                    let diurnal = 15.0 * (std::f64::consts::PI * (hour - 6.0) / 12.0).sin();
+                    let cpu =
+                        (*base_cpu + diurnal + rng.random_range(-10.0..10.0)).clamp(0.0, 100.0);
+                    ("cpu_load", "percent", (cpu * 10.0).round() / 10.0)
+                } else {
+                    *mem_used = (*mem_used + rng.random_range(-0.02..0.02) * *mem_total)
+                        .clamp(0.05 * *mem_total, 0.98 * *mem_total);
+                    ("memory_used", "bytes", mem_used.round())
+                };
+                Action {
+                    category: "machine",
+                    name,
+                    data: Data::Measure {
+                        machine_id: machine_id.clone(),
+                        unit,
+                    },
+                    value: Some(value),
+                }
+            }
+        }
+    }
+
+    /// Time from an event of this session to its next one: a visitor reads for seconds;
+    /// an agent sends its pair a few ms apart, then waits a minute.
+    fn gap_us(&self, rng: &mut StdRng) -> i64 {
+        match self.activity {
+            Activity::Web { .. } => rng.random_range(1_000_000..45_000_000),
+            Activity::Machine { .. } if self.drawn % 2 == 1 => rng.random_range(1_000..20_000),
+            Activity::Machine { .. } => rng.random_range(59_000_000..61_000_000),
+        }
+    }
+}
+
+fn web_action(
+    rng: &mut StdRng,
+    host: &'static str,
+    path: &mut &'static str,
+    first: bool,
+) -> Action {
+    let roll = rng.random_range(0..100u32);
+    let page = |path| Data::Page { host, path };
+    // Every session opens with a page view.
+    if first || roll < 55 {
+        *path = PATHS[rng.random_range(0..PATHS.len())];
+        // Load times: mostly a few hundred ms, with a long tail.
+        let u: f64 = rng.random();
+        let load_ms = (150.0 + 2_500.0 * u.powi(4) + rng.random_range(0.0..80.0))
+            .round()
+            .max(1.0);
+        return Action {
+            category: "page_interaction",
+            name: "page_view",
+            data: page(*path),
+            value: Some(load_ms),
+        };
+    }
+    let (category, name, data) = if roll < 90 {
+        // A click on a call to action, or (roll 75..90) into a form field: the shipped
+        // cta_click type either way.
+        let element = if roll < 75 {
+            CTA_ELEMENTS[rng.random_range(0..CTA_ELEMENTS.len())]
+        } else {
+            FORM_FIELDS[rng.random_range(0..FORM_FIELDS.len())]
+        };
+        let path = *path;
+        (
+            "page_interaction",
+            "cta_click",
+            Data::Element {
+                host,
+                path,
+                element,
+            },
+        )
+    } else {
+        let form = Form {
+            name: FORMS[rng.random_range(0..FORMS.len())],
+            fields: rng.random_range(2..=6u8),
+            newsletter: rng.random_bool(0.5),
+        };
+        let path = *path;
+        (
+            "form_interaction",
+            "submit",
+            Data::Form { host, path, form },
+        )
+    };
+    Action {
+        category,
+        name,
+        data,
+        value: None,
+    }
+}
+
+/// Live traffic: events of a pool of sessions, interleaved as their clients send them.
 #[derive(Debug)]
 pub struct Generator {
     rng: StdRng,
@@ -82,88 +301,201 @@ impl Generator {
     pub fn new(seed: u64, sessions: usize) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let sessions = (0..sessions.max(1))
-            .map(|i| {
-                let id = random_uuid(&mut rng).to_string();
-                let kind = if i % 4 == 3 {
-                    Kind::Machine {
-                        machine_id: format!("host-{:04}", rng.random_range(0..10_000u32)),
-                    }
-                } else {
-                    Kind::Web {
-                        host: HOSTS[rng.random_range(0..HOSTS.len())],
-                    }
-                };
-                Session { id, kind }
-            })
+            .map(|i| Session::new(&mut rng, i % 4 == 3))
             .collect();
         Self { rng, sessions }
     }
 
-    /// `n` events, each from a session picked at random, stamped `now` (RFC 3339).
-    pub fn batch(&mut self, n: usize, now: &str) -> Vec<Event> {
-        (0..n).map(|_| self.event(now)).collect()
+    /// `n` events, each from a session picked at random, all sent at `now_us`.
+    pub fn batch(&mut self, n: usize, now_us: i64) -> Vec<Event> {
+        let timestamp = rfc3339_us(now_us);
+        (0..n)
+            .map(|_| {
+                let s = self.rng.random_range(0..self.sessions.len());
+                let event_id = random_uuid(&mut self.rng);
+                let session = &mut self.sessions[s];
+                let a = session.next(&mut self.rng, now_us);
+                Event {
+                    event_id,
+                    session_id: session.id.clone(),
+                    category: a.category,
+                    name: a.name,
+                    data: a.data,
+                    timestamp: timestamp.clone(),
+                    value: a.value,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The days a [`History`] covers: `days` days up to `end_us`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub end_us: i64,
+    pub days: i64,
+}
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// An event as the store holds it: what the client sent, and when ingest received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// UUIDv7 of the event's own time, as ingest assigns them.
+    pub event_id: Uuid,
+    pub session_id: String,
+    pub action: Action,
+    pub ts_us: i64,
+    pub received_at_us: i64,
+    /// Half the clients send `sent_at`; none are skewed, so the corrected time is theirs.
+    pub sent_at_us: Option<i64>,
+}
+
+/// Who a session belongs to, as its start says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub user_id: String,
+    pub machine_id: String,
+    pub org_id: String,
+}
+
+/// A session's start (with its owner) or end (without, as ingest stores ends).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lifecycle {
+    pub update_id: Uuid,
+    pub session_id: String,
+    pub start: Option<Owner>,
+    pub at_us: i64,
+    pub received_at_us: i64,
+}
+
+/// Whole sessions, in order of their start.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    pub events: Vec<Recorded>,
+    pub sessions: Vec<Lifecycle>,
+}
+
+/// One planned session: its kind and length are drawn up front so that the number of
+/// sessions, and with it the spacing of their starts over the span, is known.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    machine: bool,
+    len: u32,
+}
+
+/// A history of `events` events: web sessions of 20 to 400 events (skewed towards short
+/// ones), machine sessions of 100 to 400, their starts spread evenly (with jitter) over the
+/// span, so every day has data and the events come roughly in time order.
+#[derive(Debug)]
+pub struct History {
+    rng: StdRng,
+    plans: Vec<Plan>,
+    next: usize,
+    slot_us: i64,
+    first_start_us: i64,
+}
+
+impl History {
+    pub fn new(seed: u64, events: u64, span: Span) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut plans = Vec::new();
+        let mut planned = 0u64;
+        while planned < events {
+            let machine = rng.random_bool(0.25);
+            let len = if machine {
+                rng.random_range(100..=400u32)
+            } else {
+                // Squaring a uniform draw favours short sessions, as real traffic does.
+                let u: f64 = rng.random();
+                20 + (380.0 * u * u) as u32
+            };
+            let len = len.min((events - planned) as u32);
+            planned += u64::from(len);
+            plans.push(Plan { machine, len });
+        }
+        // Starts end a day early, so that even the longest session (about five hours)
+        // ends before the span does.
+        let span_us = (span.days - 1) * DAY_US;
+        let slot_us = span_us / plans.len().max(1) as i64;
+        Self {
+            rng,
+            plans,
+            next: 0,
+            slot_us,
+            first_start_us: span.end_us - span.days * DAY_US,
+        }
     }
 
-    fn event(&mut self, now: &str) -> Event {
-        let s = self.rng.random_range(0..self.sessions.len());
-        let event_id = random_uuid(&mut self.rng);
-        let roll = self.rng.random_range(0..100u32);
-        let session = &self.sessions[s];
-        let ((category, name), data, value) = match &session.kind {
-            Kind::Web { host } => {
-                let path = PATHS[self.rng.random_range(0..PATHS.len())];
-                if roll < 60 {
-                    let load_ms = f64::from(self.rng.random_range(80..3_000u32));
-                    (
-                        TYPES[0],
-                        serde_json::json!({"host": host, "path": path}),
-                        Some(load_ms),
-                    )
-                } else if roll < 90 {
-                    let element = ELEMENTS[self.rng.random_range(0..ELEMENTS.len())];
-                    (
-                        TYPES[1],
-                        serde_json::json!({"host": host, "path": path, "element": element}),
-                        None,
-                    )
-                } else {
-                    let form = FORMS[self.rng.random_range(0..FORMS.len())];
-                    let fields = self.rng.random_range(2..=6u32);
-                    (
-                        TYPES[2],
-                        serde_json::json!({"host": host, "path": path,
-                            "form": {"name": form, "fields": fields, "newsletter": roll % 2 == 0}}),
-                        None,
-                    )
-                }
-            }
-            Kind::Machine { machine_id } => {
-                if roll < 50 {
-                    let cpu = f64::from(self.rng.random_range(0..1_000u32)) / 10.0;
-                    (
-                        TYPES[3],
-                        serde_json::json!({"machine_id": machine_id, "unit": "percent"}),
-                        Some(cpu),
-                    )
-                } else {
-                    let bytes = f64::from(self.rng.random_range(1..64u32)) * 1_073_741_824.0;
-                    (
-                        TYPES[4],
-                        serde_json::json!({"machine_id": machine_id, "unit": "bytes"}),
-                        Some(bytes),
-                    )
-                }
-            }
-        };
-        Event {
-            event_id,
-            session_id: session.id.clone(),
-            category,
-            name,
-            data,
-            timestamp: now.to_owned(),
-            value,
+    /// The next whole sessions, at least `rows` events unless the history ends.
+    pub fn next_chunk(&mut self, rows: usize) -> Option<Chunk> {
+        if self.next >= self.plans.len() {
+            return None;
         }
+        let mut chunk = Chunk {
+            events: Vec::with_capacity(rows + 400),
+            sessions: Vec::new(),
+        };
+        while chunk.events.len() < rows && self.next < self.plans.len() {
+            let plan = self.plans[self.next];
+            let start = self.first_start_us
+                + self.next as i64 * self.slot_us
+                + self.rng.random_range(0..self.slot_us.max(1));
+            self.next += 1;
+            self.session(plan, start, &mut chunk);
+        }
+        Some(chunk)
+    }
+
+    fn session(&mut self, plan: Plan, start_us: i64, chunk: &mut Chunk) {
+        let mut session = Session::new(&mut self.rng, plan.machine);
+        let owner = Owner {
+            user_id: format!("user-{:06}", self.rng.random_range(0..50_000u32)),
+            machine_id: session.machine_id().map_or_else(
+                || format!("machine-{:05}", self.rng.random_range(0..2_000u32)),
+                str::to_owned,
+            ),
+            org_id: (1 + self.rng.random_range(0..250u32)).to_string(),
+        };
+        let started_at = start_us - self.rng.random_range(0..5_000_000);
+        let id = session.id.clone();
+        self.lifecycle(chunk, &id, Some(owner), started_at);
+        let mut ts = start_us;
+        for _ in 0..plan.len {
+            let action = session.next(&mut self.rng, ts);
+            let event_id = uuid_v7(&mut self.rng, ts);
+            let received_at_us = ts + self.rng.random_range(30_000..1_500_000);
+            let sent_at_us = self
+                .rng
+                .random_bool(0.5)
+                .then(|| ts + self.rng.random_range(0..1_000_000));
+            chunk.events.push(Recorded {
+                event_id,
+                session_id: id.clone(),
+                action,
+                ts_us: ts,
+                received_at_us,
+                sent_at_us,
+            });
+            ts += session.gap_us(&mut self.rng);
+        }
+        // One session in ten never says it ended, as closed tabs and crashed agents do.
+        if self.rng.random_bool(0.9) {
+            let ended_at = ts + self.rng.random_range(0..30_000_000);
+            self.lifecycle(chunk, &id, None, ended_at);
+        }
+    }
+
+    fn lifecycle(&mut self, chunk: &mut Chunk, session: &str, start: Option<Owner>, at_us: i64) {
+        let update_id = uuid_v7(&mut self.rng, at_us);
+        let received_at_us = at_us + self.rng.random_range(20_000..400_000);
+        chunk.sessions.push(Lifecycle {
+            update_id,
+            session_id: session.to_owned(),
+            start,
+            at_us,
+            received_at_us,
+        });
     }
 }
 
@@ -172,50 +504,115 @@ fn random_uuid(rng: &mut StdRng) -> Uuid {
     uuid::Builder::from_random_bytes(rng.random()).into_uuid()
 }
 
-/// The current time as ingest's RFC 3339 form, to the microsecond.
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now()
+/// A UUIDv7 of the time `at_us`, its random part from the seeded generator.
+fn uuid_v7(rng: &mut StdRng, at_us: i64) -> Uuid {
+    let random: [u8; 10] = rng.random();
+    uuid::Builder::from_unix_timestamp_millis((at_us / 1000) as u64, &random).into_uuid()
+}
+
+/// The current time in Unix microseconds.
+pub fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// `us` as ingest's RFC 3339 form, to the microsecond.
+pub fn rfc3339_us(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string()
+}
+
+/// The current time as ingest's RFC 3339 form, to the microsecond.
+pub fn now_rfc3339() -> String {
+    rfc3339_us(now_us())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use eye_model::event::{parse_batch, Item, Limits, Rules};
-    use eye_model::schema::SchemaRegistry;
+    use eye_model::schema::{SchemaRegistry, Validation};
     use eye_model::time::EventTime;
+
+    /// 2026-01-01T00:00:00Z.
+    const NOW_US: i64 = 1_767_225_600_000_000;
+    const YEAR: Span = Span {
+        end_us: NOW_US,
+        days: 365,
+    };
+
+    fn registry() -> SchemaRegistry {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
+        SchemaRegistry::load(&dir).expect("schemas load")
+    }
+
+    fn history(seed: u64, events: u64) -> Vec<Chunk> {
+        let mut h = History::new(seed, events, YEAR);
+        std::iter::from_fn(|| h.next_chunk(1_000)).collect()
+    }
 
     #[test]
     fn same_seed_same_events() {
-        let a = Generator::new(7, 50).batch(200, "2026-01-01T00:00:00Z");
-        let b = Generator::new(7, 50).batch(200, "2026-01-01T00:00:00Z");
-        let ids = |v: &[Event]| v.iter().map(|e| e.event_id).collect::<Vec<_>>();
-        assert_eq!(ids(&a), ids(&b));
-        let c = Generator::new(8, 50).batch(200, "2026-01-01T00:00:00Z");
-        assert_ne!(ids(&a), ids(&c));
+        let ids = |seed| {
+            Generator::new(seed, 50)
+                .batch(200, NOW_US)
+                .iter()
+                .map(|e| e.event_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(7), ids(7));
+        assert_ne!(ids(7), ids(8));
+        let events = |seed| -> Vec<Recorded> {
+            history(seed, 5_000)
+                .into_iter()
+                .flat_map(|c| c.events)
+                .collect()
+        };
+        let a = events(7);
+        assert_eq!(a.len(), 5_000);
+        assert_eq!(a, events(7));
+        assert_ne!(a, events(8));
     }
 
     #[test]
     fn every_type_appears_and_ids_are_unique() {
-        let events = Generator::new(1, 400).batch(5_000, &now_rfc3339());
-        for t in TYPES {
-            assert!(
-                events.iter().any(|e| (e.category, e.name) == t),
-                "{t:?} never generated"
-            );
+        let live = Generator::new(1, 400).batch(5_000, NOW_US);
+        let history: Vec<Recorded> = history(1, 20_000)
+            .into_iter()
+            .flat_map(|c| c.events)
+            .collect();
+        for (shape, types, ids) in [
+            (
+                "live",
+                live.iter()
+                    .map(|e| (e.category, e.name))
+                    .collect::<Vec<_>>(),
+                live.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+            ),
+            (
+                "history",
+                history
+                    .iter()
+                    .map(|e| (e.action.category, e.action.name))
+                    .collect(),
+                history.iter().map(|e| e.event_id).collect(),
+            ),
+        ] {
+            for t in TYPES {
+                assert!(types.contains(&t), "{shape}: {t:?} never generated");
+            }
+            let distinct: std::collections::HashSet<_> = ids.iter().collect();
+            assert_eq!(distinct.len(), ids.len(), "{shape}");
         }
-        let ids: std::collections::HashSet<_> = events.iter().map(|e| e.event_id).collect();
-        assert_eq!(ids.len(), events.len());
     }
 
     /// What the generator sends must be what ingest accepts: the shipped schemas and the
     /// common rules, through the same parser ingest runs.
     #[test]
-    fn every_generated_event_passes_ingest_checks() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
-        let registry = SchemaRegistry::load(&dir).expect("schemas load");
-        let events = Generator::new(3, 100).batch(1_000, &now_rfc3339());
+    fn every_live_event_passes_ingest_checks() {
+        let registry = registry();
+        let events = Generator::new(3, 100).batch(1_000, now_us());
         let body = serde_json::to_vec(&events).expect("serialise");
         let limits = Limits::default();
         let rules = Rules {
@@ -233,5 +630,57 @@ mod tests {
             .collect();
         assert!(rejected.is_empty(), "rejected: {rejected:?}");
         assert_eq!(items.len(), 1_000);
+    }
+
+    #[test]
+    fn every_history_event_passes_the_shipped_schemas() {
+        let registry = registry();
+        for e in history(11, 20_000).into_iter().flat_map(|c| c.events) {
+            let data = serde_json::to_value(&e.action.data).expect("json");
+            let verdict = registry.validate(e.action.category, e.action.name, &data);
+            assert!(
+                matches!(verdict, Validation::Valid),
+                "{}/{}: {verdict:?} for {data}",
+                e.action.category,
+                e.action.name,
+            );
+        }
+    }
+
+    #[test]
+    fn history_stays_in_its_span_and_sessions_open_with_a_page_view() {
+        let chunks = history(5, 10_000);
+        let from = YEAR.end_us - YEAR.days * DAY_US;
+        let mut first: std::collections::HashMap<&str, &Recorded> = Default::default();
+        for e in chunks.iter().flat_map(|c| &c.events) {
+            assert!((from..YEAR.end_us).contains(&e.ts_us), "{e:?}");
+            assert!(e.received_at_us > e.ts_us);
+            first.entry(&e.session_id).or_insert(e);
+        }
+        for e in first.values() {
+            assert!(
+                matches!(e.action.name, "page_view" | "cpu_load"),
+                "{:?} opens a session",
+                e.action
+            );
+        }
+        // Every session starts; most end.
+        let lifecycle: Vec<&Lifecycle> = chunks.iter().flat_map(|c| &c.sessions).collect();
+        let starts = lifecycle.iter().filter(|l| l.start.is_some()).count();
+        assert_eq!(starts, first.len());
+        assert!(lifecycle.len() - starts > starts * 8 / 10);
+    }
+
+    #[test]
+    fn timestamps_to_the_microsecond() {
+        // (Unix µs, text)
+        let cases: &[(i64, &str)] = &[
+            (0, "1970-01-01T00:00:00.000000Z"),
+            (NOW_US + 1, "2026-01-01T00:00:00.000001Z"),
+            (1_735_689_599_999_999, "2024-12-31T23:59:59.999999Z"),
+        ];
+        for (us, text) in cases {
+            assert_eq!(rfc3339_us(*us), *text);
+        }
     }
 }

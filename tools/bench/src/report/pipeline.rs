@@ -1,63 +1,10 @@
-//! BENCHMARKS.md and bench.json from the JSON lines of each run, with the machine and the
-//! date, and every target next to the limit it is measured against.
+//! The pipeline benchmark's sections of BENCHMARKS.md: ingest flat out and overloaded, the
+//! raw limits and the consumer against them, memory, end to end, per-core scaling, and the
+//! changes measured before and after; each pushes the targets it checks.
 
-use std::collections::BTreeMap;
+use super::{cell, count, first, fmt, head, num, of, read, row, Lines, Target};
 use std::fmt::Write as _;
 use std::path::Path;
-
-type Lines = Vec<serde_json::Value>;
-
-fn parse(text: &str) -> Lines {
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v.get("measure").is_some())
-        .collect()
-}
-
-fn read(file: &Path) -> anyhow::Result<Lines> {
-    Ok(parse(&std::fs::read_to_string(file)?))
-}
-
-fn of<'a>(lines: &'a Lines, measure: &str) -> Vec<&'a serde_json::Value> {
-    lines.iter().filter(|v| v["measure"] == measure).collect()
-}
-
-fn first<'a>(lines: &'a Lines, measure: &str) -> Option<&'a serde_json::Value> {
-    lines.iter().find(|v| v["measure"] == measure)
-}
-
-fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
-    let mut cur = v;
-    for p in path {
-        cur = &cur[*p];
-    }
-    cur.as_f64().unwrap_or(f64::NAN)
-}
-
-/// A figure, or "-" where a run did not measure it (an older run, a step that failed).
-fn fmt(x: f64, digits: usize) -> String {
-    if x.is_finite() {
-        format!("{x:.digits$}")
-    } else {
-        "-".to_owned()
-    }
-}
-
-/// 3000000 -> "3,000,000", for counts the prose names.
-fn count(n: f64) -> String {
-    if !n.is_finite() {
-        return "-".to_owned();
-    }
-    let digits = format!("{:.0}", n.abs());
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// The sweep step with the most events/s: the run's best ingest rate.
 fn best_step(lines: &Lines) -> Option<&serde_json::Value> {
@@ -75,136 +22,30 @@ pub fn best_ingest_rate(file: &Path) -> anyhow::Result<f64> {
         .ok_or_else(|| anyhow::anyhow!("no ingest_throughput line in {}", file.display()))
 }
 
-/// Cores of the machine the report is written on (0 when unknown).
-fn machine_cores() -> usize {
-    std::thread::available_parallelism().map_or(0, |n| n.get())
-}
-
-fn machine() -> serde_json::Value {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_default();
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem_kib: f64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|l| l.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    serde_json::json!({
-        "cores": machine_cores(),
-        "ram_gib": mem_kib / 1024.0 / 1024.0,
-        "cpu": model,
-        "date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-    })
-}
-
-/// One row of the Targets table: what, the measured value, its ratio to the target or
-/// limit (above 1 is good), met, and what the run says holds it there. A value the run
-/// lacks shows as "not measured".
-struct Target {
-    name: String,
-    measured: f64,
-    ratio: f64,
-    met: bool,
-    limit: String,
-}
-
-impl Target {
-    fn at_least(name: String, measured: f64, floor: f64) -> Self {
-        Self {
-            name,
-            measured,
-            ratio: measured / floor,
-            met: measured >= floor,
-            limit: String::new(),
-        }
-    }
-
-    fn at_most(name: String, measured: f64, ceiling: f64) -> Self {
-        Self {
-            name,
-            measured,
-            ratio: ceiling / measured,
-            met: measured <= ceiling,
-            limit: String::new(),
-        }
-    }
-}
-
-/// `runs`: `NAME=FILE` pairs, in order (e.g. memory, then sqlite).
-pub fn write(runs: &[String], markdown: &Path, json: &Path, changes: &Path) -> anyhow::Result<()> {
-    let mut all: BTreeMap<String, Lines> = BTreeMap::new();
-    let mut order = Vec::new();
-    for r in runs {
-        let (name, file) = r
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("expected NAME=FILE, got {r}"))?;
-        all.insert(name.to_owned(), read(Path::new(file))?);
-        order.push(name.to_owned());
-    }
-    // Missing is not an error: it means no change has been measured yet.
-    let changes_text = std::fs::read_to_string(changes).unwrap_or_default();
-    let machine = machine();
-    let mut md = String::new();
-    let _ = writeln!(md, "# Benchmarks\n");
-    let _ = writeln!(
-        md,
-        "Written by `make bench` on {} ({} cores, {:.1} GiB RAM, {}). Everything ran on this one machine: broker, ClickHouse, the services and the load generator. Each figure is one run on a shared machine; compare ratios measured in the same run rather than absolute numbers.\n",
-        machine["date"].as_str().unwrap_or(""),
-        machine["cores"],
-        num(&machine, &["ram_gib"]),
-        machine["cpu"].as_str().unwrap_or("")
-    );
+/// Every run's sections, in order, with the targets they check.
+pub fn runs_sections(runs: &[(&str, &Lines)], targets: &mut Vec<Target>) -> String {
     // The most records any run drained, so a run that drained fewer says so.
-    let most_drained = order
+    let most_drained = runs
         .iter()
-        .filter_map(|n| first(&all[n], "consumer_drain"))
+        .filter_map(|(_, lines)| first(lines, "consumer_drain"))
         .map(|v| num(v, &["rows"]))
         .fold(0.0, f64::max);
-    let mut targets = Vec::new();
-    for name in &order {
-        let lines = &all[name];
+    let mut md = String::new();
+    for (name, lines) in runs {
         let _ = writeln!(md, "## Broker storage: {name}\n");
         md.push_str(&sweep_section(lines));
-        md.push_str(&limits_section(lines, name, most_drained, &mut targets));
-        md.push_str(&memory_section(lines, name, &mut targets));
-        md.push_str(&end_to_end_section(lines, name, &mut targets));
-        md.push_str(&query_section(lines));
+        md.push_str(&limits_section(lines, name, most_drained, targets));
+        md.push_str(&memory_section(lines, name, targets));
+        md.push_str(&end_to_end_section(lines, name, targets));
+        md.push_str(&super::query::section(lines));
         md.push_str(&scaling_section(lines));
         let _ = writeln!(md);
     }
-    md.push_str(GROWING);
-    md.push_str(&changes_section(&changes_text));
-    let _ = writeln!(md, "## Targets\n");
-    let _ = writeln!(
-        md,
-        "| target | measured | ratio to target or limit | met | what holds it |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|---|");
-    for t in &targets {
-        // A missing limit leaves the ratio undefined: that is not a miss either.
-        let met = match (t.measured.is_finite() && t.ratio.is_finite(), t.met) {
-            (false, _) => "not measured",
-            (true, true) => "yes",
-            (true, false) => "**no**",
-        };
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {met} | {} |",
-            t.name,
-            fmt(t.measured, 0),
-            fmt(t.ratio, 2),
-            t.limit
-        );
-    }
-    std::fs::write(markdown, md)?;
-    let out = serde_json::json!({"machine": machine, "runs": all, "changes": parse(&changes_text)});
-    std::fs::write(json, serde_json::to_string_pretty(&out)?)?;
-    Ok(())
+    md
 }
+
+/// The process the load generator runs in: this one.
+const GENERATOR: &str = "eye-bench";
 
 /// Cores of one process in a step's `processes`, or "-".
 fn cores(v: &serde_json::Value, process: &str) -> String {
@@ -218,27 +59,38 @@ fn rss(v: &serde_json::Value, process: &str) -> String {
 fn sweep_section(lines: &Lines) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "### Ingest throughput (flat out, 100-event batches)\n");
-    let _ = writeln!(
-        md,
-        "| connections | events/s | p50 ms | p99 ms | p999 ms | cores: ingest / tansu / consumer / clickhouse / generator | peak RSS MiB: ingest / consumer |"
+    head(
+        &mut md,
+        &[
+            "connections",
+            "events/s",
+            "p50 ms",
+            "p99 ms",
+            "p999 ms",
+            "cores: ingest / tansu / consumer / clickhouse / generator",
+            "peak RSS MiB: ingest / consumer",
+        ],
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     for v in of(lines, "ingest_throughput") {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} / {} / {} / {} / {} | {} / {} |",
-            v["connections"],
-            fmt(num(v, &["events_per_sec"]), 0),
-            fmt(num(v, &["latency_ms", "p50"]), 1),
-            fmt(num(v, &["latency_ms", "p99"]), 1),
-            fmt(num(v, &["latency_ms", "p999"]), 1),
-            cores(v, "eye-ingest"),
-            cores(v, "tansu"),
-            cores(v, "eye-consumer"),
-            cores(v, "clickhouse-server"),
-            cores(v, "eye-perf"),
-            rss(v, "eye-ingest"),
-            rss(v, "eye-consumer"),
+        row(
+            &mut md,
+            &[
+                v["connections"].to_string(),
+                fmt(num(v, &["events_per_sec"]), 0),
+                fmt(num(v, &["latency_ms", "p50"]), 1),
+                fmt(num(v, &["latency_ms", "p99"]), 1),
+                fmt(num(v, &["latency_ms", "p999"]), 1),
+                [
+                    "eye-ingest",
+                    "tansu",
+                    "eye-consumer",
+                    "clickhouse-server",
+                    GENERATOR,
+                ]
+                .map(|p| cores(v, p))
+                .join(" / "),
+                format!("{} / {}", rss(v, "eye-ingest"), rss(v, "eye-consumer")),
+            ],
         );
     }
     md
@@ -263,37 +115,43 @@ fn limits_section(
     let lower = consume.min(insert);
     let mut md = String::new();
     let _ = writeln!(md, "\n### Limits and ratios\n");
-    let _ = writeln!(md, "| measure | per second | ratio |");
-    let _ = writeln!(md, "|---|---|---|");
-    let _ = writeln!(
-        md,
-        "| raw produce (bare rdkafka, ingest's settings; {} records) | {} | |",
-        count(records),
-        fmt(produce, 0)
-    );
-    let _ = writeln!(
-        md,
-        "| ingest, best of the sweep | {} | {} of raw produce |",
-        fmt(best, 0),
-        fmt(best / produce, 2)
-    );
-    let _ = writeln!(
-        md,
-        "| raw consume (bare rdkafka, consumer's settings) | {} | |",
-        fmt(consume, 0)
-    );
-    let _ = writeln!(
-        md,
-        "| raw insert (RowBinary, consumer's batches) | {} | |",
-        fmt(insert, 0)
-    );
-    let _ = writeln!(
-        md,
-        "| consumer draining a pre-filled topic of {} records | {} | {} of the lower limit |",
-        count(drained),
-        fmt(drain, 0),
-        fmt(drain / lower, 2)
-    );
+    head(&mut md, &["measure", "per second", "ratio"]);
+    let rows = [
+        [
+            format!(
+                "raw produce (bare rdkafka, ingest's settings; {} records)",
+                count(records)
+            ),
+            fmt(produce, 0),
+            String::new(),
+        ],
+        [
+            "ingest, best of the sweep".to_owned(),
+            fmt(best, 0),
+            format!("{} of raw produce", fmt(best / produce, 2)),
+        ],
+        [
+            "raw consume (bare rdkafka, consumer's settings)".to_owned(),
+            fmt(consume, 0),
+            String::new(),
+        ],
+        [
+            "raw insert (RowBinary, consumer's batches)".to_owned(),
+            fmt(insert, 0),
+            String::new(),
+        ],
+        [
+            format!(
+                "consumer draining a pre-filled topic of {} records",
+                count(drained)
+            ),
+            fmt(drain, 0),
+            format!("{} of the lower limit", fmt(drain / lower, 2)),
+        ],
+    ];
+    for r in &rows {
+        row(&mut md, r);
+    }
     if drained < most_drained {
         // Each record is produced, consumed raw, then drained: at this run's rates.
         let secs = |n: f64| n / produce + n / consume + n / drain;
@@ -348,7 +206,7 @@ fn busy(step: &serde_json::Value) -> String {
         .as_object()
         .map(|p| p.values().filter_map(|v| v["cores"].as_f64()).sum())
         .unwrap_or(f64::NAN);
-    let machine = machine_cores();
+    let machine = super::cores();
     format!(
         "at the best step tansu used {} cores, ingest {}, and the watched processes {} of the machine's {machine}",
         cores(step, "tansu"),
@@ -372,7 +230,7 @@ fn step_cores(v: &serde_json::Value) -> String {
     format!(
         "cores {} of {}: {}",
         fmt(total, 2),
-        machine_cores(),
+        super::cores(),
         each.join(", ")
     )
 }
@@ -387,50 +245,57 @@ fn memory_section(lines: &Lines, name: &str, targets: &mut Vec<Target>) -> Strin
     let drain = first(lines, "consumer_drain");
     let mut md = String::new();
     let _ = writeln!(md, "\n### Memory and cores under overload\n");
-    let _ = writeln!(
-        md,
-        "| step | load | events/s | refused 503 / 429 | peak RSS MiB: ingest / consumer / tansu / clickhouse | cores: ingest / tansu / consumer / clickhouse |"
+    head(
+        &mut md,
+        &[
+            "step",
+            "load",
+            "events/s",
+            "refused 503 / 429",
+            "peak RSS MiB: ingest / consumer / tansu / clickhouse",
+            "cores: ingest / tansu / consumer / clickhouse",
+        ],
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|");
-    let procs = |v: &serde_json::Value| {
-        format!(
-            "{} / {} / {} / {} | {} / {} / {} / {}",
-            rss(v, "eye-ingest"),
-            rss(v, "eye-consumer"),
-            rss(v, "tansu"),
-            rss(v, "clickhouse-server"),
-            cores(v, "eye-ingest"),
-            cores(v, "tansu"),
-            cores(v, "eye-consumer"),
-            cores(v, "clickhouse-server"),
-        )
-    };
+    const PROCESSES: [&str; 4] = ["eye-ingest", "eye-consumer", "tansu", "clickhouse-server"];
+    const BY_CORES: [&str; 4] = ["eye-ingest", "tansu", "eye-consumer", "clickhouse-server"];
+    let rss_of = |v| PROCESSES.map(|p| rss(v, p)).join(" / ");
+    let cores_of = |v| BY_CORES.map(|p| cores(v, p)).join(" / ");
     if let Some(why) = overload.and_then(|v| v["skipped"].as_str()) {
-        let _ = writeln!(md, "| ingest overloaded | not run: {why} | | | | |");
+        let load = format!("not run: {why}");
+        row(&mut md, &["ingest overloaded", &load, "", "", "", ""]);
     } else if let Some(v) = overload {
-        let _ = writeln!(
-            md,
-            "| ingest overloaded | {} connections × {}-event batches, {} s | {} | {} / {} | {} |",
-            v["connections"],
-            v["batch"],
-            fmt(num(v, &["elapsed_s"]), 0),
-            fmt(num(v, &["events_per_sec"]), 0),
-            v["refused"]["503"],
-            v["refused"]["429"],
-            procs(v)
+        row(
+            &mut md,
+            &[
+                "ingest overloaded".to_owned(),
+                format!(
+                    "{} connections × {}-event batches, {} s",
+                    v["connections"],
+                    v["batch"],
+                    fmt(num(v, &["elapsed_s"]), 0)
+                ),
+                fmt(num(v, &["events_per_sec"]), 0),
+                format!("{} / {}", v["refused"]["503"], v["refused"]["429"]),
+                rss_of(v),
+                cores_of(v),
+            ],
         );
     }
     if let Some(v) = drain {
-        let _ = writeln!(
-            md,
-            "| consumer draining a backlog | {} pre-filled records | {} | - | {} |",
-            count(num(v, &["rows"])),
-            fmt(num(v, &["per_sec"]), 0),
-            procs(v)
+        row(
+            &mut md,
+            &[
+                "consumer draining a backlog".to_owned(),
+                format!("{} pre-filled records", count(num(v, &["rows"]))),
+                fmt(num(v, &["per_sec"]), 0),
+                "-".to_owned(),
+                rss_of(v),
+                cores_of(v),
+            ],
         );
     }
     if overload.is_none() && drain.is_none() {
-        let _ = writeln!(md, "| not measured in this run | | | | | |");
+        row(&mut md, &["not measured in this run", "", "", "", "", ""]);
     }
     let _ = writeln!(
         md,
@@ -461,24 +326,36 @@ fn end_to_end_section(lines: &Lines, name: &str, targets: &mut Vec<Target>) -> S
         md,
         "\n### End to end (fixed rate, canaries through the query API)\n"
     );
-    let _ = writeln!(md, "| share of max | target events/s | achieved | queryable p50 ms | p99 ms | canaries missing | lag max | lag slope msgs/s |");
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    head(
+        &mut md,
+        &[
+            "share of max",
+            "target events/s",
+            "achieved",
+            "queryable p50 ms",
+            "p99 ms",
+            "canaries missing",
+            "lag max",
+            "lag slope msgs/s",
+        ],
+    );
     for v in of(lines, "end_to_end") {
         let share = num(v, &["share_of_max"]);
         let achieved = num(v, &["events_per_sec"]);
         let p99 = num(v, &["queryable_latency_ms", "p99"]);
         let slope = num(v, &["lag", "slope_per_sec"]);
-        let _ = writeln!(
-            md,
-            "| {}% | {} | {} | {} | {} | {} | {} | {} |",
-            fmt(share * 100.0, 0),
-            fmt(num(v, &["target_rate"]), 0),
-            fmt(achieved, 0),
-            fmt(num(v, &["queryable_latency_ms", "p50"]), 0),
-            fmt(p99, 0),
-            v["canaries_missing"],
-            fmt(num(v, &["lag", "max"]), 0),
-            fmt(slope, 1),
+        row(
+            &mut md,
+            &[
+                format!("{}%", fmt(share * 100.0, 0)),
+                fmt(num(v, &["target_rate"]), 0),
+                fmt(achieved, 0),
+                fmt(num(v, &["queryable_latency_ms", "p50"]), 0),
+                fmt(p99, 0),
+                v["canaries_missing"].to_string(),
+                fmt(num(v, &["lag", "max"]), 0),
+                fmt(slope, 1),
+            ],
         );
         if (share - 0.5).abs() < 1e-9 {
             // At 50% of the flat-out rate the machine may still be short of cores: the
@@ -519,77 +396,6 @@ fn end_to_end_section(lines: &Lines, name: &str, targets: &mut Vec<Target>) -> S
             targets.push(t);
         }
     }
-    md
-}
-
-/// `eye-bench`'s figures (`make bench-query`), when this run has them.
-fn query_section(lines: &Lines) -> String {
-    let questions = of(lines, "query");
-    if questions.is_empty() {
-        return String::new();
-    }
-    let mut md = String::new();
-    let _ = writeln!(md, "\n### Query (`eye-bench`, as `make bench-query`)\n");
-    if let Some(load) = first(lines, "query_load") {
-        let events = num(load, &["events"]);
-        let how = if load["loaded"] == false {
-            "already in the database, so not timed".to_owned()
-        } else {
-            format!(
-                "loaded in {} s ({} events/s, the merge to one part per partition included)",
-                fmt(num(load, &["seconds"]), 1),
-                fmt(num(load, &["rows_per_sec"]), 0)
-            )
-        };
-        let _ = writeln!(
-            md,
-            "Data set: {} generated events ({} rows stored in `events`), {how}.{}\n",
-            count(events),
-            count(num(load, &["stored_rows"])),
-            if events < 10_000_000.0 {
-                " Fewer than `make bench-query`'s 10 million, so that the whole `make bench` fits its 15 minutes."
-            } else {
-                ""
-            }
-        );
-    }
-    let _ = writeln!(
-        md,
-        "| question | request | samples | service p50 / p99 ms | direct p50 / p99 ms | ratio p50 / p99 | rows read (% of table) | target | ok |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
-    for q in questions {
-        let label = q["label"].as_str().unwrap_or("");
-        if q["available"] == false {
-            let _ = writeln!(md, "| {label} | not available | | | | | | | |");
-            continue;
-        }
-        let target = match q["target_p99_ms"].as_f64() {
-            Some(t) => format!("p99 ≤ {t:.0} ms"),
-            None => "none".to_owned(),
-        };
-        let read = num(q, &["read_rows"]);
-        let _ = writeln!(
-            md,
-            "| {label} | `{}` | {} | {} / {} | {} / {} | {} / {} | {} ({}%) | {target}, ≤ {}x | {} |",
-            q["request"].as_str().unwrap_or("").replace('|', "\\|"),
-            q["samples"],
-            fmt(num(q, &["service_ms", "p50"]), 1),
-            fmt(num(q, &["service_ms", "p99"]), 1),
-            fmt(num(q, &["direct_ms", "p50"]), 1),
-            fmt(num(q, &["direct_ms", "p99"]), 1),
-            fmt(num(q, &["ratio", "p50"]), 2),
-            fmt(num(q, &["ratio", "p99"]), 2),
-            count(read),
-            fmt(100.0 * read / num(q, &["table_rows"]), 3),
-            num(q, &["max_overhead"]),
-            if q["ok"] == true { "yes" } else { "**no**" },
-        );
-    }
-    let _ = writeln!(
-        md,
-        "\nratio = the service ÷ the same statements sent straight to ClickHouse as the same read-only user, in the same run, samples interleaved."
-    );
     md
 }
 
@@ -650,21 +456,21 @@ fn scaling_section(lines: &Lines) -> String {
         md,
         "\n### Scaling: events/s per core, and cores for a given rate\n"
     );
-    let _ = writeln!(
-        md,
-        "| component | events/s per core | from | cores for 100k/s | 1M/s | 10M/s |"
+    head(
+        &mut md,
+        &[
+            "component",
+            "events/s per core",
+            "from",
+            "cores for 100k/s",
+            "1M/s",
+            "10M/s",
+        ],
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|");
     for f in &figures {
-        let need: Vec<String> = SIZES.iter().map(|s| fmt(s / f.per_core, 1)).collect();
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} |",
-            f.component,
-            fmt(f.per_core, 0),
-            f.basis,
-            need.join(" | ")
-        );
+        let mut cells = vec![f.component.to_owned(), fmt(f.per_core, 0), f.basis.clone()];
+        cells.extend(SIZES.iter().map(|s| fmt(s / f.per_core, 1)));
+        row(&mut md, &cells);
     }
     if let Some(p) = first(lines, "raw_produce").and_then(|v| v["partitions"].as_u64()) {
         let _ = writeln!(md, "\n`eye.events` had {p} partitions in this run.");
@@ -676,7 +482,7 @@ fn scaling_section(lines: &Lines) -> String {
     md
 }
 
-const GROWING: &str = "## Growing beyond one machine
+pub const GROWING: &str = "## Growing beyond one machine
 
 Each component grows on its own; the per-core figures above say by how much.
 
@@ -689,8 +495,8 @@ Each component grows on its own; the per-core figures above say by how much.
 ";
 
 /// Changes measured before and after (`deploy/ab.sh`, one JSON line each), as a table.
-fn changes_section(text: &str) -> String {
-    let changes: Lines = parse(text)
+pub fn changes_section(text: &str) -> String {
+    let changes: Lines = super::parse(text)
         .into_iter()
         .filter(|v| v["measure"] == "change")
         .collect();
@@ -699,33 +505,47 @@ fn changes_section(text: &str) -> String {
     if changes.is_empty() {
         let _ = writeln!(
             md,
-            "No change has been measured yet (`perf/changes.jsonl`, written by `deploy/ab.sh`, is empty).\n"
+            "No change has been measured yet (`tools/bench/changes.jsonl`, written by `deploy/ab.sh`, is empty).\n"
         );
         return md;
     }
     let _ = writeln!(
         md,
-        "Each change measured by `deploy/ab.sh` on a memory-broker stack of its own: ingest flat out, the binaries before and after taking turns; medians per side (`perf/changes.jsonl`).\n"
+        "Each change measured by `deploy/ab.sh` on a memory-broker stack of its own: ingest flat out, the binaries before and after taking turns; medians per side (`tools/bench/changes.jsonl`).\n"
     );
-    let _ = writeln!(
-        md,
-        "| change | before events/s | after events/s | ratio | events per ingest core before / after | ratio | p99 ms before / after |"
+    head(
+        &mut md,
+        &[
+            "change",
+            "before events/s",
+            "after events/s",
+            "ratio",
+            "events per ingest core before / after",
+            "ratio",
+            "p99 ms before / after",
+        ],
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     for c in &changes {
         let side = |s: &str, k: &str| num(c, &[s, k]);
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} / {} | {} | {} / {} |",
-            c["change"].as_str().unwrap_or("").replace('|', "\\|"),
-            fmt(side("before", "events_per_sec"), 0),
-            fmt(side("after", "events_per_sec"), 0),
-            fmt(num(c, &["ratio_events_per_sec"]), 2),
-            fmt(side("before", "events_per_ingest_core"), 0),
-            fmt(side("after", "events_per_ingest_core"), 0),
-            fmt(num(c, &["ratio_per_core"]), 2),
-            fmt(side("before", "p99_ms"), 1),
-            fmt(side("after", "p99_ms"), 1),
+        row(
+            &mut md,
+            &[
+                cell(c["change"].as_str().unwrap_or("")),
+                fmt(side("before", "events_per_sec"), 0),
+                fmt(side("after", "events_per_sec"), 0),
+                fmt(num(c, &["ratio_events_per_sec"]), 2),
+                format!(
+                    "{} / {}",
+                    fmt(side("before", "events_per_ingest_core"), 0),
+                    fmt(side("after", "events_per_ingest_core"), 0)
+                ),
+                fmt(num(c, &["ratio_per_core"]), 2),
+                format!(
+                    "{} / {}",
+                    fmt(side("before", "p99_ms"), 1),
+                    fmt(side("after", "p99_ms"), 1)
+                ),
+            ],
         );
     }
     let _ = writeln!(md);
@@ -778,7 +598,7 @@ mod tests {
 
     #[test]
     fn per_core_figures_come_from_the_best_step_and_the_drain() {
-        let lines = parse(concat!(
+        let lines = super::super::parse(concat!(
             r#"{"measure":"ingest_throughput","connections":8,"events_per_sec":60000,"processes":{"eye-ingest":{"cores":0.5},"tansu":{"cores":0.1}}}"#,
             "\n",
             r#"{"measure":"ingest_throughput","connections":64,"events_per_sec":100000,"processes":{"eye-ingest":{"cores":0.8},"tansu":{"cores":0.2}}}"#,
@@ -809,7 +629,7 @@ mod tests {
 
     #[test]
     fn memory_targets_in_mb_and_a_step_not_run() {
-        let lines = parse(concat!(
+        let lines = super::super::parse(concat!(
             r#"{"measure":"ingest_overload","skipped":"the broker wedges"}"#,
             "\n",
             r#"{"measure":"consumer_drain","per_sec":150000,"rows":3000000,"processes":{"eye-consumer":{"cores":0.3,"peak_rss_mib":100}}}"#,
@@ -832,12 +652,5 @@ mod tests {
         // 100 MiB is 104.9 MB, under the 500 MB ceiling.
         assert!((consumer.measured - 104.857_6).abs() < 1e-9);
         assert!(consumer.met);
-    }
-
-    #[test]
-    fn counts_have_separators() {
-        assert_eq!(count(3_000_000.0), "3,000,000");
-        assert_eq!(count(999.0), "999");
-        assert_eq!(count(f64::NAN), "-");
     }
 }

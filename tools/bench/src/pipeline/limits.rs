@@ -78,7 +78,7 @@ pub async fn run(o: Options, schema_dir: &Path) -> anyhow::Result<()> {
     );
 
     let mut ch: ClickHouseConfig = config::from_env()?;
-    ch.database = format!("eye.bench.limits.{}", &run[..12]);
+    ch.database = format!("eye_bench_limits_{}", &run[..12]);
     let store = eye_store::Store::new(&ch)?;
     store.migrate().await?;
     let i = insert::run(&store, &records, batch_rows).await?;

@@ -4,8 +4,10 @@
 //!
 //! Here are the parts both benchmarks share: the lines, figures and counts, nearest-rank
 //! percentiles, the machine, markdown tables and the targets. The pipeline's sections are
-//! in [`pipeline`]; the query benchmark's, with the tables it prints, in [`query`].
+//! in [`pipeline`]; the query benchmark's, with the tables it prints, in [`query`]; the
+//! measured changes in [`changes`].
 
+pub mod changes;
 pub mod pipeline;
 pub mod query;
 
@@ -272,8 +274,8 @@ pub fn write(runs: &[String], markdown: &Path, json: &Path, changes: &Path) -> a
     let runs: Vec<(&str, &Lines)> = order.iter().map(|n| (n.as_str(), &all[n])).collect();
     let mut targets = Vec::new();
     md.push_str(&pipeline::runs_sections(&runs, &mut targets));
-    md.push_str(pipeline::GROWING);
-    md.push_str(&pipeline::changes_section(&changes_text));
+    md.push_str(changes::GROWING);
+    md.push_str(&changes::section(&changes_text));
     md.push_str(&targets_section(&targets));
     std::fs::write(markdown, md)?;
     let out = serde_json::json!({"machine": machine, "runs": all, "changes": parse(&changes_text)});

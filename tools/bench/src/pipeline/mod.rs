@@ -22,7 +22,7 @@ use std::time::Duration;
 /// The records the raw limits and the pre-filled backlog are made of.
 #[derive(clap::Args, Debug)]
 pub struct Records {
-    /// Records to generate (distinct events as ingest encodes them, ~340 bytes each).
+    /// Records to generate (distinct events as ingest encodes them, ~330 bytes each).
     #[arg(long, default_value_t = 500_000)]
     messages: usize,
     #[arg(long, default_value = "schemas")]

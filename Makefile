@@ -41,7 +41,7 @@ fmt:
 ## SQL sent straight to ClickHouse. Flags: `make bench-query BENCH_ARGS="--help"`.
 bench-query:
 	deploy/stack.sh servers
-	cargo run --release -p eye-bench -- $(BENCH_ARGS)
+	cargo run --release -p eye-bench -- query $(BENCH_ARGS)
 
 ## Fault-injection suite, full size: every scenario (consumer, broker and ingest killed,
 ## ClickHouse stopped or refusing, rebalance, poison, overload) with 1,000,000 events,
@@ -55,7 +55,7 @@ chaos:
 ## logged): ingest sweep and overload, raw limits, consumer drain (3M records; 1M with
 ## sqlite), end to end, the query benchmark on 1M events; with tansu's memory, then sqlite
 ## storage. Writes BENCHMARKS.md and bench.json, with per-core sizing and the changes in
-## tools/perf/changes.jsonl. Knobs: the top of deploy/bench.sh.
+## tools/bench/changes.jsonl. Knobs: the top of deploy/bench.sh.
 bench:
 	deploy/bench.sh
 

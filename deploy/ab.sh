@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A change to ingest, measured before and after on one fresh memory-broker stack of its
 # own (EYE_HOME=.eye/ab, ports 38080-38082, 39092, 38123, 39000): the two binaries take
-# turns, ABBA ABBA..., each step `eye-perf sweep` flat out for a fixed time, so a machine
+# turns, ABBA ABBA..., each step `eye-bench sweep` flat out for a fixed time, so a machine
 # that slows down (or a broker that fills up) during the run weighs on both sides alike.
-# Appends one `"measure": "change"` line with each side's medians to tools/perf/changes.jsonl,
+# Appends one `"measure": "change"` line with each side's medians to tools/bench/changes.jsonl,
 # which `make bench` renders in BENCHMARKS.md.
 #
 #   deploy/ab.sh BEFORE_BIN AFTER_BIN "title" "one sentence on what changed"
@@ -11,7 +11,7 @@
 #   EYE_AB_ROUNDS       rounds, each one step per side (default 4)
 #   EYE_AB_SECONDS      seconds per step (default 15)
 #   EYE_AB_CONNECTIONS  keep-alive connections (default 64)
-#   EYE_AB_OUT          where the line goes (default tools/perf/changes.jsonl)
+#   EYE_AB_OUT          where the line goes (default tools/bench/changes.jsonl)
 #   EYE_AB_STORAGE      the broker's storage, memory (default) or sqlite
 #   EYE_AB_BEFORE_ENV / EYE_AB_AFTER_ENV   VAR=value words for that side's ingest, to
 #                       measure a setting (the same binary twice, e.g. EYE_KAFKA_LINGER_MS=20)
@@ -26,7 +26,7 @@ DETAIL=${4:-}
 ROUNDS=${EYE_AB_ROUNDS:-4}
 STEP_SECONDS=${EYE_AB_SECONDS:-15}
 CONNECTIONS=${EYE_AB_CONNECTIONS:-64}
-OUT=${EYE_AB_OUT:-$ROOT/tools/perf/changes.jsonl}
+OUT=${EYE_AB_OUT:-$ROOT/tools/bench/changes.jsonl}
 log() { printf '[ab] %s\n' "$*" >&2; }
 
 # /proc names processes by their executable's file name: both must be called eye-ingest.
@@ -38,8 +38,8 @@ cd "$ROOT"
 cargo build --release --workspace --bins --quiet
 # A copy, so a rebuild during the run cannot change the load generator between steps.
 work=$(mktemp -d)
-cp "$ROOT/target/release/eye-perf" "$work/eye-perf"
-PERF=$work/eye-perf
+cp "$ROOT/target/release/eye-bench" "$work/eye-bench"
+BENCH=$work/eye-bench
 export EYE_HOME=$ROOT/.eye/ab EYE_STACK_BROKER_STORAGE=${EYE_AB_STORAGE:-memory}
 export EYE_STACK_KAFKA_PORT=39092 EYE_STACK_CLICKHOUSE_HTTP_PORT=38123 EYE_STACK_CLICKHOUSE_TCP_PORT=39000
 export EYE_STACK_INGEST_PORT=38080 EYE_STACK_QUERY_PORT=38081 EYE_STACK_CONSUMER_PORT=38082
@@ -60,7 +60,7 @@ step() {
     # shellcheck disable=SC2086 # VAR=value words
     env $side_env EYE_STACK_INGEST_BIN="$bin" deploy/stack.sh up >/dev/null 2>&1
     set -a; . "$EYE_HOME/dev-credentials"; set +a
-    "$PERF" sweep --url http://127.0.0.1:38080 --connections "$CONNECTIONS" --seconds "$STEP_SECONDS" |
+    "$BENCH" sweep --url http://127.0.0.1:38080 --connections "$CONNECTIONS" --seconds "$STEP_SECONDS" |
         jq -c --arg side "$side" '. + {side: $side}' | tee -a "$lines" |
         jq -r '"\(.side): \(.events_per_sec | floor) events/s, p99 \(.latency_ms.p99) ms, ingest \(.processes["eye-ingest"].cores) cores"' >&2
 }

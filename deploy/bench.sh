@@ -14,7 +14,7 @@
 #   EYE_BENCH_QUERY_EVENTS  events in the query benchmark's data set, on the memory run's
 #                           ClickHouse (default 1000000, loaded in about 20 s; 0 skips
 #                           the query step)
-#   EYE_BENCH_QUERY_ARGS    eye-bench's flags (default "--cases 2 --slow-samples 20": two
+#   EYE_BENCH_QUERY_ARGS    `eye-bench query`'s flags (default "--cases 2 --slow-samples 20": two
 #                           sessions and days instead of four, so fewer look-ups in
 #                           system.query_log, and half the samples of its slowest question;
 #                           about a minute for the step)
@@ -30,7 +30,7 @@ QUERY_EVENTS=${EYE_BENCH_QUERY_EVENTS:-1000000}
 QUERY_ARGS=${EYE_BENCH_QUERY_ARGS:---cases 2 --slow-samples 20}
 MARKDOWN=${EYE_BENCH_MARKDOWN:-$ROOT/BENCHMARKS.md}
 JSON=${EYE_BENCH_JSON:-$ROOT/bench.json}
-PERF=$ROOT/target/release/eye-perf
+BENCH=$ROOT/target/release/eye-bench
 # Overload: far more connections than the sweep, each with the largest batch ingest takes
 # (EYE_INGEST_MAX_BATCH_EVENTS): 512 requests of 1000 events ask for about 380 MB in flight,
 # over ten times ingest's 32 MiB budget, so its backpressure must act.
@@ -106,10 +106,10 @@ for storage in $STORAGES; do
     timed "$storage: starting the stack" deploy/stack.sh up >/dev/null
     set -a; . "$EYE_HOME/dev-credentials"; set +a
     timed "$storage: ingest flat out over 8, 32, 64, 128 connections, ${SECONDS_STEP} s each" \
-        "$PERF" sweep --url "$INGEST" --seconds "$SECONDS_STEP" >>"$lines"
+        "$BENCH" sweep --url "$INGEST" --seconds "$SECONDS_STEP" >>"$lines"
     if [ "$storage" = memory ]; then
         timed "$storage: ingest overloaded, $OVERLOAD_CONNECTIONS connections × $OVERLOAD_BATCH events, $OVERLOAD_SECONDS s" \
-            "$PERF" overload --url "$INGEST" --connections "$OVERLOAD_CONNECTIONS" --batch "$OVERLOAD_BATCH" \
+            "$BENCH" overload --url "$INGEST" --connections "$OVERLOAD_CONNECTIONS" --batch "$OVERLOAD_BATCH" \
             --seconds "$OVERLOAD_SECONDS" >>"$lines"
     else
         # Tried once: 12 s into it, tansu's sqlite storage panicked (lite.rs:503, "more or
@@ -124,21 +124,21 @@ for storage in $STORAGES; do
     # consumer stays stopped until then.
     deploy/stack.sh stop eye-consumer
     timed "$storage: raw produce, consume and insert limits ($messages records)" \
-        "$PERF" limits --messages "$messages" --into-events-topic >>"$lines"
+        "$BENCH" limits --messages "$messages" --into-events-topic >>"$lines"
     deploy/stack.sh up >/dev/null
     timed "$storage: the consumer draining those $messages records" \
-        "$PERF" drain --expect "$messages" --metrics "$CONSUMER/metrics" >>"$lines"
+        "$BENCH" drain --expect "$messages" --metrics "$CONSUMER/metrics" >>"$lines"
     for share in 0.5 0.8; do
         timed "$storage: waiting for the backlog and ClickHouse's merges" settled
         timed "$storage: end to end at $share of the best ingest rate, ${E2E_SECONDS} s" \
-            "$PERF" end-to-end --ingest "$INGEST" --query "$QUERY" --consumer-metrics "$CONSUMER/metrics" \
+            "$BENCH" end-to-end --ingest "$INGEST" --query "$QUERY" --consumer-metrics "$CONSUMER/metrics" \
             --max-from "$lines" --share "$share" --seconds "$E2E_SECONDS" >>"$lines"
     done
     if [ "$storage" = memory ] && [ "$QUERY_EVENTS" != 0 ]; then
         # Its table as printed goes next to the lines; the figures go into them.
         # shellcheck disable=SC2086
         timed "$storage: query benchmark on $QUERY_EVENTS events" \
-            env EYE_BENCH_CLICKHOUSE_URL=http://127.0.0.1:28123 "$ROOT/target/release/eye-bench" \
+            env EYE_BENCH_CLICKHOUSE_URL=http://127.0.0.1:28123 "$BENCH" query \
             --events "$QUERY_EVENTS" --jsonl "$lines" $QUERY_ARGS >"$OUT/$storage-query.txt"
     fi
     timed "$storage: stopping the stack" deploy/stack.sh down >/dev/null
@@ -147,5 +147,5 @@ for storage in $STORAGES; do
     rm -rf "$EYE_HOME/broker" "$EYE_HOME/clickhouse"
     runs+=("$storage=$lines")
 done
-"$PERF" report "${runs[@]}" --markdown "$MARKDOWN" --json "$JSON" --changes "$ROOT/tools/perf/changes.jsonl"
+"$BENCH" report "${runs[@]}" --markdown "$MARKDOWN" --json "$JSON" --changes "$ROOT/tools/bench/changes.jsonl"
 log "wrote $MARKDOWN and $JSON; make bench took $(clock)"

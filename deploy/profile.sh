@@ -12,7 +12,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=$ROOT/target/profile
 SECS=${EYE_PROFILE_SECONDS:-15}
 MESSAGES=${EYE_PROFILE_MESSAGES:-3000000}
-PERF=$ROOT/target/release/eye-perf
+BENCH=$ROOT/target/release/eye-bench
 export PATH="$HOME/.cargo/bin:$PATH"
 log() { printf '[profile] %s\n' "$*" >&2; }
 
@@ -57,7 +57,7 @@ record() {
 }
 
 log "ingest: flat out over 64 connections, recording ${SECS} s"
-"$PERF" sweep --url http://127.0.0.1:38080 --connections 64 --seconds $((SECS + 10)) >"$OUT/ingest-load.json" &
+"$BENCH" sweep --url http://127.0.0.1:38080 --connections 64 --seconds $((SECS + 10)) >"$OUT/ingest-load.json" &
 load=$!
 sleep 5
 record eye-ingest
@@ -71,6 +71,6 @@ for _ in $(seq 1 600); do
     sleep 0.5
 done
 deploy/stack.sh stop eye-consumer
-"$PERF" fill --messages "$MESSAGES" --seed 2 >/dev/null
+"$BENCH" fill --messages "$MESSAGES" --seed 2 >/dev/null
 deploy/stack.sh up >/dev/null
 record eye-consumer

@@ -386,22 +386,15 @@ impl Stack {
         path: &str,
         key: &str,
     ) -> anyhow::Result<Vec<serde_json::Value>> {
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut url = self.query.url(path);
-            if let Some(c) = &cursor {
-                url.push_str(&format!("&cursor={c}"));
-            }
-            let res = self.http.get(&url).send().await?;
-            anyhow::ensure!(res.status() == 200, "GET {url}: {}", res.status());
-            let page: serde_json::Value = res.json().await?;
-            out.extend(page[key].as_array().cloned().unwrap_or_default());
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => return Ok(out),
-            }
-        }
+        let base = self.query.url("");
+        let listing = eye_loadgen::pages::Listing {
+            base: &base,
+            path,
+            key,
+            api_key: &test_auth().api_key,
+            limit: None,
+        };
+        Ok(eye_loadgen::pages::walk(&self.http, listing).await?)
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {

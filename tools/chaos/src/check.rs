@@ -2,6 +2,7 @@
 //! ClickHouse. A duplicate is an event id that a listing returns more than once.
 
 use eye_loadgen::events::TYPES;
+use eye_loadgen::pages::{self, Listing, PageError};
 use serde::Deserialize;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -51,13 +52,6 @@ pub struct Reader {
 }
 
 #[derive(Deserialize)]
-struct Page<T> {
-    #[serde(alias = "events", alias = "rejected")]
-    items: Vec<T>,
-    next_cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct Listed {
     event_id: Uuid,
 }
@@ -101,21 +95,10 @@ impl Reader {
     pub async fn listed_ids(&self) -> anyhow::Result<HashMap<Uuid, u32>> {
         let mut seen: HashMap<Uuid, u32> = HashMap::new();
         for (category, name) in TYPES {
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut q = format!("/v1/events?category={category}&name={name}&limit=1000");
-                if let Some(c) = &cursor {
-                    q.push_str("&cursor=");
-                    q.push_str(c);
-                }
-                let page: Page<Listed> = self.get(&q).await?;
-                for e in page.items {
-                    *seen.entry(e.event_id).or_default() += 1;
-                }
-                match page.next_cursor {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
+            let path = format!("/v1/events?category={category}&name={name}");
+            let listed: Vec<Listed> = self.walk(&path, "events").await?;
+            for e in listed {
+                *seen.entry(e.event_id).or_default() += 1;
             }
         }
         Ok(seen)
@@ -123,21 +106,25 @@ impl Reader {
 
     /// Quarantined records whose reason is `undecodable`: the poison messages.
     pub async fn undecodable(&self) -> anyhow::Result<usize> {
-        let mut n = 0;
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut q = "/v1/rejected?reason=undecodable&limit=1000".to_owned();
-            if let Some(c) = &cursor {
-                q.push_str("&cursor=");
-                q.push_str(c);
-            }
-            let page: Page<serde_json::Value> = self.get(&q).await?;
-            n += page.items.len();
-            match page.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => return Ok(n),
-            }
-        }
+        let rejected: Vec<serde::de::IgnoredAny> = self
+            .walk("/v1/rejected?reason=undecodable", "rejected")
+            .await?;
+        Ok(rejected.len())
+    }
+
+    async fn walk<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        key: &str,
+    ) -> Result<Vec<T>, PageError> {
+        let listing = Listing {
+            base: &self.base,
+            path,
+            key,
+            api_key: &self.api_key,
+            limit: Some(1000),
+        };
+        pages::walk(&self.http, listing).await
     }
 }
 

@@ -10,8 +10,12 @@
 //!   body (the same `event_id`s), honouring `Retry-After`, for up to `retry_for`.
 //! - Every id answered `2xx` is recorded ([`Report::acked`]); that list is what the
 //!   fault-injection suite holds the pipeline to.
+//!
+//! Also the one walker of the query API's paged listings ([`pages`]), which the suite, the
+//! benchmarks and the end-to-end tests read through.
 
 pub mod events;
+pub mod pages;
 mod report;
 mod send;
 

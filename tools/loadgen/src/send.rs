@@ -1,6 +1,6 @@
 //! One worker: one keep-alive connection, its own share of the schedule and of the sessions.
 
-use crate::events::{now_rfc3339, Generator};
+use crate::events::{now_us, Generator};
 use crate::report::{Outcomes, Receipts};
 use crate::{Config, Progress};
 use backon::{ExponentialBuilder, Retryable};
@@ -94,7 +94,7 @@ impl Worker {
             }
             let Some(n) = self.claim() else { break };
             tokio::time::sleep_until(scheduled.into()).await;
-            let events = self.generator.batch(n, &now_rfc3339());
+            let events = self.generator.batch(n, now_us());
             let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
             let body = bytes::Bytes::from(serde_json::to_vec(&events)?);
             match self.send(body).await {

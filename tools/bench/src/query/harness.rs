@@ -8,7 +8,7 @@
 //! request's statements. Anything another client ran at the same moment differs in text
 //! between the two probes, so it drops out.
 
-use crate::clickhouse::{quote, Admin, Direct, Logged};
+use super::clickhouse::{quote, Admin, Direct, Logged};
 use anyhow::Context;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -7,7 +7,8 @@
 //! Polling each canary on its own fed back into what it measured: once canaries took
 //! seconds, hundreds of polls a second kept ClickHouse at 1.8 cores and they took longer.
 
-use crate::{drain, procs};
+use super::{drain, procs};
+use eye_loadgen::pages::{self, Listing};
 use eye_loadgen::{Config, Progress};
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
@@ -36,15 +37,18 @@ pub struct Args {
     pub seconds: u64,
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
+    /// Seed of the generated events.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// How long past the step's end the generator may still send batches that fell due.
 const OVERRUN_GRACE: Duration = Duration::from_secs(5);
 
-pub async fn run(o: Args, seed: u64) -> anyhow::Result<serde_json::Value> {
+pub async fn run(o: Args) -> anyhow::Result<serde_json::Value> {
     let rate = match (o.rate, &o.max_from) {
         (Some(r), _) => r,
-        (None, Some(file)) => o.share * crate::report::best_ingest_rate(file)?,
+        (None, Some(file)) => o.share * crate::report::pipeline::best_ingest_rate(file)?,
         (None, None) => anyhow::bail!("give --rate, or --max-from with --share"),
     };
     let duration = Duration::from_secs(o.seconds);
@@ -57,7 +61,7 @@ pub async fn run(o: Args, seed: u64) -> anyhow::Result<serde_json::Value> {
             connections: o.connections,
             batch: 100,
             sessions: 10_000,
-            seed,
+            seed: o.seed,
             rate: Some(rate),
             events: None,
             duration: Some(duration),
@@ -144,8 +148,9 @@ const CANARY_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 struct Canaries {
     ingest: String,
-    /// The session's events, as the query API serves them.
-    url: String,
+    /// The query service, and the path of the session's events there.
+    query: String,
+    path: String,
     session: String,
     api_key: String,
     /// Sent and not yet seen: event id -> when its send began.
@@ -161,7 +166,8 @@ impl Canaries {
         let session = format!("bench-canary-{}", uuid::Uuid::new_v4());
         Self {
             ingest: o.ingest.clone(),
-            url: format!("{}/v1/sessions/{session}/events?limit=1000", o.query),
+            query: o.query.clone(),
+            path: format!("/v1/sessions/{session}/events"),
             session,
             api_key: o.api_key.clone(),
             outstanding: Arc::default(),
@@ -233,20 +239,21 @@ impl Canaries {
 
     /// Event ids the query API returns for the session now (none while it is unknown).
     async fn stored(&self, http: &reqwest::Client) -> Vec<String> {
-        let Ok(r) = http.get(&self.url).bearer_auth(&self.api_key).send().await else {
-            return Vec::new();
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            event_id: String,
+        }
+        let listing = Listing {
+            base: &self.query,
+            path: &self.path,
+            key: "events",
+            api_key: &self.api_key,
+            limit: Some(1000),
         };
-        let Ok(page) = r.json::<serde_json::Value>().await else {
-            return Vec::new();
-        };
-        page["events"]
-            .as_array()
-            .map(|events| {
-                events
-                    .iter()
-                    .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
-                    .collect()
-            })
+        // Until the first canary is stored the session is unknown (404): none seen yet.
+        pages::walk::<Listed>(http, listing)
+            .await
+            .map(|listed| listed.into_iter().map(|e| e.event_id).collect())
             .unwrap_or_default()
     }
 }

@@ -2,7 +2,7 @@
 //! pipeline process's CPU and peak RSS over the same interval. The throughput sweep runs it
 //! per connection count; the overload step runs it once with far more connections.
 
-use crate::procs;
+use super::procs;
 use eye_loadgen::{Config, Progress};
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The raw-insert limit: the same rows the consumer writes, inserted with the same store
 //! code (one RowBinary INSERT per batch), with no Kafka in the way.
 
-use crate::messages::Record;
+use super::messages::Record;
 use eye_store::Store;
 use std::time::{Duration, Instant};
 

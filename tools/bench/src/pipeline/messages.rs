@@ -1,7 +1,7 @@
 //! The records the limits are measured with: seed-shaped events from `eye-loadgen`, put
 //! through ingest's own parser and encoder, so each is byte for byte what ingest produces.
 
-use eye_loadgen::events::{now_rfc3339, Generator};
+use eye_loadgen::events::{now_us, Generator};
 use eye_model::event::{parse_batch, Item, Limits, Rules};
 use eye_model::schema::SchemaRegistry;
 use eye_model::time::EventTime;
@@ -21,7 +21,7 @@ pub fn generate(n: usize, seed: u64, schema_dir: &Path) -> anyhow::Result<Vec<Re
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let take = (n - out.len()).min(1_000);
-        let body = serde_json::to_vec(&generator.batch(take, &now_rfc3339()))?;
+        let body = serde_json::to_vec(&generator.batch(take, now_us()))?;
         let rules = Rules {
             limits: &limits,
             schemas: &registry,

@@ -2,7 +2,7 @@
 //! confirmed (`eye_consumer_rows_inserted_total`), polled every 100 ms; with every
 //! process's cores and peak RSS meanwhile, since a backlog is the consumer's overload.
 
-use crate::procs;
+use super::procs;
 use std::time::{Duration, Instant};
 
 /// One unlabelled sample from a Prometheus text page.

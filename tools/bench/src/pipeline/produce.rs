@@ -1,7 +1,7 @@
 //! The raw-produce limit: a bare rdkafka producer with exactly ingest's settings
 //! (`eye_kafka::client::producer_config_bounded`), as fast as the broker acknowledges.
 
-use crate::messages::Record;
+use super::messages::Record;
 use eye_kafka::config::KafkaConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;

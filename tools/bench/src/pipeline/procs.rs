@@ -12,8 +12,8 @@ pub const WATCHED: [&str; 6] = [
     "eye-query",
     "tansu",
     "clickhouse-server",
-    // The load generator runs inside eye-perf: on two cores its share matters.
-    "eye-perf",
+    // The load generator runs inside eye-bench: on two cores its share matters.
+    "eye-bench",
 ];
 
 /// CPU ticks (user + system) and resident memory of every watched process, now.

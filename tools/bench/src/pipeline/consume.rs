@@ -15,7 +15,7 @@ pub struct Consumed {
 /// The end of every partition of `topic` now: where records produced next will start.
 pub fn end_offsets(k: &KafkaConfig, topic: &str) -> anyhow::Result<TopicPartitionList> {
     let consumer: BaseConsumer =
-        eye_kafka::client::consumer_config(k, "eye-perf-offsets").create()?;
+        eye_kafka::client::consumer_config(k, "eye-bench-offsets").create()?;
     let timeout = Duration::from_secs(10);
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let mut ends = TopicPartitionList::new();
@@ -38,7 +38,7 @@ pub fn run(
     expect: u64,
     timeout: Duration,
 ) -> anyhow::Result<Consumed> {
-    let group = format!("eye-perf-{}", uuid::Uuid::new_v4().simple());
+    let group = format!("eye-bench-{}", uuid::Uuid::new_v4().simple());
     let consumer: BaseConsumer = eye_kafka::client::consumer_config(k, &group).create()?;
     match start {
         Some(offsets) => consumer.assign(offsets)?,

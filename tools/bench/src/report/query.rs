@@ -1,22 +1,13 @@
-//! Percentiles, verdicts and the printed tables.
+//! The query benchmark's figures: percentiles and verdicts of each question, the tables
+//! `eye-bench query` prints, its JSON lines, and its section of BENCHMARKS.md.
 
-use crate::generate::fmt_int;
-use crate::harness::{Kind, Measured, Outcome};
+use super::{cell, count, first, fmt, head, num, of, percentile, row, thousands, Lines};
+use crate::query::harness::{Kind, Measured, Outcome};
+use std::fmt::Write as _;
 use std::time::Duration;
 
 /// The service may cost at most this much more than ClickHouse alone (the 1.2x).
 pub const MAX_OVERHEAD: f64 = 1.2;
-
-/// Nearest-rank percentile: a value that was actually observed, never an interpolation.
-pub fn percentile(samples: &[Duration], q: f64) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort_unstable();
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -58,7 +49,7 @@ pub fn figures(kind: &Kind, m: &Measured) -> Figures {
     }
 }
 
-/// One JSON line per question, for `make bench`'s report (`eye-perf report`).
+/// One JSON line per question, for `make bench`'s report (`eye-bench report`).
 pub fn json_line(row: &Row, table_rows: u64) -> serde_json::Value {
     let m = match row.outcome {
         Outcome::NotAvailable { tried } => {
@@ -154,7 +145,7 @@ pub fn print_reads(rows: &[Row], table_rows: u64) {
     println!();
     println!(
         "Reads of one request, from system.query_log (events table: {} rows; events_by_type the same)",
-        fmt_int(table_rows)
+        thousands(table_rows)
     );
     for row in rows {
         match row.outcome {
@@ -178,14 +169,14 @@ fn print_measured(kind: &Kind, m: &Measured, table_rows: u64) {
     );
     println!(
         "    read_rows {} = {:.3}% of the table, in {} statement(s):",
-        fmt_int(read),
+        thousands(read),
         100.0 * read as f64 / table_rows.max(1) as f64,
         m.statements.len()
     );
     for s in &m.statements {
         println!(
             "    - read_rows {:>10}, {:>5} ms  {}",
-            fmt_int(s.read_rows),
+            thousands(s.read_rows),
             s.query_duration_ms,
             s.query
         );
@@ -198,10 +189,100 @@ fn print_measured(kind: &Kind, m: &Measured, table_rows: u64) {
     }
 }
 
+/// `eye-bench`'s figures (`make bench-query`), when this run has them.
+pub fn section(lines: &Lines) -> String {
+    let questions = of(lines, "query");
+    if questions.is_empty() {
+        return String::new();
+    }
+    let mut md = String::new();
+    let _ = writeln!(md, "\n### Query (`eye-bench`, as `make bench-query`)\n");
+    if let Some(load) = first(lines, "query_load") {
+        let events = num(load, &["events"]);
+        let how = if load["loaded"] == false {
+            "already in the database, so not timed".to_owned()
+        } else {
+            format!(
+                "loaded in {} s ({} events/s, the merge to one part per partition included)",
+                fmt(num(load, &["seconds"]), 1),
+                fmt(num(load, &["rows_per_sec"]), 0)
+            )
+        };
+        let _ = writeln!(
+            md,
+            "Data set: {} generated events ({} rows stored in `events`), {how}.{}\n",
+            count(events),
+            count(num(load, &["stored_rows"])),
+            if events < 10_000_000.0 {
+                " Fewer than `make bench-query`'s 10 million, so that the whole `make bench` fits its 15 minutes."
+            } else {
+                ""
+            }
+        );
+    }
+    head(
+        &mut md,
+        &[
+            "question",
+            "request",
+            "samples",
+            "service p50 / p99 ms",
+            "direct p50 / p99 ms",
+            "ratio p50 / p99",
+            "rows read (% of table)",
+            "target",
+            "ok",
+        ],
+    );
+    for q in questions {
+        let label = q["label"].as_str().unwrap_or("");
+        if q["available"] == false {
+            row(
+                &mut md,
+                &[label, "not available", "", "", "", "", "", "", ""],
+            );
+            continue;
+        }
+        let target = match q["target_p99_ms"].as_f64() {
+            Some(t) => format!("p99 ≤ {t:.0} ms"),
+            None => "none".to_owned(),
+        };
+        let read = num(q, &["read_rows"]);
+        // "p50 / p99" of one figure.
+        let pair = |figure: &str, digits| {
+            let at = |p| fmt(num(q, &[figure, p]), digits);
+            format!("{} / {}", at("p50"), at("p99"))
+        };
+        row(
+            &mut md,
+            &[
+                label.to_owned(),
+                format!("`{}`", cell(q["request"].as_str().unwrap_or(""))),
+                q["samples"].to_string(),
+                pair("service_ms", 1),
+                pair("direct_ms", 1),
+                pair("ratio", 2),
+                format!(
+                    "{} ({}%)",
+                    count(read),
+                    fmt(100.0 * read / num(q, &["table_rows"]), 3)
+                ),
+                format!("{target}, ≤ {}x", num(q, &["max_overhead"])),
+                if q["ok"] == true { "yes" } else { "**no**" }.to_owned(),
+            ],
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nratio = the service ÷ the same statements sent straight to ClickHouse as the same read-only user, in the same run, samples interleaved."
+    );
+    md
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clickhouse::Logged;
+    use crate::query::clickhouse::Logged;
 
     #[test]
     fn json_line_carries_the_figures_and_the_verdict() {

@@ -1,7 +1,8 @@
 //! The three limits ingest and the consumer are compared with: raw produce, raw consume,
 //! raw insert, on the same records.
 
-use crate::{consume, insert, line, messages, procs, produce};
+use super::{consume, insert, messages, procs, produce};
+use crate::report::emit;
 use eye_kafka::config::KafkaConfig;
 use eye_runtime::config;
 use eye_store::config::ClickHouseConfig;
@@ -40,7 +41,7 @@ pub async fn run(o: Options, schema_dir: &Path) -> anyhow::Result<()> {
         let ends = tokio::task::spawn_blocking(move || consume::end_offsets(&k, &t)).await??;
         (topic, Some(ends))
     } else {
-        let topic = format!("eye.perf.{}", &run[..12]);
+        let topic = format!("eye.bench.limits.{}", &run[..12]);
         eye_kafka::client::ensure_topics(&kafka, &[(&topic, kafka.events_partitions)]).await?;
         (topic, None)
     };
@@ -56,7 +57,7 @@ pub async fn run(o: Options, schema_dir: &Path) -> anyhow::Result<()> {
     .await??;
     anyhow::ensure!(p.failed == 0, "{} records were not acknowledged", p.failed);
     let secs = p.elapsed.as_secs_f64();
-    line(
+    emit(
         "raw_produce",
         serde_json::json!({"messages": p.acked, "mean_bytes": mean, "seconds": secs,
             "per_sec": p.acked as f64 / secs, "topic": topic, "partitions": partitions}),
@@ -70,24 +71,24 @@ pub async fn run(o: Options, schema_dir: &Path) -> anyhow::Result<()> {
     .await??;
     anyhow::ensure!(c.messages == expect, "read {} of {expect}", c.messages);
     let secs = c.elapsed.as_secs_f64();
-    line(
+    emit(
         "raw_consume",
         serde_json::json!({"messages": c.messages, "bytes": c.bytes, "seconds": secs,
             "per_sec": c.messages as f64 / secs}),
     );
 
     let mut ch: ClickHouseConfig = config::from_env()?;
-    ch.database = format!("eye_perf_{}", &run[..12]);
+    ch.database = format!("eye_bench_limits_{}", &run[..12]);
     let store = eye_store::Store::new(&ch)?;
     store.migrate().await?;
     let i = insert::run(&store, &records, batch_rows).await?;
     let secs = i.elapsed.as_secs_f64();
-    line(
+    emit(
         "raw_insert",
         serde_json::json!({"rows": i.rows, "batch_rows": batch_rows, "seconds": secs,
             "per_sec": i.rows as f64 / secs, "database": ch.database,
             // What holding every record in memory cost this process.
-            "eye_perf_peak_rss_mib": procs::own_peak_rss_mib()}),
+            "eye_bench_peak_rss_mib": procs::own_peak_rss_mib()}),
     );
     Ok(())
 }

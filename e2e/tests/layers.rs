@@ -13,7 +13,7 @@ const LAYERS: [&[&str]; 6] = [
     &["eye-http"],
     &["eye-ingest", "eye-consumer", "eye-query"],
     &["eye-loadgen"],
-    &["eye-admin", "eye-bench", "eye-perf", "eye-chaos", "eye-e2e"],
+    &["eye-admin", "eye-bench", "eye-chaos", "eye-e2e"],
 ];
 
 struct Manifest {

@@ -38,8 +38,11 @@ async fn server(items: Vec<u32>, fail_at: Option<usize>) -> (String, Arc<Mutex<V
                 warp::http::StatusCode::OK,
             )
         });
-    let (addr, run) = warp::serve(route).bind_ephemeral(([127, 0, 0, 1], 0));
-    tokio::spawn(run);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(warp::serve(route).incoming(listener).run());
     (format!("http://{addr}"), seen)
 }
 

@@ -51,7 +51,7 @@ chaos:
 	cargo build --release --workspace --bins
 	target/release/eye-chaos $(CHAOS_ARGS)
 
-## Pipeline benchmark (issue 7; meant to take under 15 minutes, each step's time is
+## Pipeline benchmark (meant to take under 15 minutes, each step's time is
 ## logged): ingest sweep and overload, raw limits, consumer drain (3M records; 1M with
 ## sqlite), end to end, the query benchmark on 1M events; with tansu's memory, then sqlite
 ## storage. Writes BENCHMARKS.md and bench.json, with per-core sizing and the changes in

@@ -12,6 +12,8 @@
 //!
 //! Every refusal is paired with the same request admitted for a client that may make it,
 //! so no check passes because the endpoint refuses everything.
+//!
+//! Long by design: every endpoint against every kind of credential, scope and limit, each case spelled out.
 
 use anyhow::{ensure, Context};
 use eye_auth::{ClientRecord, ClientsFile, NewCredentials, Scope};

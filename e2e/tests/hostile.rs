@@ -8,6 +8,8 @@
 //! Some stored session, user and machine ids are themselves probe values (`'`, `%`, `_`,
 //! `' OR 1=1 --`, ...) next to near neighbours (`abc`, `a_c`, `a%c`), so a value that reached
 //! SQL unescaped, or as a LIKE pattern, returns rows it must not.
+//!
+//! Long by design: one table of hostile values per parameter of every read route, each checked in place.
 
 use chrono::{DateTime, SecondsFormat};
 use eye_e2e::{wait_for, Stack};

@@ -19,6 +19,8 @@
 //! credential holding none of the documented scope sets, and any other answer only to one
 //! holding one of them. The services read a clients file of this test's own: the harness's
 //! all-scope client, one client per narrow scope, and two throttled ones.
+//!
+//! Long by design: one call per documented operation and error status, each checked in place.
 
 use anyhow::{bail, ensure, Context};
 use eye_auth::config::AuthConfig;

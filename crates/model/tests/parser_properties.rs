@@ -10,6 +10,8 @@
 //!
 //! Generated cases are not persisted (`failure_persistence: None`): a failure prints its
 //! minimal input instead of writing a regression file next to this one.
+//!
+//! Long by design: the oracle restates every rule of the contract next to the generators that exercise it.
 
 use chrono::DateTime;
 use eye_model::event::{parse_batch, Event, Item, Limits, Rejected, RequestError, Rules};

@@ -2,7 +2,7 @@
 //! receipts.
 //!
 //! - Each of `connections` workers owns one keep-alive connection and sends batches of
-//!   seed-shaped events ([`events`]) with client-chosen `event_id`s.
+//!   realistic events ([`events`]) with client-chosen `event_id`s.
 //! - At a fixed rate (`rate`), every worker follows its own send schedule, and latency is
 //!   measured from the scheduled send time, so a stalled server shows up as latency, not as
 //!   a quietly lower rate (coordinated omission). Without a rate, workers send flat out.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Sends seed-shaped events to ingest at a fixed rate or flat out, retries as a good client
+/// Sends realistic events to ingest at a fixed rate or flat out, retries as a good client
 /// does, and reports events/s and latency percentiles.
 #[derive(Parser, Debug)]
 #[command(name = "eye-loadgen", version)]

@@ -1,4 +1,4 @@
-//! The records the limits are measured with: seed-shaped events from `eye-loadgen`, put
+//! The records the limits are measured with: realistic events from `eye-loadgen`, put
 //! through ingest's own parser and encoder, so each is byte for byte what ingest produces.
 
 use eye_loadgen::events::{now_us, Generator};

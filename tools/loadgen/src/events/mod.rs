@@ -1,4 +1,4 @@
-//! Seed-shaped events: what the applications behind the seeds send. The workspace's one
+//! Realistic events: what web applications and machine monitors send. The workspace's one
 //! event generator, in two shapes that draw every event the same way ([`Session`]):
 //!
 //! - [`Generator`], live traffic: a pool of sessions, each event from one picked at random

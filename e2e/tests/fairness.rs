@@ -174,6 +174,25 @@ fn head(addr: SocketAddr, path: &str, key: &str, length: u64) -> String {
 }
 
 /// Whether `conn` is still waiting, unanswered: nothing to read and not closed.
+/// The first line of what the server sent on `conn` (the byte `unanswered` saw is lost,
+/// so the line may start one character late), for the test's output.
+async fn status_line(conn: &mut TcpStream) -> String {
+    let mut buf = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_millis(200), conn.read(&mut buf))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    let status = text.split(' ').nth(1).unwrap_or("closed");
+    let code = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    format!("{status} {code}")
+}
+
 async fn unanswered(conn: &mut TcpStream) -> bool {
     let mut byte = [0u8; 1];
     tokio::time::timeout(Duration::from_millis(50), conn.read(&mut byte))
@@ -303,9 +322,15 @@ async fn greedy_sends_and_stalls(
         held = now;
     }
     let mut waiting = 0;
+    let mut answers = Vec::new();
     for conn in &mut conns {
-        waiting += usize::from(unanswered(conn).await);
+        if unanswered(conn).await {
+            waiting += 1;
+        } else {
+            answers.push(status_line(conn).await);
+        }
     }
+    println!("greedy on {path}: answered {answers:?}");
     println!(
         "greedy on {path}: {complete} of {} bodies sent but {KEPT_BACK} bytes, \
          {waiting} requests still waiting; ingest holds {held} bytes",

@@ -133,9 +133,14 @@ impl Reservation {
     /// Grows the reservation to `bytes` (capped by the whole budget) when it holds less: as
     /// its body arrives, for a body that turned out larger once decompressed, and for its
     /// records. Refused like a new request when the client's share or the budget cannot
-    /// cover the difference; the reservation is then unchanged.
+    /// cover the difference; a refused request is answered 503 and nothing else, so its
+    /// bytes are given back at once, under the same lock as the check. Were they kept until
+    /// the request unwinds, two requests of one client could each be refused for the
+    /// other's bytes, and neither would be left to hold its share.
     pub fn grow_to(&mut self, bytes: u64) -> Result<(), IngestError> {
-        let b = &*self.budget;
+        // Its own handle on the budget, so that a refusal can empty `self` under the lock.
+        let budget = self.budget.clone();
+        let b = &*budget;
         let target = b.cap(bytes);
         let held = self.bytes();
         if target <= held {
@@ -148,15 +153,13 @@ impl Reservation {
         let mut clients = b.clients();
         let others = clients.get(&*self.client).copied().unwrap_or(0) - self.charged;
         if others + charge > b.per_client {
-            return Err(IngestError::Overloaded(Overload::ClientInflightBytes));
+            return Err(self.refuse(&mut clients, Overload::ClientInflightBytes));
         }
         // `cap` keeps every reservation within u32.
         let more = u32::try_from(target - held).unwrap_or(u32::MAX);
-        let permit = b
-            .permits
-            .clone()
-            .try_acquire_many_owned(more)
-            .map_err(|_| IngestError::Overloaded(Overload::InflightBytes))?;
+        let Ok(permit) = b.permits.clone().try_acquire_many_owned(more) else {
+            return Err(self.refuse(&mut clients, Overload::InflightBytes));
+        };
         match &mut self.permit {
             Some(p) => p.merge(permit),
             None => self.permit = Some(permit),
@@ -167,6 +170,26 @@ impl Reservation {
             self.charged = charge;
         }
         Ok(())
+    }
+}
+
+impl Reservation {
+    /// Empties the reservation for a refusal: its client's count and the budget get its
+    /// bytes back now, while `clients` is still locked.
+    fn refuse(&mut self, clients: &mut HashMap<Arc<str>, u64>, why: Overload) -> IngestError {
+        if self.charged > 0 {
+            if let Some(n) = clients.get_mut(&*self.client) {
+                *n -= self.charged;
+                if *n == 0 {
+                    clients.remove(&*self.client);
+                }
+            }
+            self.charged = 0;
+        }
+        if let Some(permit) = self.permit.take() {
+            self.budget.inflight.sub(permit.num_permits() as i64);
+        }
+        IngestError::Overloaded(why)
     }
 }
 
@@ -241,7 +264,7 @@ mod tests {
                     let got = r.grow_to(bytes);
                     assert_eq!(outcome(&got), want, "step {i}: request {n} to {bytes}");
                     if want != Fits {
-                        assert_eq!(r.bytes(), before, "step {i}: refused, unchanged");
+                        assert_eq!(r.bytes(), 0, "step {i}: refused, emptied (held {before})");
                     }
                 }
                 Release(n) => drop(requests.remove(&n).expect("request held")),
@@ -305,8 +328,8 @@ mod tests {
     }
 
     /// A body is reserved as it arrives, chunk by chunk: a request that declared a large body
-    /// and sent nothing holds nothing, and one whose next chunk does not fit is refused
-    /// with what it had.
+    /// and sent nothing holds nothing, and one whose next chunk does not fit is refused and
+    /// gives back what it had at once.
     #[test]
     fn bodies_hold_what_has_arrived() {
         run(
@@ -318,9 +341,9 @@ mod tests {
                 (Grow(0, "a", 300, Fits), 300, vec![("a", 300)]),
                 (Grow(1, "b", 300, Fits), 600, vec![("a", 300), ("b", 300)]),
                 (Grow(0, "a", 700, Fits), 1000, vec![("a", 700), ("b", 300)]),
-                (Grow(1, "b", 301, Full), 1000, vec![("a", 700), ("b", 300)]),
+                (Grow(1, "b", 301, Full), 700, vec![("a", 700)]),
                 // Smaller than held (a shorter body once decompressed): nothing changes.
-                (Grow(0, "a", 500, Fits), 1000, vec![("a", 700), ("b", 300)]),
+                (Grow(0, "a", 500, Fits), 700, vec![("a", 700)]),
                 (Release(1), 700, vec![("a", 700)]),
                 (Release(0), 0, vec![]),
             ],
@@ -379,8 +402,9 @@ mod tests {
                 (Grow(2, "b", 100, Fits), 700, vec![("a", 250), ("b", 100)]),
                 (Grow(2, "b", 400, Fits), 1000, vec![("a", 250), ("b", 250)]),
                 (Grow(3, "c", 1, Full), 1000, vec![("a", 250), ("b", 250)]),
-                (Grow(0, "a", 700, Full), 1000, vec![("a", 250), ("b", 250)]),
-                (Release(2), 600, vec![("a", 250)]),
+                // Refused: its 600 go back at once.
+                (Grow(0, "a", 700, Full), 400, vec![("b", 250)]),
+                (Release(2), 0, vec![]),
                 (Grow(0, "a", 700, Fits), 700, vec![("a", 250)]),
                 (Release(0), 0, vec![]),
                 (Release(1), 0, vec![]),
@@ -391,7 +415,8 @@ mod tests {
 
     /// The attack the share exists for, at the defaults: seven requests of one client
     /// declaring about 32 MiB in all hold nothing; sending their bodies, they hold the
-    /// client's share at most; another client's largest request still fits, three times.
+    /// client's share at most (each refused request gives its bytes back, so one whole
+    /// 5 MiB body is what stays); another client's largest request still fits, three times.
     #[test]
     fn a_greedy_client_leaves_the_others_the_rest() {
         let b = budget(32 * MIB, 8 * MIB);
@@ -406,8 +431,8 @@ mod tests {
                 }
             }
         }
-        assert_eq!(b.held_by("greedy"), 8 * MIB);
-        assert_eq!(b.held(), 8 * MIB);
+        assert_eq!(b.held_by("greedy"), 5 * MIB);
+        assert_eq!(b.held(), 5 * MIB);
         assert_eq!(refused, 6, "every request past the share is refused");
         let others: Vec<Reservation> = ["b", "c", "d"]
             .into_iter()
@@ -417,10 +442,37 @@ mod tests {
             })
             .collect::<Result<_, _>>()
             .expect("the others' requests fit");
-        assert_eq!(b.held(), 23 * MIB);
+        assert_eq!(b.held(), 20 * MIB);
         drop(greedy);
         drop(others);
         assert_eq!((b.held(), b.clients()), (0, 0));
+    }
+
+    /// Two requests of one client reach the share together: the one refused gives its
+    /// bytes back within the same check, so the other still fits and holds its body. Had
+    /// the refused request kept its bytes until it unwound, the other could be refused for
+    /// them in the meantime, and the client would hold nothing at all.
+    #[test]
+    fn a_refused_request_cannot_take_its_sibling_down() {
+        let b = budget(1000, 400);
+        let mut first = b.open("a");
+        let mut second = b.open("a");
+        first.grow_to(200).expect("fits");
+        second.grow_to(190).expect("fits");
+        // 190 + 211 > 400: the first is refused, and its 200 are free before it is dropped.
+        assert_eq!(outcome(&first.grow_to(211)), Share);
+        assert_eq!((b.held_by("a"), b.held()), (190, 190));
+        // The second grows into them, while the refused one still exists.
+        second.grow_to(400).expect("the sibling's bytes are free");
+        assert_eq!((b.held_by("a"), b.held()), (400, 400));
+        drop(first);
+        assert_eq!(
+            (b.held_by("a"), b.held()),
+            (400, 400),
+            "nothing given back twice"
+        );
+        drop(second);
+        assert_eq!((b.held(), b.clients(), b.shared.inflight.get()), (0, 0, 0));
     }
 
     #[test]
@@ -464,8 +516,9 @@ mod tests {
             (1000, 0, 300, 900, true, 900),
             // Larger than the whole budget: capped there, so a lone request still passes.
             (1000, 0, 300, 5000, true, 1000),
-            // The difference does not fit beside others: refused, reservation unchanged.
-            (1000, 500, 300, 900, false, 300),
+            // The difference does not fit beside others: refused, and the request's bytes
+            // given back at once.
+            (1000, 500, 300, 900, false, 0),
             (1000, 500, 300, 500, true, 500),
         ];
         for (total, others, reserved, decompressed, fits, want) in cases {

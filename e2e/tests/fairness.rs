@@ -201,8 +201,8 @@ async fn unanswered(conn: &mut TcpStream) -> bool {
 }
 
 /// The exact attack: seven connections whose heads declare 32 MiB in all (the whole
-/// budget at its default), and not one byte of body. Before, each request reserved what
-/// it declared, and every other client got 503 until the 30 s body timeout.
+/// budget at its default), and not one byte of body. Were declared bytes reserved, every
+/// other client would get 503 until the 30 s body timeout.
 #[tokio::test(flavor = "multi_thread")]
 async fn bodies_declared_and_never_sent_hold_nothing() -> anyhow::Result<()> {
     let id = unique("slowloris");
@@ -341,7 +341,7 @@ async fn greedy_sends_and_stalls(
 
 /// The same client sends nearly all of those bodies and stalls: what has arrived is held,
 /// but one client holds at most its share of the budget, whichever write route it uses,
-/// and the other client keeps the rest. Before, the declared bytes filled the budget.
+/// and the other client keeps the rest.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_stalling_mid_body_holds_at_most_its_share() -> anyhow::Result<()> {
     let id = unique("share");
@@ -420,7 +420,7 @@ async fn post_raw(
 
 /// RFC 9110 §5.3: repeated field lines are one comma-separated list, so two
 /// `Content-Encoding: gzip` lines say the body was gzipped twice, as `gzip, gzip` does.
-/// Before, only the first line was read: one layer undone left gzip, `400 malformed_json`.
+/// Reading only the first line would undo one layer and leave gzip: `400 malformed_json`.
 #[tokio::test(flavor = "multi_thread")]
 async fn repeated_content_encoding_lines_are_one_list() -> anyhow::Result<()> {
     let id = unique("encodings");

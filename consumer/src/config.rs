@@ -61,30 +61,23 @@ impl Group for ConsumerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eye_runtime::config::from_iter;
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use eye_runtime::config::from_pairs;
 
     #[test]
     fn defaults_apply_when_nothing_is_set() {
-        let c: ConsumerConfig = from_iter(vars(&[])).expect("defaults");
+        let c: ConsumerConfig = from_pairs(&[]).expect("defaults");
         assert_eq!((c.batch_max_rows, c.batch_max_wait_ms), (10_000, 500));
         assert_eq!(c.fault, None);
     }
 
     #[test]
     fn reads_prefixed_variables_only() {
-        let c: ConsumerConfig = from_iter(vars(&[
+        let c: ConsumerConfig = from_pairs(&[
             ("EYE_CONSUMER_BATCH_MAX_ROWS", "50"),
             ("EYE_CONSUMER_FAULT", "abort_after_insert"),
             ("EYE_INGEST_BATCH_MAX_ROWS", "7"),
             ("EYE_CONSUMER_LISTEN_ADDR", "0.0.0.0:9999"),
-        ]))
+        ])
         .expect("valid");
         assert_eq!(c.batch_max_rows, 50);
         assert_eq!(c.fault, Some(ConsumerFault::AbortAfterInsert));
@@ -93,7 +86,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable_group() {
-        let err = from_iter::<ConsumerConfig>(vars(&[("EYE_CONSUMER_BATCH_MAX_ROWS", "many")]))
+        let err = from_pairs::<ConsumerConfig>(&[("EYE_CONSUMER_BATCH_MAX_ROWS", "many")])
             .expect_err("must fail")
             .to_string();
         assert!(err.contains("EYE_CONSUMER_BATCH_MAX_ROWS"), "{err}");

@@ -484,3 +484,45 @@ pub async fn read_topic(k: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<Stri
     })
     .await?
 }
+
+/// The log of every service running in this process, as written by the subscriber
+/// [`LogBuffer::install`] sets up, so that a test can read what an operator would see.
+#[derive(Clone, Default)]
+pub struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    /// Captures every log line of this process at `level` and above. One subscriber per
+    /// process: a second install fails.
+    pub fn install(level: tracing_subscriber::filter::LevelFilter) -> anyhow::Result<Self> {
+        let buf = Self::default();
+        let writer = buf.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init()
+            .map_err(|e| anyhow::anyhow!("log capture: {e}"))?;
+        Ok(buf)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+
+    fn bytes(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -20,14 +20,13 @@ use eye_auth::{ClientRecord, ClientsFile, NewCredentials, Scope};
 use eye_e2e::{
     auth_config, clickhouse_config, consumer_config, create_topics, ingest_config, kafka_config,
     readonly_clickhouse_config, start_consumer, start_ingest_authed, start_query_authed, unique,
-    wait_for, wait_ready, Service,
+    wait_for, wait_ready, LogBuffer, Service,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const REALM_CHALLENGE: &str = "Bearer realm=\"the-eye\"";
@@ -36,48 +35,6 @@ const WRITE: &[Scope] = &[Scope::EventsWrite];
 const READ: &[Scope] = &[Scope::EventsRead];
 const AGGREGATE: &[Scope] = &[Scope::AggregationsRead];
 const CATALOGUE: &[Scope] = &[Scope::EventsRead, Scope::AggregationsRead];
-
-/// The services' log, as written by the subscriber this test installs.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuffer {
-    /// Captures every log line of this process at debug level and above: the services run
-    /// in it, so their log is what an operator would see, and more.
-    fn install() -> anyhow::Result<Self> {
-        let buf = Self::default();
-        let writer = buf.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .try_init()
-            .map_err(|e| anyhow::anyhow!("log capture: {e}"))?;
-        Ok(buf)
-    }
-
-    fn text(&self) -> String {
-        let bytes = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Svc {
@@ -1481,7 +1438,7 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_endpoint_authenticates_authorizes_and_throttles_per_client() -> anyhow::Result<()> {
-    let log = LogBuffer::install()?;
+    let log = LogBuffer::install(tracing_subscriber::filter::LevelFilter::DEBUG)?;
     let w = World::start().await?;
     // Issued first, so that it has long expired (its lifetime is one second) when used.
     let expired = {

@@ -4,48 +4,12 @@
 //! credential, which names the client for an operator; the services' log is captured, as
 //! `tests/auth.rs` does. Only ClickHouse's address is needed, and nothing is read.
 
-use eye_e2e::{clickhouse_config, config, http_config, start_query_config, test_auth, Service};
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+use eye_e2e::{
+    clickhouse_config, config, http_config, start_query_config, test_auth, LogBuffer, Service,
+};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// The services' log, as written by the subscriber this test installs.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuffer {
-    fn install() -> anyhow::Result<Self> {
-        let buf = Self::default();
-        let writer = buf.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .try_init()
-            .map_err(|e| anyhow::anyhow!("log capture: {e}"))?;
-        Ok(buf)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
-    }
-}
 
 async fn query(trusted_proxies: &str) -> anyhow::Result<Service> {
     start_query_config(eye_query::Config {
@@ -87,7 +51,7 @@ async fn logged(log: &LogBuffer, port: u16) -> anyhow::Result<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_peer_is_the_client_unless_it_is_a_trusted_proxy() -> anyhow::Result<()> {
-    let log = LogBuffer::install()?;
+    let log = LogBuffer::install(tracing_subscriber::filter::LevelFilter::INFO)?;
     let forwarded = "198.51.100.1, 203.0.113.7";
     for (trusted, client) in [
         // Nobody trusted: what the client wrote in the header is ignored.

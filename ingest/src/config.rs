@@ -108,18 +108,11 @@ impl Group for IngestConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eye_runtime::config::from_iter;
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use eye_runtime::config::from_pairs;
 
     #[test]
     fn defaults_apply_when_nothing_is_set() {
-        let i: IngestConfig = from_iter(vars(&[])).expect("defaults");
+        let i: IngestConfig = from_pairs(&[]).expect("defaults");
         assert_eq!(
             (i.max_event_bytes, i.max_batch_events, i.max_data_depth),
             (32 * 1024, 1_000, 16)
@@ -132,12 +125,12 @@ mod tests {
 
     #[test]
     fn backpressure_settings() {
-        let i: IngestConfig = from_iter(vars(&[])).expect("defaults");
+        let i: IngestConfig = from_pairs(&[]).expect("defaults");
         assert_eq!(i.max_inflight_bytes, 33_554_432);
         let i: IngestConfig =
-            from_iter(vars(&[("EYE_INGEST_MAX_INFLIGHT_BYTES", "1")])).expect("the minimum");
+            from_pairs(&[("EYE_INGEST_MAX_INFLIGHT_BYTES", "1")]).expect("the minimum");
         assert_eq!(i.max_inflight_bytes, 1);
-        let e = from_iter::<IngestConfig>(vars(&[("EYE_INGEST_MAX_INFLIGHT_BYTES", "0")]))
+        let e = from_pairs::<IngestConfig>(&[("EYE_INGEST_MAX_INFLIGHT_BYTES", "0")])
             .expect_err("zero refuses everything")
             .to_string();
         assert!(e.contains("EYE_INGEST_MAX_INFLIGHT_BYTES"), "{e}");
@@ -163,13 +156,12 @@ mod tests {
             if let Some(s) = share {
                 v.push(("EYE_INGEST_MAX_INFLIGHT_BYTES_PER_CLIENT", s));
             }
-            let i: IngestConfig = from_iter(vars(&v)).expect("valid");
+            let i: IngestConfig = from_pairs(&v).expect("valid");
             assert_eq!(i.inflight_bytes_per_client(), want, "{total:?} {share:?}");
         }
-        let e =
-            from_iter::<IngestConfig>(vars(&[("EYE_INGEST_MAX_INFLIGHT_BYTES_PER_CLIENT", "0")]))
-                .expect_err("zero refuses everything")
-                .to_string();
+        let e = from_pairs::<IngestConfig>(&[("EYE_INGEST_MAX_INFLIGHT_BYTES_PER_CLIENT", "0")])
+            .expect_err("zero refuses everything")
+            .to_string();
         assert!(
             e.contains("EYE_INGEST_MAX_INFLIGHT_BYTES_PER_CLIENT"),
             "{e}"
@@ -178,7 +170,7 @@ mod tests {
 
     #[test]
     fn ops_address_is_optional() {
-        let i: IngestConfig = from_iter(vars(&[])).expect("defaults");
+        let i: IngestConfig = from_pairs(&[]).expect("defaults");
         assert_eq!(i.ops_listen_addr, None);
     }
 }

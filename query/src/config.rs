@@ -34,21 +34,14 @@ impl Group for QueryConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eye_runtime::config::from_iter;
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use eye_runtime::config::from_pairs;
 
     #[test]
     fn ops_address_is_optional() {
-        let q: QueryConfig = from_iter(vars(&[])).expect("defaults");
+        let q: QueryConfig = from_pairs(&[]).expect("defaults");
         assert_eq!(q.ops_listen_addr, None);
         let q: QueryConfig =
-            from_iter(vars(&[("EYE_QUERY_OPS_LISTEN_ADDR", "127.0.0.1:9181")])).expect("set");
+            from_pairs(&[("EYE_QUERY_OPS_LISTEN_ADDR", "127.0.0.1:9181")]).expect("set");
         assert_eq!(
             q.ops_listen_addr,
             Some(SocketAddr::from(([127, 0, 0, 1], 9181)))

@@ -365,14 +365,7 @@ mod tests {
     use super::*;
     use eye_auth::config::AuthConfig;
     use eye_auth::Authenticator;
-    use eye_runtime::config::from_iter;
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use eye_runtime::config::from_pairs;
 
     /// The requests `route` was counted under in `registry`.
     fn counted(registry: &Registry, route: &str) -> u64 {
@@ -395,16 +388,16 @@ mod tests {
         let clients =
             std::env::temp_dir().join(format!("eye-query-routes-{}.toml", std::process::id()));
         std::fs::write(&clients, "clients = []\n").expect("a clients file");
-        let auth: AuthConfig = from_iter(vars(&[(
+        let auth: AuthConfig = from_pairs(&[(
             "EYE_AUTH_CLIENTS_FILE",
             clients.to_str().expect("a UTF-8 path"),
-        )]))
+        )])
         .expect("auth config");
         let config = Config {
-            query: from_iter(vars(&[])).expect("defaults"),
-            clickhouse: from_iter(vars(&[])).expect("defaults"),
+            query: from_pairs(&[]).expect("defaults"),
+            clickhouse: from_pairs(&[]).expect("defaults"),
             auth,
-            http: from_iter(vars(&[])).expect("defaults"),
+            http: from_pairs(&[]).expect("defaults"),
         };
         let registry = Registry::new();
         let guard = Guard::new(Authenticator::load(&config.auth).expect("loads"), &registry);

@@ -87,18 +87,11 @@ impl Group for HttpConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eye_runtime::config::from_iter;
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use eye_runtime::config::from_pairs;
 
     #[test]
     fn http_defaults_and_lists() {
-        let h: HttpConfig = from_iter(vars(&[])).expect("defaults");
+        let h: HttpConfig = from_pairs(&[]).expect("defaults");
         assert_eq!(
             (
                 h.max_header_bytes,
@@ -108,17 +101,17 @@ mod tests {
             (32 * 1024, 10_000, 30_000)
         );
         assert!(h.cors_allowed_origins.is_empty());
-        let h: HttpConfig = from_iter(vars(&[(
+        let h: HttpConfig = from_pairs(&[(
             "EYE_HTTP_CORS_ALLOWED_ORIGINS",
             "https://app.example.com,http://localhost:3000",
-        )]))
+        )])
         .expect("two origins");
         assert_eq!(
             h.cors_allowed_origins,
             ["https://app.example.com", "http://localhost:3000"]
         );
         let any: HttpConfig =
-            from_iter(vars(&[("EYE_HTTP_CORS_ALLOWED_ORIGINS", "*")])).expect("any origin");
+            from_pairs(&[("EYE_HTTP_CORS_ALLOWED_ORIGINS", "*")]).expect("any origin");
         assert_eq!(any.cors_allowed_origins, ["*"]);
     }
 
@@ -127,7 +120,7 @@ mod tests {
     #[test]
     fn http_values_are_checked() {
         let err = |pairs: &[(&str, &str)]| {
-            from_iter::<HttpConfig>(vars(pairs))
+            from_pairs::<HttpConfig>(pairs)
                 .expect_err("must fail")
                 .to_string()
         };
@@ -136,7 +129,7 @@ mod tests {
             e.contains("EYE_HTTP_MAX_HEADER_BYTES") && e.contains("8192"),
             "{e}"
         );
-        from_iter::<HttpConfig>(vars(&[("EYE_HTTP_MAX_HEADER_BYTES", "8192")]))
+        from_pairs::<HttpConfig>(&[("EYE_HTTP_MAX_HEADER_BYTES", "8192")])
             .expect("the minimum itself");
         for (origins, hint) in [
             ("https://app.example.com/", "\"https://app.example.com\""),
@@ -161,18 +154,15 @@ mod tests {
 
     #[test]
     fn trusted_proxies_are_read_and_checked() {
-        let h: HttpConfig = from_iter(vars(&[])).expect("defaults");
+        let h: HttpConfig = from_pairs(&[]).expect("defaults");
         assert!(h.trusted_proxies.is_empty());
-        let h: HttpConfig = from_iter(vars(&[(
-            "EYE_HTTP_TRUSTED_PROXIES",
-            "10.0.0.0/8,127.0.0.1",
-        )]))
-        .expect("a block and an address");
+        let h: HttpConfig = from_pairs(&[("EYE_HTTP_TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1")])
+            .expect("a block and an address");
         assert_eq!(
             h.trusted_proxies,
             "10.0.0.0/8,127.0.0.1".parse().expect("list")
         );
-        let e = from_iter::<HttpConfig>(vars(&[("EYE_HTTP_TRUSTED_PROXIES", "10.0.0.0/8,lb")]))
+        let e = from_pairs::<HttpConfig>(&[("EYE_HTTP_TRUSTED_PROXIES", "10.0.0.0/8,lb")])
             .expect_err("not an address")
             .to_string();
         assert!(
@@ -183,10 +173,9 @@ mod tests {
 
     #[test]
     fn drain_settings() {
-        let h: HttpConfig = from_iter(vars(&[])).expect("defaults");
+        let h: HttpConfig = from_pairs(&[]).expect("defaults");
         assert_eq!(h.drain_delay_ms, 0);
-        let h: HttpConfig =
-            from_iter(vars(&[("EYE_HTTP_DRAIN_DELAY_MS", "5000")])).expect("typical");
+        let h: HttpConfig = from_pairs(&[("EYE_HTTP_DRAIN_DELAY_MS", "5000")]).expect("typical");
         assert_eq!(h.drain_delay_ms, 5_000);
     }
 }

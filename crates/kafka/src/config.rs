@@ -56,18 +56,11 @@ impl Group for KafkaConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eye_runtime::config::from_iter;
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use eye_runtime::config::from_pairs;
 
     #[test]
     fn defaults_apply_when_nothing_is_set() {
-        let k: KafkaConfig = from_iter(vars(&[])).expect("defaults");
+        let k: KafkaConfig = from_pairs(&[]).expect("defaults");
         assert_eq!(k.brokers, "127.0.0.1:9092");
         assert_eq!(k.events_topic, "eye.events");
         assert_eq!(k.rejected_topic, "eye.rejected");

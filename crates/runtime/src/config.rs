@@ -46,6 +46,16 @@ pub fn from_iter<T: DeserializeOwned + Group>(
     Ok(group)
 }
 
+/// Reads one configuration group from `(variable, value)` pairs, for tests and tools that
+/// set a few variables by hand.
+pub fn from_pairs<T: DeserializeOwned + Group>(pairs: &[(&str, &str)]) -> Result<T, ConfigError> {
+    from_iter(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
+}
+
 /// A configuration group and its environment prefix.
 pub trait Group {
     const PREFIX: &'static str;

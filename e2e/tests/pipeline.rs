@@ -283,7 +283,7 @@ async fn every_service_serves_health_readiness_and_metrics() -> anyhow::Result<(
             &stack.ingest,
             &[
                 "eye_http_requests_total{method=\"POST\",route=\"/v1/events\",status=\"202\"} 1",
-                "eye_ingest_events_total{outcome=\"produced\"} 1",
+                "eye_ingest_events_total{adapter=\"v1\",outcome=\"produced\"} 1",
                 "eye_ingest_produce_duration_seconds_count 1",
             ],
         ),

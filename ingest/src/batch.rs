@@ -2,12 +2,13 @@
 //! each event to the client's allow-list, send the accepted events and the quarantined
 //! rejections to the sink together, and say item by item what became of them.
 
+use crate::adapter::Adapter;
 use crate::budget::Reservation;
 use crate::error::IngestError;
 use crate::routes::State;
 use crate::sink::{Delivery, EventSink, NotTaken, Records};
 use eye_http::error::ErrorDetail;
-use eye_kafka::wire::{Reason, Rejection, SOURCE_INGEST};
+use eye_kafka::wire::{Reason, Rejection};
 use eye_model::event::{parse_batch, Event, FieldError, Hints, Item, Rejected, RequestError};
 use eye_model::time::EventTime;
 use serde::Serialize;
@@ -28,12 +29,13 @@ pub trait Caller {
 
 #[derive(Debug, Serialize)]
 pub struct ItemResult {
-    index: usize,
-    status: &'static str,
+    pub index: usize,
+    /// `accepted`, `rejected` or `failed`.
+    pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    event_id: Option<Uuid>,
+    pub event_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    errors: Vec<FieldError>,
+    pub errors: Vec<FieldError>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -44,15 +46,15 @@ fn is_zero(n: &usize) -> bool {
 /// 207 (some rejected or failed) or 400 (all rejected; also carries `error`).
 #[derive(Debug, Serialize)]
 pub struct BatchResponse {
-    accepted: usize,
-    rejected: usize,
+    pub accepted: usize,
+    pub rejected: usize,
     /// Items the sink did not take although others of the request were stored.
     #[serde(skip_serializing_if = "is_zero")]
-    failed: usize,
-    event_ids: Vec<Uuid>,
-    results: Vec<ItemResult>,
+    pub failed: usize,
+    pub event_ids: Vec<Uuid>,
+    pub results: Vec<ItemResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<ErrorDetail>,
+    pub error: Option<ErrorDetail>,
 }
 
 /// A batch's answer: its status and body.
@@ -78,41 +80,80 @@ pub async fn accept<S: EventSink>(
         let schemas = state.schemas.current();
         parse_batch(body, received_at, state.rules(&schemas))
     };
-    let items = match parsed {
-        Ok(items) => items,
+    match parsed {
+        Ok(items) => accept_items(state, caller, Adapter::V1, items, received_at, held).await,
         Err(e) => {
-            let whole = quarantine_whole(caller.client_id(), received_at, body, &e);
-            produce(state, held, Records::batch(&[], &[whole])).await?;
-            state
-                .metrics
-                .events
-                .with_label_values(&["quarantined"])
-                .inc();
-            return Err(e.into());
+            quarantine_body(state, caller, Adapter::V1, body, &e, held).await?;
+            Err(e.into())
         }
-    };
+    }
+}
+
+/// The core every door shares, from items already checked (by `parse_batch`, or by an
+/// adapter through `eye_model::event::parse_mapped`): allow-list → accepted and rejected →
+/// records → delivery → answer, counted under `adapter`.
+pub async fn accept_items<S: EventSink>(
+    state: &State<S>,
+    caller: &impl Caller,
+    adapter: Adapter,
+    items: Vec<Item>,
+    received_at: EventTime,
+    held: &mut Reservation,
+) -> Result<Answer, IngestError> {
     // The event budget counts every event the client sent, accepted or not: refusing them
     // all before anything is produced keeps a throttled request free of side effects.
     caller.admit_events(items.len())?;
-    let sorted = sort(items, caller, received_at);
-    let delivery = deliver(state, held, &sorted).await?;
+    let sorted = sort(items, caller, adapter, received_at);
+    let delivery = deliver(state, held, adapter, &sorted).await?;
     let settled = settle(sorted, &delivery);
     let m = &state.metrics;
+    let door = adapter.as_str();
     if let Some(first) = delivery.failed.first() {
-        tracing::warn!(error = %first.error, failed = delivery.failed.len(), of = delivery.records, "the broker took part of a request");
+        tracing::warn!(error = %first.error, failed = delivery.failed.len(), of = delivery.records, adapter = door, "the broker took part of a request");
         m.events
-            .with_label_values(&["failed"])
+            .with_label_values(&[door, "failed"])
             .inc_by(delivery.failed.len() as u64);
     }
     m.events
-        .with_label_values(&["produced"])
+        .with_label_values(&[door, "produced"])
         .inc_by(settled.accepted as u64);
     m.events
-        .with_label_values(&["quarantined"])
+        .with_label_values(&[door, "quarantined"])
         .inc_by(settled.rejected as u64);
     m.request_events.observe(settled.results.len() as f64);
     caller.stored(settled.accepted, settled.rejected);
     Ok(answer(settled))
+}
+
+/// Quarantines a body that could not be split into items, whole, with the reason `e`
+/// gives; the caller then refuses the request.
+pub async fn quarantine_body<S: EventSink, E: WholeBodyError>(
+    state: &State<S>,
+    caller: &impl Caller,
+    adapter: Adapter,
+    body: &[u8],
+    e: &E,
+    held: &mut Reservation,
+) -> Result<(), IngestError> {
+    let whole = quarantine_whole(adapter, caller.client_id(), EventTime::now(), body, e);
+    produce(state, held, Records::batch(&[], &[whole])).await?;
+    state
+        .metrics
+        .events
+        .with_label_values(&[adapter.as_str(), "quarantined"])
+        .inc();
+    Ok(())
+}
+
+/// Why a whole body was refused: a code and a message for its quarantine record.
+pub trait WholeBodyError: std::fmt::Display {
+    fn code(&self) -> &str;
+}
+
+impl WholeBodyError for RequestError {
+    fn code(&self) -> &str {
+        RequestError::code(self)
+    }
 }
 
 /// Produces records that stand or fall together (a session update, or a body quarantined
@@ -134,10 +175,11 @@ pub async fn produce<S: EventSink>(
 
 /// The quarantine record of a body that could not be split into events.
 fn quarantine_whole(
+    adapter: Adapter,
     client: &str,
     received_at: EventTime,
     body: &[u8],
-    e: &RequestError,
+    e: &impl WholeBodyError,
 ) -> Rejection {
     let reasons = vec![Reason {
         field: String::new(),
@@ -145,7 +187,7 @@ fn quarantine_whole(
         message: e.to_string(),
     }];
     Rejection::new(
-        SOURCE_INGEST,
+        adapter.source(),
         client,
         received_at,
         body,
@@ -163,7 +205,12 @@ struct Sorted {
     results: Vec<ItemResult>,
 }
 
-fn sort(items: Vec<Item>, caller: &impl Caller, received_at: EventTime) -> Sorted {
+fn sort(
+    items: Vec<Item>,
+    caller: &impl Caller,
+    adapter: Adapter,
+    received_at: EventTime,
+) -> Sorted {
     let mut sorted = Sorted {
         events: Vec::new(),
         rejections: Vec::new(),
@@ -189,7 +236,7 @@ fn sort(items: Vec<Item>, caller: &impl Caller, received_at: EventTime) -> Sorte
             Item::Rejected(r) => {
                 let reasons = r.errors.iter().map(Reason::from).collect();
                 sorted.rejections.push(Rejection::new(
-                    SOURCE_INGEST,
+                    adapter.source(),
                     caller.client_id(),
                     received_at,
                     r.raw.as_bytes(),
@@ -233,6 +280,7 @@ fn category_not_allowed(ev: Event) -> Rejected {
 async fn deliver<S: EventSink>(
     state: &State<S>,
     held: &mut Reservation,
+    adapter: Adapter,
     sorted: &Sorted,
 ) -> Result<Delivery, IngestError> {
     let records = Records::batch(&sorted.events, &sorted.rejections);
@@ -252,7 +300,7 @@ async fn deliver<S: EventSink>(
     };
     let (events, rejections) = (sorted.events.len(), sorted.rejections.len());
     m.events
-        .with_label_values(&["failed"])
+        .with_label_values(&[adapter.as_str(), "failed"])
         .inc_by((events + rejections) as u64);
     tracing::warn!(error = %e, events, rejections, "produce failed");
     Err(e)

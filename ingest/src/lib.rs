@@ -4,6 +4,7 @@
 //! the broker has acknowledged every record. `POST /v1/sessions` and
 //! `POST /v1/sessions/{id}/end` record a session's lifecycle.
 
+pub(crate) mod adapter;
 mod batch;
 mod body;
 mod budget;

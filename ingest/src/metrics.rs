@@ -5,8 +5,9 @@ use prometheus::{Histogram, IntCounterVec, IntGauge, Registry};
 #[derive(Clone)]
 pub struct IngestMetrics {
     pub http: HttpMetrics,
-    /// Events by outcome: `produced`, `quarantined` (rejected, sent to the dead-letter
-    /// topic) or `failed` (the broker did not acknowledge).
+    /// Events by adapter (the door they came in by, `crate::adapter::Adapter`) and outcome:
+    /// `produced`, `quarantined` (rejected, sent to the dead-letter topic) or `failed` (the
+    /// broker did not acknowledge).
     pub events: IntCounterVec,
     pub schema_reloads: IntCounterVec,
     /// Requests refused before producing, by error code (`malformed_json`, ...).
@@ -27,8 +28,8 @@ impl IngestMetrics {
             events: telemetry::counter_vec(
                 registry,
                 "eye_ingest_events_total",
-                "Events by outcome (produced, quarantined, failed).",
-                &["outcome"],
+                "Events by adapter (v1, segment, ...) and outcome (produced, quarantined, failed).",
+                &["adapter", "outcome"],
             ),
             schema_reloads: telemetry::counter_vec(
                 registry,

@@ -359,7 +359,7 @@ async fn failed_items_say_why_and_keep_their_ids_out_of_the_stored_ones() {
     // Stored: one event and one rejection; the client's counts say so.
     assert_eq!(caller.stored.get(), (1, 1));
     let m = &state.metrics;
-    let events = |outcome: &str| m.events.with_label_values(&[outcome]).get();
+    let events = |outcome: &str| m.events.with_label_values(&["v1", outcome]).get();
     assert_eq!(
         (events("produced"), events("quarantined"), events("failed")),
         (1, 1, 1)

@@ -36,6 +36,26 @@ pub fn parse_batch(
         .collect())
 }
 
+/// Parses one item an adapter translated into the event shape (`mapped`), checking it as
+/// [`parse_batch`] checks each item. A rejection keeps `sent`, the item's text exactly as
+/// the client sent it in its own protocol, so the quarantine holds what was sent; its
+/// errors point into the translated item.
+pub fn parse_mapped(
+    mapped: &RawValue,
+    sent: &str,
+    received_at: EventTime,
+    rules: Rules<'_>,
+) -> Item {
+    match parse_item(mapped, received_at, rules) {
+        Ok(ev) => Item::Accepted(ev),
+        Err((errors, hints)) => Item::Rejected(Rejected {
+            raw: sent.to_owned(),
+            errors,
+            hints,
+        }),
+    }
+}
+
 /// Splits the body into the raw text of each item, without parsing the items yet.
 fn split_items(body: &[u8]) -> Result<Vec<&RawValue>, RequestError> {
     // Skipping over items reports some errors vaguely ("key must be a string" for a

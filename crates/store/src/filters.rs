@@ -73,3 +73,15 @@ pub struct RejectedFilter {
     pub after: Option<(i64, Uuid)>,
     pub limit: u32,
 }
+
+/// A page of the events of a set of ids (a user and the ids linked to it), in the event
+/// listings' order.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityEventsFilter {
+    /// Every id whose events are wanted; not empty.
+    pub actor_ids: Vec<String>,
+    /// Keyset cursor: the last `(ts_us, event_id, session_id)` already returned.
+    pub after: Option<(i64, Uuid, String)>,
+    pub descending: bool,
+    pub limit: u32,
+}

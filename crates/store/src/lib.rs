@@ -10,9 +10,12 @@ pub mod sql;
 pub mod statement;
 mod store;
 
-pub use filters::{AggregateFilter, EventFilter, OwnerKind, OwnerSessionsFilter, RejectedFilter};
+pub use filters::{
+    AggregateFilter, EventFilter, IdentityEventsFilter, OwnerKind, OwnerSessionsFilter,
+    RejectedFilter,
+};
 pub use rows::{
-    BucketRow, CategoryRow, EventCounts, EventKey, EventRow, OwnerSessionRow, RejectedRow,
-    SessionMeta, SessionRow, SessionStats, StoredCopy,
+    ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, LinkRow, OwnerSessionRow,
+    RejectedRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
 };
 pub use store::{Store, StoreError, MAX_RESULT_ROWS};

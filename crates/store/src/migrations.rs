@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_sessions_by_owner"),
     migration!(7, "0007_rejected_raw_digest"),
     migration!(8, "0008_event_keys"),
+    migration!(9, "0009_identities"),
 ];
 
 /// Splits a migration file into statements: `;` at the end of a line ends one. Comment

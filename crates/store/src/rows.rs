@@ -61,6 +61,32 @@ pub struct RejectedRow {
     pub raw_sha256: String,
 }
 
+/// An id linked to a user by an `identify` (its anonymousId) or an `alias` (its
+/// previousId), in the column order of [`crate::sql::LINK_COLUMNS`].
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Serialize, Deserialize)]
+pub struct LinkRow {
+    pub user_id: String,
+    pub anonymous_id: String,
+    /// The message type that made the link: `identify` or `alias`.
+    pub via: String,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    pub session_id: String,
+    pub ts_us: i64,
+}
+
+/// An event filed under one id it names (`userId` or `anonymousId`), in the column order
+/// of [`crate::sql::ACTOR_COLUMNS`]: the event's identity and time.
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Serialize, Deserialize)]
+pub struct ActorRow {
+    pub actor_id: String,
+    pub ts_us: i64,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    pub session_id: String,
+    pub client_ts_us: i64,
+}
+
 /// One session lifecycle record: a row of [`crate::sql::SESSIONS_TABLE`].
 #[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Serialize, Deserialize)]
 pub struct SessionRow {

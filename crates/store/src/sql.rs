@@ -11,11 +11,13 @@
 mod tests;
 
 use crate::filters::{
-    AggregateFilter, EventFilter, OwnerKind, OwnerSessionsFilter, RejectedFilter,
+    AggregateFilter, EventFilter, IdentityEventsFilter, OwnerKind, OwnerSessionsFilter,
+    RejectedFilter,
 };
 use crate::rows::EventKey;
 use crate::statement::{sql, Statement, Value};
 use eye_model::aggregate::{Aggregation, Granularity};
+use uuid::Uuid;
 
 /// Columns of [`crate::EventRow`], in its field order (RowBinary is positional).
 pub const EVENT_COLUMNS: &str =
@@ -26,7 +28,17 @@ pub const REJECTED_COLUMNS: &str =
     "rejection_id, received_at_us, source, client, codes, reasons, raw, \
      event_id, session_id, category, name, raw_bytes, raw_sha256";
 
+/// Columns of [`crate::LinkRow`], in its field order.
+pub const LINK_COLUMNS: &str = "user_id, anonymous_id, via, event_id, session_id, ts_us";
+
+/// Columns of [`crate::ActorRow`], in its field order.
+pub const ACTOR_COLUMNS: &str = "actor_id, ts_us, event_id, session_id, client_ts_us";
+
 pub const EVENTS_TABLE: &str = "events";
+/// Ids linked to users, ordered by user (migration 0009).
+pub const LINKS_TABLE: &str = "identity_links";
+/// Events under each id they name, ordered by id then time (migration 0009).
+pub const ACTORS_TABLE: &str = "identity_actors";
 /// The same events ordered by (category, name, ts_us, event_id); see migration 0005.
 pub const EVENTS_BY_TYPE: &str = "events_by_type";
 pub const REJECTED_TABLE: &str = "rejected_events";
@@ -208,35 +220,45 @@ pub fn events(f: &EventFilter, raw: bool) -> Statement {
         s = s.push(sql!(" AND name = ?"), [name.into()]);
     }
     s = time_range(s, f.from_us, f.to_us);
-    if let Some((ts, id, session)) = &f.after {
-        let values = || -> [Value; 5] {
-            [
-                (*ts).into(),
-                (*ts).into(),
-                (*id).into(),
-                (*id).into(),
-                session.into(),
-            ]
-        };
-        s = if f.descending {
-            s.push(
-                sql!(
-                    " AND (ts_us < ? OR (ts_us = ? AND (event_id < toUUID(?) \
-                     OR (event_id = toUUID(?) AND session_id < ?))))"
-                ),
-                values(),
-            )
-        } else {
-            s.push(
-                sql!(
-                    " AND (ts_us > ? OR (ts_us = ? AND (event_id > toUUID(?) \
-                     OR (event_id = toUUID(?) AND session_id > ?))))"
-                ),
-                values(),
-            )
-        };
+    s = after_event(s, f.after.as_ref(), f.descending);
+    listing_order(s, f.descending, raw).push(sql!("LIMIT ?"), [f.limit.into()])
+}
+
+/// ` AND` the rows after a keyset cursor over `(ts_us, event_id, session_id)`, in the
+/// direction of the listing.
+fn after_event(s: Statement, after: Option<&(i64, Uuid, String)>, descending: bool) -> Statement {
+    let Some((ts, id, session)) = after else {
+        return s;
+    };
+    let values = [
+        (*ts).into(),
+        (*ts).into(),
+        (*id).into(),
+        (*id).into(),
+        session.into(),
+    ];
+    if descending {
+        s.push(
+            sql!(
+                " AND (ts_us < ? OR (ts_us = ? AND (event_id < toUUID(?) \
+                 OR (event_id = toUUID(?) AND session_id < ?))))"
+            ),
+            values,
+        )
+    } else {
+        s.push(
+            sql!(
+                " AND (ts_us > ? OR (ts_us = ? AND (event_id > toUUID(?) \
+                 OR (event_id = toUUID(?) AND session_id > ?))))"
+            ),
+            values,
+        )
     }
-    let dir = if f.descending { "DESC" } else { "ASC" };
+}
+
+/// An event listing's order, and (unless `raw`) one row per event.
+fn listing_order(s: Statement, descending: bool, raw: bool) -> Statement {
+    let dir = if descending { "DESC" } else { "ASC" };
     let dedup = if raw {
         ""
     } else {
@@ -245,7 +267,53 @@ pub fn events(f: &EventFilter, raw: bool) -> Statement {
     s.push_text(&format!(
         " ORDER BY ts_us {dir}, event_id {dir}, session_id {dir} {dedup}"
     ))
-    .push(sql!("LIMIT ?"), [f.limit.into()])
+}
+
+/// The ids linked to any of `user_ids`, each once, sorted; at most `limit`. A key prefix
+/// of `identity_links` per user id.
+pub fn linked_ids(user_ids: &[&str], limit: u32) -> Statement {
+    Statement::new(&format!("SELECT DISTINCT anonymous_id FROM {LINKS_TABLE} WHERE "))
+        .push(
+            sql!("user_id IN (SELECT arrayJoin(?))"),
+            [user_ids.to_vec().into()],
+        )
+        .push_text(" ORDER BY anonymous_id ")
+        .push(sql!("LIMIT ?"), [limit.into()])
+}
+
+/// 1 when some stored event names `id` as its userId or anonymousId, else 0; reads the
+/// first granule of the id's key prefix at most.
+pub fn actor_seen(id: &str) -> Statement {
+    Statement::new(&format!("SELECT count() FROM (SELECT 1 FROM {ACTORS_TABLE} WHERE "))
+        .push(sql!("actor_id = ?"), [id.into()])
+        .push_text(" LIMIT 1)")
+}
+
+/// A page of the events of a set of ids, in the event listings' order, once each. The page
+/// is picked in `identity_actors`, where each id's events are a key range in time order:
+/// its first `limit` events after the cursor (an event naming two of the ids counts once).
+/// `events` is then read for exactly those (session_id, event_id, client_ts_us), through
+/// their sessions: a key prefix there. `raw` keeps every stored copy, as in [`events`].
+pub fn identity_events(f: &IdentityEventsFilter, raw: bool) -> Statement {
+    let page = |s: Statement| {
+        let s = s
+            .push_text(&format!(
+                "SELECT session_id, event_id, client_ts_us FROM {ACTORS_TABLE} WHERE "
+            ))
+            .push(
+                sql!("actor_id IN (SELECT arrayJoin(?))"),
+                [f.actor_ids.clone().into()],
+            );
+        listing_order(after_event(s, f.after.as_ref(), f.descending), f.descending, false)
+            .push(sql!("LIMIT ?"), [f.limit.into()])
+    };
+    let s = Statement::new(&format!(
+        "SELECT {EVENT_COLUMNS} FROM {EVENTS_TABLE} WHERE session_id IN (SELECT session_id FROM ("
+    ));
+    let s = page(s).push_text(")) AND (session_id, event_id, client_ts_us) IN (");
+    let s = page(s).push_text(")");
+    let s = after_event(s, f.after.as_ref(), f.descending);
+    listing_order(s, f.descending, raw).push(sql!("LIMIT ?"), [f.limit.into()])
 }
 
 /// The copies already stored of some events, by identity (session_id, event_id, the

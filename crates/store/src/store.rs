@@ -2,10 +2,12 @@
 //! [`crate::sql`] and reads their rows.
 
 use crate::config::ClickHouseConfig;
-use crate::filters::{AggregateFilter, EventFilter, OwnerSessionsFilter, RejectedFilter};
+use crate::filters::{
+    AggregateFilter, EventFilter, IdentityEventsFilter, OwnerSessionsFilter, RejectedFilter,
+};
 use crate::rows::{
-    BucketRow, CategoryRow, EventCounts, EventKey, EventRow, OwnerSessionRow, RejectedRow,
-    SessionMeta, SessionRow, SessionStats, StoredCopy,
+    ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, LinkRow, OwnerSessionRow,
+    RejectedRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
 };
 use crate::statement::Statement;
 use crate::{migrations, sql};
@@ -131,7 +133,13 @@ impl Store {
         if !self.supports_insert_tokens().await? {
             return Ok(false);
         }
-        for table in [sql::EVENTS_TABLE, sql::REJECTED_TABLE, sql::SESSIONS_TABLE] {
+        for table in [
+            sql::EVENTS_TABLE,
+            sql::REJECTED_TABLE,
+            sql::SESSIONS_TABLE,
+            sql::LINKS_TABLE,
+            sql::ACTORS_TABLE,
+        ] {
             sql::insert_dedup_window(table)
                 .query(&self.client)
                 .execute()
@@ -160,6 +168,14 @@ impl Store {
 
     pub async fn insert_sessions(&self, rows: &[SessionRow]) -> Result<(), StoreError> {
         self.insert(sql::SESSIONS_TABLE, rows).await
+    }
+
+    pub async fn insert_links(&self, rows: &[LinkRow]) -> Result<(), StoreError> {
+        self.insert(sql::LINKS_TABLE, rows).await
+    }
+
+    pub async fn insert_actors(&self, rows: &[ActorRow]) -> Result<(), StoreError> {
+        self.insert(sql::ACTORS_TABLE, rows).await
     }
 
     async fn insert<T>(&self, table: &str, rows: &[T]) -> Result<(), StoreError>
@@ -256,6 +272,42 @@ impl Store {
     ) -> Result<Vec<EventRow>, StoreError> {
         Ok(self
             .read(sql::session_events(session.as_str(), limit))
+            .fetch_all()
+            .await?)
+    }
+
+    /// The ids linked directly to any of `user_ids` (by identify or alias), each once,
+    /// sorted; at most `limit`.
+    pub async fn linked_ids(
+        &self,
+        user_ids: &[&str],
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .read(sql::linked_ids(user_ids, limit))
+            .fetch_all()
+            .await?)
+    }
+
+    /// Whether some stored event names `id` as its userId or anonymousId.
+    pub async fn actor_seen(&self, id: &str) -> Result<bool, StoreError> {
+        let n: u64 = self.read(sql::actor_seen(id)).fetch_one().await?;
+        Ok(n > 0)
+    }
+
+    /// A page of the events of a set of ids, in listing order, one per event.
+    pub async fn identity_events(
+        &self,
+        f: &IdentityEventsFilter,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        if f.actor_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .read(sql::identity_events(f, self.raw_reads))
             .fetch_all()
             .await?)
     }

@@ -390,3 +390,86 @@ fn aggregation_binds_zone_type_range_and_limit_in_order() {
         )]);
     }
 }
+
+#[test]
+fn identity_statements_bind_ids_cursor_and_limits_in_order() {
+    check(vec![
+        (
+            linked_ids(&["u1", "u'2"], 1_000),
+            "SELECT DISTINCT anonymous_id FROM identity_links WHERE user_id IN (SELECT arrayJoin(?)) \
+             ORDER BY anonymous_id LIMIT ?"
+                .into(),
+            vec![
+                Value::Texts(vec!["u1".into(), "u'2".into()]),
+                Value::UInt(1_000),
+            ],
+        ),
+        (
+            actor_seen("u1"),
+            "SELECT count() FROM (SELECT 1 FROM identity_actors WHERE actor_id = ? LIMIT 1)".into(),
+            vec![text("u1")],
+        ),
+    ]);
+    let id = Uuid::from_u128(5);
+    let cursor = |op: &str| {
+        format!(
+            " AND (ts_us {op} ? OR (ts_us = ? AND (event_id {op} toUUID(?) \
+             OR (event_id = toUUID(?) AND session_id {op} ?))))"
+        )
+    };
+    let cursor_values = vec![
+        Value::Int(4_000_000),
+        Value::Int(4_000_000),
+        text(&id.to_string()),
+        text(&id.to_string()),
+        text("s0"),
+    ];
+    let dedup = "LIMIT 1 BY session_id, event_id, client_ts_us ";
+    // (after, descending, raw, cursor text, values of one cursor)
+    let cases = [
+        (None, false, false, String::new(), vec![]),
+        (
+            Some((4_000_000, id, "s0".to_owned())),
+            true,
+            false,
+            cursor("<"),
+            cursor_values.clone(),
+        ),
+        (
+            Some((4_000_000, id, "s0".to_owned())),
+            false,
+            true,
+            cursor(">"),
+            cursor_values,
+        ),
+    ];
+    for (after, descending, raw, cursor, cursor_values) in cases {
+        let dir = if descending { "DESC" } else { "ASC" };
+        let order = format!("ORDER BY ts_us {dir}, event_id {dir}, session_id {dir}");
+        let page = format!(
+            "SELECT session_id, event_id, client_ts_us FROM identity_actors \
+             WHERE actor_id IN (SELECT arrayJoin(?)){cursor} {order} {dedup}LIMIT ?"
+        );
+        let outer_dedup = if raw { "" } else { dedup };
+        let want = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE session_id IN (SELECT session_id FROM ({page})) \
+             AND (session_id, event_id, client_ts_us) IN ({page}){cursor} {order} {outer_dedup}LIMIT ?"
+        );
+        let ids = Value::Texts(vec!["u".into(), "a".into()]);
+        let page_values = [vec![ids], cursor_values.clone(), vec![Value::UInt(3)]].concat();
+        let values = [
+            page_values.clone(),
+            page_values,
+            cursor_values,
+            vec![Value::UInt(3)],
+        ]
+        .concat();
+        let filter = IdentityEventsFilter {
+            actor_ids: vec!["u".into(), "a".into()],
+            after,
+            descending,
+            limit: 3,
+        };
+        check(vec![(identity_events(&filter, raw), want, values)]);
+    }
+}

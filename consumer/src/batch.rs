@@ -5,6 +5,7 @@
 //! is confirmed.
 
 use eye_kafka::wire::Rejection;
+use crate::identity::Identities;
 use eye_store::{EventRow, RejectedRow, SessionRow};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -22,6 +23,8 @@ pub struct Batch {
     pub events: Vec<EventRow>,
     pub rejected: Vec<RejectedRow>,
     pub sessions: Vec<SessionRow>,
+    /// Derived from the events once their first copies are settled, by the writer.
+    pub identities: Identities,
     /// Undecodable messages, to produce to the dead-letter topic before committing.
     pub dead_letters: Vec<Rejection>,
     bytes: usize,
@@ -45,6 +48,7 @@ impl Batch {
             events: Vec::new(),
             rejected: Vec::new(),
             sessions: Vec::new(),
+            identities: Identities::default(),
             dead_letters: Vec::new(),
             bytes: 0,
             offsets: BTreeMap::new(),
@@ -136,6 +140,7 @@ impl Batch {
         self.events.clear();
         self.rejected.clear();
         self.sessions.clear();
+        self.identities = Identities::default();
         self.dead_letters.clear();
         self.bytes = 0;
         self.offsets.clear();

@@ -10,6 +10,7 @@ pub mod config;
 mod dead_letter;
 pub mod decode;
 mod dedup;
+mod identity;
 mod metrics;
 mod ops;
 mod pipeline;

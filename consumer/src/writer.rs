@@ -20,6 +20,7 @@
 use crate::batch::Batch;
 use crate::dead_letter::DeadLetters;
 use crate::dedup;
+use crate::identity;
 use crate::metrics::ConsumerMetrics;
 use backon::{ExponentialBuilder, Retryable};
 use eye_model::time::EventTime;
@@ -177,6 +178,7 @@ impl Writer {
             .observe(started.elapsed().as_secs_f64());
         let (kept, dropped) = dedup::first_copies(std::mem::take(&mut batch.events), &stored);
         batch.events = kept;
+        batch.identities = identity::derive(&batch.events);
         self.metrics.duplicates.inc_by(dropped as u64);
         self.retrying(|| self.insert(batch)).await?;
         self.count(batch, started);
@@ -192,6 +194,8 @@ impl Writer {
     }
 
     /// Dead letters first (each is acknowledged by the broker), then one INSERT per table.
+    /// Identity rows go after the events they point at: a reader that finds an actor row
+    /// finds its event, so a page picked from actor rows is never short of a stored event.
     async fn insert(&self, batch: &Batch) -> Result<(), WriteError> {
         self.dead_letters
             .send(&batch.dead_letters)
@@ -205,6 +209,8 @@ impl Writer {
         store.insert_events(&batch.events).await?;
         store.insert_rejected(&batch.rejected).await?;
         store.insert_sessions(&batch.sessions).await?;
+        store.insert_links(&batch.identities.links).await?;
+        store.insert_actors(&batch.identities.actors).await?;
         Ok(())
     }
 

@@ -4,8 +4,8 @@
 //! dead-letter topic, when the batch is due, and which offsets to commit once all of it
 //! is confirmed.
 
-use eye_kafka::wire::Rejection;
 use crate::identity::Identities;
+use eye_kafka::wire::Rejection;
 use eye_store::{EventRow, RejectedRow, SessionRow};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

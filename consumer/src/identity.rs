@@ -128,7 +128,13 @@ mod tests {
     fn each_event_yields_its_actors_and_links() {
         let long = "x".repeat(session::MAX_ID_CHARS + 1);
         // (case, category, data, actor ids, links as (user, linked, via))
-        type Case<'a> = (&'a str, &'a str, String, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            String,
+            Vec<&'a str>,
+            Vec<(&'a str, &'a str)>,
+        );
         let cases: Vec<Case> = vec![
             (
                 "identify links the anonymous id",

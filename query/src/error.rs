@@ -11,6 +11,8 @@ pub enum QueryError {
     BadParameter(FieldError),
     #[error("no events stored for session {0:?}")]
     SessionNotFound(String),
+    #[error("no link and no stored event names {0:?}")]
+    IdentityNotFound(String),
     #[error("the event store is unavailable")]
     Store(#[from] StoreError),
 }
@@ -25,6 +27,9 @@ impl From<QueryError> for HttpError {
             }
             QueryError::SessionNotFound(_) => {
                 HttpError::new(StatusCode::NOT_FOUND, "session_not_found", message)
+            }
+            QueryError::IdentityNotFound(_) => {
+                HttpError::new(StatusCode::NOT_FOUND, "identity_not_found", message)
             }
             QueryError::Store(inner) => {
                 tracing::error!(error = %inner, "store read failed");

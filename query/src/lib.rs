@@ -3,6 +3,7 @@
 mod aggregate;
 pub mod config;
 mod error;
+mod identities;
 mod params;
 mod routes;
 mod view;

@@ -2,6 +2,7 @@
 
 use crate::aggregate;
 use crate::error::QueryError;
+use crate::identities;
 use crate::params::{self, Params};
 use crate::view::{
     Categories, CategoryView, EventPage, EventView, OwnerSessions, RejectedPage, RejectedView,
@@ -79,6 +80,18 @@ pub fn routes(
             READ,
             |s, id, p| async move { user_sessions(&s, &id, &p).await },
         ),
+        get_id(
+            route!("v1" / "identities" / { user_id } / "events"),
+            a,
+            READ,
+            |s, id, p| async move { identities::events(&s, &id, &p).await },
+        ),
+        get_id(
+            route!("v1" / "identities" / { user_id }),
+            a,
+            READ,
+            |s, id, p| async move { identities::identity(&s, &id, &p).await },
+        ),
         get(route!("v1" / "events"), a, READ, |s, p| async move {
             events(&s, &p).await
         }),
@@ -105,7 +118,7 @@ pub fn routes(
         .with(http.log(move |path| labels.of(path)))
 }
 
-type Reply_ = Result<warp::reply::Response, QueryError>;
+pub(crate) type Reply_ = Result<warp::reply::Response, QueryError>;
 
 /// `GET <route>?<params>`, answered by `handler` with the store; its errors go to `recover`.
 fn get<P, H, Fut>(
@@ -180,13 +193,17 @@ fn owner_id(raw: &str, field: &str) -> Result<String, QueryError> {
 }
 
 /// The cursor for the page after `rows`, when the page is full.
-fn next_cursor<T>(rows: &[T], limit: u32, cursor: impl Fn(&T) -> String) -> Option<String> {
+pub(crate) fn next_cursor<T>(
+    rows: &[T],
+    limit: u32,
+    cursor: impl Fn(&T) -> String,
+) -> Option<String> {
     (rows.len() == limit as usize)
         .then(|| rows.last().map(cursor))
         .flatten()
 }
 
-fn event_cursor(r: &EventRow) -> String {
+pub(crate) fn event_cursor(r: &EventRow) -> String {
     params::encode_event_cursor(r.ts_us, r.event_id, &r.session_id)
 }
 
@@ -421,6 +438,8 @@ mod tests {
                 "/v1/machines/{machine_id}/events",
             ),
             ("/v1/users/u/sessions", "/v1/users/{user_id}/sessions"),
+            ("/v1/identities/u%40x", "/v1/identities/{user_id}"),
+            ("/v1/identities/u/events", "/v1/identities/{user_id}/events"),
             ("/v1/aggregate", "/v1/aggregate"),
             ("/v1/events", "/v1/events"),
             ("/v1/categories", "/v1/categories"),

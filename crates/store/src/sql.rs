@@ -272,21 +272,25 @@ fn listing_order(s: Statement, descending: bool, raw: bool) -> Statement {
 /// The ids linked to any of `user_ids`, each once, sorted; at most `limit`. A key prefix
 /// of `identity_links` per user id.
 pub fn linked_ids(user_ids: &[&str], limit: u32) -> Statement {
-    Statement::new(&format!("SELECT DISTINCT anonymous_id FROM {LINKS_TABLE} WHERE "))
-        .push(
-            sql!("user_id IN (SELECT arrayJoin(?))"),
-            [user_ids.to_vec().into()],
-        )
-        .push_text(" ORDER BY anonymous_id ")
-        .push(sql!("LIMIT ?"), [limit.into()])
+    Statement::new(&format!(
+        "SELECT DISTINCT anonymous_id FROM {LINKS_TABLE} WHERE "
+    ))
+    .push(
+        sql!("user_id IN (SELECT arrayJoin(?))"),
+        [user_ids.to_vec().into()],
+    )
+    .push_text(" ORDER BY anonymous_id ")
+    .push(sql!("LIMIT ?"), [limit.into()])
 }
 
 /// 1 when some stored event names `id` as its userId or anonymousId, else 0; reads the
 /// first granule of the id's key prefix at most.
 pub fn actor_seen(id: &str) -> Statement {
-    Statement::new(&format!("SELECT count() FROM (SELECT 1 FROM {ACTORS_TABLE} WHERE "))
-        .push(sql!("actor_id = ?"), [id.into()])
-        .push_text(" LIMIT 1)")
+    Statement::new(&format!(
+        "SELECT count() FROM (SELECT 1 FROM {ACTORS_TABLE} WHERE "
+    ))
+    .push(sql!("actor_id = ?"), [id.into()])
+    .push_text(" LIMIT 1)")
 }
 
 /// A page of the events of a set of ids, in the event listings' order, once each. The page
@@ -304,8 +308,12 @@ pub fn identity_events(f: &IdentityEventsFilter, raw: bool) -> Statement {
                 sql!("actor_id IN (SELECT arrayJoin(?))"),
                 [f.actor_ids.clone().into()],
             );
-        listing_order(after_event(s, f.after.as_ref(), f.descending), f.descending, false)
-            .push(sql!("LIMIT ?"), [f.limit.into()])
+        listing_order(
+            after_event(s, f.after.as_ref(), f.descending),
+            f.descending,
+            false,
+        )
+        .push(sql!("LIMIT ?"), [f.limit.into()])
     };
     let s = Statement::new(&format!(
         "SELECT {EVENT_COLUMNS} FROM {EVENTS_TABLE} WHERE session_id IN (SELECT session_id FROM ("

@@ -257,6 +257,36 @@ def main() -> int:
         named,
     )
 
+    # Identities (migration 0009): the user's first two events, the anonymous id's first and
+    # third (the first names both), the other session's event under a stranger; each row
+    # stored twice, as a replayed batch would.
+    actor = lambda a, n, ts, s=SESSION: f"('{a}', {ts}, '00000000-0000-7000-8000-00000000000{n}', '{s}', {ts})"
+    actors = ", ".join([actor("sample-user", 1, 1000000), actor("sample-user", 2, 2000000),
+                        actor("sample-anon", 1, 1000000), actor("sample-anon", 3, 3000000),
+                        actor("stranger", 9, 500000, "other")])
+    link = "('sample-user', 'sample-anon', 'identify', '00000000-0000-7000-8000-000000000001', 's', 1)"
+    for attempt in (1, 2):
+        run(f"insert identity actors ({attempt})",
+            f"INSERT INTO identity_actors (actor_id, ts_us, event_id, session_id, client_ts_us) VALUES {actors}")
+        run(f"insert identity links ({attempt})",
+            f"INSERT INTO identity_links (user_id, anonymous_id, via, event_id, session_id, ts_us) VALUES {link}")
+    linked = run("linked_ids", queries["linked_ids"]) or []
+    expect("linked_ids: each linked id once", linked == [{"anonymous_id": "sample-anon"}], linked)
+    seen = run("actor_seen", queries["actor_seen"]) or [{}]
+    expect("actor_seen: an id some event names", [int(v) for v in seen[0].values()] == [1], seen)
+    mine = run("identity_events", queries["identity_events"]) or []
+    expect(
+        "identity_events: the ids' events once each, in time order, no stranger's",
+        [int(r["ts_us"]) for r in mine] == [1000000, 2000000, 3000000],
+        mine,
+    )
+    older = run("identity_events_desc_after", queries["identity_events_desc_after"]) or []
+    expect(
+        "identity_events_desc_after: newest first after the cursor, limit",
+        [int(r["ts_us"]) for r in older] == [2000000],
+        older,
+    )
+
     # The second ordering is filled by the inserts above; pages resume after a cursor.
     page = run("events_by_type_page", queries["events_by_type_page"]) or []
     expect(
@@ -285,7 +315,7 @@ def main() -> int:
     # same batch inserted again with the same token is skipped; another token is not.
     supported = run("insert_token_supported", queries["insert_token_supported"]) or [{}]
     expect("insert tokens supported on current ClickHouse", list(supported[0].values()) == ["1"] or list(supported[0].values()) == [1], supported)
-    for t in ("events", "rejected", "sessions"):
+    for t in ("events", "rejected", "sessions", "links", "actors"):
         run(f"insert_dedup_window_{t}", queries[f"insert_dedup_window_{t}"])
     row = ("('00000000-0000-7000-8000-0000000000d1', 'dedup-session', 'c', 'n', 7000000, 1, '{}', NULL)")
     cols = "INSERT INTO events (event_id, session_id, category, name, ts_us, received_at_us, data, value)"
@@ -298,7 +328,9 @@ def main() -> int:
                "events_name_only", "categories", "events_by_type_page", "session_events_page_desc", "ping", "create_migrations_table", "record_migration", "applied_migrations",
                "session_events", "event_counts", "rejected_all", "rejected_filtered", "session_meta",
                "insert_token_supported", "insert_dedup_window_events", "insert_dedup_window_rejected",
-               "insert_dedup_window_sessions", "stored_copies"}
+               "insert_dedup_window_sessions", "stored_copies", "insert_dedup_window_links",
+               "insert_dedup_window_actors", "linked_ids", "actor_seen", "identity_events",
+               "identity_events_desc_after"}
     for name in queries:
         if name not in covered and not name.startswith("aggregate_"):
             run(name, queries[name])

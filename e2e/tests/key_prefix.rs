@@ -4,7 +4,7 @@
 //! index granules (8,192 rows each) of it.
 
 use eye_e2e::{clickhouse_config, readonly_clickhouse_config, start_query, unique, wait_for};
-use eye_store::{EventRow, SessionRow, Store};
+use eye_store::{ActorRow, EventRow, LinkRow, SessionRow, Store};
 use serde_json::Value;
 use std::time::Duration;
 use uuid::Uuid;
@@ -22,28 +22,58 @@ const TYPES: [(&str, &str); 4] = [
     ("machine", "cpu_load"),
 ];
 
+/// The stored rows: events, session records, and identity rows (each event filed under its
+/// session's user, each user linked to one anonymous id).
+struct Rows {
+    events: Vec<EventRow>,
+    sessions: Vec<SessionRow>,
+    actors: Vec<ActorRow>,
+    links: Vec<LinkRow>,
+}
+
 /// Session `s` runs within day `s % 30`, one event a second from its start hour.
-fn rows(run: &str) -> (Vec<EventRow>, Vec<SessionRow>) {
+fn rows(run: &str) -> Rows {
     let mut events = Vec::with_capacity(EVENTS as usize);
     let mut sessions = Vec::with_capacity(SESSIONS as usize);
+    let mut actors = Vec::with_capacity(EVENTS as usize);
+    let mut links = Vec::new();
     for s in 0..SESSIONS {
         let session_id = format!("{run}-s{s}");
+        let user_id = format!("{run}-u{}", s % 1_000);
         let start = MARCH_US + (s % 30) as i64 * 24 * HOUR_US + (s % 20) as i64 * HOUR_US;
         sessions.push(SessionRow {
             update_id: Uuid::now_v7(),
             session_id: session_id.clone(),
             kind: "start".into(),
-            user_id: format!("{run}-u{}", s % 1_000),
+            user_id: user_id.clone(),
             machine_id: format!("{run}-m{}", s % 1_000),
             org_id: "org".into(),
             at_us: start,
             received_at_us: start,
         });
+        if s < 1_000 {
+            links.push(LinkRow {
+                user_id: user_id.clone(),
+                anonymous_id: format!("{run}-a{s}"),
+                via: "identify".into(),
+                event_id: Uuid::now_v7(),
+                session_id: session_id.clone(),
+                ts_us: start,
+            });
+        }
         for i in 0..PER_SESSION {
             let (category, name) = TYPES[((s + i) % 4) as usize];
             let ts_us = start + i as i64 * 1_000_000;
+            let event_id = Uuid::now_v7();
+            actors.push(ActorRow {
+                actor_id: user_id.clone(),
+                ts_us,
+                event_id,
+                session_id: session_id.clone(),
+                client_ts_us: ts_us,
+            });
             events.push(EventRow {
-                event_id: Uuid::now_v7(),
+                event_id,
                 session_id: session_id.clone(),
                 category: category.into(),
                 name: name.into(),
@@ -56,7 +86,12 @@ fn rows(run: &str) -> (Vec<EventRow>, Vec<SessionRow>) {
             });
         }
     }
-    (events, sessions)
+    Rows {
+        events,
+        sessions,
+        actors,
+        links,
+    }
 }
 
 /// Runs SQL as the administrative user; JSONEachRow rows.
@@ -90,18 +125,26 @@ async fn every_read_path_reads_a_key_prefix() -> anyhow::Result<()> {
     let database = format!("eye_test_{run}");
     let store = Store::new(&clickhouse_config(&database))?;
     store.migrate().await?;
-    let (events, sessions) = rows(&run);
+    let rows = rows(&run);
     // One INSERT each, so each table holds one part and the figures are not split by parts.
-    store.insert_events(&events).await?;
-    store.insert_sessions(&sessions).await?;
-    drop(events);
+    store.insert_events(&rows.events).await?;
+    store.insert_sessions(&rows.sessions).await?;
+    store.insert_actors(&rows.actors).await?;
+    store.insert_links(&rows.links).await?;
+    drop(rows);
     let query = start_query(readonly_clickhouse_config(&database)).await?;
     // ClickHouse gets no Authorization header; the query service gets the harness's key.
     let http = reqwest::Client::new();
     let api = eye_e2e::http_client();
     // One part per table, whatever the server's insert block size: the figures then
     // depend on the ordering alone.
-    for table in ["events", "events_by_type", "sessions"] {
+    for table in [
+        "events",
+        "events_by_type",
+        "sessions",
+        "identity_actors",
+        "identity_links",
+    ] {
         admin_sql(&http, &format!("OPTIMIZE TABLE {database}.{table} FINAL")).await?;
     }
     // Only this run's statements: earlier runs sent the same SQL.
@@ -176,12 +219,22 @@ async fn every_read_path_reads_a_key_prefix() -> anyhow::Result<()> {
             format!("/v1/users/{run}-u43/sessions"),
             format!("{run}-u43"),
         ),
+        (
+            "user's linked ids",
+            format!("/v1/identities/{run}-u44"),
+            format!("{run}-u44"),
+        ),
+        (
+            "user's events across linked ids, newest first",
+            format!("/v1/identities/{run}-u45/events?order=desc"),
+            format!("{run}-u45"),
+        ),
     ];
     for (what, path, _) in &paths {
         let res = api.get(query.url(path)).send().await?;
         anyhow::ensure!(res.status() == 200, "{what}: {path}: {}", res.status());
         let body: Value = res.json().await?;
-        let listed = ["events", "buckets", "sessions"]
+        let listed = ["events", "buckets", "sessions", "anonymous_ids"]
             .iter()
             .find_map(|k| body[k].as_array())
             .map_or(0, Vec::len);

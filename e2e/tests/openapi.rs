@@ -790,6 +790,18 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         Some("invalid_events"),
     )
     .await?;
+    // An event naming a Segment userId and anonymousId in its data, in a session of its own.
+    let actor = format!("{id}-actor");
+    let mut named = event(
+        &format!("{id}-s4"),
+        "page_view",
+        "2024-02-01 00:00:00",
+        None,
+    );
+    named["data"]["userId"] = json!(actor);
+    named["data"]["anonymousId"] = json!(format!("{id}-anon"));
+    c.expect(Req::post(ingest, "/v1/events", named), 202, None)
+        .await?;
     let malformed = Req::post(ingest, "/v1/events", json!(null)).raw(r#"{"session_id": "s",}"#);
     c.expect(malformed, 400, Some("malformed_json")).await?;
     let plain = Req::post(ingest, "/v1/events", json!({})).header("content-type", "text/plain");
@@ -952,6 +964,31 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
     c.expect(user_sessions().query("cursor", "zz"), 400, None)
         .await?;
 
+    let identity = || Req::get(query, "/v1/identities/{user_id}").path("user_id", &actor);
+    c.poll(identity(), |a| a.status == 200).await?;
+    c.expect(identity().query("limit", "1"), 400, None).await?;
+    let identity_events =
+        || Req::get(query, "/v1/identities/{user_id}/events").path("user_id", &actor);
+    c.expect(
+        identity_events().query("order", "desc").query("limit", "1"),
+        200,
+        None,
+    )
+    .await?;
+    c.expect(identity_events().query("limit", "0"), 400, None)
+        .await?;
+    for template in [
+        "/v1/identities/{user_id}",
+        "/v1/identities/{user_id}/events",
+    ] {
+        c.expect(
+            Req::get(query, template).path("user_id", &nobody),
+            404,
+            Some("identity_not_found"),
+        )
+        .await?;
+    }
+
     let aggregate = || {
         Req::get(query, "/v1/aggregate")
             .query("category", "page_interaction")
@@ -1035,6 +1072,8 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         Req::get(dq, "/v1/events"),
         Req::get(dq, "/v1/machines/{machine_id}/events").path("machine_id", "m"),
         Req::get(dq, "/v1/users/{user_id}/sessions").path("user_id", "u"),
+        Req::get(dq, "/v1/identities/{user_id}").path("user_id", "u"),
+        Req::get(dq, "/v1/identities/{user_id}/events").path("user_id", "u"),
         Req::get(dq, "/v1/aggregate")
             .query("category", "c")
             .query("name", "n"),
@@ -1068,6 +1107,8 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         events(),
         machine_events(),
         user_sessions(),
+        identity(),
+        identity_events(),
         aggregate(),
         Req::get(query, "/v1/categories"),
         rejected(),

@@ -6,7 +6,10 @@
 use eye_model::aggregate::{Aggregation, Granularity};
 use eye_store::sql;
 use eye_store::statement::Statement;
-use eye_store::{AggregateFilter, EventFilter, OwnerKind, OwnerSessionsFilter, RejectedFilter};
+use eye_store::{
+    AggregateFilter, EventFilter, IdentityEventsFilter, OwnerKind, OwnerSessionsFilter,
+    RejectedFilter,
+};
 use uuid::Uuid;
 
 /// The session of deploy/sqlcheck.py's sample events.
@@ -14,6 +17,8 @@ const SESSION: &str = "sql-check-session";
 
 /// The first sample event of deploy/sqlcheck.py.
 const FIRST_EVENT: Uuid = Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001);
+/// The third sample event of deploy/sqlcheck.py's session.
+const THIRD_EVENT: Uuid = Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0003);
 /// The other session's sample event.
 const OTHER_EVENT: Uuid = Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0009);
 
@@ -33,6 +38,42 @@ pub fn statements() -> Vec<(String, Statement)> {
         (
             "insert_dedup_window_sessions",
             sql::insert_dedup_window(sql::SESSIONS_TABLE),
+        ),
+        (
+            "insert_dedup_window_links",
+            sql::insert_dedup_window(sql::LINKS_TABLE),
+        ),
+        (
+            "insert_dedup_window_actors",
+            sql::insert_dedup_window(sql::ACTORS_TABLE),
+        ),
+        (
+            "linked_ids",
+            sql::linked_ids(&["sample-user", "nobody"], 1_000),
+        ),
+        ("actor_seen", sql::actor_seen("sample-anon")),
+        (
+            "identity_events",
+            sql::identity_events(
+                &IdentityEventsFilter {
+                    actor_ids: vec!["sample-user".into(), "sample-anon".into()],
+                    limit: 100,
+                    ..IdentityEventsFilter::default()
+                },
+                false,
+            ),
+        ),
+        (
+            "identity_events_desc_after",
+            sql::identity_events(
+                &IdentityEventsFilter {
+                    actor_ids: vec!["sample-user".into(), "sample-anon".into()],
+                    after: Some((3_000_000, THIRD_EVENT, SESSION.into())),
+                    descending: true,
+                    limit: 1,
+                },
+                false,
+            ),
         ),
         ("create_migrations_table", sql::create_migrations_table()),
         ("applied_migrations", sql::applied_migrations()),

@@ -1,11 +1,11 @@
 //! Everything ingest can answer other than success, and its one mapping to HTTP.
 
 use crate::sink::NotTaken;
+use crate::translate::DoorError;
 use eye_auth::AuthError;
 use eye_http::error::HttpError;
 use eye_model::event::{FieldError, RequestError};
 use eye_model::session::SessionError;
-use crate::translate::DoorError;
 use warp::http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]

@@ -109,10 +109,18 @@ pub async fn track<S: EventSink>(mut w: Write<S>) -> Result<Response, IngestErro
             let id = r.event_id.map(|id| id.to_string()).unwrap_or_default();
             let time = EventTime::from_json(&event["timestamp"]).ok();
             let body = created(&id, &sent, time);
-            Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED).into_response())
+            Ok(
+                warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED)
+                    .into_response(),
+            )
         }
         Some(r) => Err(DoorError::fields(r.errors).into()),
-        None => Err(DoorError::new("invalid_fields", "the measurement got no result", Vec::new()).into()),
+        None => Err(DoorError::new(
+            "invalid_fields",
+            "the measurement got no result",
+            Vec::new(),
+        )
+        .into()),
     }
 }
 
@@ -152,7 +160,10 @@ mod tests {
             ),
             (
                 json!({"namespace": "ns", "name": long, "timestamp": 1605179400}),
-                json!(format!("measurements:ns:{long}").chars().take(128).collect::<String>()),
+                json!(format!("measurements:ns:{long}")
+                    .chars()
+                    .take(128)
+                    .collect::<String>()),
                 json!("ns"),
                 json!(long),
                 json!(1605179400),
@@ -169,7 +180,8 @@ mod tests {
                 vec![],
             ),
         ];
-        for (i, (sent, session, category, name, ts, value, errors)) in cases.into_iter().enumerate() {
+        for (i, (sent, session, category, name, ts, value, errors)) in cases.into_iter().enumerate()
+        {
             let (event, door) = to_event(&object(sent));
             assert_eq!(event["session_id"], session, "case {i}");
             assert_eq!(event["category"], category, "case {i}");
@@ -184,7 +196,9 @@ mod tests {
 
     #[test]
     fn the_created_object_names_the_time_in_utc() {
-        let sent = object(json!({"namespace": "a b", "name": "c", "timestamp": "2020-11-12T11:10:00", "value": 1}));
+        let sent = object(
+            json!({"namespace": "a b", "name": "c", "timestamp": "2020-11-12T11:10:00", "value": 1}),
+        );
         let time = EventTime::parse("2020-11-12T11:10:00").ok();
         assert_eq!(
             created("id", &sent, time),

@@ -5,10 +5,10 @@
 use crate::batch::{self, Caller};
 use crate::body;
 use crate::budget::{Budget, Reservation};
-use crate::{collector, measurements, rest_events, tracker};
 use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
 use crate::sink::{EventSink, KafkaSink, Records};
+use crate::{collector, measurements, rest_events, tracker};
 use bytes::Buf;
 use eye_auth::{Principal, Scope};
 use eye_http::auth::Guard;
@@ -211,10 +211,8 @@ where
         .and(warp::body::stream())
         .map(|headers: HeaderMap, stream| Body::new(&headers, stream));
     route.map(|path| {
-        path.and(warp::post())
-            .and(admit)
-            .and(body)
-            .and_then(move |id: String, caller: Principal, body: Body<_>| {
+        path.and(warp::post()).and(admit).and(body).and_then(
+            move |id: String, caller: Principal, body: Body<_>| {
                 let (state, guard, handle) = (state.clone(), guard.clone(), handle.clone());
                 async move {
                     let result = match read_body(&state, &caller.client_id, body).await {
@@ -233,7 +231,8 @@ where
                     };
                     result.map_err(|e| reject(&state.metrics, e))
                 }
-            })
+            },
+        )
     })
 }
 
@@ -431,6 +430,13 @@ mod tests {
             ("/v1/sessions", "/v1/sessions"),
             ("/v1/sessions/s%201/end", "/v1/sessions/{session_id}/end"),
             ("/oauth/token", "/oauth/token"),
+            ("/o/token/", "/o/token/"),
+            ("/start_session", "/start_session"),
+            ("/add_event", "/add_event"),
+            ("/end_session", "/end_session"),
+            ("/events", "/events"),
+            ("/api/track/", "/api/track/"),
+            ("/eye/collector", "/eye/collector"),
             ("/openapi.json", "/openapi.json"),
             ("/readyz", "/readyz"),
             ("/v1/sessions/a/b/end", "other"),

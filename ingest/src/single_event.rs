@@ -141,7 +141,11 @@ mod tests {
         let mut stored = sent.clone();
         stored.insert("event_id".into(), json!(id.to_string()));
         let cases = [
-            (result("accepted", Some(id), vec![]), 201, Value::Object(stored)),
+            (
+                result("accepted", Some(id), vec![]),
+                201,
+                Value::Object(stored),
+            ),
             (
                 result("rejected", None, vec![bad]),
                 400,

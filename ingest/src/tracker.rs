@@ -115,7 +115,10 @@ pub fn parse_end(
     let id = session_id(sent.get("sessionId"), &mut errors);
     let mut mapped = Map::new();
     if let Some(v) = sent.get("endAt") {
-        mapped.insert("ended_at".into(), translate::numeric_text_as_number(v.clone()));
+        mapped.insert(
+            "ended_at".into(),
+            translate::numeric_text_as_number(v.clone()),
+        );
     }
     // The end time is checked even when the id is not, so one answer names every fault.
     let checked_as = id.clone().unwrap_or_else(SessionId::generate);
@@ -193,10 +196,9 @@ pub fn parse_add_event(body: &[u8]) -> Result<(SessionId, Vec<(String, Value)>),
         }
     };
     match id {
-        Some(id) if errors.is_empty() => Ok((
-            id,
-            events.into_iter().map(|e| (e.to_string(), e)).collect(),
-        )),
+        Some(id) if errors.is_empty() => {
+            Ok((id, events.into_iter().map(|e| (e.to_string(), e)).collect()))
+        }
         _ => Err(DoorError::fields(errors)),
     }
 }
@@ -218,7 +220,11 @@ pub fn event_name(event_type: &str) -> String {
             }
         })
         .collect();
-    let cut: String = slug.trim_matches(' ').chars().take(MAX_TYPE_CHARS).collect();
+    let cut: String = slug
+        .trim_matches(' ')
+        .chars()
+        .take(MAX_TYPE_CHARS)
+        .collect();
     match cut.trim_end_matches(' ') {
         "" => "_".to_owned(),
         name => name.to_owned(),
@@ -447,18 +453,30 @@ mod tests {
             b.to_string()
         };
         let cases: Vec<(String, Vec<(&str, &str)>)> = vec![
-            (with("startAt", json!("timestamp")), vec![("/startAt", "invalid_timestamp")]),
-            (with("orgId", json!("11232")), vec![("/orgId", "wrong_type")]),
+            (
+                with("startAt", json!("timestamp")),
+                vec![("/startAt", "invalid_timestamp")],
+            ),
+            (
+                with("orgId", json!("11232")),
+                vec![("/orgId", "wrong_type")],
+            ),
             (with("orgId", json!(1.5)), vec![("/orgId", "wrong_type")]),
             (with("orgId", Value::Null), vec![("/orgId", "required")]),
             (with("userId", json!("")), vec![("/userId", "empty")]),
-            (with("sessionId", json!(7)), vec![("/sessionId", "wrong_type")]),
-            (json!({}).to_string(), vec![
-                ("/userId", "required"),
-                ("/machineId", "required"),
-                ("/orgId", "required"),
-                ("/startAt", "required"),
-            ]),
+            (
+                with("sessionId", json!(7)),
+                vec![("/sessionId", "wrong_type")],
+            ),
+            (
+                json!({}).to_string(),
+                vec![
+                    ("/userId", "required"),
+                    ("/machineId", "required"),
+                    ("/orgId", "required"),
+                    ("/startAt", "required"),
+                ],
+            ),
         ];
         for (body, want) in cases {
             let e = parse_start(body.as_bytes(), NOW, TimeBounds::default()).expect_err("invalid");
@@ -520,7 +538,10 @@ mod tests {
         assert_eq!(event_name(&long), "_".repeat(MAX_TYPE_CHARS));
         let spaced = format!("{}x", "a ".repeat(40));
         let cut = event_name(&format!("é{spaced}"));
-        assert!(cut.chars().count() <= MAX_TYPE_CHARS && !cut.ends_with(' '), "{cut:?}");
+        assert!(
+            cut.chars().count() <= MAX_TYPE_CHARS && !cut.ends_with(' '),
+            "{cut:?}"
+        );
         assert!(EventName::parse(&cut).is_ok(), "{cut:?}");
     }
 
@@ -531,7 +552,10 @@ mod tests {
             serde_json::from_str(r#"{"a": {"x": "s", "y": [1, {"c": 3, "d": 2}]}, "b": 1}"#)
                 .expect("JSON");
         assert_eq!(canonical(&a), canonical(&b));
-        assert_eq!(canonical(&a), r#"{"a":{"x":"s","y":[1,{"c":3,"d":2}]},"b":1}"#);
+        assert_eq!(
+            canonical(&a),
+            r#"{"a":{"x":"s","y":[1,{"c":3,"d":2}]},"b":1}"#
+        );
         assert_ne!(canonical(&json!([1, 2])), canonical(&json!([2, 1])));
     }
 
@@ -542,25 +566,47 @@ mod tests {
             Value::Object(m) => m,
             _ => unreachable!("an object"),
         };
-        let sent = item(json!({"eventAt": "2023-02-02 16:22:15", "eventType": "applicationStarted", "payload": {"info": "someInfo"}}));
+        let sent = item(
+            json!({"eventAt": "2023-02-02 16:22:15", "eventType": "applicationStarted", "payload": {"info": "someInfo"}}),
+        );
         let e = to_event("c1", &s, &sent);
         assert_eq!(
-            (&e["session_id"], &e["category"], &e["name"], &e["timestamp"]),
-            (&json!("aslk-234-009"), &json!("machine"), &json!("applicationStarted"), &json!("2023-02-02 16:22:15"))
+            (
+                &e["session_id"],
+                &e["category"],
+                &e["name"],
+                &e["timestamp"]
+            ),
+            (
+                &json!("aslk-234-009"),
+                &json!("machine"),
+                &json!("applicationStarted"),
+                &json!("2023-02-02 16:22:15")
+            )
         );
         assert_eq!(e["data"], json!({"info": "someInfo"}));
         // The same event, its keys in another order, from the same client: the same id.
-        let again = item(json!({"payload": {"info": "someInfo"}, "eventType": "applicationStarted", "eventAt": "2023-02-02 16:22:15"}));
+        let again = item(
+            json!({"payload": {"info": "someInfo"}, "eventType": "applicationStarted", "eventAt": "2023-02-02 16:22:15"}),
+        );
         assert_eq!(to_event("c1", &s, &again)["event_id"], e["event_id"]);
         assert_ne!(to_event("c2", &s, &sent)["event_id"], e["event_id"]);
         let other = SessionId::parse("other").expect("id");
         assert_ne!(to_event("c1", &other, &sent)["event_id"], e["event_id"]);
 
-        let renamed = to_event("c1", &s, &item(json!({"eventAt": 1675354935, "eventType": "{event_type}", "payload": {}})));
+        let renamed = to_event(
+            "c1",
+            &s,
+            &item(json!({"eventAt": 1675354935, "eventType": "{event_type}", "payload": {}})),
+        );
         assert_eq!(renamed["name"], "_event_type_");
         assert_eq!(renamed["data"], json!({"_eventType": "{event_type}"}));
         assert_eq!(renamed["timestamp"], 1675354935);
-        let odd = to_event("c1", &s, &item(json!({"eventAt": "x", "eventType": 5, "payload": [1]})));
+        let odd = to_event(
+            "c1",
+            &s,
+            &item(json!({"eventAt": "x", "eventType": 5, "payload": [1]})),
+        );
         assert_eq!((&odd["name"], &odd["data"]), (&json!(5), &json!([1])));
     }
 

@@ -235,9 +235,7 @@ mod tests {
         };
         let now = EventTime::now();
         let table = [("/category", "/namespace"), ("/timestamp", "/timestamp")];
-        let event = |ts: Value| {
-            json!({"session_id": "s", "category": "ns", "name": "n", "data": {}, "timestamp": ts})
-        };
+        let event = |ts: Value| json!({"session_id": "s", "category": "ns", "name": "n", "data": {}, "timestamp": ts});
         let missing_value = FieldError::new("/value", "required", "value is required");
         // (translated event, door errors, fields the rejection names; none when accepted)
         let cases: Vec<(Value, Vec<FieldError>, Option<Vec<&str>>)> = vec![

@@ -320,7 +320,7 @@ async fn single_event_examples_answer_the_event_as_sent() -> anyhow::Result<()> 
     );
     let message = a.body["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        message.contains("trailing comma") && message.contains("line 7"),
+        message.contains("trailing comma") && message.contains("line 8"),
         "{message}"
     );
 
@@ -463,7 +463,7 @@ async fn typed_events_are_taken_and_others_refused() -> anyhow::Result<()> {
                 json!({"host": host}),
                 "2022-01-01 00:00:00",
             ),
-            "/data",
+            "/data/path",
         ),
         (
             event(
@@ -472,7 +472,7 @@ async fn typed_events_are_taken_and_others_refused() -> anyhow::Result<()> {
                 json!({"host": host, "path": "/"}),
                 "2022-01-01 00:00:00",
             ),
-            "/data",
+            "/data/element",
         ),
     ];
     for (e, field) in &refused {

@@ -1083,6 +1083,8 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         c.expect(req, 503, Some("store_unavailable")).await?;
     }
 
+    seed_doors(&c, &dead_ingest, &clients, &id).await?;
+
     // ---- credentials, on every API operation: none, a wrong one, one without the scope,
     // and a client over its request budget. Last, so that what they write changes no count
     // above.
@@ -1113,6 +1115,7 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         Req::get(query, "/v1/categories"),
         rejected(),
     ];
+    let api: Vec<Req> = api.into_iter().chain(seed_requests(ingest, &s3)).collect();
     let wrong = Cred::Bearer("eye_0000000000000000.00".into(), Vec::new());
     for req in &api {
         c.expect(req.clone().anonymous(), 401, Some("unauthenticated"))
@@ -1279,5 +1282,181 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
     dead_query.stop().await?;
     stack.stop().await?;
     std::fs::remove_dir_all(&clients.dir).ok();
+    Ok(())
+}
+
+/// One request to each seed door that the harness's stack (unknown types refused) answers
+/// with a documented status, for the credential checks.
+fn seed_requests(ingest: &Service, session: &str) -> Vec<Req> {
+    let typed = json!({"session_id": session, "category": "page_interaction", "name": "page_view",
+                       "data": {"host": "example.com", "path": "/"}, "timestamp": "2024-03-01 11:50:00"});
+    vec![
+        Req::post(
+            ingest,
+            "/start_session",
+            json!({"sessionId": session, "userId": "u", "machineId": "m", "orgId": 1,
+                   "startAt": "2024-03-01 09:00:00"}),
+        ),
+        Req::post(
+            ingest,
+            "/add_event",
+            json!({"sessionId": session, "events": [{"eventAt": 1709290800, "eventType": "cpu_load",
+                   "payload": {"machine_id": "m", "unit": "percent"}}]}),
+        ),
+        Req::post(
+            ingest,
+            "/end_session",
+            json!({"sessionId": session, "endAt": "2024-03-01 12:00:00"}),
+        ),
+        Req::post(ingest, "/events", typed.clone()),
+        Req::post(ingest, "/eye/collector", typed),
+        Req::post(
+            ingest,
+            "/api/track/",
+            json!({"namespace": "machine", "name": "cpu_load", "timestamp": 1709290800, "value": 1}),
+        ),
+    ]
+}
+
+/// Every answer of the seed doors but the credential refusals: on an ingest of their own
+/// that takes unknown types (its topics read by nobody, so nothing here changes what the
+/// query service answers), and on the ingest whose broker is closed.
+async fn seed_doors(
+    c: &Contract,
+    dead_ingest: &Service,
+    clients: &Clients,
+    id: &str,
+) -> anyhow::Result<()> {
+    let kafka = kafka_config(&format!("eye.test.{id}.seeds"));
+    create_topics(&kafka).await?;
+    let ingest = &start_ingest_authed(
+        ingest_config(&[("UNKNOWN_TYPE_POLICY", "accept")]),
+        kafka,
+        clients.auth.clone(),
+    )
+    .await?;
+    wait_ready(&[ingest]).await?;
+    let session = format!("{id}-seed");
+    let start = json!({"userId": "asfla-asdf-asdfa", "machineId": "2343-asdf-fads",
+                       "startAt": "2023-02-02 16:22:15", "orgId": 11232});
+    let add = json!({"sessionId": session, "events": [{"eventAt": "2023-02-02 16:22:15",
+                     "eventType": "applicationStarted", "payload": {"info": "someInfo"}}]});
+    let end = json!({"sessionId": session, "endAt": "2023-02-09 02:00:00"});
+    let one = json!({"session_id": session, "category": "form interaction", "name": "submit",
+                     "data": {"host": "www.consumeraffairs.com", "path": "/"},
+                     "timestamp": "2022-01-09 09:15:27.243860"});
+    let measurement = json!({"namespace": "this is namespace", "name": "this is a name",
+                             "timestamp": "2020-11-12T11:10:00", "value": 1});
+    // (path, a body answered with success, its status, a body refused by the door's rules)
+    let doors = [
+        (
+            "/start_session",
+            start.clone(),
+            200,
+            json!({"userId": "u", "machineId": "m", "startAt": "timestamp", "orgId": 1}),
+        ),
+        (
+            "/add_event",
+            add,
+            200,
+            json!({"sessionId": session, "events": [{"eventAt": "timestamp", "eventType": "x", "payload": {}}]}),
+        ),
+        (
+            "/end_session",
+            end,
+            200,
+            json!({"sessionId": session, "endAt": "timestamp"}),
+        ),
+        (
+            "/events",
+            one.clone(),
+            201,
+            json!({"session_id": session, "category": "party", "name": "AppName", "data": {}, "timestamp": "never"}),
+        ),
+        (
+            "/eye/collector",
+            one,
+            201,
+            json!({"session_id": session, "category": "form interaction", "name": "submit", "data": {}, "timestamp": "2999-01-01 00:00:00"}),
+        ),
+        (
+            "/api/track/",
+            measurement,
+            201,
+            json!({"namespace": "n", "name": "m", "timestamp": "2020-11-12T11:10:00"}),
+        ),
+    ];
+    for (path, good, status, bad) in doors {
+        c.expect(Req::post(ingest, path, good.clone()), status, None)
+            .await?;
+        c.expect(Req::post(ingest, path, bad), 400, None).await?;
+        let malformed = Req::post(ingest, path, json!(null)).raw(r#"{"a": 1,}"#);
+        c.expect(malformed, 400, Some("malformed_json")).await?;
+        let plain = Req::post(ingest, path, good.clone()).header("content-type", "text/plain");
+        c.expect(plain, 415, Some("unsupported_media_type")).await?;
+        let too_big = Req::post(dead_ingest, path, json!(null)).raw(vec![b' '; 2_000]);
+        c.expect(too_big, 413, Some("payload_too_large")).await?;
+        c.expect(
+            Req::post(dead_ingest, path, good),
+            503,
+            Some("broker_unavailable"),
+        )
+        .await?;
+    }
+    // The session the server named is in the header.
+    let ans = c
+        .expect(Req::post(ingest, "/start_session", start), 200, None)
+        .await?;
+    ensure!(ans.headers.contains_key("x-session-id"), "no X-Session-Id");
+
+    // django-oauth-toolkit's token endpoint, on both services' paths.
+    let h = test_auth();
+    let basic = Cred::Basic(h.client_id.clone(), h.client_secret.clone());
+    let grant = ("grant_type", "client_credentials");
+    let all = ("scope", "read write aggregation");
+    let token = |fields: &[(&'static str, &str)]| {
+        Req::form(ingest, "/o/token/", fields).cred(basic.clone())
+    };
+    let ans = c.expect(token(&[grant, all]), 200, None).await?;
+    ensure!(
+        ans.body["scope"] == "read write aggregation",
+        "{}",
+        ans.text
+    );
+    let in_body = Req::form(
+        ingest,
+        "/o/token/",
+        &[
+            grant,
+            ("client_id", &h.client_id),
+            ("client_secret", &h.client_secret),
+            all,
+        ],
+    )
+    .anonymous();
+    c.expect(in_body, 200, None).await?;
+    for (fields, code) in [
+        (&[("grant_type", "password")][..], "unsupported_grant_type"),
+        (&[("scope", "read")][..], "invalid_request"),
+        (&[grant, ("scope", "root")][..], "invalid_scope"),
+    ] {
+        let ans = c.expect(token(fields), 400, None).await?;
+        ensure!(ans.body["error"] == code, "{}", ans.text);
+    }
+    let wrong = token(&[grant]).cred(Cred::Basic(h.client_id.clone(), "x".into()));
+    c.expect(wrong, 401, None).await?;
+    c.expect(
+        Req::new(ingest, "post", "/o/token/").cred(basic.clone()),
+        411,
+        Some("length_required"),
+    )
+    .await?;
+    let big = "x".repeat(17 * 1024);
+    c.expect(
+        token(&[grant, ("scope", &big)]),
+        413,
+        Some("payload_too_large"),
+    )
+    .await?;
     Ok(())
 }

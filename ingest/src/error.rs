@@ -1,6 +1,7 @@
 //! Everything ingest can answer other than success, and its one mapping to HTTP.
 
 use crate::sink::NotTaken;
+use crate::translate::DoorError;
 use eye_auth::AuthError;
 use eye_http::error::HttpError;
 use eye_model::event::{FieldError, RequestError};
@@ -32,6 +33,9 @@ pub enum IngestError {
     BadSessionId(FieldError),
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// A seed door's body, refused as a whole with the fields at fault.
+    #[error(transparent)]
+    Door(#[from] DoorError),
     /// Ingest holds as much as it may: the bytes in flight, or the producer's queue.
     #[error("ingest is overloaded ({}); retry later", .0.describe())]
     Overloaded(Overload),
@@ -102,6 +106,7 @@ impl IngestError {
             Self::BadSessionId(_) => "invalid_session_id",
             Self::Session(SessionError::NotJson(_) | SessionError::NotAnObject) => "malformed_json",
             Self::Session(SessionError::Invalid(_)) => "invalid_session",
+            Self::Door(d) => d.code,
             Self::Overloaded(_) => "overloaded",
             Self::Auth(a) => eye_http::auth::http_error(a).body.code,
             Self::Produce(_) | Self::Unacknowledged { .. } => "broker_unavailable",
@@ -141,6 +146,7 @@ impl From<IngestError> for HttpError {
         let details = match e {
             IngestError::BadSessionId(d) => vec![d],
             IngestError::Session(SessionError::Invalid(d)) => d,
+            IngestError::Door(d) => d.details,
             _ => Vec::new(),
         };
         let err = HttpError::new(status, code, message).with_details(details);

@@ -8,11 +8,17 @@ pub(crate) mod adapter;
 mod batch;
 mod body;
 mod budget;
+mod collector;
 pub mod config;
 mod error;
+mod measurements;
 mod metrics;
+mod rest_events;
 mod routes;
+mod single_event;
 pub mod sink;
+mod tracker;
+mod translate;
 
 pub use error::{IngestError, Overload};
 pub use sink::{EventSink, KafkaSink, MemorySink};

@@ -8,6 +8,7 @@ use crate::budget::{Budget, Reservation};
 use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
 use crate::sink::{EventSink, KafkaSink, Records};
+use crate::{collector, measurements, rest_events, tracker};
 use bytes::Buf;
 use eye_auth::{Principal, Scope};
 use eye_http::auth::Guard;
@@ -29,7 +30,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 /// Writing events and session records needs `events:write` (`admin` implies it).
-const WRITE: &[Scope] = &[Scope::EventsWrite];
+pub(crate) const WRITE: &[Scope] = &[Scope::EventsWrite];
 
 pub struct State<S = KafkaSink> {
     pub sink: S,
@@ -87,6 +88,45 @@ pub fn routes<S: EventSink>(
             end_session::<S>
         ),
         Route::new("/oauth/token", guard.token_route()),
+        post(
+            no_id(route!("start_session")),
+            &state,
+            &guard,
+            tracker::start_session::<S>
+        ),
+        post(
+            no_id(route!("add_event")),
+            &state,
+            &guard,
+            tracker::add_event::<S>
+        ),
+        post(
+            no_id(route!("end_session")),
+            &state,
+            &guard,
+            tracker::end_session::<S>
+        ),
+        post(
+            no_id(route!("events")),
+            &state,
+            &guard,
+            rest_events::post_event::<S>
+        ),
+        post(
+            // Django's route, with its closing slash (warp takes the path without it too).
+            no_id(Route::new("/api/track/", warp::path!("api" / "track"))),
+            &state,
+            &guard,
+            measurements::track::<S>
+        ),
+        post_admitted(
+            no_id(route!("eye" / "collector")),
+            &state,
+            &guard,
+            guard.require_allowing_token_scheme(WRITE),
+            collector::collect::<S>
+        ),
+        Route::new("/o/token/", guard.oauth_toolkit_token_route()),
     );
     api.or(ops::routes(registry, ready, drain))
         .or(eye_http::openapi::route())
@@ -95,15 +135,31 @@ pub fn routes<S: EventSink>(
 }
 
 /// A write request whose body has been read: what its handler is given.
-struct Write<S> {
-    state: Arc<State<S>>,
-    guard: Guard,
-    caller: Principal,
+pub(crate) struct Write<S> {
+    pub(crate) state: Arc<State<S>>,
+    pub(crate) guard: Guard,
+    pub(crate) caller: Principal,
     /// The path's id segment as sent (percent-encoded); empty when the path has none.
-    id: String,
-    body: Vec<u8>,
+    pub(crate) id: String,
+    pub(crate) body: Vec<u8>,
     /// The request's bytes in the in-flight budget, held until its answer is ready.
-    held: Reservation,
+    pub(crate) held: Reservation,
+}
+
+impl<S> Write<S> {
+    /// The request's body, state and reservation apart, with its caller as the core needs
+    /// it: a door's handler hands all three to `batch`.
+    pub(crate) fn parts(&mut self) -> (&[u8], &State<S>, Writer<'_>, &mut Reservation) {
+        (
+            &self.body,
+            &self.state,
+            Writer {
+                guard: &self.guard,
+                principal: &self.caller,
+            },
+            &mut self.held,
+        )
+    }
 }
 
 /// A route without an id segment, taken as one with an empty id.
@@ -129,6 +185,25 @@ where
     H: Fn(Write<S>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, IngestError>> + Send,
 {
+    post_admitted(route, state, guard, guard.require(WRITE), handle)
+}
+
+/// As [`post`], with the callers `admit` lets in (`events:write` holders by the schemes
+/// a door takes).
+fn post_admitted<S, P, A, H, Fut>(
+    route: Route<P>,
+    state: &Arc<State<S>>,
+    guard: &Guard,
+    admit: A,
+    handle: H,
+) -> Route<impl Filter<Extract = (Response,), Error = Rejection> + Clone>
+where
+    S: EventSink,
+    P: Filter<Extract = (String,), Error = Rejection> + Clone + Send + Sync + 'static,
+    A: Filter<Extract = (Principal,), Error = Rejection> + Clone + Send + Sync + 'static,
+    H: Fn(Write<S>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, IngestError>> + Send,
+{
     let (state, guard) = (state.clone(), guard.clone());
     // The whole header map, since `Content-Encoding` may come on several lines (warp's
     // header filters read only the first).
@@ -136,10 +211,8 @@ where
         .and(warp::body::stream())
         .map(|headers: HeaderMap, stream| Body::new(&headers, stream));
     route.map(|path| {
-        path.and(warp::post())
-            .and(guard.require(WRITE))
-            .and(body)
-            .and_then(move |id: String, caller: Principal, body: Body<_>| {
+        path.and(warp::post()).and(admit).and(body).and_then(
+            move |id: String, caller: Principal, body: Body<_>| {
                 let (state, guard, handle) = (state.clone(), guard.clone(), handle.clone());
                 async move {
                     let result = match read_body(&state, &caller.client_id, body).await {
@@ -158,7 +231,8 @@ where
                     };
                     result.map_err(|e| reject(&state.metrics, e))
                 }
-            })
+            },
+        )
     })
 }
 
@@ -227,7 +301,7 @@ where
 }
 
 /// The caller of a write request, with the guard that keeps its budgets and counts.
-struct Writer<'a> {
+pub(crate) struct Writer<'a> {
     guard: &'a Guard,
     principal: &'a Principal,
 }
@@ -356,6 +430,13 @@ mod tests {
             ("/v1/sessions", "/v1/sessions"),
             ("/v1/sessions/s%201/end", "/v1/sessions/{session_id}/end"),
             ("/oauth/token", "/oauth/token"),
+            ("/o/token/", "/o/token/"),
+            ("/start_session", "/start_session"),
+            ("/add_event", "/add_event"),
+            ("/end_session", "/end_session"),
+            ("/events", "/events"),
+            ("/api/track/", "/api/track/"),
+            ("/eye/collector", "/eye/collector"),
             ("/openapi.json", "/openapi.json"),
             ("/readyz", "/readyz"),
             ("/v1/sessions/a/b/end", "other"),

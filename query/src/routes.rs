@@ -111,6 +111,7 @@ pub fn routes(
             rejected(&s, &p).await
         }),
         Route::new("/oauth/token", guard.token_route()),
+        Route::new("/o/token/", guard.oauth_toolkit_token_route()),
     );
     api.or(ops::routes(registry, ready, drain))
         .or(eye_http::openapi::route())
@@ -445,6 +446,7 @@ mod tests {
             ("/v1/categories", "/v1/categories"),
             ("/v1/rejected", "/v1/rejected"),
             ("/oauth/token", "/oauth/token"),
+            ("/o/token/", "/o/token/"),
             ("/openapi.json", "/openapi.json"),
             ("/healthz", "/healthz"),
             ("/v1/sessions/a/b/c", "other"),

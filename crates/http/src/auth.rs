@@ -239,9 +239,17 @@ impl Guard {
     pub fn token_route(
         &self,
     ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+        self.token_endpoint(warp::path!("oauth" / "token"), ScopeNames::Full)
+    }
+
+    /// The token endpoint at `path`, its granted scopes named as `names` says.
+    fn token_endpoint(
+        &self,
+        path: impl Filter<Extract = (), Error = warp::Rejection> + Clone,
+        names: ScopeNames,
+    ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
         let guard = self.clone();
-        warp::path!("oauth" / "token")
-            .and(warp::post())
+        path.and(warp::post())
             .and(authorization())
             .and(warp::body::content_length_limit(16 * 1024))
             .and(warp::body::bytes())
@@ -250,12 +258,12 @@ impl Guard {
                     // A value that is not visible ASCII cannot be HTTP Basic: it counts as no
                     // client authentication by header, as an unreadable Basic value does.
                     let authorization = authorization.as_ref().and_then(|v| v.to_str().ok());
-                    guard.token(authorization, &body)
+                    guard.token(authorization, &body, names)
                 },
             )
     }
 
-    fn token(&self, authorization: Option<&str>, body: &[u8]) -> Response {
+    fn token(&self, authorization: Option<&str>, body: &[u8], names: ScopeNames) -> Response {
         let form: HashMap<String, String> = match serde_urlencoded::from_bytes(body) {
             Ok(f) => f,
             Err(_) => {
@@ -312,7 +320,10 @@ impl Guard {
             .auth
             .issue_token(&id, &secret, form.get("scope").map(String::as_str))
         {
-            Ok(token) => {
+            Ok(mut token) => {
+                if names == ScopeNames::Short {
+                    token.scope = short_scope_names(&token.scope);
+                }
                 let mut res = warp::reply::json(&token).into_response();
                 // RFC 6749 §5.1: token answers must not be cached.
                 res.headers_mut()
@@ -334,6 +345,79 @@ impl Guard {
             }
         }
     }
+}
+
+/// How a token answer names the scopes it grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScopeNames {
+    /// This API's names (`events:read`).
+    Full,
+    /// django-oauth-toolkit's names (`read`, `write`, `aggregation`), which its clients ask
+    /// for and read back.
+    Short,
+}
+
+/// `events:write events:read` as `read write`: each scope by the short name
+/// [`Scope::parse`] also reads, in the order the toolkit's clients write them
+/// (`read write aggregation`); a scope without one keeps its own, last.
+fn short_scope_names(scope: &str) -> String {
+    let mut names: Vec<(u8, &str)> = scope
+        .split_whitespace()
+        .map(|name| match Scope::parse(name) {
+            Some(Scope::EventsRead) => (0, "read"),
+            Some(Scope::EventsWrite) => (1, "write"),
+            Some(Scope::AggregationsRead) => (2, "aggregation"),
+            _ => (3, name),
+        })
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Django REST framework's and django-oauth-toolkit's conventions, for the clients built
+/// against them.
+impl Guard {
+    /// As [`Guard::require`], and also taking `Authorization: Token <credential>`, the
+    /// scheme of Django REST framework's `TokenAuthentication`: the credential (an API key
+    /// or an access token) is checked exactly as after `Bearer`.
+    pub fn require_allowing_token_scheme(
+        &self,
+        scopes: &'static [Scope],
+    ) -> impl Filter<Extract = (Principal,), Error = warp::Rejection> + Clone {
+        let guard = self.clone();
+        authorization().and_then(move |authorization: Option<HeaderValue>| {
+            let guard = guard.clone();
+            async move {
+                let authorization = authorization.map(|v| token_scheme_as_bearer(&v).unwrap_or(v));
+                guard
+                    .admit(authorization.as_ref(), scopes)
+                    .map_err(warp::reject::custom)
+            }
+        })
+    }
+
+    /// `POST /o/token/`, django-oauth-toolkit's client-credentials endpoint: the grant of
+    /// `POST /oauth/token`, with the granted scopes named as that toolkit names them
+    /// (`read write aggregation`).
+    pub fn oauth_toolkit_token_route(
+        &self,
+    ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+        // warp takes `/o/token/` and `/o/token` alike.
+        self.token_endpoint(warp::path!("o" / "token"), ScopeNames::Short)
+    }
+}
+
+/// `Token <credential>` as `Bearer <credential>`; `None` for any other scheme.
+fn token_scheme_as_bearer(value: &HeaderValue) -> Option<HeaderValue> {
+    let (scheme, credential) = value.to_str().ok()?.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("token") {
+        return None;
+    }
+    HeaderValue::from_str(&format!("Bearer {}", credential.trim())).ok()
 }
 
 /// The raw `Authorization` value, if any. warp's typed header extraction refuses a value
@@ -552,5 +636,238 @@ mod tests {
         .into_response();
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(res.headers()[header::RETRY_AFTER], "2");
+    }
+}
+
+#[cfg(test)]
+mod django_conventions {
+    use super::*;
+    use eye_auth::{ClientsFile, NewCredentials};
+
+    #[test]
+    fn short_scope_names_are_the_toolkits() {
+        let cases = [
+            ("events:write events:read", "read write"),
+            ("aggregations:read", "aggregation"),
+            (
+                "admin aggregations:read events:write",
+                "write aggregation admin",
+            ),
+            ("", ""),
+        ];
+        for (full, short) in cases {
+            assert_eq!(short_scope_names(full), short, "{full}");
+        }
+    }
+
+    #[test]
+    fn only_the_token_scheme_is_rewritten() {
+        let cases = [
+            ("Token eye_a.b", Some("Bearer eye_a.b")),
+            ("token  eye_a.b ", Some("Bearer eye_a.b")),
+            ("TOKEN x", Some("Bearer x")),
+            ("Bearer eye_a.b", None),
+            ("Basic YTpi", None),
+            ("Token", None),
+            ("Tokens x", None),
+        ];
+        for (sent, want) in cases {
+            let got = token_scheme_as_bearer(&HeaderValue::from_static(sent));
+            assert_eq!(got.as_ref().and_then(|v| v.to_str().ok()), want, "{sent}");
+        }
+    }
+
+    /// A guard over a clients file holding one client with `scopes`, and its credentials.
+    fn guard_with(scopes: Vec<Scope>) -> (Guard, NewCredentials) {
+        let dir = std::env::temp_dir().join(format!(
+            "eye-web-auth-django-{}-{}",
+            std::process::id(),
+            scopes.len()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("clients.toml");
+        let creds = NewCredentials::generate().expect("random bytes");
+        ClientsFile {
+            clients: vec![creds.record("django", scopes)],
+        }
+        .save(&path)
+        .expect("clients file");
+        let path = path.display().to_string();
+        let config = eye_runtime::config::from_iter(
+            [
+                ("EYE_AUTH_CLIENTS_FILE", path.as_str()),
+                ("EYE_AUTH_TOKEN_SECRET", "k"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        )
+        .expect("auth config");
+        let guard = Guard::new(
+            Authenticator::load(&config).expect("loads"),
+            &Registry::new(),
+        );
+        (guard, creds)
+    }
+
+    async fn post<F, R>(filter: &F, path: &str, authorization: Option<&str>, body: &str) -> Response
+    where
+        F: Filter<Extract = (R,), Error = warp::Rejection> + 'static,
+        R: Reply + Send + 'static,
+    {
+        let mut req = warp::test::request()
+            .method("POST")
+            .path(path)
+            .body(body.to_owned());
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        match req.filter(filter).await {
+            Ok(reply) => reply.into_response(),
+            Err(rejection) => crate::error::recover(rejection)
+                .await
+                .unwrap_or_else(|never| match never {}),
+        }
+    }
+
+    async fn json(res: Response) -> serde_json::Value {
+        let body = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        serde_json::from_slice(&body).expect("a JSON body")
+    }
+
+    #[tokio::test]
+    async fn the_toolkit_endpoint_grants_its_scope_names() {
+        let (guard, creds) = guard_with(vec![
+            Scope::EventsRead,
+            Scope::EventsWrite,
+            Scope::AggregationsRead,
+        ]);
+        let route = guard.oauth_toolkit_token_route();
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", creds.id, creds.secret))
+        );
+        let form = format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}&scope=read+write+aggregation",
+            creds.id, creds.secret
+        );
+        let grant = "grant_type=client_credentials&scope=read%20write%20aggregation";
+        // (path, Authorization, body, status, what the answer says)
+        let cases: Vec<(&str, Option<&str>, &str, u16, serde_json::Value)> = vec![
+            (
+                "/o/token/",
+                Some(&basic),
+                grant,
+                200,
+                serde_json::json!("read write aggregation"),
+            ),
+            (
+                "/o/token/",
+                None,
+                &form,
+                200,
+                serde_json::json!("read write aggregation"),
+            ),
+            (
+                "/o/token",
+                Some(&basic),
+                "grant_type=client_credentials&scope=read",
+                200,
+                serde_json::json!("read"),
+            ),
+            (
+                "/o/token/",
+                Some(&basic),
+                "grant_type=password",
+                400,
+                serde_json::json!("unsupported_grant_type"),
+            ),
+            (
+                "/o/token/",
+                Some(&basic),
+                "scope=read",
+                400,
+                serde_json::json!("invalid_request"),
+            ),
+            (
+                "/o/token/",
+                Some(&basic),
+                "grant_type=client_credentials&scope=everything",
+                400,
+                serde_json::json!("invalid_scope"),
+            ),
+            (
+                "/o/token/",
+                None,
+                "grant_type=client_credentials",
+                401,
+                serde_json::json!("invalid_client"),
+            ),
+            (
+                "/o/token/",
+                Some("Basic d3Jvbmc6d3Jvbmc="),
+                "grant_type=client_credentials",
+                401,
+                serde_json::json!("invalid_client"),
+            ),
+        ];
+        for (i, (path, authorization, body, status, said)) in cases.into_iter().enumerate() {
+            let res = post(&route, path, authorization, body).await;
+            assert_eq!(res.status().as_u16(), status, "case {i}");
+            let body = json(res).await;
+            if status == 200 {
+                assert_eq!(body["scope"], said, "case {i}: {body}");
+                assert_eq!(body["token_type"], "Bearer", "case {i}");
+                assert!(
+                    body["expires_in"].as_u64().is_some_and(|s| s > 0),
+                    "case {i}"
+                );
+                // The token is a credential like any other, by either scheme.
+                let token = body["access_token"].as_str().expect("a token");
+                let require = guard
+                    .require_allowing_token_scheme(&[Scope::EventsRead])
+                    .map(|p: Principal| p.client_id);
+                for scheme in ["Bearer", "Token"] {
+                    let res = post(&require, "/", Some(&format!("{scheme} {token}")), "").await;
+                    assert_eq!(res.status(), StatusCode::OK, "case {i}: {scheme}");
+                }
+            } else {
+                assert_eq!(body["error"], said, "case {i}: {body}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_token_scheme_is_taken_only_where_a_route_allows_it() {
+        let (guard, creds) = guard_with(vec![Scope::EventsWrite]);
+        let key = creds.api_key();
+        let allowing = guard
+            .require_allowing_token_scheme(&[Scope::EventsWrite])
+            .map(|p: Principal| p.client_id);
+        let plain = guard
+            .require(&[Scope::EventsWrite])
+            .map(|p: Principal| p.client_id);
+        let reading = guard
+            .require_allowing_token_scheme(&[Scope::EventsRead])
+            .map(|p: Principal| p.client_id);
+        let token = format!("Token {key}");
+        let bearer = format!("Bearer {key}");
+        let cases = [
+            (post(&allowing, "/", Some(&token), "").await, 200),
+            (post(&allowing, "/", Some(&bearer), "").await, 200),
+            (
+                post(&allowing, "/", Some("Token eye_nope.nope"), "").await,
+                401,
+            ),
+            (post(&allowing, "/", None, "").await, 401),
+            (post(&plain, "/", Some(&token), "").await, 401),
+            (post(&plain, "/", Some(&bearer), "").await, 200),
+            (post(&reading, "/", Some(&token), "").await, 403),
+        ];
+        for (i, (res, status)) in cases.into_iter().enumerate() {
+            assert_eq!(res.status().as_u16(), status, "case {i}");
+        }
     }
 }

@@ -15,8 +15,8 @@
 use anyhow::Context;
 use eye_e2e::{
     clickhouse_config, consumer_config, create_topics, ingest_config, kafka_config_with,
-    readonly_clickhouse_config, start_consumer, start_ingest_with, start_query, test_auth,
-    unique, wait_for, wait_ready, Service, Stack,
+    readonly_clickhouse_config, start_consumer, start_ingest_with, start_query, test_auth, unique,
+    wait_for, wait_ready, Service, Stack,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -171,7 +171,12 @@ struct Answer {
 
 /// Sends `messages` through `sdk` to the ingest at `ingest_url` with the harness's API
 /// key as the write key, and waits until the SDK has delivered them or given up.
-async fn drive(sdk: Sdk, mode: Mode, ingest_url: &str, messages: &[Value]) -> anyhow::Result<Report> {
+async fn drive(
+    sdk: Sdk,
+    mode: Mode,
+    ingest_url: &str,
+    messages: &[Value],
+) -> anyhow::Result<Report> {
     let what = format!("{sdk:?} ({})", mode.as_str());
     let mut child = sdk
         .command(tools()?, mode)
@@ -306,7 +311,11 @@ async fn probe_batch_route(ingest_url: &str, want: u16) -> anyhow::Result<()> {
 /// the mode says, and every answer was 200.
 fn check_answers(run: &Run, report: &Report) -> anyhow::Result<()> {
     let what = format!("{:?} ({})", run.sdk, run.mode.as_str());
-    anyhow::ensure!(report.failed.is_empty(), "{what}: undelivered {:?}", report.failed);
+    anyhow::ensure!(
+        report.failed.is_empty(),
+        "{what}: undelivered {:?}",
+        report.failed
+    );
     anyhow::ensure!(report.sent.len() == 6, "{what}: sent {:?}", report.sent);
     for a in &report.responses {
         anyhow::ensure!(a.status == 200, "{what}: answered {a:?}");
@@ -369,9 +378,14 @@ async fn check_stored(
             report.sent.len()
         );
         for (message, sent) in messages.into_iter().zip(&report.sent) {
-            anyhow::ensure!(message["type"] == sent.kind.as_str(), "{sent:?} for {message}");
+            anyhow::ensure!(
+                message["type"] == sent.kind.as_str(),
+                "{sent:?} for {message}"
+            );
             let session = run.session_of(&message).to_owned();
-            want.entry(session).or_default().push((run.sdk, message, sent));
+            want.entry(session)
+                .or_default()
+                .push((run.sdk, message, sent));
         }
     }
     // Events are readable once the consumer's batch is in; wait until every session has
@@ -380,10 +394,14 @@ async fn check_stored(
     let started = Instant::now();
     for (session, expected) in &want {
         let remaining = Duration::from_secs(60).saturating_sub(started.elapsed());
-        let events = wait_for(remaining, &format!("{} events of session {session}", expected.len()), || async {
-            let events = session_events(http, query, session).await.ok()?;
-            (events.len() >= expected.len()).then_some(events)
-        })
+        let events = wait_for(
+            remaining,
+            &format!("{} events of session {session}", expected.len()),
+            || async {
+                let events = session_events(http, query, session).await.ok()?;
+                (events.len() >= expected.len()).then_some(events)
+            },
+        )
         .await;
         let events = match events {
             Ok(e) => e,
@@ -441,8 +459,19 @@ fn check_event(
         anyhow::ensure!(event["event_id"] == id.to_string(), "event_id of {context}");
     }
     let data = &event["data"];
-    for field in ["properties", "traits", "userId", "anonymousId", "groupId", "previousId", "event", "name"] {
-        let Some(v) = message.get(field) else { continue };
+    for field in [
+        "properties",
+        "traits",
+        "userId",
+        "anonymousId",
+        "groupId",
+        "previousId",
+        "event",
+        "name",
+    ] {
+        let Some(v) = message.get(field) else {
+            continue;
+        };
         // rudder-sdk-python sends an identify's traits as context.traits, RudderStack's way.
         let stored = if field == "traits" && kind == "identify" && sdk == Sdk::RudderPython {
             &data["context"]["traits"]
@@ -452,7 +481,10 @@ fn check_event(
         anyhow::ensure!(stored == v, "data.{field} of {context}: sent {v}");
     }
     for dropped in ["type", "timestamp", "sentAt", "writeKey"] {
-        anyhow::ensure!(data.get(dropped).is_none(), "data.{dropped} kept in {context}");
+        anyhow::ensure!(
+            data.get(dropped).is_none(),
+            "data.{dropped} kept in {context}"
+        );
     }
     Ok(())
 }
@@ -468,9 +500,11 @@ async fn each_sdk_sends_every_message_type_in_batches_and_alone() -> anyhow::Res
         .into_iter()
         .flat_map(|sdk| [Run::new(sdk, Mode::Batch), Run::new(sdk, Mode::Alone)])
         .collect();
+    let messages: Vec<Vec<Value>> = runs.iter().map(Run::messages).collect();
     let reports = futures::future::join_all(
         runs.iter()
-            .map(|r| drive(r.sdk, r.mode, &ingest_url, &r.messages())),
+            .zip(&messages)
+            .map(|(r, m)| drive(r.sdk, r.mode, &ingest_url, m)),
     )
     .await;
     let mut done = Vec::new();
@@ -485,7 +519,9 @@ async fn each_sdk_sends_every_message_type_in_batches_and_alone() -> anyhow::Res
 
 /// A port nothing listens on, for a broker started later.
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn find_tansu() -> anyhow::Result<PathBuf> {
@@ -505,16 +541,29 @@ fn find_tansu() -> anyhow::Result<PathBuf> {
 async fn start_broker(port: u16) -> anyhow::Result<Child> {
     let url = format!("tcp://127.0.0.1:{port}");
     let child = Command::new(find_tansu()?)
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
         .args(["--storage-engine", "memory://tansu/"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .context("starting tansu")?;
-    wait_for(Duration::from_secs(30), "the test's broker listening", || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "the test's broker listening",
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
     .await?;
     Ok(child)
 }
@@ -522,9 +571,14 @@ async fn start_broker(port: u16) -> anyhow::Result<Child> {
 async fn unavailable_total(ingest: &Service) -> anyhow::Result<f64> {
     let text = reqwest::get(ingest.url("/metrics")).await?.text().await?;
     let mut total = 0.0;
-    for line in text.lines().filter(|l| l.starts_with("eye_ingest_unavailable_total")) {
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("eye_ingest_unavailable_total"))
+    {
         let value = line.rsplit(' ').next().unwrap_or_default();
-        total += value.parse::<f64>().with_context(|| format!("metric line {line}"))?;
+        total += value
+            .parse::<f64>()
+            .with_context(|| format!("metric line {line}"))?;
     }
     Ok(total)
 }
@@ -547,7 +601,10 @@ async fn each_sdk_retries_through_503s_without_loss_or_duplicate() -> anyhow::Re
     let ingest_url = ingest.url("");
     probe_batch_route(&ingest_url, 503).await?;
 
-    let runs: Vec<Run> = Sdk::ALL.into_iter().map(|s| Run::new(s, Mode::Batch)).collect();
+    let runs: Vec<Run> = Sdk::ALL
+        .into_iter()
+        .map(|s| Run::new(s, Mode::Batch))
+        .collect();
     let sending = Instant::now();
     let drivers: Vec<_> = runs
         .iter()
@@ -580,7 +637,11 @@ async fn each_sdk_retries_through_503s_without_loss_or_duplicate() -> anyhow::Re
     for (run, driver) in runs.into_iter().zip(drivers) {
         let report = driver.await??;
         let what = format!("{:?}", run.sdk);
-        anyhow::ensure!(report.failed.is_empty(), "{what}: undelivered {:?}", report.failed);
+        anyhow::ensure!(
+            report.failed.is_empty(),
+            "{what}: undelivered {:?}",
+            report.failed
+        );
         let statuses: Vec<u16> = report.responses.iter().map(|a| a.status).collect();
         let refused = statuses.iter().filter(|&&s| s == 503).count();
         anyhow::ensure!(refused > 0, "{what} was never refused: {statuses:?}");
@@ -650,7 +711,11 @@ async fn the_readme_sdk_examples_work_as_written() -> anyhow::Result<()> {
             "README's {lang} example should send to make up's ingest (http://127.0.0.1:8080) as {session}"
         );
         let code = code.replace("http://127.0.0.1:8080", &ingest_url);
-        let program = if lang == "python" { &tools.python } else { &tools.node };
+        let program = if lang == "python" {
+            &tools.python
+        } else {
+            &tools.node
+        };
         let mut child = Command::new(program)
             .arg("-")
             .current_dir(&tools.dir)
@@ -672,14 +737,26 @@ async fn the_readme_sdk_examples_work_as_written() -> anyhow::Result<()> {
             "README's {lang} example: {}\n{stderr}",
             out.status
         );
-        let events = wait_for(Duration::from_secs(30), &format!("the {lang} example's events"), || async {
-            let events = session_events(&stack.http, &stack.query, session).await.ok()?;
-            (events.len() >= 2).then_some(events)
-        })
+        let events = wait_for(
+            Duration::from_secs(30),
+            &format!("the {lang} example's events"),
+            || async {
+                let events = session_events(&stack.http, &stack.query, session)
+                    .await
+                    .ok()?;
+                (events.len() >= 2).then_some(events)
+            },
+        )
         .await?;
-        let mut kinds: Vec<&str> = events.iter().filter_map(|e| e["category"].as_str()).collect();
+        let mut kinds: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e["category"].as_str())
+            .collect();
         kinds.sort_unstable();
-        anyhow::ensure!(kinds == ["identify", "track"], "the {lang} example stored {events:#?}");
+        anyhow::ensure!(
+            kinds == ["identify", "track"],
+            "the {lang} example stored {events:#?}"
+        );
     }
     stack.stop().await
 }

@@ -19,7 +19,6 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EYE_HOME=${EYE_HOME:-$ROOT/.eye}
 SDK="$ROOT/e2e/sdk"
 VENV="$EYE_HOME/sdk/venv"
-PYTHON=${EYE_SDK_PYTHON:-python3}
 
 log() { printf '[sdks] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -32,10 +31,10 @@ install_python() {
     if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
         return 0
     fi
-    command -v "$PYTHON" >/dev/null || die "$PYTHON not found (the Python SDKs need Python 3.9 or later)"
+    command -v python3 >/dev/null || die "python3 not found (the Python SDKs need Python 3.9 or later)"
     log "installing segment-analytics-python and rudder-sdk-python into $VENV"
     rm -rf "$VENV"
-    "$PYTHON" -m venv "$VENV"
+    python3 -m venv "$VENV"
     # --require-hashes: every file pip fetches must match a hash in requirements.txt.
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input \
         --require-hashes --only-binary=:all: -r "$SDK/requirements.txt"

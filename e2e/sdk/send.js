@@ -8,8 +8,7 @@
 //
 // stdin: a JSON array of messages in Segment's spec (type, userId, anonymousId, event,
 // name, properties, traits, groupId, previousId, context, messageId, timestamp).
-// Environment: EYE_INGEST_URL (the SDK's host), EYE_WRITE_KEY (a client's API key), and
-// optionally EYE_SDK_MAX_RETRIES (the SDK's default when unset).
+// Environment: EYE_INGEST_URL (the SDK's host) and EYE_WRITE_KEY (a client's API key).
 //
 // stdout: one JSON object: the messageId the SDK gave each message, in order, every HTTP
 // answer the SDK received (status, messages in the request, auth scheme), and the
@@ -37,9 +36,6 @@ async function main() {
     host: process.env.EYE_INGEST_URL,
   }
   if (mode === 'alone') settings.flushAt = 1
-  if (process.env.EYE_SDK_MAX_RETRIES) {
-    settings.maxRetries = Number(process.env.EYE_SDK_MAX_RETRIES)
-  }
   const analytics = new Analytics(settings)
 
   // Every request the SDK sends (its retries too) and the answer it gets, paired by the

@@ -9,8 +9,7 @@ through the SDK's own queue, retry and backoff; only sync_mode would skip the re
 
 stdin: a JSON array of messages in Segment's spec (camelCase: type, userId, anonymousId,
 event, name, properties, traits, groupId, previousId, context, messageId, timestamp).
-Environment: EYE_INGEST_URL (the SDK's host), EYE_WRITE_KEY (a client's API key), and
-optionally EYE_SDK_MAX_RETRIES (the SDK's default when unset).
+Environment: EYE_INGEST_URL (the SDK's host) and EYE_WRITE_KEY (a client's API key).
 
 stdout: one JSON object: the messageId the SDK gave each message, in order, every HTTP
 answer the SDK received (status, messages in the request, gzip, auth scheme), and the
@@ -108,8 +107,6 @@ def main():
     options = {"host": host, "on_error": on_error}
     if sys.argv[2] == "alone":
         options["upload_size"] = 1
-    if os.environ.get("EYE_SDK_MAX_RETRIES"):
-        options["max_retries"] = int(os.environ["EYE_SDK_MAX_RETRIES"])
     client = sdk.Client(write_key, **options)
 
     sent = []

@@ -438,7 +438,7 @@ async fn typed_events_are_taken_and_others_refused() -> anyhow::Result<()> {
             "form_interaction",
             "submit",
             json!({"host": host, "path": "/", "form": {"first_name": "John", "last_name": "Doe"}}),
-            "2022-04-11 01:08:01.407119",
+            "2022-04-11 01:08:02.407119",
         ),
     ];
     for e in &taken {

@@ -48,6 +48,9 @@ pub enum IngestError {
         "the event store did not acknowledge the request: no acknowledgement within {timeout_ms} ms"
     )]
     Unacknowledged { timeout_ms: u128 },
+    /// Refused by Segment's tracking API, by its rules.
+    #[error(transparent)]
+    Segment(crate::segment::SegmentError),
 }
 
 /// What was full when a request was refused as `overloaded`.
@@ -83,7 +86,9 @@ impl IngestError {
                 Some("inflight_bytes")
             }
             Self::Overloaded(Overload::ProducerQueue) => Some("producer_queue"),
-            Self::Produce(_) | Self::Unacknowledged { .. } => Some("broker"),
+            Self::Produce(_)
+            | Self::Unacknowledged { .. }
+            | Self::Segment(crate::segment::SegmentError::PartlyStored { .. }) => Some("broker"),
             _ => None,
         }
     }
@@ -105,6 +110,7 @@ impl IngestError {
             Self::Overloaded(_) => "overloaded",
             Self::Auth(a) => eye_http::auth::http_error(a).body.code,
             Self::Produce(_) | Self::Unacknowledged { .. } => "broker_unavailable",
+            Self::Segment(e) => e.code(),
         }
     }
 }
@@ -136,11 +142,13 @@ impl From<IngestError> for HttpError {
             | IngestError::Produce(_)
             | IngestError::Unacknowledged { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            IngestError::Segment(s) => s.status(),
             _ => StatusCode::BAD_REQUEST,
         };
         let details = match e {
             IngestError::BadSessionId(d) => vec![d],
             IngestError::Session(SessionError::Invalid(d)) => d,
+            IngestError::Segment(s) => s.details(),
             _ => Vec::new(),
         };
         let err = HttpError::new(status, code, message).with_details(details);

@@ -12,6 +12,7 @@ pub mod config;
 mod error;
 mod metrics;
 mod routes;
+mod segment;
 pub mod sink;
 
 pub use error::{IngestError, Overload};
@@ -82,6 +83,7 @@ pub async fn run(
         unknown_types: config.ingest.unknown_type_policy,
         max_body_bytes: config.ingest.max_body_bytes,
         max_decompressed_bytes: config.ingest.max_decompressed_bytes,
+        segment: config.ingest.segment_limits(),
         body_read_timeout: Duration::from_millis(config.http.body_read_timeout_ms),
         metrics: metrics.clone(),
     });

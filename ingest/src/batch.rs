@@ -10,6 +10,7 @@ use crate::sink::{Delivery, EventSink, NotTaken, Records};
 use eye_http::error::ErrorDetail;
 use eye_kafka::wire::{Reason, Rejection};
 use eye_model::event::{parse_batch, Event, FieldError, Hints, Item, Rejected, RequestError};
+use eye_model::schema::UnknownTypePolicy;
 use eye_model::time::EventTime;
 use serde::Serialize;
 use std::time::Instant;
@@ -25,6 +26,11 @@ pub trait Caller {
     fn admit_events(&self, events: usize) -> Result<(), IngestError>;
     /// Counts what of the client's request was stored.
     fn stored(&self, events: usize, rejections: usize);
+    /// The client's own policy for event types without a schema, if it has one; the
+    /// service's otherwise.
+    fn unknown_types(&self) -> Option<UnknownTypePolicy> {
+        None
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -78,7 +84,7 @@ pub async fn accept<S: EventSink>(
     // The schemas in force are read once, and let go before anything is awaited.
     let parsed = {
         let schemas = state.schemas.current();
-        parse_batch(body, received_at, state.rules(&schemas))
+        parse_batch(body, received_at, state.rules(&schemas, caller))
     };
     match parsed {
         Ok(items) => accept_items(state, caller, Adapter::V1, items, received_at, held).await,

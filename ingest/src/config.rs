@@ -18,6 +18,8 @@ eye_runtime::defaults! {
     d_max_data_keys: usize = 1_000;
     d_max_future_skew_ms: u64 = 24 * 3600 * 1000;
     d_schema_dir: std::path::PathBuf = "schemas".into();
+    d_segment_max_message_bytes: usize = crate::segment::SegmentLimits::default().max_message_bytes;
+    d_segment_max_batch_bytes: u64 = crate::segment::SegmentLimits::default().max_batch_bytes;
 }
 
 /// `EYE_INGEST_*`.
@@ -65,6 +67,12 @@ pub struct IngestConfig {
     /// [`IngestConfig::inflight_bytes_per_client`].
     #[serde(default)]
     pub max_inflight_bytes_per_client: Option<u64>,
+    /// Largest Segment message, as its JSON text; a larger one is rejected on its own.
+    #[serde(default = "d_segment_max_message_bytes")]
+    pub segment_max_message_bytes: usize,
+    /// Largest Segment request body once decompressed; a larger one gets 413.
+    #[serde(default = "d_segment_max_batch_bytes")]
+    pub segment_max_batch_bytes: u64,
 }
 
 impl IngestConfig {
@@ -78,6 +86,14 @@ impl IngestConfig {
             time: TimeBounds {
                 max_future_skew: Duration::from_millis(self.max_future_skew_ms),
             },
+        }
+    }
+
+    /// Segment's limits as configured.
+    pub fn segment_limits(&self) -> crate::segment::SegmentLimits {
+        crate::segment::SegmentLimits {
+            max_message_bytes: self.segment_max_message_bytes,
+            max_batch_bytes: self.segment_max_batch_bytes,
         }
     }
 
@@ -100,6 +116,12 @@ impl Group for IngestConfig {
         }
         if self.max_inflight_bytes_per_client == Some(0) {
             return Err("EYE_INGEST_MAX_INFLIGHT_BYTES_PER_CLIENT must be at least 1".into());
+        }
+        if self.segment_max_message_bytes == 0 {
+            return Err("EYE_INGEST_SEGMENT_MAX_MESSAGE_BYTES must be at least 1".into());
+        }
+        if self.segment_max_batch_bytes == 0 {
+            return Err("EYE_INGEST_SEGMENT_MAX_BATCH_BYTES must be at least 1".into());
         }
         Ok(())
     }
@@ -166,6 +188,36 @@ mod tests {
             e.contains("EYE_INGEST_MAX_INFLIGHT_BYTES_PER_CLIENT"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn segment_limits_default_to_segments_own() {
+        let i: IngestConfig = from_pairs(&[]).expect("defaults");
+        assert_eq!(
+            i.segment_limits(),
+            crate::segment::SegmentLimits {
+                max_message_bytes: 32_768,
+                max_batch_bytes: 512_000,
+            }
+        );
+        let i: IngestConfig = from_pairs(&[
+            ("EYE_INGEST_SEGMENT_MAX_MESSAGE_BYTES", "65536"),
+            ("EYE_INGEST_SEGMENT_MAX_BATCH_BYTES", "1048576"),
+        ])
+        .expect("larger ones");
+        assert_eq!(
+            (i.segment_limits().max_message_bytes, i.segment_limits().max_batch_bytes),
+            (65_536, 1_048_576)
+        );
+        for var in [
+            "EYE_INGEST_SEGMENT_MAX_MESSAGE_BYTES",
+            "EYE_INGEST_SEGMENT_MAX_BATCH_BYTES",
+        ] {
+            let e = from_pairs::<IngestConfig>(&[(var, "0")])
+                .expect_err("zero refuses everything")
+                .to_string();
+            assert!(e.contains(var), "{e}");
+        }
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub enum IngestError {
         "the event store did not acknowledge the request: no acknowledgement within {timeout_ms} ms"
     )]
     Unacknowledged { timeout_ms: u128 },
+    /// Refused by Segment's tracking API, by its rules.
+    #[error(transparent)]
+    Segment(crate::segment::SegmentError),
 }
 
 /// What was full when a request was refused as `overloaded`.
@@ -87,7 +90,9 @@ impl IngestError {
                 Some("inflight_bytes")
             }
             Self::Overloaded(Overload::ProducerQueue) => Some("producer_queue"),
-            Self::Produce(_) | Self::Unacknowledged { .. } => Some("broker"),
+            Self::Produce(_)
+            | Self::Unacknowledged { .. }
+            | Self::Segment(crate::segment::SegmentError::PartlyStored { .. }) => Some("broker"),
             _ => None,
         }
     }
@@ -110,6 +115,7 @@ impl IngestError {
             Self::Overloaded(_) => "overloaded",
             Self::Auth(a) => eye_http::auth::http_error(a).body.code,
             Self::Produce(_) | Self::Unacknowledged { .. } => "broker_unavailable",
+            Self::Segment(e) => e.code(),
         }
     }
 }
@@ -141,12 +147,14 @@ impl From<IngestError> for HttpError {
             | IngestError::Produce(_)
             | IngestError::Unacknowledged { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            IngestError::Segment(s) => s.status(),
             _ => StatusCode::BAD_REQUEST,
         };
         let details = match e {
             IngestError::BadSessionId(d) => vec![d],
             IngestError::Session(SessionError::Invalid(d)) => d,
             IngestError::Door(d) => d.details,
+            IngestError::Segment(s) => s.details(),
             _ => Vec::new(),
         };
         let err = HttpError::new(status, code, message).with_details(details);

@@ -15,6 +15,7 @@ mod measurements;
 mod metrics;
 mod rest_events;
 mod routes;
+mod segment;
 mod single_event;
 pub mod sink;
 mod tracker;
@@ -88,6 +89,7 @@ pub async fn run(
         unknown_types: config.ingest.unknown_type_policy,
         max_body_bytes: config.ingest.max_body_bytes,
         max_decompressed_bytes: config.ingest.max_decompressed_bytes,
+        segment: config.ingest.segment_limits(),
         body_read_timeout: Duration::from_millis(config.http.body_read_timeout_ms),
         metrics: metrics.clone(),
     });

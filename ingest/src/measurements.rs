@@ -92,7 +92,7 @@ pub async fn track<S: EventSink>(mut w: Write<S>) -> Result<Response, IngestErro
             door_errors,
             &FIELDS,
             received_at,
-            state.rules(&schemas),
+            state.rules(&schemas, &caller),
         )
     };
     let answer = batch::accept_items(

@@ -7,6 +7,7 @@ use crate::body;
 use crate::budget::{Budget, Reservation};
 use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
+use crate::segment::{self, Door, SegmentLimits};
 use crate::sink::{EventSink, KafkaSink, Records};
 use crate::{collector, measurements, rest_events, tracker};
 use bytes::Buf;
@@ -41,18 +42,21 @@ pub struct State<S = KafkaSink> {
     pub unknown_types: UnknownTypePolicy,
     pub max_body_bytes: u64,
     pub max_decompressed_bytes: u64,
+    /// Segment's per-message and per-batch limits (`EYE_INGEST_SEGMENT_*`).
+    pub segment: SegmentLimits,
     /// The whole body must arrive within this (`EYE_HTTP_BODY_READ_TIMEOUT_MS`), or 408.
     pub body_read_timeout: std::time::Duration,
     pub metrics: IngestMetrics,
 }
 
 impl<S> State<S> {
-    /// The rules events are held to, with the schemas in force.
-    pub fn rules<'a>(&'a self, schemas: &'a SchemaRegistry) -> Rules<'a> {
+    /// The rules `caller`'s events are held to, with the schemas in force: events of a type
+    /// without a schema follow the client's own policy, else the service's.
+    pub fn rules<'a>(&'a self, schemas: &'a SchemaRegistry, caller: &impl Caller) -> Rules<'a> {
         Rules {
             limits: &self.limits,
             schemas,
-            unknown_types: self.unknown_types,
+            unknown_types: caller.unknown_types().unwrap_or(self.unknown_types),
         }
     }
 }
@@ -87,6 +91,13 @@ pub fn routes<S: EventSink>(
             &guard,
             end_session::<S>
         ),
+        segment_post(no_id(route!("v1" / "batch")), &state, &guard, Door::Batch),
+        segment_post(no_id(route!("v1" / "track")), &state, &guard, Door::Track),
+        segment_post(no_id(route!("v1" / "identify")), &state, &guard, Door::Identify),
+        segment_post(no_id(route!("v1" / "page")), &state, &guard, Door::Page),
+        segment_post(no_id(route!("v1" / "screen")), &state, &guard, Door::Screen),
+        segment_post(no_id(route!("v1" / "group")), &state, &guard, Door::Group),
+        segment_post(no_id(route!("v1" / "alias")), &state, &guard, Door::Alias),
         Route::new("/oauth/token", guard.token_route()),
         post(
             no_id(route!("start_session")),
@@ -236,6 +247,65 @@ where
     })
 }
 
+/// The budget key of bodies whose write key comes inside them: they are read before anyone
+/// is known, all within this one client's share of the in-flight budget, so that unknown
+/// callers together never hold more of it than one client may. (Client ids are hex, so no
+/// client has this one.)
+const WRITE_KEY_IN_BODY: &str = "(write key in body)";
+
+/// `POST <route>` of Segment's tracking API, by `door`: as [`post`], except that the write
+/// key may come as HTTP Basic, or in the body when the request has no `Authorization`
+/// (`analytics-python` sends it so). Such a body is read within the budget before its
+/// sender is known, then authenticated: a wrong or missing key is a 401 like any other,
+/// and nothing of its body is stored or quarantined.
+fn segment_post<S, P>(
+    route: Route<P>,
+    state: &Arc<State<S>>,
+    guard: &Guard,
+    door: Door,
+) -> Route<impl Filter<Extract = (Response,), Error = Rejection> + Clone>
+where
+    S: EventSink,
+    P: Filter<Extract = (String,), Error = Rejection> + Clone + Send + Sync + 'static,
+{
+    let (state, guard) = (state.clone(), guard.clone());
+    let body = warp::header::headers_cloned()
+        .and(warp::body::stream())
+        .map(|headers: HeaderMap, stream| Body::new(&headers, stream));
+    route.map(|path| {
+        path.and(warp::post())
+            .and(guard.require_write_key(WRITE))
+            .and(body)
+            .and_then(move |_: String, caller: Option<Principal>, body: Body<_>| {
+                let (state, guard) = (state.clone(), guard.clone());
+                async move {
+                    let result = async {
+                        let client = caller
+                            .as_ref()
+                            .map_or(WRITE_KEY_IN_BODY, |p| p.client_id.as_str());
+                        let (body, mut held) = read_body(&state, client, body).await?;
+                        let principal = match caller {
+                            Some(p) => p,
+                            None => {
+                                let key = segment::write_key(&body).unwrap_or_default();
+                                guard
+                                    .admit_write_key(&key, WRITE)
+                                    .map_err(IngestError::Auth)?
+                            }
+                        };
+                        let writer = Writer {
+                            guard: &guard,
+                            principal: &principal,
+                        };
+                        segment::accept(&state, &writer, door, &body, &mut held).await
+                    }
+                    .await;
+                    result.map_err(|e| reject(&state.metrics, e))
+                }
+            })
+    })
+}
+
 fn reject(m: &IngestMetrics, e: IngestError) -> Rejection {
     m.rejected_requests.with_label_values(&[e.code()]).inc();
     if let Some(reason) = e.unavailable_reason() {
@@ -325,6 +395,10 @@ impl Caller for Writer<'_> {
         self.guard
             .metrics()
             .events(&self.principal.client_id, events, rejections);
+    }
+
+    fn unknown_types(&self) -> Option<UnknownTypePolicy> {
+        self.principal.unknown_types
     }
 }
 
@@ -421,6 +495,7 @@ mod tests {
             unknown_types: UnknownTypePolicy::Reject,
             max_body_bytes: 1 << 20,
             max_decompressed_bytes: 1 << 20,
+            segment: SegmentLimits::default(),
             body_read_timeout: Duration::from_secs(5),
             metrics,
         });
@@ -437,6 +512,14 @@ mod tests {
             ("/events", "/events"),
             ("/api/track/", "/api/track/"),
             ("/eye/collector", "/eye/collector"),
+            ("/v1/batch", "/v1/batch"),
+            ("/v1/track", "/v1/track"),
+            ("/v1/identify", "/v1/identify"),
+            ("/v1/page", "/v1/page"),
+            ("/v1/screen", "/v1/screen"),
+            ("/v1/group", "/v1/group"),
+            ("/v1/alias", "/v1/alias"),
+            ("/v1/batch/x", "other"),
             ("/openapi.json", "/openapi.json"),
             ("/readyz", "/readyz"),
             ("/v1/sessions/a/b/end", "other"),

@@ -4,6 +4,7 @@
 //! is 32 random bytes, so a single hash is enough (a password KDF would only add cost to
 //! every request); verification compares digests in constant time.
 
+use eye_model::schema::UnknownTypePolicy;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -93,6 +94,10 @@ pub struct ClientRecord {
     pub categories: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub rate_limits: RateLimits,
+    /// What becomes of this client's events of a type without a schema (`accept` or
+    /// `reject`); absent means the service's `EYE_INGEST_UNKNOWN_TYPE_POLICY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_types: Option<UnknownTypePolicy>,
     pub created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
@@ -260,6 +265,7 @@ impl NewCredentials {
             scopes,
             categories: None,
             rate_limits: RateLimits::default(),
+            unknown_types: None,
             created_at: eye_model::time::EventTime::now().to_rfc3339(),
             revoked_at: None,
         }
@@ -295,6 +301,7 @@ mod tests {
             scopes: vec![Scope::EventsWrite],
             categories: None,
             rate_limits: RateLimits::default(),
+            unknown_types: None,
             created_at: "2026-11-25T00:00:00Z".into(),
             revoked_at: None,
         };
@@ -345,6 +352,7 @@ mod tests {
                     requests_per_s: Some(5),
                     ..RateLimits::default()
                 },
+                unknown_types: Some(UnknownTypePolicy::Accept),
                 created_at: "2026-11-25T00:00:00Z".into(),
                 revoked_at: None,
             }],
@@ -374,7 +382,11 @@ mod tests {
             "a".repeat(64)
         );
         let twice = format!("{one}{one}");
-        for (text, want) in bad.into_iter().chain([(twice.as_str(), "appears twice")]) {
+        let unknown_policy = format!("{one}unknown_types = \"maybe\"\n");
+        for (text, want) in bad.into_iter().chain([
+            (twice.as_str(), "appears twice"),
+            (unknown_policy.as_str(), "unknown variant"),
+        ]) {
             std::fs::write(&path, text).expect("write");
             let e = ClientsFile::load(&path).expect_err(text).to_string();
             assert!(e.contains(want) || e.contains("missing field"), "{e}");

@@ -42,6 +42,8 @@ pub struct Principal {
     pub name: String,
     pub scopes: BTreeSet<Scope>,
     pub categories: Option<Vec<String>>,
+    /// The client's own policy for event types without a schema, when its record sets one.
+    pub unknown_types: Option<eye_model::schema::UnknownTypePolicy>,
     pub via: Via,
     limiters: Arc<Limiters>,
 }
@@ -344,6 +346,18 @@ impl Authenticator {
         }
     }
 
+    /// Who holds `key`, an API key sent bare rather than in a Bearer header (as Segment's
+    /// write key is, by HTTP Basic or in the body). Tokens are not accepted this way:
+    /// only keys are write keys.
+    pub fn authenticate_api_key(&self, key: &str) -> Result<Principal, AuthError> {
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        let (id, secret) = clients::split_api_key(key).ok_or(AuthError::Invalid)?;
+        self.by_secret(id, secret).map_err(|_| AuthError::Invalid)
+    }
+
     /// The client whose id and secret these are; revoked clients fail like unknown ones.
     fn by_secret(&self, id: &str, secret: &str) -> Result<Principal, TokenError> {
         let loaded = self.inner.loaded.load();
@@ -461,6 +475,7 @@ fn principal(
         name: record.name.clone(),
         scopes,
         categories: record.categories.clone(),
+        unknown_types: record.unknown_types,
         via,
         limiters: Arc::clone(limiters),
     }

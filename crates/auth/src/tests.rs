@@ -32,6 +32,7 @@ fn fixture(name: &str) -> Fixture {
         .collect();
     let mut writer = record(&creds[0], &[Scope::EventsWrite]);
     writer.categories = Some(vec!["page_interaction".into()]);
+    writer.unknown_types = Some(eye_model::schema::UnknownTypePolicy::Accept);
     let reader = record(&creds[1], &[Scope::EventsRead, Scope::AggregationsRead]);
     let mut revoked = record(&creds[2], &[Scope::Admin]);
     revoked.revoked_at = Some("2026-11-25T01:00:00Z".into());
@@ -83,6 +84,34 @@ fn api_keys_authenticate_by_id_and_secret() {
             Err(want),
             "{header:?}"
         );
+    }
+}
+
+#[test]
+fn bare_api_keys_are_write_keys_and_tokens_are_not() {
+    use eye_model::schema::UnknownTypePolicy;
+    let f = fixture("write-keys");
+    let (w, r, revoked) = (&f.creds[0], &f.creds[1], &f.creds[2]);
+    let p = f.auth.authenticate_api_key(&w.api_key()).expect("valid");
+    assert_eq!(p.client_id, w.id);
+    assert_eq!(p.unknown_types, Some(UnknownTypePolicy::Accept));
+    let p = f.auth.authenticate_api_key(&r.api_key()).expect("valid");
+    assert_eq!(p.unknown_types, None);
+    let token = f
+        .auth
+        .issue_token(&w.id, &w.secret, None)
+        .expect("token")
+        .access_token;
+    let cases: [(&str, AuthError); 6] = [
+        ("", AuthError::Missing),
+        ("  ", AuthError::Missing),
+        (&token, AuthError::Invalid),
+        (&revoked.api_key(), AuthError::Invalid),
+        ("eye_0000000000000000.00", AuthError::Invalid),
+        (&w.secret, AuthError::Invalid),
+    ];
+    for (i, (key, want)) in cases.into_iter().enumerate() {
+        assert_eq!(f.auth.authenticate_api_key(key).err(), Some(want), "case {i}");
     }
 }
 

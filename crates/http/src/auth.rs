@@ -210,19 +210,64 @@ impl Guard {
             .auth
             .authenticate(authorization)
             .map_err(|e| refuse(None, e))?;
+        self.authorize(principal, scopes).map_err(|e| http_error(&e))
+    }
+
+    /// Admits an authenticated caller holding any of `scopes`, within its request budget;
+    /// a refusal is counted here.
+    fn authorize(&self, principal: Principal, scopes: &[Scope]) -> Result<Principal, AuthError> {
+        let refuse = |e: AuthError| {
+            self.metrics.refused(Some(&principal.client_id), &e);
+            e
+        };
         if !principal.has_any(scopes) {
             let needed = scopes.iter().map(|s| s.as_str()).collect();
-            return Err(refuse(
-                Some(&principal.client_id),
-                AuthError::Forbidden(needed),
-            ));
+            return Err(refuse(AuthError::Forbidden(needed)));
         }
-        principal
-            .admit_request()
-            .map_err(|e| refuse(Some(&principal.client_id), e))?;
+        principal.admit_request().map_err(refuse)?;
         let label = self.metrics.label(&principal.client_id);
         self.metrics.requests.with_label_values(&[&label]).inc();
         Ok(principal)
+    }
+
+    /// Segment's credential: the write key (an API key) as the user name of HTTP Basic,
+    /// or any credential [`Guard::require`] takes. `None` when the request has no
+    /// `Authorization` header: the key may then come in the body, for
+    /// [`Guard::admit_write_key`] once the body is read.
+    pub fn require_write_key(
+        &self,
+        scopes: &'static [Scope],
+    ) -> impl Filter<Extract = (Option<Principal>,), Error = warp::Rejection> + Clone {
+        let guard = self.clone();
+        authorization().and_then(move |authorization: Option<HeaderValue>| {
+            let guard = guard.clone();
+            async move {
+                let Some(value) = authorization else {
+                    return Ok(None);
+                };
+                match value.to_str().ok().and_then(write_key_from_basic) {
+                    Some(key) => guard
+                        .admit_write_key(&key, scopes)
+                        .map(Some)
+                        .map_err(|e| warp::reject::custom(http_error(&e))),
+                    None => guard
+                        .admit(Some(&value), scopes)
+                        .map(Some)
+                        .map_err(warp::reject::custom),
+                }
+            }
+        })
+    }
+
+    /// Admits the holder of the write key `key` (an API key sent bare) with any of
+    /// `scopes`, within its request budget; a refusal is counted here and answered by
+    /// [`http_error`] in the service's own mapping.
+    pub fn admit_write_key(&self, key: &str, scopes: &[Scope]) -> Result<Principal, AuthError> {
+        let principal = self
+            .auth
+            .authenticate_api_key(key)
+            .inspect_err(|e| self.metrics.refused(None, e))?;
+        self.authorize(principal, scopes)
     }
 
     /// Takes `n` events from the client's budget; a refusal is counted here and answered
@@ -450,6 +495,25 @@ fn basic_credentials(header: &str) -> Option<(String, String)> {
     Some((unescape(id)?, unescape(secret)?))
 }
 
+/// The write key of `Authorization: Basic base64(key ":" password)`: the user name, as
+/// Segment's SDKs send it (with an empty password). The password is not looked at: the key
+/// alone is the secret, and some HTTP tools insist on sending one. Unlike OAuth2's client
+/// credentials, the user name is taken as sent (keys hold no characters to escape).
+fn write_key_from_basic(header: &str) -> Option<String> {
+    let (scheme, encoded) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|d| String::from_utf8(d).ok());
+    // Unreadable Basic credentials are a wrong key (401), not another scheme.
+    let text = decoded.unwrap_or_default();
+    let key = text.split_once(':').map_or(text.as_str(), |(user, _)| user);
+    Some(key.to_owned())
+}
+
 /// An RFC 6749 §5.2 error. A 401 always names the scheme to authenticate with: RFC 9110
 /// §15.5.2 requires a challenge on every 401, and RFC 6749 §5.2 lets it advertise Basic even
 /// when the credentials came in the body.
@@ -489,6 +553,33 @@ mod tests {
         );
         for bad in ["Bearer x", "Basic !!!", &enc("no-colon"), "Basic"] {
             assert_eq!(basic_credentials(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn write_keys_are_the_user_name_of_basic() {
+        let enc = |s: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(s)
+            )
+        };
+        let cases = [
+            (enc("eye_a.b:"), Some("eye_a.b")),
+            (enc("eye_a.b:ignored"), Some("eye_a.b")),
+            (enc("eye_a.b"), Some("eye_a.b")),
+            (format!("basic {}", &enc("k:")[6..]), Some("k")),
+            ("Basic !!!".to_owned(), Some("")),
+            (enc(":eye_a.b"), Some("")),
+            ("Bearer eye_a.b".to_owned(), None),
+            ("Basic".to_owned(), None),
+        ];
+        for (header, want) in cases {
+            assert_eq!(
+                write_key_from_basic(&header).as_deref(),
+                want,
+                "{header}"
+            );
         }
     }
 

@@ -100,7 +100,7 @@ pub enum SchemaLoadError {
 }
 
 /// How ingest treats an event whose `(category, name)` has no schema file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnknownTypePolicy {
     /// Refuse the event: only event types with a schema are collected.

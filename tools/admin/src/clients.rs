@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use eye_auth::config::AuthConfig;
 use eye_auth::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
+use eye_model::schema::UnknownTypePolicy;
 use eye_runtime::config;
 use std::path::Path;
 
@@ -28,6 +29,10 @@ pub enum ClientsCommand {
         events_per_s: Option<u32>,
         #[arg(long)]
         events_burst: Option<u32>,
+        /// What becomes of this client's events of a type without a schema: accept or
+        /// reject; EYE_INGEST_UNKNOWN_TYPE_POLICY when absent.
+        #[arg(long, value_parser = parse_unknown_types)]
+        unknown_types: Option<UnknownTypePolicy>,
         /// Print the credentials as shell lines (EYE_API_KEY=..., EYE_CLIENT_ID=...,
         /// EYE_CLIENT_SECRET=...) instead of prose.
         #[arg(long)]
@@ -37,6 +42,14 @@ pub enum ClientsCommand {
     List,
     /// Revoke a client: its API key and tokens stop working at the services' next reload.
     Revoke { id: String },
+}
+
+fn parse_unknown_types(s: &str) -> Result<UnknownTypePolicy, String> {
+    match s {
+        "accept" => Ok(UnknownTypePolicy::Accept),
+        "reject" => Ok(UnknownTypePolicy::Reject),
+        _ => Err(format!("unknown policy {s:?}; one of accept, reject")),
+    }
 }
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
@@ -57,6 +70,7 @@ pub fn run(cmd: ClientsCommand) -> anyhow::Result<()> {
             requests_burst,
             events_per_s,
             events_burst,
+            unknown_types,
             shell,
         } => {
             let mut file = load_or_empty(path)?;
@@ -69,6 +83,7 @@ pub fn run(cmd: ClientsCommand) -> anyhow::Result<()> {
                     events_per_s,
                     events_burst,
                 },
+                unknown_types,
                 ..creds.record(&name, scopes)
             });
             file.save(path)?;

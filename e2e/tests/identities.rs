@@ -78,7 +78,7 @@ async fn a_users_ids_and_events_are_found_across_session_keys() -> anyhow::Resul
     let context = json!({"sessionId": ctx, "library": {"name": "analytics-python"}});
 
     // In time order, each with the session key the Segment mapping gives it.
-    let mut user_messages = vec![
+    let mut user_messages = [
         // The former account: identified on another device, later aliased to `user`.
         Message::new(
             &old_anon,

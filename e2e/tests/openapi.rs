@@ -597,8 +597,21 @@ impl Contract {
     }
 }
 
+/// Segment's routes, and the message type each implies (`batch`: each message says).
+const SEGMENT_ROUTES: [(&str, &str); 7] = [
+    ("/v1/batch", "batch"),
+    ("/v1/track", "track"),
+    ("/v1/identify", "identify"),
+    ("/v1/page", "page"),
+    ("/v1/screen", "screen"),
+    ("/v1/group", "group"),
+    ("/v1/alias", "alias"),
+];
+
 /// The clients the services under test know.
 struct Clients {
+    /// `events:write`, accepting event types without a schema, its write key by Basic.
+    segment: Cred,
     auth: AuthConfig,
     dir: std::path::PathBuf,
     /// `events:write` only.
@@ -620,6 +633,12 @@ impl Clients {
             secret: h.client_secret.clone(),
         };
         let mut records = vec![record(&harness, Scope::ALL.to_vec(), RateLimits::default())];
+        let c = NewCredentials::generate()?;
+        records.push(ClientRecord {
+            unknown_types: Some(eye_model::schema::UnknownTypePolicy::Accept),
+            ..record(&c, vec![Scope::EventsWrite], RateLimits::default())
+        });
+        let segment = Cred::Basic(c.api_key(), String::new());
         let mut cred = |scopes: Vec<Scope>, limits: RateLimits| -> anyhow::Result<Cred> {
             let c = NewCredentials::generate()?;
             records.push(record(&c, scopes.clone(), limits));
@@ -653,6 +672,7 @@ impl Clients {
         Ok(Self {
             auth: auth_config(&path),
             dir,
+            segment,
             writer,
             reader,
             throttled,
@@ -816,6 +836,41 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         .expect(unacknowledged, 503, Some("broker_unavailable"))
         .await?;
     ensure!(ans.headers.contains_key("retry-after"));
+
+    // Segment's routes, each with every answer it documents; the write key by Basic.
+    for (route, kind) in SEGMENT_ROUTES {
+        let message = |user: Value| {
+            let mut m = json!({"userId": user, "event": "Order Completed", "name": "Home",
+                "properties": {"order_id": "o-1", "revenue": 3}});
+            if kind == "batch" {
+                m["type"] = json!("track");
+                json!({"batch": [m], "sentAt": "2024-03-01T11:00:00Z"})
+            } else {
+                m
+            }
+        };
+        let segment = clients.segment.clone();
+        let ok = Req::post(ingest, route, message(json!(&session))).cred(segment.clone());
+        let ans = c.expect(ok, 200, None).await?;
+        ensure!(ans.body["success"] == true, "{route}: {}", ans.text);
+        let bad = Req::post(ingest, route, message(Value::Null)).cred(segment.clone());
+        c.expect(bad, 400, Some("invalid_messages")).await?;
+        let nobody = Req::post(ingest, route, message(json!(&session))).anonymous();
+        c.expect(nobody, 401, Some("unauthenticated")).await?;
+        let plain = Req::post(ingest, route, json!({})).header("content-type", "text/plain");
+        c.expect(plain, 415, Some("unsupported_media_type")).await?;
+        let too_big = Req::post(&dead_ingest, route, json!(null)).raw(vec![b' '; 2_000]);
+        c.expect(too_big, 413, Some("payload_too_large")).await?;
+        let unacknowledged = Req::post(&dead_ingest, route, message(json!(&session)));
+        let ans = c
+            .expect(
+                unacknowledged.cred(segment),
+                503,
+                Some("broker_unavailable"),
+            )
+            .await?;
+        ensure!(ans.headers.contains_key("retry-after"), "{route}");
+    }
 
     c.expect(
         Req::post(ingest, "/v1/sessions", json!({"user_id": "u"})),

@@ -206,7 +206,10 @@ mod tests {
         ])
         .expect("larger ones");
         assert_eq!(
-            (i.segment_limits().max_message_bytes, i.segment_limits().max_batch_bytes),
+            (
+                i.segment_limits().max_message_bytes,
+                i.segment_limits().max_batch_bytes
+            ),
             (65_536, 1_048_576)
         );
         for var in [

@@ -93,7 +93,12 @@ pub fn routes<S: EventSink>(
         ),
         segment_post(no_id(route!("v1" / "batch")), &state, &guard, Door::Batch),
         segment_post(no_id(route!("v1" / "track")), &state, &guard, Door::Track),
-        segment_post(no_id(route!("v1" / "identify")), &state, &guard, Door::Identify),
+        segment_post(
+            no_id(route!("v1" / "identify")),
+            &state,
+            &guard,
+            Door::Identify
+        ),
         segment_post(no_id(route!("v1" / "page")), &state, &guard, Door::Page),
         segment_post(no_id(route!("v1" / "screen")), &state, &guard, Door::Screen),
         segment_post(no_id(route!("v1" / "group")), &state, &guard, Door::Group),

@@ -16,7 +16,9 @@ use crate::budget::Reservation;
 use crate::error::IngestError;
 use crate::routes::State;
 use crate::sink::EventSink;
-use eye_model::event::{parse_mapped, FieldError, Hints, Item, Limits, Rejected, RequestError, Rules};
+use eye_model::event::{
+    parse_mapped, FieldError, Hints, Item, Limits, Rejected, RequestError, Rules,
+};
 use eye_model::time::EventTime;
 use message::Shared;
 use serde_json::value::RawValue;
@@ -172,10 +174,11 @@ impl Each<'_> {
             }
         };
         let implied = self.door.implied_type();
-        let mapped = match message::to_event(message, implied, self.shared, self.client, self.received_at) {
-            Ok(m) => m,
-            Err(u) => return refuse(u.errors, u.hints),
-        };
+        let mapped =
+            match message::to_event(message, implied, self.shared, self.client, self.received_at) {
+                Ok(m) => m,
+                Err(u) => return refuse(u.errors, u.hints),
+            };
         let Ok(event) = serde_json::value::to_raw_value(&mapped.event) else {
             // A `Value` always serialises; kept total rather than unwrapped.
             let e = FieldError::new("", "invalid_json", "the message cannot be written as JSON");

@@ -111,7 +111,11 @@ fn bare_api_keys_are_write_keys_and_tokens_are_not() {
         (&w.secret, AuthError::Invalid),
     ];
     for (i, (key, want)) in cases.into_iter().enumerate() {
-        assert_eq!(f.auth.authenticate_api_key(key).err(), Some(want), "case {i}");
+        assert_eq!(
+            f.auth.authenticate_api_key(key).err(),
+            Some(want),
+            "case {i}"
+        );
     }
 }
 

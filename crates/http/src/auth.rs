@@ -210,7 +210,8 @@ impl Guard {
             .auth
             .authenticate(authorization)
             .map_err(|e| refuse(None, e))?;
-        self.authorize(principal, scopes).map_err(|e| http_error(&e))
+        self.authorize(principal, scopes)
+            .map_err(|e| http_error(&e))
     }
 
     /// Admits an authenticated caller holding any of `scopes`, within its request budget;
@@ -575,11 +576,7 @@ mod tests {
             ("Basic".to_owned(), None),
         ];
         for (header, want) in cases {
-            assert_eq!(
-                write_key_from_basic(&header).as_deref(),
-                want,
-                "{header}"
-            );
+            assert_eq!(write_key_from_basic(&header).as_deref(), want, "{header}");
         }
     }
 

@@ -200,7 +200,10 @@ mod tests {
 
         let partial = outcome(
             Door::Batch,
-            answer(vec![result(0, "accepted", ""), result(1, "rejected", "/anonymousId")]),
+            answer(vec![
+                result(0, "accepted", ""),
+                result(1, "rejected", "/anonymousId"),
+            ]),
         )
         .expect("200");
         assert_eq!(
@@ -210,10 +213,30 @@ mod tests {
         );
 
         let cases = [
-            (Door::Batch, vec![result(0, "rejected", "/event"), result(1, "rejected", "")], "invalid_messages", vec!["/batch/0/event", "/batch/1"]),
-            (Door::Track, vec![result(0, "rejected", "/event")], "invalid_messages", vec!["/event"]),
-            (Door::Batch, vec![result(0, "accepted", ""), result(1, "failed", "")], "broker_unavailable", vec![]),
-            (Door::Page, vec![result(0, "rejected", "/type"), result(1, "failed", "")], "broker_unavailable", vec![]),
+            (
+                Door::Batch,
+                vec![result(0, "rejected", "/event"), result(1, "rejected", "")],
+                "invalid_messages",
+                vec!["/batch/0/event", "/batch/1"],
+            ),
+            (
+                Door::Track,
+                vec![result(0, "rejected", "/event")],
+                "invalid_messages",
+                vec!["/event"],
+            ),
+            (
+                Door::Batch,
+                vec![result(0, "accepted", ""), result(1, "failed", "")],
+                "broker_unavailable",
+                vec![],
+            ),
+            (
+                Door::Page,
+                vec![result(0, "rejected", "/type"), result(1, "failed", "")],
+                "broker_unavailable",
+                vec![],
+            ),
         ];
         for (i, (door, results, code, fields)) in cases.into_iter().enumerate() {
             let e = outcome(door, answer(results)).expect_err("refused");

@@ -93,7 +93,10 @@ pub fn to_event(
     let name = category.and_then(|c| event_name(c, &message, &mut errors));
     let session = session_id(&message, shared, &mut errors);
     let (session_id, session_origin) = session.unzip();
-    let event_id = message.get("messageId").and_then(text).map(|id| event_id(client, &id));
+    let event_id = message
+        .get("messageId")
+        .and_then(text)
+        .map(|id| event_id(client, &id));
     if !errors.is_empty() {
         return Err(Unmappable {
             errors,
@@ -331,16 +334,26 @@ mod tests {
     }
 
     fn origins(message: Value) -> Origins {
-        to_event(object(message), None, &Shared::default(), CLIENT, received())
-            .expect("mappable")
-            .origins
+        to_event(
+            object(message),
+            None,
+            &Shared::default(),
+            CLIENT,
+            received(),
+        )
+        .expect("mappable")
+        .origins
     }
 
     #[test]
     fn what_the_model_says_of_the_event_names_the_fields_of_the_message() {
-        let track = origins(json!({"type": "track", "event": "E", "userId": "u", "originalTimestamp": 1}));
-        let page = origins(json!({"type": "page", "name": "Home", "anonymousId": "a", "context": {"sessionId": "s"}}));
-        let identify = origins(json!({"type": "identify", "anonymousId": "a", "userId": "u", "timestamp": 1}));
+        let track =
+            origins(json!({"type": "track", "event": "E", "userId": "u", "originalTimestamp": 1}));
+        let page = origins(
+            json!({"type": "page", "name": "Home", "anonymousId": "a", "context": {"sessionId": "s"}}),
+        );
+        let identify =
+            origins(json!({"type": "identify", "anonymousId": "a", "userId": "u", "timestamp": 1}));
         let cases = [
             (track, "/name", "/event"),
             (track, "/session_id", "/userId"),
@@ -370,17 +383,47 @@ mod tests {
     fn each_type_maps_to_its_category_and_name() {
         let id = "9b2f1c4e-6a1d-4f0e-8d3c-2b7a5e9f0c11";
         let cases = [
-            (json!({"type": "track", "event": "Order Completed"}), None, "track", "Order Completed"),
-            (json!({"event": "Signed Up"}), Some("track"), "track", "Signed Up"),
-            (json!({"type": "page", "name": "Home"}), None, "page", "Home"),
+            (
+                json!({"type": "track", "event": "Order Completed"}),
+                None,
+                "track",
+                "Order Completed",
+            ),
+            (
+                json!({"event": "Signed Up"}),
+                Some("track"),
+                "track",
+                "Signed Up",
+            ),
+            (
+                json!({"type": "page", "name": "Home"}),
+                None,
+                "page",
+                "Home",
+            ),
             (json!({"type": "page"}), None, "page", "page"),
             (json!({"type": "page", "name": ""}), None, "page", "page"),
             (json!({"name": "Login"}), Some("screen"), "screen", "Login"),
             (json!({"type": "screen"}), None, "screen", "screen"),
-            (json!({"type": "identify", "traits": {"a": 1}}), None, "identify", "identify"),
+            (
+                json!({"type": "identify", "traits": {"a": 1}}),
+                None,
+                "identify",
+                "identify",
+            ),
             (json!({"groupId": "g1"}), Some("group"), "group", "group"),
-            (json!({"type": "alias", "previousId": "p"}), None, "alias", "alias"),
-            (json!({"type": "identify"}), Some("identify"), "identify", "identify"),
+            (
+                json!({"type": "alias", "previousId": "p"}),
+                None,
+                "alias",
+                "alias",
+            ),
+            (
+                json!({"type": "identify"}),
+                Some("identify"),
+                "identify",
+                "identify",
+            ),
         ];
         for (i, (mut message, implied, category, name)) in cases.into_iter().enumerate() {
             message["userId"] = json!("u1");
@@ -402,14 +445,42 @@ mod tests {
             ..Shared::default()
         };
         let cases = [
-            (json!({"anonymousId": "a", "userId": "u", "context": {"sessionId": "s"}}), Shared::default(), "s"),
-            (json!({"anonymousId": "a", "context": {"sessionId": 1234}}), Shared::default(), "1234"),
-            (json!({"anonymousId": "a", "userId": "u"}), Shared::default(), "a"),
-            (json!({"anonymousId": "", "userId": "u"}), Shared::default(), "u"),
+            (
+                json!({"anonymousId": "a", "userId": "u", "context": {"sessionId": "s"}}),
+                Shared::default(),
+                "s",
+            ),
+            (
+                json!({"anonymousId": "a", "context": {"sessionId": 1234}}),
+                Shared::default(),
+                "1234",
+            ),
+            (
+                json!({"anonymousId": "a", "userId": "u"}),
+                Shared::default(),
+                "a",
+            ),
+            (
+                json!({"anonymousId": "", "userId": "u"}),
+                Shared::default(),
+                "u",
+            ),
             (json!({"userId": 42}), Shared::default(), "42"),
-            (json!({"anonymousId": null, "userId": "u", "context": {}}), Shared::default(), "u"),
-            (json!({"anonymousId": "a"}), batch_context.clone(), "from-batch"),
-            (json!({"anonymousId": "a", "context": {"sessionId": "own"}}), batch_context, "own"),
+            (
+                json!({"anonymousId": null, "userId": "u", "context": {}}),
+                Shared::default(),
+                "u",
+            ),
+            (
+                json!({"anonymousId": "a"}),
+                batch_context.clone(),
+                "from-batch",
+            ),
+            (
+                json!({"anonymousId": "a", "context": {"sessionId": "own"}}),
+                batch_context,
+                "own",
+            ),
         ];
         for (i, (mut message, shared, want)) in cases.into_iter().enumerate() {
             message["type"] = json!("identify");
@@ -421,23 +492,72 @@ mod tests {
     #[test]
     fn messages_that_cannot_be_events_say_which_field_and_rule() {
         let cases = [
-            (json!({"type": "track", "event": "E"}), None, vec![("/anonymousId", "required")]),
-            (json!({"type": "track", "event": "E", "userId": "", "anonymousId": false}), None, vec![("/anonymousId", "required")]),
-            (json!({"type": "track", "userId": "u"}), None, vec![("/event", "required")]),
-            (json!({"type": "track", "event": "", "userId": "u"}), None, vec![("/event", "required")]),
-            (json!({"type": "track", "event": 5, "userId": "u"}), None, vec![("/event", "wrong_type")]),
-            (json!({"type": "page", "name": ["x"], "userId": "u"}), None, vec![("/name", "wrong_type")]),
+            (
+                json!({"type": "track", "event": "E"}),
+                None,
+                vec![("/anonymousId", "required")],
+            ),
+            (
+                json!({"type": "track", "event": "E", "userId": "", "anonymousId": false}),
+                None,
+                vec![("/anonymousId", "required")],
+            ),
+            (
+                json!({"type": "track", "userId": "u"}),
+                None,
+                vec![("/event", "required")],
+            ),
+            (
+                json!({"type": "track", "event": "", "userId": "u"}),
+                None,
+                vec![("/event", "required")],
+            ),
+            (
+                json!({"type": "track", "event": 5, "userId": "u"}),
+                None,
+                vec![("/event", "wrong_type")],
+            ),
+            (
+                json!({"type": "page", "name": ["x"], "userId": "u"}),
+                None,
+                vec![("/name", "wrong_type")],
+            ),
             (json!({"userId": "u"}), None, vec![("/type", "required")]),
-            (json!({"type": "capture", "userId": "u"}), None, vec![("/type", "unknown_type")]),
-            (json!({"type": 1, "userId": "u"}), None, vec![("/type", "wrong_type")]),
-            (json!({"type": "page", "userId": "u"}), Some("track"), vec![("/type", "wrong_route")]),
-            (json!({"type": "track"}), None, vec![("/event", "required"), ("/anonymousId", "required")]),
+            (
+                json!({"type": "capture", "userId": "u"}),
+                None,
+                vec![("/type", "unknown_type")],
+            ),
+            (
+                json!({"type": 1, "userId": "u"}),
+                None,
+                vec![("/type", "wrong_type")],
+            ),
+            (
+                json!({"type": "page", "userId": "u"}),
+                Some("track"),
+                vec![("/type", "wrong_route")],
+            ),
+            (
+                json!({"type": "track"}),
+                None,
+                vec![("/event", "required"), ("/anonymousId", "required")],
+            ),
         ];
         for (i, (message, implied, want)) in cases.into_iter().enumerate() {
-            let e = to_event(object(message), implied, &Shared::default(), CLIENT, received())
-                .expect_err("unmappable");
-            let got: Vec<(&str, &str)> =
-                e.errors.iter().map(|f| (f.field.as_str(), f.code)).collect();
+            let e = to_event(
+                object(message),
+                implied,
+                &Shared::default(),
+                CLIENT,
+                received(),
+            )
+            .expect_err("unmappable");
+            let got: Vec<(&str, &str)> = e
+                .errors
+                .iter()
+                .map(|f| (f.field.as_str(), f.code))
+                .collect();
             assert_eq!(got, want, "case {i}");
         }
     }
@@ -466,9 +586,17 @@ mod tests {
         assert_eq!(a.get_version_num(), 5);
         assert_ne!(a, event_id("fedcba9876543210", "ajs-next-1700000000-abc"));
         assert_ne!(a, event_id(CLIENT, "ajs-next-1700000000-abd"));
-        let without = map(json!({"type": "identify", "userId": "u"}), None, &Shared::default());
+        let without = map(
+            json!({"type": "identify", "userId": "u"}),
+            None,
+            &Shared::default(),
+        );
         assert_eq!(without.get("event_id"), None, "the model draws one");
-        let numeric = map(json!({"type": "identify", "userId": "u", "messageId": 17}), None, &Shared::default());
+        let numeric = map(
+            json!({"type": "identify", "userId": "u", "messageId": 17}),
+            None,
+            &Shared::default(),
+        );
         assert_eq!(numeric["event_id"], event_id(CLIENT, "17").to_string());
     }
 
@@ -482,20 +610,59 @@ mod tests {
         let t2 = "2026-11-30T23:58:00Z";
         let own = "2026-12-01T00:00:05Z";
         let cases = [
-            (json!({"timestamp": t1, "originalTimestamp": t2, "sentAt": own}), Shared::default(), json!(t1), json!(own)),
-            (json!({"timestamp": t1}), batch.clone(), json!(t1), json!("2026-12-01T00:00:09Z")),
-            (json!({"timestamp": t1, "sentAt": own}), batch.clone(), json!(t1), json!(own)),
-            (json!({"originalTimestamp": t2}), batch.clone(), json!(t2), json!("2026-12-01T00:00:09Z")),
-            (json!({"timestamp": null, "originalTimestamp": t2}), Shared::default(), json!(t2), Value::Null),
-            (json!({"timestamp": 1764547200}), Shared::default(), json!(1764547200), Value::Null),
-            (json!({"sentAt": own}), batch, json!(received().to_rfc3339()), Value::Null),
+            (
+                json!({"timestamp": t1, "originalTimestamp": t2, "sentAt": own}),
+                Shared::default(),
+                json!(t1),
+                json!(own),
+            ),
+            (
+                json!({"timestamp": t1}),
+                batch.clone(),
+                json!(t1),
+                json!("2026-12-01T00:00:09Z"),
+            ),
+            (
+                json!({"timestamp": t1, "sentAt": own}),
+                batch.clone(),
+                json!(t1),
+                json!(own),
+            ),
+            (
+                json!({"originalTimestamp": t2}),
+                batch.clone(),
+                json!(t2),
+                json!("2026-12-01T00:00:09Z"),
+            ),
+            (
+                json!({"timestamp": null, "originalTimestamp": t2}),
+                Shared::default(),
+                json!(t2),
+                Value::Null,
+            ),
+            (
+                json!({"timestamp": 1764547200}),
+                Shared::default(),
+                json!(1764547200),
+                Value::Null,
+            ),
+            (
+                json!({"sentAt": own}),
+                batch,
+                json!(received().to_rfc3339()),
+                Value::Null,
+            ),
         ];
         for (i, (mut message, shared, timestamp, sent_at)) in cases.into_iter().enumerate() {
             message["type"] = json!("identify");
             message["userId"] = json!("u");
             let event = map(message, None, &shared);
             assert_eq!(event["timestamp"], timestamp, "case {i}");
-            assert_eq!(event.get("sent_at").cloned().unwrap_or(Value::Null), sent_at, "case {i}");
+            assert_eq!(
+                event.get("sent_at").cloned().unwrap_or(Value::Null),
+                sent_at,
+                "case {i}"
+            );
         }
     }
 
@@ -503,7 +670,9 @@ mod tests {
     fn data_is_the_message_without_its_envelope_under_the_batch_context() {
         let shared = Shared {
             sent_at: None,
-            context: Some(object(json!({"library": {"name": "analytics-python"}, "ip": "10.0.0.1"}))),
+            context: Some(object(
+                json!({"library": {"name": "analytics-python"}, "ip": "10.0.0.1"}),
+            )),
             integrations: Some(object(json!({"All": true}))),
         };
         let message = json!({

@@ -71,7 +71,8 @@ pub fn split(body: &[u8], door: Door) -> Result<Split<'_>, SegmentError> {
             shared: Shared::default(),
         });
     }
-    let batch: Batch<'_> = serde_json::from_str(value.get()).map_err(|_| SegmentError::NotABatch)?;
+    let batch: Batch<'_> =
+        serde_json::from_str(value.get()).map_err(|_| SegmentError::NotABatch)?;
     let messages = batch.batch.ok_or(SegmentError::NotABatch)?;
     if messages.is_empty() {
         return Err(SegmentError::EmptyBatch);
@@ -113,16 +114,27 @@ mod tests {
 
     #[test]
     fn bodies_split_into_messages_by_their_route() {
-        let batch = br#"{"batch": [{"type": "track"}, {"type": "page"}], "sentAt": "2026-12-01T00:00:00Z",
+        let batch =
+            br#"{"batch": [{"type": "track"}, {"type": "page"}], "sentAt": "2026-12-01T00:00:00Z",
             "context": {"ip": "1.2.3.4"}, "integrations": {"All": false}, "writeKey": "k"}"#;
         let s = split(batch, Door::Batch).expect("a batch");
         let texts: Vec<&str> = s.messages.iter().map(|m| m.get()).collect();
         assert_eq!(texts, [r#"{"type": "track"}"#, r#"{"type": "page"}"#]);
         assert_eq!(s.shared.sent_at, Some(json!("2026-12-01T00:00:00Z")));
-        assert_eq!(s.shared.context.map(Value::Object), Some(json!({"ip": "1.2.3.4"})));
-        assert_eq!(s.shared.integrations.map(Value::Object), Some(json!({"All": false})));
+        assert_eq!(
+            s.shared.context.map(Value::Object),
+            Some(json!({"ip": "1.2.3.4"}))
+        );
+        assert_eq!(
+            s.shared.integrations.map(Value::Object),
+            Some(json!({"All": false}))
+        );
 
-        let odd = split(br#"{"batch": [{}], "context": "x", "sentAt": null}"#, Door::Batch).expect("a batch");
+        let odd = split(
+            br#"{"batch": [{}], "context": "x", "sentAt": null}"#,
+            Door::Batch,
+        )
+        .expect("a batch");
         assert_eq!(odd.shared, Shared::default());
 
         let one = br#" {"event": "E", "batch": 1} "#;
@@ -157,14 +169,22 @@ mod tests {
     fn the_write_key_is_read_from_the_top_of_the_body() {
         let cases: [(&[u8], Option<&str>); 6] = [
             (br#"{"batch": [], "writeKey": "eye_a.b"}"#, Some("eye_a.b")),
-            (br#"{"event": "E", "writeKey": "k", "properties": {"writeKey": "no"}}"#, Some("k")),
+            (
+                br#"{"event": "E", "writeKey": "k", "properties": {"writeKey": "no"}}"#,
+                Some("k"),
+            ),
             (br#"{"properties": {"writeKey": "nested"}}"#, None),
             (br#"{"writeKey": 5}"#, None),
             (br#"[{"writeKey": "k"}]"#, None),
             (b"not json", None),
         ];
         for (body, want) in cases {
-            assert_eq!(write_key(body).as_deref(), want, "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                write_key(body).as_deref(),
+                want,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

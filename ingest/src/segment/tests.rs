@@ -92,7 +92,12 @@ async fn run_with(
         Ok(res) => (res.status().as_u16(), String::new(), Vec::new()),
         Err(e) => {
             let h = HttpError::from(e);
-            let details = h.body.details.iter().map(|d| format!("{} {}", d.field, d.code)).collect();
+            let details = h
+                .body
+                .details
+                .iter()
+                .map(|d| format!("{} {}", d.field, d.code))
+                .collect();
             (h.status.as_u16(), h.body.code.to_owned(), details)
         }
     };
@@ -106,7 +111,14 @@ async fn run_with(
 }
 
 async fn run(caller: &TestCaller, door: Door, body: Value) -> Outcome {
-    run_with(MemorySink::new(), SegmentLimits::default(), caller, door, &body).await
+    run_with(
+        MemorySink::new(),
+        SegmentLimits::default(),
+        caller,
+        door,
+        &body,
+    )
+    .await
 }
 
 fn track(event: &str, message_id: &str) -> Value {
@@ -132,42 +144,112 @@ async fn a_batch_stores_the_valid_messages_and_quarantines_the_rest() {
     assert_eq!(names, [&json!("Product Viewed"), &json!("identify")]);
     assert_eq!(o.events[0]["category"], "track");
     assert_eq!(o.events[0]["session_id"], "a1");
-    assert_eq!(o.events[0]["event_id"], message::event_id("c1", "m1").to_string());
+    assert_eq!(
+        o.events[0]["event_id"],
+        message::event_id("c1", "m1").to_string()
+    );
     assert_eq!(o.events[0]["data"]["properties"]["price"], 9.5);
     assert_eq!(o.quarantined.len(), 1);
     let q = &o.quarantined[0];
     assert_eq!(q["source"], "ingest/segment");
-    assert!(q["raw"].as_str().unwrap_or_default().contains("\"Home\""), "{q}");
+    assert!(
+        q["raw"].as_str().unwrap_or_default().contains("\"Home\""),
+        "{q}"
+    );
     assert_eq!(q["reasons"][0]["field"], "/anonymousId");
     let all = serde_json::to_string(&(&o.events, &o.quarantined)).expect("JSON");
-    assert!(!all.contains("eye_never.stored"), "the write key is never stored");
+    assert!(
+        !all.contains("eye_never.stored"),
+        "the write key is never stored"
+    );
 }
 
 #[tokio::test]
 async fn requests_nothing_of_which_can_succeed_are_400_and_say_why() {
-    type Case = (&'static str, Door, Value, u16, &'static str, Vec<&'static str>, usize);
+    type Case = (
+        &'static str,
+        Door,
+        Value,
+        u16,
+        &'static str,
+        Vec<&'static str>,
+        usize,
+    );
     // (case, door, body, status, code, details, quarantined)
     let cases: Vec<Case> = vec![
-        ("every message invalid", Door::Batch,
-         json!({"batch": [{"type": "track", "userId": "u"}, {"type": "bogus", "userId": "u"}]}),
-         400, "invalid_messages", vec!["/batch/0/event required", "/batch/1/type unknown_type"], 2),
-        ("a single message invalid", Door::Track, json!({"event": "E"}),
-         400, "invalid_messages", vec!["/anonymousId required"], 1),
-        ("a bad time names the message's field", Door::Identify,
-         json!({"userId": "u", "originalTimestamp": "yesterday"}),
-         400, "invalid_messages", vec!["/originalTimestamp invalid_timestamp"], 1),
-        ("not a batch", Door::Batch, json!({"messages": []}), 400, "not_a_batch", vec![], 1),
-        ("an empty batch", Door::Batch, json!({"batch": []}), 400, "empty_batch", vec![], 1),
-        ("not an object", Door::Page, json!([1]), 400, "not_an_object", vec![], 1),
-        ("more messages than a request may hold", Door::Batch,
-         json!({"batch": [track("E", "1"), track("E", "2"), track("E", "3"), track("E", "4"), track("E", "5")]}),
-         413, "too_many_events", vec![], 0),
+        (
+            "every message invalid",
+            Door::Batch,
+            json!({"batch": [{"type": "track", "userId": "u"}, {"type": "bogus", "userId": "u"}]}),
+            400,
+            "invalid_messages",
+            vec!["/batch/0/event required", "/batch/1/type unknown_type"],
+            2,
+        ),
+        (
+            "a single message invalid",
+            Door::Track,
+            json!({"event": "E"}),
+            400,
+            "invalid_messages",
+            vec!["/anonymousId required"],
+            1,
+        ),
+        (
+            "a bad time names the message's field",
+            Door::Identify,
+            json!({"userId": "u", "originalTimestamp": "yesterday"}),
+            400,
+            "invalid_messages",
+            vec!["/originalTimestamp invalid_timestamp"],
+            1,
+        ),
+        (
+            "not a batch",
+            Door::Batch,
+            json!({"messages": []}),
+            400,
+            "not_a_batch",
+            vec![],
+            1,
+        ),
+        (
+            "an empty batch",
+            Door::Batch,
+            json!({"batch": []}),
+            400,
+            "empty_batch",
+            vec![],
+            1,
+        ),
+        (
+            "not an object",
+            Door::Page,
+            json!([1]),
+            400,
+            "not_an_object",
+            vec![],
+            1,
+        ),
+        (
+            "more messages than a request may hold",
+            Door::Batch,
+            json!({"batch": [track("E", "1"), track("E", "2"), track("E", "3"), track("E", "4"), track("E", "5")]}),
+            413,
+            "too_many_events",
+            vec![],
+            0,
+        ),
     ];
     for (case, door, body, status, code, details, quarantined) in cases {
         let o = run(&ACCEPT, door, body).await;
         assert_eq!((o.status, o.code.as_str()), (status, code), "{case}");
         assert_eq!(o.details, details, "{case}");
-        assert_eq!((o.events.len(), o.quarantined.len()), (0, quarantined), "{case}");
+        assert_eq!(
+            (o.events.len(), o.quarantined.len()),
+            (0, quarantined),
+            "{case}"
+        );
     }
 }
 
@@ -175,7 +257,14 @@ async fn requests_nothing_of_which_can_succeed_are_400_and_say_why() {
 async fn malformed_json_is_refused_and_quarantined_whole() {
     let state = state(MemorySink::new(), SegmentLimits::default());
     let mut held = state.budget.open("c1");
-    let result = accept(&state, &ACCEPT, Door::Batch, b"{\"batch\": [{},]}", &mut held).await;
+    let result = accept(
+        &state,
+        &ACCEPT,
+        Door::Batch,
+        b"{\"batch\": [{},]}",
+        &mut held,
+    )
+    .await;
     let h = HttpError::from(result.expect_err("refused"));
     assert_eq!((h.status.as_u16(), h.body.code), (400, "malformed_json"));
     assert!(h.body.message.contains("line 1"), "{}", h.body.message);
@@ -194,20 +283,62 @@ async fn each_client_decides_what_becomes_of_types_without_a_schema() {
     };
     type Case = (&'static str, TestCaller, Value, u16, usize, usize);
     let cases: Vec<Case> = vec![
-        ("the client accepts", TestCaller(Some(UnknownTypePolicy::Accept)), schemaless(), 200, 1, 0),
-        ("the client rejects", TestCaller(Some(UnknownTypePolicy::Reject)), schemaless(), 400, 0, 1),
-        ("no policy of its own: the service's (reject)", TestCaller(None), schemaless(), 400, 0, 1),
-        ("a planned event is checked whatever the policy", TestCaller(Some(UnknownTypePolicy::Reject)),
-         json!({"batch": [planned(json!("o-1"))]}), 200, 1, 0),
-        ("a violation of the plan is quarantined", TestCaller(Some(UnknownTypePolicy::Accept)),
-         json!({"batch": [planned(json!(17))]}), 400, 0, 1),
+        (
+            "the client accepts",
+            TestCaller(Some(UnknownTypePolicy::Accept)),
+            schemaless(),
+            200,
+            1,
+            0,
+        ),
+        (
+            "the client rejects",
+            TestCaller(Some(UnknownTypePolicy::Reject)),
+            schemaless(),
+            400,
+            0,
+            1,
+        ),
+        (
+            "no policy of its own: the service's (reject)",
+            TestCaller(None),
+            schemaless(),
+            400,
+            0,
+            1,
+        ),
+        (
+            "a planned event is checked whatever the policy",
+            TestCaller(Some(UnknownTypePolicy::Reject)),
+            json!({"batch": [planned(json!("o-1"))]}),
+            200,
+            1,
+            0,
+        ),
+        (
+            "a violation of the plan is quarantined",
+            TestCaller(Some(UnknownTypePolicy::Accept)),
+            json!({"batch": [planned(json!(17))]}),
+            400,
+            0,
+            1,
+        ),
     ];
     for (case, caller, body, status, events, quarantined) in cases {
         let o = run(&caller, Door::Batch, body).await;
         assert_eq!(o.status, status, "{case}: {o:?}");
-        assert_eq!((o.events.len(), o.quarantined.len()), (events, quarantined), "{case}");
+        assert_eq!(
+            (o.events.len(), o.quarantined.len()),
+            (events, quarantined),
+            "{case}"
+        );
     }
-    let o = run(&TestCaller(Some(UnknownTypePolicy::Accept)), Door::Batch, json!({"batch": [planned(json!(17))]})).await;
+    let o = run(
+        &TestCaller(Some(UnknownTypePolicy::Accept)),
+        Door::Batch,
+        json!({"batch": [planned(json!(17))]}),
+    )
+    .await;
     assert_eq!(o.details, ["/batch/0/properties/order_id schema_type"]);
 }
 
@@ -247,7 +378,9 @@ async fn a_request_the_broker_took_only_part_of_is_503_to_be_sent_again() {
     let o = run_with(sink, SegmentLimits::default(), &ACCEPT, Door::Batch, &body).await;
     assert_eq!((o.status, o.code.as_str()), (503, "broker_unavailable"));
     assert_eq!(o.events.len(), 1, "the other message was stored");
-    let h = HttpError::from(IngestError::Segment(SegmentError::PartlyStored { failed: 1 }));
+    let h = HttpError::from(IngestError::Segment(SegmentError::PartlyStored {
+        failed: 1,
+    }));
     assert!(h.retry_after_secs.is_some(), "a 503 says when to retry");
 }
 
@@ -256,7 +389,10 @@ fn write_keys_are_taken_out_of_what_is_quarantined() {
     let cases = [
         (r#"{"writeKey":"k","event":"E"}"#, r#"{"event":"E"}"#),
         (r#"{"event": "E"}"#, r#"{"event": "E"}"#),
-        (r#"{"properties":{"writeKey":"x"}}"#, r#"{"properties":{"writeKey":"x"}}"#),
+        (
+            r#"{"properties":{"writeKey":"x"}}"#,
+            r#"{"properties":{"writeKey":"x"}}"#,
+        ),
         ("{not json writeKey", "{not json writeKey"),
     ];
     for (text, want) in cases {

@@ -801,10 +801,7 @@ mod django_conventions {
         F: Filter<Extract = (R,), Error = warp::Rejection> + 'static,
         R: Reply + Send + 'static,
     {
-        let mut req = warp::test::request()
-            .method("POST")
-            .path(path)
-            .body(body.to_owned());
+        let mut req = warp::test::request().method("POST").path(path).body(body);
         if let Some(a) = authorization {
             req = req.header("authorization", a);
         }

@@ -27,7 +27,8 @@ pub async fn accept<S: EventSink>(
     let parsed = {
         let schemas = state.schemas.current();
         one_object(body).and_then(|()| {
-            parse_batch(body, received_at, state.rules(&schemas, &caller)).map_err(BodyRefusal::Request)
+            parse_batch(body, received_at, state.rules(&schemas, &caller))
+                .map_err(BodyRefusal::Request)
         })
     };
     let items = match parsed {

@@ -380,7 +380,15 @@ pub async fn add_event<S: EventSink>(mut w: Write<S>) -> Result<Response, Ingest
         let client = caller.client_id().to_owned();
         items
             .into_iter()
-            .map(|i| item(&client, &session, i, received_at, state.rules(&schemas, &caller)))
+            .map(|i| {
+                item(
+                    &client,
+                    &session,
+                    i,
+                    received_at,
+                    state.rules(&schemas, &caller),
+                )
+            })
             .collect()
     };
     let answer =

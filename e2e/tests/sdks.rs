@@ -248,7 +248,7 @@ impl Run {
         let (anon, user) = (&self.anonymous_id, &self.user_id);
         vec![
             json!({"type": "track", "anonymousId": anon, "userId": user, "event": "Order Completed",
-                   "properties": {"run": anon, "order_id": "o-1", "total": 12.5, "items": ["a", "b"]}}),
+                   "properties": {"run": anon, "order_id": "o-1", "revenue": 12.5, "items": ["a", "b"]}}),
             json!({"type": "identify", "anonymousId": anon, "userId": user,
                    "traits": {"run": anon, "email": "ada@example.com", "plan": "pro"}}),
             json!({"type": "page", "anonymousId": anon, "name": "Pricing",

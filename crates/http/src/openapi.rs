@@ -221,8 +221,10 @@ mod tests {
             // Segment's routes take what Segment's SDKs send: the write key (a client's API
             // key) by Basic, as a bearer key, or as `writeKey` in the body; not a token.
             if path.starts_with("/v1/")
-                && ["batch", "track", "identify", "page", "screen", "group", "alias"]
-                    .contains(&path.trim_start_matches("/v1/"))
+                && [
+                    "batch", "track", "identify", "page", "screen", "group", "alias",
+                ]
+                .contains(&path.trim_start_matches("/v1/"))
             {
                 assert_eq!(
                     op["security"],

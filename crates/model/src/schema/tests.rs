@@ -68,10 +68,12 @@ fn loads_every_shipped_type() {
             ("machine", "memory_used"),
             ("page_interaction", "cta_click"),
             ("page_interaction", "page_view"),
+            // A Segment tracking-plan example; a name may hold spaces.
+            ("track", "Order Completed"),
         ]
         .map(|(c, n)| (c.to_owned(), n.to_owned()))
     );
-    assert_eq!(registry.len(), 5);
+    assert_eq!(registry.len(), 6);
     assert!(!registry.is_empty());
 }
 

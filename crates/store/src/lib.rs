@@ -10,7 +10,9 @@ pub mod sql;
 pub mod statement;
 mod store;
 
-pub use filters::{AggregateFilter, EventFilter, OwnerKind, OwnerSessionsFilter, RejectedFilter};
+pub use filters::{
+    AggregateFilter, EventFilter, OwnerKind, OwnerSessionsFilter, RefusedTimeFilter, RejectedFilter,
+};
 pub use rows::{
     BucketRow, CategoryRow, EventCounts, EventKey, EventRow, OwnerSessionRow, RejectedRow,
     SessionMeta, SessionRow, SessionStats, StoredCopy,

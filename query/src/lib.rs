@@ -1,10 +1,16 @@
 //! The query service: answers questions about stored events from ClickHouse.
 
 mod aggregate;
+mod body;
+mod collector;
 pub mod config;
 mod error;
+mod measurements;
 mod params;
+mod rest_events;
 mod routes;
+mod time_bound;
+mod tracker;
 mod view;
 
 use config::QueryConfig;

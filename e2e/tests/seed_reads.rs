@@ -22,7 +22,10 @@ async fn answer(req: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
     let res = req.send().await?;
     let status = res.status().as_u16();
     let text = res.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }
 
 async fn query_get(stack: &Stack, path: &str) -> anyhow::Result<(u16, Value)> {
@@ -72,7 +75,10 @@ fn error_field(body: &Value) -> (String, String) {
 
 /// A clients file of one client per scope set, for a second query service on the same
 /// database; their API keys in the order given.
-fn scoped_clients(id: &str, sets: &[Vec<Scope>]) -> anyhow::Result<(eye_auth::config::AuthConfig, Vec<String>)> {
+fn scoped_clients(
+    id: &str,
+    sets: &[Vec<Scope>],
+) -> anyhow::Result<(eye_auth::config::AuthConfig, Vec<String>)> {
     let dir = std::env::temp_dir().join(format!("eye-e2e-{id}"));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("clients.toml");
@@ -95,7 +101,10 @@ async fn tracker_sessions_and_machines_read_as_the_tracker_answers() -> anyhow::
     let stack = stack("tracker_reads").await?;
     let id = unique("t");
     let machine = format!("2343-asdf-fads-{id}");
-    let (s1, s2) = (format!("y25v9-jbyr-kyigb-{id}"), format!("32342-234s-42343-{id}"));
+    let (s1, s2) = (
+        format!("y25v9-jbyr-kyigb-{id}"),
+        format!("32342-234s-42343-{id}"),
+    );
     // The seed's two sessions, as the tracker's writes store them.
     for (session, start, end) in [
         (&s1, "2023-02-02 16:22:15", "2023-02-02 16:22:15"),
@@ -123,16 +132,28 @@ async fn tracker_sessions_and_machines_read_as_the_tracker_answers() -> anyhow::
             event(&s1, "2023-02-09 01:08:55", "exe", info()),
             event(&s1, "2023-02-02 16:22:15", "applicationStarted", info()),
             // An eventType that is no valid name: stored as its slug, kept as sent.
-            event(&s1, "2023-02-09 01:05:23", "data_feed_", json!({"_eventType": "data feed!", "info": "someInfo"})),
-            event(&s2, "2016-01-01 11:20:05.123", "eventType", json!({"info": "some info"})),
+            event(
+                &s1,
+                "2023-02-09 01:05:23",
+                "data_feed_",
+                json!({"_eventType": "data feed!", "info": "someInfo"})
+            ),
+            event(
+                &s2,
+                "2016-01-01 11:20:05.123",
+                "eventType",
+                json!({"info": "some info"})
+            ),
         ]),
     )
     .await?;
 
     let get_session = || query_post(&stack, "/get_session", &json!({"sessionId": s1}));
-    let body = until("the session with its events", || get_session(), |status, b| {
-        status == 200 && len(&b["events"]) == 3
-    })
+    let body = until(
+        "the session with its events",
+        || get_session(),
+        |status, b| status == 200 && len(&b["events"]) == 3,
+    )
     .await?;
     assert_eq!(
         body,
@@ -151,7 +172,12 @@ async fn tracker_sessions_and_machines_read_as_the_tracker_answers() -> anyhow::
         })
     );
 
-    let (status, body) = query_post(&stack, "/get_machine_events", &json!({"machineId": machine})).await?;
+    let (status, body) = query_post(
+        &stack,
+        "/get_machine_events",
+        &json!({"machineId": machine}),
+    )
+    .await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
@@ -175,27 +201,72 @@ async fn tracker_sessions_and_machines_read_as_the_tracker_answers() -> anyhow::
                 "started_at": 1675354935.5}),
     )
     .await?;
-    let body = until("the open session", || query_post(&stack, "/get_session", &json!({"sessionId": open})), |s, _| s == 200).await?;
+    let body = until(
+        "the open session",
+        || query_post(&stack, "/get_session", &json!({"sessionId": open})),
+        |s, _| s == 200,
+    )
+    .await?;
     assert_eq!(
-        (&body["endAt"], &body["events"], &body["orgId"], &body["startAt"]),
-        (&Value::Null, &json!([]), &json!("org-7"), &json!("2023-02-02 16:22:15.500000"))
+        (
+            &body["endAt"],
+            &body["events"],
+            &body["orgId"],
+            &body["startAt"]
+        ),
+        (
+            &Value::Null,
+            &json!([]),
+            &json!("org-7"),
+            &json!("2023-02-02 16:22:15.500000")
+        )
     );
 
     // The seed's own request examples, as written: nothing stored under those ids.
-    let (status, body) = query_post(&stack, "/get_session", &json!({"sessionId": "y25v9-jbyr-kyigb"})).await?;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("session_not_found")));
-    let (status, body) = query_post(&stack, "/get_machine_events", &json!({"machineId": "2343-asdf-fads"})).await?;
-    assert_eq!((status, body), (200, json!({"events": [], "machineId": "2343-asdf-fads"})));
+    let (status, body) = query_post(
+        &stack,
+        "/get_session",
+        &json!({"sessionId": "y25v9-jbyr-kyigb"}),
+    )
+    .await?;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("session_not_found"))
+    );
+    let (status, body) = query_post(
+        &stack,
+        "/get_machine_events",
+        &json!({"machineId": "2343-asdf-fads"}),
+    )
+    .await?;
+    assert_eq!(
+        (status, body),
+        (200, json!({"events": [], "machineId": "2343-asdf-fads"}))
+    );
 
     // Questions that can never be answered name their field.
     for (path, body, field, code) in [
         ("/get_session", json!({}), "sessionId", "required"),
-        ("/get_session", json!({"sessionId": ""}), "sessionId", "empty"),
-        ("/get_machine_events", json!({"machineId": {"id": 1}}), "machineId", "wrong_type"),
+        (
+            "/get_session",
+            json!({"sessionId": ""}),
+            "sessionId",
+            "empty",
+        ),
+        (
+            "/get_machine_events",
+            json!({"machineId": {"id": 1}}),
+            "machineId",
+            "wrong_type",
+        ),
     ] {
         let (status, answer) = query_post(&stack, path, &body).await?;
         assert_eq!(status, 400, "{path} {body}: {answer}");
-        assert_eq!(error_field(&answer), (field.to_owned(), code.to_owned()), "{path} {body}");
+        assert_eq!(
+            error_field(&answer),
+            (field.to_owned(), code.to_owned()),
+            "{path} {body}"
+        );
     }
     let (status, answer) = answer(
         stack
@@ -205,7 +276,11 @@ async fn tracker_sessions_and_machines_read_as_the_tracker_answers() -> anyhow::
             .body(r#"{"sessionId": "s",}"#),
     )
     .await?;
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("malformed_json")), "{answer}");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("malformed_json")),
+        "{answer}"
+    );
 
     // Unpaged answers are bounded: past the bound, a refusal, not a cut.
     let bounded = eye_query::Config {
@@ -216,11 +291,26 @@ async fn tracker_sessions_and_machines_read_as_the_tracker_answers() -> anyhow::
     };
     let small = start_query_config(bounded).await?;
     wait_ready(&[&small]).await?;
-    let (status, body) = answer(stack.http.post(small.url("/get_session")).json(&json!({"sessionId": s1}))).await?;
+    let (status, body) = answer(
+        stack
+            .http
+            .post(small.url("/get_session"))
+            .json(&json!({"sessionId": s1})),
+    )
+    .await?;
     assert_eq!(status, 200, "three events fit a bound of three: {body}");
-    let (status, body) = answer(stack.http.post(small.url("/get_machine_events")).json(&json!({"machineId": machine}))).await?;
+    let (status, body) = answer(
+        stack
+            .http
+            .post(small.url("/get_machine_events"))
+            .json(&json!({"machineId": machine})),
+    )
+    .await?;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(error_field(&body), ("machineId".to_owned(), "too_many_events".to_owned()));
+    assert_eq!(
+        error_field(&body),
+        ("machineId".to_owned(), "too_many_events".to_owned())
+    );
     small.stop().await?;
     stack.stop().await
 }
@@ -240,10 +330,12 @@ async fn rest_events_pages_filter_and_link_like_drf() -> anyhow::Result<()> {
         })
         .collect();
     for at in ["2022-02-01T10:00:00", "2022-02-02 00:00:00.000000"] {
-        events.push(json!({"event_id": uuid::Uuid::now_v7().to_string(), "session_id": b,
+        events.push(
+            json!({"event_id": uuid::Uuid::now_v7().to_string(), "session_id": b,
                            "category": "form_interaction", "name": "submit",
                            "data": {"host": "h", "path": "/", "form": {"first_name": "John"}},
-                           "timestamp": at}));
+                           "timestamp": at}),
+        );
     }
     ingest(&stack, "/v1/events", &Value::Array(events.clone())).await?;
     // A retry of the whole batch: still each event once.
@@ -251,13 +343,28 @@ async fn rest_events_pages_filter_and_link_like_drf() -> anyhow::Result<()> {
 
     let host = stack.query.addr.to_string();
     let url = |q: &str| format!("http://{host}/events{q}");
-    let page1 = until("13 events", || query_get(&stack, "/events"), |s, b| s == 200 && b["count"] == 13).await?;
+    let page1 = until(
+        "13 events",
+        || query_get(&stack, "/events"),
+        |s, b| s == 200 && b["count"] == 13,
+    )
+    .await?;
     let results = page1["results"].as_array().cloned().unwrap_or_default();
     assert_eq!(results.len(), 10);
-    assert_eq!((&page1["next"], &page1["previous"]), (&json!(url("?page=2")), &Value::Null));
+    assert_eq!(
+        (&page1["next"], &page1["previous"]),
+        (&json!(url("?page=2")), &Value::Null)
+    );
     // Newest first, each as sent.
     let mut newest = events.clone();
-    newest.sort_by_key(|e| std::cmp::Reverse(e["timestamp"].as_str().unwrap_or_default().replace('T', " ")));
+    newest.sort_by_key(|e| {
+        std::cmp::Reverse(
+            e["timestamp"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('T', " "),
+        )
+    });
     assert_eq!(results[0]["event_id"], newest[0]["event_id"]);
     assert_eq!(
         results[0],
@@ -272,36 +379,111 @@ async fn rest_events_pages_filter_and_link_like_drf() -> anyhow::Result<()> {
     let (status, page2) = query_get(&stack, "/events?page=2").await?;
     assert_eq!(status, 200);
     assert_eq!(len(&page2["results"]), 3);
-    assert_eq!((&page2["next"], &page2["previous"]), (&Value::Null, &json!(url(""))));
+    assert_eq!(
+        (&page2["next"], &page2["previous"]),
+        (&Value::Null, &json!(url("")))
+    );
     assert_eq!(page2["results"][2]["event_id"], newest[12]["event_id"]);
     let (status, past) = query_get(&stack, "/events?page=3").await?;
-    assert_eq!((status, past["error"]["code"].as_str(), past["error"]["message"].as_str()), (404, Some("invalid_page"), Some("Invalid page.")));
+    assert_eq!(
+        (
+            status,
+            past["error"]["code"].as_str(),
+            past["error"]["message"].as_str()
+        ),
+        (404, Some("invalid_page"), Some("Invalid page."))
+    );
 
     // (query, count, results on this page, next, previous)
     let cases: Vec<(String, u64, usize, Option<String>, Option<String>)> = vec![
         // Eleven: a second page of one, links keeping the filter.
-        (format!("?session_id={a}"), 11, 10, Some(url(&format!("?session_id={a}&page=2"))), None),
-        (format!("?session_id={a}&page=2"), 11, 1, None, Some(url(&format!("?session_id={a}")))),
+        (
+            format!("?session_id={a}"),
+            11,
+            10,
+            Some(url(&format!("?session_id={a}&page=2"))),
+            None,
+        ),
+        (
+            format!("?session_id={a}&page=2"),
+            11,
+            1,
+            None,
+            Some(url(&format!("?session_id={a}"))),
+        ),
         // Exactly ten: one page.
-        (format!("?session_id={a}&end_time=2022-01-01T00:09:00"), 10, 10, None, None),
+        (
+            format!("?session_id={a}&end_time=2022-01-01T00:09:00"),
+            10,
+            10,
+            None,
+            None,
+        ),
         ("?category=form_interaction".into(), 2, 2, None, None),
         // A date is its whole day; an instant is inclusive.
-        ("?start_time=2022-02-01&end_time=2022-02-01".into(), 1, 1, None, None),
-        ("?start_time=2022-02-01T10:00:00&end_time=2022-02-02 00:00:00.000000".into(), 2, 2, None, None),
-        ("?start_time=2022-01-01 00:10:00&end_time=2022-02-01".into(), 2, 2, None, None),
-        (format!("?session_id={b}&category=form_interaction&start_time=2022-02-02"), 1, 1, None, None),
-        (format!("?session_id={a}&category=form_interaction"), 0, 0, None, None),
+        (
+            "?start_time=2022-02-01&end_time=2022-02-01".into(),
+            1,
+            1,
+            None,
+            None,
+        ),
+        (
+            "?start_time=2022-02-01T10:00:00&end_time=2022-02-02 00:00:00.000000".into(),
+            2,
+            2,
+            None,
+            None,
+        ),
+        (
+            "?start_time=2022-01-01 00:10:00&end_time=2022-02-01".into(),
+            2,
+            2,
+            None,
+            None,
+        ),
+        (
+            format!("?session_id={b}&category=form_interaction&start_time=2022-02-02"),
+            1,
+            1,
+            None,
+            None,
+        ),
+        (
+            format!("?session_id={a}&category=form_interaction"),
+            0,
+            0,
+            None,
+            None,
+        ),
         // The seed's own examples, as written: nothing stored under those values.
         ("?session_id=abc123".into(), 0, 0, None, None),
         ("?category=name".into(), 0, 0, None, None),
-        ("?start_time=2022-01-01&end_time=2022-02-01".into(), 12, 10, Some(url("?start_time=2022-01-01&end_time=2022-02-01&page=2")), None),
-        ("?session_id=abc123&category=name&start_time=2022-01-01&end_time=2022-02-01".into(), 0, 0, None, None),
+        (
+            "?start_time=2022-01-01&end_time=2022-02-01".into(),
+            12,
+            10,
+            Some(url("?start_time=2022-01-01&end_time=2022-02-01&page=2")),
+            None,
+        ),
+        (
+            "?session_id=abc123&category=name&start_time=2022-01-01&end_time=2022-02-01".into(),
+            0,
+            0,
+            None,
+            None,
+        ),
     ];
     for (q, count, on_page, next, previous) in cases {
         let (status, body) = query_get(&stack, &format!("/events{q}")).await?;
         assert_eq!(status, 200, "{q}: {body}");
         assert_eq!(
-            (body["count"].as_u64(), len(&body["results"]), body["next"].as_str(), body["previous"].as_str()),
+            (
+                body["count"].as_u64(),
+                len(&body["results"]),
+                body["next"].as_str(),
+                body["previous"].as_str()
+            ),
             (Some(count), on_page, next.as_deref(), previous.as_deref()),
             "{q}"
         );
@@ -309,25 +491,56 @@ async fn rest_events_pages_filter_and_link_like_drf() -> anyhow::Result<()> {
 
     // The time range as a JSON body on the GET; the next page keeps it in its link.
     let with_body = |q: &str, body: Value| {
-        answer(stack.http.get(stack.query.url(&format!("/events{q}"))).json(&body))
+        answer(
+            stack
+                .http
+                .get(stack.query.url(&format!("/events{q}")))
+                .json(&body),
+        )
     };
-    let (status, body) = with_body("", json!({"start_time": "2022-01-01", "end_time": "2022-01-01"})).await?;
+    let (status, body) = with_body(
+        "",
+        json!({"start_time": "2022-01-01", "end_time": "2022-01-01"}),
+    )
+    .await?;
     assert_eq!((status, body["count"].as_u64()), (200, Some(11)), "{body}");
-    assert_eq!(body["next"], json!(url("?start_time=2022-01-01&end_time=2022-01-01&page=2")));
-    let (status, body) = with_body("?category=form_interaction", json!({"start_time": "2022-02-02"})).await?;
+    assert_eq!(
+        body["next"],
+        json!(url("?start_time=2022-01-01&end_time=2022-01-01&page=2"))
+    );
+    let (status, body) = with_body(
+        "?category=form_interaction",
+        json!({"start_time": "2022-02-02"}),
+    )
+    .await?;
     assert_eq!((status, body["count"].as_u64()), (200, Some(1)), "{body}");
-    let (status, body) = with_body("?start_time=2022-01-02", json!({"start_time": "2022-01-01"})).await?;
+    let (status, body) = with_body(
+        "?start_time=2022-01-02",
+        json!({"start_time": "2022-01-01"}),
+    )
+    .await?;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(error_field(&body), ("start_time".to_owned(), "conflicting_values".to_owned()));
+    assert_eq!(
+        error_field(&body),
+        ("start_time".to_owned(), "conflicting_values".to_owned())
+    );
     for (q, field, code) in [
         ("?start_time=yesterday", "start_time", "invalid_timestamp"),
-        ("?start_time=2022-02-02&end_time=2022-02-01", "start_time", "start_after_end"),
+        (
+            "?start_time=2022-02-02&end_time=2022-02-01",
+            "start_time",
+            "start_after_end",
+        ),
         ("?page=0", "page", "invalid_page"),
         ("?limit=5", "limit", "unknown_parameter"),
     ] {
         let (status, body) = query_get(&stack, &format!("/events{q}")).await?;
         assert_eq!(status, 400, "{q}: {body}");
-        assert_eq!(error_field(&body), (field.to_owned(), code.to_owned()), "{q}");
+        assert_eq!(
+            error_field(&body),
+            (field.to_owned(), code.to_owned()),
+            "{q}"
+        );
     }
     stack.stop().await
 }
@@ -348,52 +561,117 @@ async fn measurements_aggregate_per_calendar_group() -> anyhow::Result<()> {
     ];
     let events: Vec<Value> = points
         .iter()
-        .map(|(at, v)| json!({"session_id": format!("measurements:{namespace}:{name}"), "category": namespace,
-                              "name": name, "data": {}, "timestamp": at, "value": v}))
+        .map(|(at, v)| {
+            json!({"session_id": format!("measurements:{namespace}:{name}"), "category": namespace,
+                              "name": name, "data": {}, "timestamp": at, "value": v})
+        })
         .collect();
     ingest(&stack, "/v1/events", &Value::Array(events)).await?;
     let enc = |s: &str| s.replace(' ', "%20");
     let path = |q: &str| format!("/api/events/{}/{}?{q}", enc(&namespace), enc(name));
-    until("the measurements", || query_get(&stack, &path("aggregationType=max")), |s, b| {
-        s == 200 && b[0]["value"] == 9.0
-    })
+    until(
+        "the measurements",
+        || query_get(&stack, &path("aggregationType=max")),
+        |s, b| s == 200 && b[0]["value"] == 9.0,
+    )
     .await?;
     let group = |at: &str, v: f64| json!({"aggregatedTimestamp": at, "value": v});
     let cases = [
         // The default: one group, at the first event, avg.
         ("", vec![group("2020-11-09T00:00:00Z", 5.0)]),
-        ("granularity=week", vec![group("2020-11-09T00:00:00Z", 3.0), group("2020-11-16T00:00:00Z", 7.0), group("2020-11-30T00:00:00Z", 9.0)]),
-        ("granularity=month&aggregationType=max", vec![group("2020-11-01T00:00:00Z", 7.0), group("2020-12-01T00:00:00Z", 9.0)]),
-        ("granularity=month&aggregationType=min", vec![group("2020-11-01T00:00:00Z", 1.0), group("2020-12-01T00:00:00Z", 9.0)]),
-        ("granularity=year&aggregationType=avg", vec![group("2020-01-01T00:00:00Z", 5.0)]),
-        ("granularity=day&tsMin=1605139200&tsMax=1605484800", vec![
-            group("2020-11-12T00:00:00Z", 1.0), group("2020-11-15T00:00:00Z", 5.0), group("2020-11-16T00:00:00Z", 7.0)]),
-        ("granularity=hour&tsMin=1605484800&tsMax=1606825800", vec![group("2020-11-16T00:00:00Z", 7.0), group("2020-12-01T12:00:00Z", 9.0)]),
+        (
+            "granularity=week",
+            vec![
+                group("2020-11-09T00:00:00Z", 3.0),
+                group("2020-11-16T00:00:00Z", 7.0),
+                group("2020-11-30T00:00:00Z", 9.0),
+            ],
+        ),
+        (
+            "granularity=month&aggregationType=max",
+            vec![
+                group("2020-11-01T00:00:00Z", 7.0),
+                group("2020-12-01T00:00:00Z", 9.0),
+            ],
+        ),
+        (
+            "granularity=month&aggregationType=min",
+            vec![
+                group("2020-11-01T00:00:00Z", 1.0),
+                group("2020-12-01T00:00:00Z", 9.0),
+            ],
+        ),
+        (
+            "granularity=year&aggregationType=avg",
+            vec![group("2020-01-01T00:00:00Z", 5.0)],
+        ),
+        (
+            "granularity=day&tsMin=1605139200&tsMax=1605484800",
+            vec![
+                group("2020-11-12T00:00:00Z", 1.0),
+                group("2020-11-15T00:00:00Z", 5.0),
+                group("2020-11-16T00:00:00Z", 7.0),
+            ],
+        ),
+        (
+            "granularity=hour&tsMin=1605484800&tsMax=1606825800",
+            vec![
+                group("2020-11-16T00:00:00Z", 7.0),
+                group("2020-12-01T12:00:00Z", 9.0),
+            ],
+        ),
         // Equal bounds: the one second they name.
-        ("granularity=minute&tsMin=1605484799&tsMax=1605484799", vec![group("2020-11-15T23:59:00Z", 5.0)]),
-        ("granularity=minute&tsMin=1605484740&tsMax=1605484800", vec![group("2020-11-15T23:59:00Z", 5.0), group("2020-11-16T00:00:00Z", 7.0)]),
-        ("granularity=none&tsMin=1605179400&tsMax=1605484800&aggregationType=max", vec![group("2020-11-12T11:10:00Z", 7.0)]),
+        (
+            "granularity=minute&tsMin=1605484799&tsMax=1605484799",
+            vec![group("2020-11-15T23:59:00Z", 5.0)],
+        ),
+        (
+            "granularity=minute&tsMin=1605484740&tsMax=1605484800",
+            vec![
+                group("2020-11-15T23:59:00Z", 5.0),
+                group("2020-11-16T00:00:00Z", 7.0),
+            ],
+        ),
+        (
+            "granularity=none&tsMin=1605179400&tsMax=1605484800&aggregationType=max",
+            vec![group("2020-11-12T11:10:00Z", 7.0)],
+        ),
         // The seed's example, as written: a window in 1970, so nothing.
-        ("tsMin=42&tsMax=69&granularity=month&aggregationType=avg", vec![]),
+        (
+            "tsMin=42&tsMax=69&granularity=month&aggregationType=avg",
+            vec![],
+        ),
     ];
     for (q, want) in cases {
         let (status, body) = query_get(&stack, &path(q)).await?;
         assert_eq!((status, body), (200, Value::Array(want)), "{q}");
     }
-    for (q, field) in [("granularity=fortnight", "granularity"), ("aggregationType=sum", "aggregationType"), ("tsMin=soon", "tsMin")] {
+    for (q, field) in [
+        ("granularity=fortnight", "granularity"),
+        ("aggregationType=sum", "aggregationType"),
+        ("tsMin=soon", "tsMin"),
+    ] {
         let (status, body) = query_get(&stack, &path(q)).await?;
         assert_eq!(status, 400, "{q}: {body}");
         assert_eq!(error_field(&body).0, field, "{q}");
     }
 
     // Scopes: events:read reads events but no aggregation; aggregations:read reads it.
-    let (auth, keys) = scoped_clients(&id, &[vec![Scope::EventsRead], vec![Scope::AggregationsRead]])?;
-    let scoped = start_query_authed(readonly_clickhouse_config(&stack.clickhouse.database), auth).await?;
+    let (auth, keys) = scoped_clients(
+        &id,
+        &[vec![Scope::EventsRead], vec![Scope::AggregationsRead]],
+    )?;
+    let scoped =
+        start_query_authed(readonly_clickhouse_config(&stack.clickhouse.database), auth).await?;
     wait_ready(&[&scoped]).await?;
     let plain = reqwest::Client::new();
     let as_client = |key: &str, p: &str| plain.get(scoped.url(p)).bearer_auth(key);
     let (status, body) = answer(as_client(&keys[0], &path(""))).await?;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("insufficient_scope")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("insufficient_scope")),
+        "{body}"
+    );
     let (status, _) = answer(as_client(&keys[0], "/eye/event?session_id=s")).await?;
     assert_eq!(status, 200, "events:read reads the collector's listings");
     let (status, _) = answer(as_client(&keys[1], &path("granularity=month"))).await?;
@@ -402,7 +680,13 @@ async fn measurements_aggregate_per_calendar_group() -> anyhow::Result<()> {
         let (status, _) = answer(as_client(&keys[1], p)).await?;
         assert_eq!(status, 403, "{p} needs events:read");
     }
-    let (status, _) = answer(plain.post(scoped.url("/get_session")).bearer_auth(&keys[1]).json(&json!({"sessionId": "s"}))).await?;
+    let (status, _) = answer(
+        plain
+            .post(scoped.url("/get_session"))
+            .bearer_auth(&keys[1])
+            .json(&json!({"sessionId": "s"})),
+    )
+    .await?;
     assert_eq!(status, 403);
     let (status, _) = answer(plain.get(scoped.url("/events"))).await?;
     assert_eq!(status, 401);
@@ -414,7 +698,10 @@ async fn measurements_aggregate_per_calendar_group() -> anyhow::Result<()> {
 async fn collector_lists_events_and_refused_times_newest_first() -> anyhow::Result<()> {
     let stack = stack("collector_reads").await?;
     let id = unique("c");
-    let (s, other) = (format!("e2085be5-9137-4e4e-80b5-f1ffddc25424-{id}"), format!("other-{id}"));
+    let (s, other) = (
+        format!("e2085be5-9137-4e4e-80b5-f1ffddc25424-{id}"),
+        format!("other-{id}"),
+    );
     // The seed's example event, then a later one of the same session, and one of another.
     let example = json!({
         "session_id": s, "category": "form interaction", "name": "submit",
@@ -431,22 +718,31 @@ async fn collector_lists_events_and_refused_times_newest_first() -> anyhow::Resu
     // something else, which is no time refusal.
     let refused: Vec<Value> = ["2022-13-45 09:15:27", "yesterday", "2999-01-01 00:00:00"]
         .iter()
-        .map(|t| json!({"session_id": s, "category": "form interaction", "name": "submit",
-                        "data": {"host": "h", "path": "/", "form": {}}, "timestamp": t}))
+        .map(|t| {
+            json!({"session_id": s, "category": "form interaction", "name": "submit",
+                        "data": {"host": "h", "path": "/", "form": {}}, "timestamp": t})
+        })
         .collect();
     let not_time = json!({"session_id": s, "category": "bad\ncategory", "name": "submit", "data": {},
                           "timestamp": "2022-01-09 09:15:27"});
-    let other_refused = json!({"session_id": other, "category": "c", "name": "n", "data": {}, "timestamp": 1e15});
+    let other_refused =
+        json!({"session_id": other, "category": "c", "name": "n", "data": {}, "timestamp": 1e15});
     let mut batch = refused.clone();
     batch.extend([not_time, other_refused.clone()]);
-    let (status, body) = answer(stack.http.post(stack.ingest.url("/v1/events")).json(&batch)).await?;
+    let (status, body) =
+        answer(stack.http.post(stack.ingest.url("/v1/events")).json(&batch)).await?;
     assert_eq!(status, 400, "every event refused: {body}");
 
     let as_sent = |v: &Value| {
         let mut v = v.clone();
-        let t = v["timestamp"].as_str().unwrap_or_default().replace(' ', "T");
+        let t = v["timestamp"]
+            .as_str()
+            .unwrap_or_default()
+            .replace(' ', "T");
         let t = if t.ends_with('Z') { t } else { format!("{t}Z") };
-        v["timestamp"] = json!(eye_model::time::EventTime::parse(&t).map(|t| t.to_rfc3339()).unwrap_or_default());
+        v["timestamp"] = json!(eye_model::time::EventTime::parse(&t)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default());
         v
     };
     let strip = |mut listing: Value| {
@@ -456,24 +752,55 @@ async fn collector_lists_events_and_refused_times_newest_first() -> anyhow::Resu
         listing
     };
     let session_path = format!("/eye/event?session_id={s}");
-    let body = until("the session", || query_get(&stack, &session_path), |st, b| st == 200 && len(b) == 2).await?;
+    let body = until(
+        "the session",
+        || query_get(&stack, &session_path),
+        |st, b| st == 200 && len(b) == 2,
+    )
+    .await?;
     assert_eq!(strip(body), json!([as_sent(&later), as_sent(&example)]));
 
     // (path, events expected, newest first)
     let cases = [
-        ("/eye/category-events?category=form%20interaction".to_owned(), vec![as_sent(&elsewhere), as_sent(&example)]),
-        (format!("/eye/category-events?category=form+interaction&session_id={s}"), vec![as_sent(&example)]),
-        ("/eye/range-events?start_time=2022-01-09&end_time=2022-01-09".to_owned(), vec![as_sent(&elsewhere), as_sent(&example)]),
-        ("/eye/range-events?start_time=2022-01-09 09:15:27.243861&end_time=2022-01-10T08:00:00".to_owned(), vec![as_sent(&later), as_sent(&elsewhere)]),
-        (format!("/eye/range-events?start_time=2022-01-01&end_time=2022-12-31&session_id={other}"), vec![as_sent(&elsewhere)]),
-        ("/eye/event?session_id=e2085be5-9137-4e4e-80b5-f1ffddc25424".to_owned(), vec![]),
+        (
+            "/eye/category-events?category=form%20interaction".to_owned(),
+            vec![as_sent(&elsewhere), as_sent(&example)],
+        ),
+        (
+            format!("/eye/category-events?category=form+interaction&session_id={s}"),
+            vec![as_sent(&example)],
+        ),
+        (
+            "/eye/range-events?start_time=2022-01-09&end_time=2022-01-09".to_owned(),
+            vec![as_sent(&elsewhere), as_sent(&example)],
+        ),
+        (
+            "/eye/range-events?start_time=2022-01-09 09:15:27.243861&end_time=2022-01-10T08:00:00"
+                .to_owned(),
+            vec![as_sent(&later), as_sent(&elsewhere)],
+        ),
+        (
+            format!(
+                "/eye/range-events?start_time=2022-01-01&end_time=2022-12-31&session_id={other}"
+            ),
+            vec![as_sent(&elsewhere)],
+        ),
+        (
+            "/eye/event?session_id=e2085be5-9137-4e4e-80b5-f1ffddc25424".to_owned(),
+            vec![],
+        ),
     ];
     for (path, want) in cases {
         let (status, body) = query_get(&stack, &path).await?;
         assert_eq!((status, strip(body)), (200, Value::Array(want)), "{path}");
     }
 
-    let invalid = until("the time refusals", || query_get(&stack, "/eye/invalid-time"), |st, b| st == 200 && len(b) == 4).await?;
+    let invalid = until(
+        "the time refusals",
+        || query_get(&stack, "/eye/invalid-time"),
+        |st, b| st == 200 && len(b) == 4,
+    )
+    .await?;
     // One batch, one arrival time: the order among them is the rejection ids'.
     let mut got = invalid.as_array().cloned().unwrap_or_default();
     let mut want = refused.clone();
@@ -482,19 +809,36 @@ async fn collector_lists_events_and_refused_times_newest_first() -> anyhow::Resu
     got.sort_by_key(key);
     want.sort_by_key(key);
     assert_eq!(got, want);
-    let (status, body) = query_get(&stack, &format!("/eye/invalid-time?session_id={other}")).await?;
+    let (status, body) =
+        query_get(&stack, &format!("/eye/invalid-time?session_id={other}")).await?;
     assert_eq!((status, body), (200, json!([other_refused])));
 
     for (path, field, code) in [
         ("/eye/event", "session_id", "required"),
         ("/eye/category-events?session_id=s", "category", "required"),
-        ("/eye/range-events?start_time=2022-01-09", "end_time", "required"),
-        ("/eye/range-events?start_time=2022-01-10&end_time=2022-01-09", "start_time", "start_after_end"),
-        ("/eye/invalid-time?category=c", "category", "unknown_parameter"),
+        (
+            "/eye/range-events?start_time=2022-01-09",
+            "end_time",
+            "required",
+        ),
+        (
+            "/eye/range-events?start_time=2022-01-10&end_time=2022-01-09",
+            "start_time",
+            "start_after_end",
+        ),
+        (
+            "/eye/invalid-time?category=c",
+            "category",
+            "unknown_parameter",
+        ),
     ] {
         let (status, body) = query_get(&stack, path).await?;
         assert_eq!(status, 400, "{path}: {body}");
-        assert_eq!(error_field(&body), (field.to_owned(), code.to_owned()), "{path}");
+        assert_eq!(
+            error_field(&body),
+            (field.to_owned(), code.to_owned()),
+            "{path}"
+        );
     }
     stack.stop().await
 }

@@ -12,8 +12,8 @@ use warp::Filter;
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The body's bytes, at most [`MAX_BODY_BYTES`].
-pub fn bytes() -> impl Filter<Extract = (Result<Vec<u8>, QueryError>,), Error = warp::Rejection> + Clone
-{
+pub fn bytes(
+) -> impl Filter<Extract = (Result<Vec<u8>, QueryError>,), Error = warp::Rejection> + Clone {
     warp::body::stream().then(read_limited)
 }
 

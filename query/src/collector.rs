@@ -144,36 +144,90 @@ mod tests {
     fn each_read_takes_its_filters_and_an_optional_session() {
         type Read = fn(&Params) -> Result<EventFilter, QueryError>;
         // (read, query, session, category, from, to) or the error
-        type Want = Result<(Option<&'static str>, Option<&'static str>, Option<i64>, Option<i64>), &'static str>;
-        let (event, category, range): (Read, Read, Read) = (session_events, category_events, range_events);
+        type Want = Result<
+            (
+                Option<&'static str>,
+                Option<&'static str>,
+                Option<i64>,
+                Option<i64>,
+            ),
+            &'static str,
+        >;
+        let (event, category, range): (Read, Read, Read) =
+            (session_events, category_events, range_events);
         let cases: Vec<(Read, &str, Want)> = vec![
-            (event, "session_id=e2085be5-9137-4e4e-80b5-f1ffddc25424", Ok((Some("e2085be5-9137-4e4e-80b5-f1ffddc25424"), None, None, None))),
+            (
+                event,
+                "session_id=e2085be5-9137-4e4e-80b5-f1ffddc25424",
+                Ok((
+                    Some("e2085be5-9137-4e4e-80b5-f1ffddc25424"),
+                    None,
+                    None,
+                    None,
+                )),
+            ),
             (event, "", Err("session_id:required")),
-            (event, "session_id=s&category=c", Err("category:unknown_parameter")),
-            (category, "category=form+interaction", Ok((None, Some("form interaction"), None, None))),
-            (category, "category=form%20interaction&session_id=s", Ok((Some("s"), Some("form interaction"), None, None))),
+            (
+                event,
+                "session_id=s&category=c",
+                Err("category:unknown_parameter"),
+            ),
+            (
+                category,
+                "category=form+interaction",
+                Ok((None, Some("form interaction"), None, None)),
+            ),
+            (
+                category,
+                "category=form%20interaction&session_id=s",
+                Ok((Some("s"), Some("form interaction"), None, None)),
+            ),
             (category, "session_id=s", Err("category:required")),
             (
                 range,
                 "start_time=2022-01-09&end_time=2022-01-09 09:15:27.243860",
-                Ok((None, None, Some(1_641_686_400_000_000), Some(1_641_719_727_243_861))),
+                Ok((
+                    None,
+                    None,
+                    Some(1_641_686_400_000_000),
+                    Some(1_641_719_727_243_861),
+                )),
             ),
             (range, "start_time=2022-01-09", Err("end_time:required")),
-            (range, "start_time=2022-01-10&end_time=2022-01-09", Err("start_time:start_after_end")),
-            (range, "start_time=x&end_time=2022-01-09", Err("start_time:invalid_timestamp")),
+            (
+                range,
+                "start_time=2022-01-10&end_time=2022-01-09",
+                Err("start_time:start_after_end"),
+            ),
+            (
+                range,
+                "start_time=x&end_time=2022-01-09",
+                Err("start_time:invalid_timestamp"),
+            ),
         ];
         for (read, query, want) in cases {
             let got = read(&p(query)).map_err(code);
             let got = got.as_ref().map(|f| {
                 assert_eq!((f.descending, f.limit), (true, MAX_EVENTS), "{query}");
-                (f.session_id.as_deref(), f.category.as_deref(), f.from_us, f.to_us)
+                (
+                    f.session_id.as_deref(),
+                    f.category.as_deref(),
+                    f.from_us,
+                    f.to_us,
+                )
             });
             assert_eq!(got.map_err(String::as_str), want, "{query}");
         }
         let f = refused_for_time(&p("session_id=s")).expect("valid");
         assert_eq!(f.session_id.as_deref(), Some("s"));
         assert!(f.codes.contains(&"timestamp_in_future".to_owned()));
-        assert_eq!(refused_for_time(&p("page=1")).map_err(code).err().as_deref(), Some("page:unknown_parameter"));
+        assert_eq!(
+            refused_for_time(&p("page=1"))
+                .map_err(code)
+                .err()
+                .as_deref(),
+            Some("page:unknown_parameter")
+        );
     }
 
     #[test]
@@ -194,14 +248,19 @@ mod tests {
             raw_sha256: String::new(),
         };
         let sent = r#"{"session_id":"s","timestamp":"2022-13-45 09:15:27"}"#;
-        let reason = |field: &str, code: &str| json!([{"field": field, "code": code, "message": "m"}]);
+        let reason =
+            |field: &str, code: &str| json!([{"field": field, "code": code, "message": "m"}]);
         let codes = time_codes();
         let cases = [
             (reason("/timestamp", "invalid_timestamp"), sent, true),
             (reason("/timestamp", "timestamp_in_future"), sent, true),
             (reason("/sent_at", "invalid_timestamp"), sent, false),
             (reason("/timestamp", "required"), sent, false),
-            (reason("/timestamp", "invalid_timestamp"), "{\"session_id\": \"s\", \"timesta", false),
+            (
+                reason("/timestamp", "invalid_timestamp"),
+                "{\"session_id\": \"s\", \"timesta",
+                false,
+            ),
         ];
         for (reasons, raw, kept) in cases {
             let got = refused_event(&row(reasons.clone(), raw), &codes);

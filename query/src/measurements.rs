@@ -47,7 +47,11 @@ pub fn request(namespace: &str, name: &str, params: &Params) -> Result<Request, 
     let to = seconds(params, "tsMax")?;
     if let (Some(f), Some(t)) = (from, to) {
         if f > t {
-            return Err(bad("tsMin", "from_after_to", "tsMin must not be after tsMax"));
+            return Err(bad(
+                "tsMin",
+                "from_after_to",
+                "tsMin must not be after tsMax",
+            ));
         }
     }
     let granularity = params::choice(
@@ -158,29 +162,98 @@ mod tests {
     #[test]
     fn the_path_and_query_become_one_aggregation() {
         // (namespace, name, query) → (category, name, granularity, aggregation, from, to)
-        type Want = Result<(&'static str, &'static str, &'static str, &'static str, Option<i64>, Option<i64>), &'static str>;
+        type Want = Result<
+            (
+                &'static str,
+                &'static str,
+                &'static str,
+                &'static str,
+                Option<i64>,
+                Option<i64>,
+            ),
+            &'static str,
+        >;
         let cases: Vec<(&str, &str, &str, Want)> = vec![
             (
                 "this%20is%20namespace",
                 "this%20is%20a%20name",
                 "tsMin=42&tsMax=69&granularity=month&aggregationType=avg",
-                Ok(("this is namespace", "this is a name", "month", "avg", Some(42_000_000), Some(69_000_001))),
+                Ok((
+                    "this is namespace",
+                    "this is a name",
+                    "month",
+                    "avg",
+                    Some(42_000_000),
+                    Some(69_000_001),
+                )),
             ),
-            ("Server-1", "availableMemory", "", Ok(("Server-1", "availableMemory", "none", "avg", None, None))),
+            (
+                "Server-1",
+                "availableMemory",
+                "",
+                Ok(("Server-1", "availableMemory", "none", "avg", None, None)),
+            ),
             (
                 "Frontend",
                 "pageView",
                 "granularity=week&aggregationType=max&tsMin=1605179400.5",
-                Ok(("Frontend", "pageView", "week", "max", Some(1_605_179_400_500_000), None)),
+                Ok((
+                    "Frontend",
+                    "pageView",
+                    "week",
+                    "max",
+                    Some(1_605_179_400_500_000),
+                    None,
+                )),
             ),
-            ("Frontend", "pageView", "aggregationType=min", Ok(("Frontend", "pageView", "none", "min", None, None))),
-            ("Frontend", "pageView", "aggregationType=sum", Err("aggregationType:invalid_choice")),
-            ("Frontend", "pageView", "granularity=fortnight", Err("granularity:invalid_choice")),
-            ("Frontend", "pageView", "tsMin=yesterday", Err("tsMin:invalid_timestamp")),
-            ("Frontend", "pageView", "tsMax=-1", Err("tsMax:invalid_timestamp")),
-            ("Frontend", "pageView", "tsMin=70&tsMax=69", Err("tsMin:from_after_to")),
-            ("Frontend", "pageView", "agg=avg", Err("agg:unknown_parameter")),
-            ("%20lead", "pageView", "", Err("namespace:invalid_characters")),
+            (
+                "Frontend",
+                "pageView",
+                "aggregationType=min",
+                Ok(("Frontend", "pageView", "none", "min", None, None)),
+            ),
+            (
+                "Frontend",
+                "pageView",
+                "aggregationType=sum",
+                Err("aggregationType:invalid_choice"),
+            ),
+            (
+                "Frontend",
+                "pageView",
+                "granularity=fortnight",
+                Err("granularity:invalid_choice"),
+            ),
+            (
+                "Frontend",
+                "pageView",
+                "tsMin=yesterday",
+                Err("tsMin:invalid_timestamp"),
+            ),
+            (
+                "Frontend",
+                "pageView",
+                "tsMax=-1",
+                Err("tsMax:invalid_timestamp"),
+            ),
+            (
+                "Frontend",
+                "pageView",
+                "tsMin=70&tsMax=69",
+                Err("tsMin:from_after_to"),
+            ),
+            (
+                "Frontend",
+                "pageView",
+                "agg=avg",
+                Err("agg:unknown_parameter"),
+            ),
+            (
+                "%20lead",
+                "pageView",
+                "",
+                Err("namespace:invalid_characters"),
+            ),
             ("Frontend", "%FF", "", Err("name:invalid_utf8")),
             (
                 "Frontend",
@@ -203,7 +276,11 @@ mod tests {
                     f.to_us,
                 )
             });
-            assert_eq!(got.map_err(String::as_str), want, "{namespace}/{name}?{query}");
+            assert_eq!(
+                got.map_err(String::as_str),
+                want,
+                "{namespace}/{name}?{query}"
+            );
         }
     }
 
@@ -220,7 +297,10 @@ mod tests {
             (
                 "granularity=week&tsMin=1605139200",
                 // Monday 2020-11-09 and Monday 2020-11-16, as storage's toMonday gives them.
-                vec![row(1_604_880_000, 1_605_179_400_000_000, 1.5), row(1_605_484_800, 1_605_484_800_000_000, 3.0)],
+                vec![
+                    row(1_604_880_000, 1_605_179_400_000_000, 1.5),
+                    row(1_605_484_800, 1_605_484_800_000_000, 3.0),
+                ],
                 vec![("2020-11-09T00:00:00Z", 1.5), ("2020-11-16T00:00:00Z", 3.0)],
             ),
             (

@@ -78,8 +78,7 @@ pub fn request(
             (None, None) => None,
         };
     }
-    if let Some(extra) = body.and_then(|b| b.keys().find(|k| !BODY_FIELDS.contains(&k.as_str())))
-    {
+    if let Some(extra) = body.and_then(|b| b.keys().find(|k| !BODY_FIELDS.contains(&k.as_str()))) {
         return Err(bad(
             extra,
             "unknown_field",
@@ -170,8 +169,7 @@ impl Request {
         Page {
             count,
             next: (self.page < last).then(|| self.link(Some(self.page + 1))),
-            previous: (self.page > 1)
-                .then(|| self.link((self.page > 2).then_some(self.page - 1))),
+            previous: (self.page > 1).then(|| self.link((self.page > 2).then_some(self.page - 1))),
             results: rows.into_iter().map(SentEvent::from).collect(),
         }
     }
@@ -216,13 +214,30 @@ mod tests {
     #[test]
     fn filters_combine_from_the_query_and_the_body() {
         // (query, body, session, category, from_us, to_us, offset) or the error
-        type Want = Result<(Option<&'static str>, Option<&'static str>, Option<i64>, Option<i64>, u64), &'static str>;
+        type Want = Result<
+            (
+                Option<&'static str>,
+                Option<&'static str>,
+                Option<i64>,
+                Option<i64>,
+                u64,
+            ),
+            &'static str,
+        >;
         let jan = Some(1_640_995_200_000_000);
         let feb_end = Some(1_643_760_000_000_000);
         let cases: Vec<(&str, Option<Value>, Want)> = vec![
             ("", None, Ok((None, None, None, None, 0))),
-            ("session_id=abc123", None, Ok((Some("abc123"), None, None, None, 0))),
-            ("category=name&page=3", None, Ok((None, Some("name"), None, None, 20))),
+            (
+                "session_id=abc123",
+                None,
+                Ok((Some("abc123"), None, None, None, 0)),
+            ),
+            (
+                "category=name&page=3",
+                None,
+                Ok((None, Some("name"), None, None, 20)),
+            ),
             (
                 "session_id=abc123&category=name&start_time=2022-01-01&end_time=2022-02-01",
                 None,
@@ -243,9 +258,21 @@ mod tests {
                 Some(json!({"start_time": "2022-01-01"})),
                 Err("start_time:conflicting_values"),
             ),
-            ("", Some(json!({"session_id": "s"})), Err("session_id:unknown_field")),
-            ("", Some(json!({"end_time": true})), Err("end_time:wrong_type")),
-            ("start_time=2022-02-02&end_time=2022-02-01", None, Err("start_time:start_after_end")),
+            (
+                "",
+                Some(json!({"session_id": "s"})),
+                Err("session_id:unknown_field"),
+            ),
+            (
+                "",
+                Some(json!({"end_time": true})),
+                Err("end_time:wrong_type"),
+            ),
+            (
+                "start_time=2022-02-02&end_time=2022-02-01",
+                None,
+                Err("start_time:start_after_end"),
+            ),
             ("start_time=soon", None, Err("start_time:invalid_timestamp")),
             ("page=0", None, Err("page:invalid_page")),
             ("page=two", None, Err("page:invalid_page")),
@@ -258,7 +285,9 @@ mod tests {
                 let f = r.filter().clone();
                 (f.session_id, f.category, f.from_us, f.to_us, f.offset)
             });
-            let got = got.as_ref().map(|(s, c, f, t, o)| (s.as_deref(), c.as_deref(), *f, *t, *o));
+            let got = got
+                .as_ref()
+                .map(|(s, c, f, t, o)| (s.as_deref(), c.as_deref(), *f, *t, *o));
             assert_eq!(got.map_err(String::as_str), want, "{raw} {body:?}");
         }
         let f = read("", None).expect("valid").filter().clone();

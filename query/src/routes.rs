@@ -1,13 +1,13 @@
 //! Routes and handlers of the query API.
 
 use crate::error::QueryError;
-use crate::{aggregate, body, collector, measurements, rest_events, tracker};
 use crate::params::{self, Params};
 use crate::view::{
     Categories, CategoryView, EventPage, EventView, OwnerSessions, RejectedPage, RejectedView,
     SentEvent, SessionDetail, SessionEvents, SessionSummary, SessionView,
 };
 use crate::Config;
+use crate::{aggregate, body, collector, measurements, rest_events, tracker};
 use eye_auth::{Principal, Scope};
 use eye_http::auth::Guard;
 use eye_http::error::{recover, HttpError};
@@ -100,12 +100,9 @@ pub fn routes(
         get(route!("v1" / "rejected"), a, READ, |s, p| async move {
             rejected(&s, &p).await
         }),
-        post_json(
-            route!("get_session"),
-            a,
-            READ,
-            move |s, body| async move { tracker_session(&s, body, tracker_max).await },
-        ),
+        post_json(route!("get_session"), a, READ, move |s, body| async move {
+            tracker_session(&s, body, tracker_max).await
+        },),
         post_json(
             route!("get_machine_events"),
             a,
@@ -124,9 +121,12 @@ pub fn routes(
         get(route!("eye" / "event"), a, READ, |s, p| async move {
             collector_events(&s, collector::session_events(&p)).await
         }),
-        get(route!("eye" / "category-events"), a, READ, |s, p| async move {
-            collector_events(&s, collector::category_events(&p)).await
-        }),
+        get(
+            route!("eye" / "category-events"),
+            a,
+            READ,
+            |s, p| async move { collector_events(&s, collector::category_events(&p)).await }
+        ),
         get(route!("eye" / "range-events"), a, READ, |s, p| async move {
             collector_events(&s, collector::range_events(&p)).await
         }),
@@ -224,15 +224,17 @@ where
             .and(guard.require(scopes))
             .and(warp::any().map(move || store.clone()))
             .and(body::bytes())
-            .and_then(move |_caller: Principal, store: Store, bytes: Result<Vec<u8>, QueryError>| {
-                let handler = handler.clone();
-                async move {
-                    match bytes.and_then(|b| body::object(&b)) {
-                        Ok(body) => to_reply(handler(store, body).await),
-                        Err(e) => to_reply(Err(e)),
+            .and_then(
+                move |_caller: Principal, store: Store, bytes: Result<Vec<u8>, QueryError>| {
+                    let handler = handler.clone();
+                    async move {
+                        match bytes.and_then(|b| body::object(&b)) {
+                            Ok(body) => to_reply(handler(store, body).await),
+                            Err(e) => to_reply(Err(e)),
+                        }
                     }
-                }
-            })
+                },
+            )
     })
 }
 

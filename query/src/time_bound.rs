@@ -51,7 +51,9 @@ pub fn parse(field: &str, raw: &str) -> Result<Bound, QueryError> {
                 format!("{field} must be a date (2022-01-01) or a timestamp"),
             )
         })?;
-        let midnight = day.and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp_micros());
+        let midnight = day
+            .and_hms_opt(0, 0, 0)
+            .map(|d| d.and_utc().timestamp_micros());
         Bound::Day(EventTime::from_micros(midnight.unwrap_or_default()))
     } else {
         let parsed = match raw.parse::<serde_json::Number>() {

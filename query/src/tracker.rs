@@ -34,7 +34,11 @@ fn text_field(body: &Map<String, Value>, field: &str) -> Result<String, QueryErr
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),
         None | Some(Value::Null) => Err(bad(field, "required", format!("{field} is required"))),
-        Some(_) => Err(bad(field, "wrong_type", format!("{field} must be a string"))),
+        Some(_) => Err(bad(
+            field,
+            "wrong_type",
+            format!("{field} must be a string"),
+        )),
     }
 }
 
@@ -53,7 +57,8 @@ pub fn session_request(body: &Map<String, Value>) -> Result<SessionId, QueryErro
 /// `{"machineId": ...}`: the machine asked for, checked as ingest checks it.
 pub fn machine_request(body: &Map<String, Value>) -> Result<String, QueryError> {
     let raw = text_field(body, "machineId")?;
-    session::check_id("machineId", &raw).map_err(|(code, message)| bad("machineId", code, message))?;
+    session::check_id("machineId", &raw)
+        .map_err(|(code, message)| bad("machineId", code, message))?;
     Ok(raw)
 }
 
@@ -281,7 +286,10 @@ mod tests {
     fn requests_name_the_field_they_miss() {
         let body = |v: Value| v.as_object().cloned().unwrap_or_default();
         let cases = [
-            (json!({"sessionId": "y25v9-jbyr-kyigb"}), Ok("y25v9-jbyr-kyigb")),
+            (
+                json!({"sessionId": "y25v9-jbyr-kyigb"}),
+                Ok("y25v9-jbyr-kyigb"),
+            ),
             (json!({"sessionId": 42}), Ok("42")),
             (json!({}), Err("sessionId:required")),
             (json!({"sessionId": ""}), Err("sessionId:empty")),
@@ -317,7 +325,13 @@ mod tests {
             starts,
             ends,
         };
-        let events = || vec![row("applicationStarted", r#"{"info":"someInfo"}"#, 1_675_354_935_000_000)];
+        let events = || {
+            vec![row(
+                "applicationStarted",
+                r#"{"info":"someInfo"}"#,
+                1_675_354_935_000_000,
+            )]
+        };
         let whole = serde_json::to_value(Session::new(
             "y25v9-jbyr-kyigb".into(),
             Some(meta(1, 1)),
@@ -339,9 +353,12 @@ mod tests {
         );
         let open = serde_json::to_value(Session::new("s".into(), Some(meta(1, 0)), vec![]))
             .expect("serialises");
-        assert_eq!((open["endAt"].clone(), open["orgId"].clone()), (Value::Null, json!(11232)));
-        let unknown = serde_json::to_value(Session::new("s".into(), None, events()))
-            .expect("serialises");
+        assert_eq!(
+            (open["endAt"].clone(), open["orgId"].clone()),
+            (Value::Null, json!(11232))
+        );
+        let unknown =
+            serde_json::to_value(Session::new("s".into(), None, events())).expect("serialises");
         assert_eq!(
             (unknown["userId"].clone(), unknown["startAt"].clone()),
             (Value::Null, Value::Null)

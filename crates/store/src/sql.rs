@@ -11,8 +11,7 @@
 mod tests;
 
 use crate::filters::{
-    AggregateFilter, EventFilter, OwnerKind, OwnerSessionsFilter, RefusedTimeFilter,
-    RejectedFilter,
+    AggregateFilter, EventFilter, OwnerKind, OwnerSessionsFilter, RefusedTimeFilter, RejectedFilter,
 };
 use crate::rows::EventKey;
 use crate::statement::{sql, Statement, Value};
@@ -330,10 +329,8 @@ pub fn refused_for_time(f: &RefusedTimeFilter) -> Statement {
     if let Some(session) = &f.session_id {
         s = s.push(sql!(" AND session_id = ?"), [session.into()]);
     }
-    s.push_text(
-        " ORDER BY received_at_us DESC, rejection_id DESC LIMIT 1 BY rejection_id ",
-    )
-    .push(sql!("LIMIT ?"), [f.limit.into()])
+    s.push_text(" ORDER BY received_at_us DESC, rejection_id DESC LIMIT 1 BY rejection_id ")
+        .push(sql!("LIMIT ?"), [f.limit.into()])
 }
 
 /// The bucket holding `ts` in the zone `tz`. Calendar buckets (week, month, year) are

@@ -439,7 +439,10 @@ fn numbered_pages_and_counts_share_the_listing_conditions() {
 fn refused_times_bind_the_codes_as_one_array() {
     let head = format!("SELECT {REJECTED_COLUMNS} FROM rejected_events WHERE hasAny(codes, ?)");
     let tail = " ORDER BY received_at_us DESC, rejection_id DESC LIMIT 1 BY rejection_id LIMIT ?";
-    let codes = vec!["invalid_timestamp".to_owned(), "timestamp_in_future".to_owned()];
+    let codes = vec![
+        "invalid_timestamp".to_owned(),
+        "timestamp_in_future".to_owned(),
+    ];
     let f = |session_id: Option<&str>| RefusedTimeFilter {
         codes: codes.clone(),
         session_id: session_id.map(Into::into),

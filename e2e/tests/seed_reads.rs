@@ -148,7 +148,8 @@ async fn tracker_sessions_and_machines_read_as_the_tracker_answers() -> anyhow::
     )
     .await?;
 
-    let get_session = || query_post(&stack, "/get_session", &json!({"sessionId": s1}));
+    let ask_s1 = json!({"sessionId": s1});
+    let get_session = || query_post(&stack, "/get_session", &ask_s1);
     let body = until(
         "the session with its events",
         || get_session(),
@@ -201,9 +202,10 @@ async fn tracker_sessions_and_machines_read_as_the_tracker_answers() -> anyhow::
                 "started_at": 1675354935.5}),
     )
     .await?;
+    let ask_open = json!({"sessionId": open});
     let body = until(
         "the open session",
-        || query_post(&stack, "/get_session", &json!({"sessionId": open})),
+        || query_post(&stack, "/get_session", &ask_open),
         |s, _| s == 200,
     )
     .await?;
@@ -268,7 +270,7 @@ async fn tracker_sessions_and_machines_read_as_the_tracker_answers() -> anyhow::
             "{path} {body}"
         );
     }
-    let (status, answer) = answer(
+    let (status, malformed) = answer(
         stack
             .http
             .post(stack.query.url("/get_session"))
@@ -277,9 +279,9 @@ async fn tracker_sessions_and_machines_read_as_the_tracker_answers() -> anyhow::
     )
     .await?;
     assert_eq!(
-        (status, answer["error"]["code"].as_str()),
+        (status, malformed["error"]["code"].as_str()),
         (400, Some("malformed_json")),
-        "{answer}"
+        "{malformed}"
     );
 
     // Unpaged answers are bounded: past the bound, a refusal, not a cut.
@@ -569,9 +571,10 @@ async fn measurements_aggregate_per_calendar_group() -> anyhow::Result<()> {
     ingest(&stack, "/v1/events", &Value::Array(events)).await?;
     let enc = |s: &str| s.replace(' ', "%20");
     let path = |q: &str| format!("/api/events/{}/{}?{q}", enc(&namespace), enc(name));
+    let max_path = path("aggregationType=max");
     until(
         "the measurements",
-        || query_get(&stack, &path("aggregationType=max")),
+        || query_get(&stack, &max_path),
         |s, b| s == 200 && b[0]["value"] == 9.0,
     )
     .await?;

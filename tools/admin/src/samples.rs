@@ -7,8 +7,7 @@ use eye_model::aggregate::{Aggregation, Granularity};
 use eye_store::sql;
 use eye_store::statement::Statement;
 use eye_store::{
-    AggregateFilter, EventFilter, OwnerKind, OwnerSessionsFilter, RefusedTimeFilter,
-    RejectedFilter,
+    AggregateFilter, EventFilter, OwnerKind, OwnerSessionsFilter, RefusedTimeFilter, RejectedFilter,
 };
 use uuid::Uuid;
 

@@ -1128,6 +1128,87 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
     c.expect(rejected().query("reason", "Bad"), 400, None)
         .await?;
 
+    // ---- the seeds' read APIs, on the same events.
+    let tracker_session = |body: Value| Req::post(query, "/get_session", body);
+    c.expect(tracker_session(json!({"sessionId": session})), 200, None)
+        .await?;
+    c.expect(
+        tracker_session(json!({"sessionId": nobody})),
+        404,
+        Some("session_not_found"),
+    )
+    .await?;
+    c.expect(tracker_session(json!({})), 400, Some("invalid_parameter"))
+        .await?;
+    c.expect(
+        tracker_session(json!(null)).raw(r#"{"sessionId": "s",}"#),
+        400,
+        Some("malformed_json"),
+    )
+    .await?;
+    let tracker_machine = |body: Value| Req::post(query, "/get_machine_events", body);
+    c.expect(tracker_machine(json!({"machineId": machine})), 200, None)
+        .await?;
+    c.expect(tracker_machine(json!({"machineId": []})), 400, None)
+        .await?;
+    let pages = || Req::get(query, "/events");
+    c.expect(
+        pages()
+            .query("session_id", &session)
+            .query("category", "page_interaction")
+            .query("start_time", "2024-03-01")
+            .query("end_time", "2024-03-01 23:59:59.999999")
+            .query("page", "1"),
+        200,
+        None,
+    )
+    .await?;
+    let mut ranged = pages().header("content-type", "application/json");
+    let range = json!({"start_time": "2024-03-01T10:00:00", "end_time": "2024-03-01"});
+    ranged.body = Some(range.to_string().into_bytes());
+    ranged.json = Some(range);
+    c.expect(ranged, 200, None).await?;
+    c.expect(pages().query("page", "2"), 404, Some("invalid_page"))
+        .await?;
+    c.expect(pages().query("page", "0"), 400, None).await?;
+    let measurements = || {
+        Req::get(query, "/api/events/{namespace}/{name}")
+            .path("namespace", "page_interaction")
+            .path("name", "page_view")
+    };
+    c.expect(
+        measurements()
+            .query("tsMin", "1709251200")
+            .query("tsMax", "1709337600.5")
+            .query("granularity", "hour")
+            .query("aggregationType", "max"),
+        200,
+        None,
+    )
+    .await?;
+    c.expect(measurements().query("granularity", "fortnight"), 400, None)
+        .await?;
+    let collector = [
+        Req::get(query, "/eye/event").query("session_id", &session),
+        Req::get(query, "/eye/category-events")
+            .query("category", "page_interaction")
+            .query("session_id", &session),
+        Req::get(query, "/eye/range-events")
+            .query("start_time", "2024-03-01")
+            .query("end_time", "2024-03-01T23:59:59Z"),
+        Req::get(query, "/eye/invalid-time").query("session_id", &session),
+    ];
+    for req in &collector {
+        let ans = c.expect(req.clone(), 200, None).await?;
+        ensure!(
+            ans.body.as_array().is_some_and(|a| !a.is_empty()),
+            "{}: {}",
+            req.label(),
+            ans.text
+        );
+        c.expect(req.clone().query("limit", "1"), 400, None).await?;
+    }
+
     // The store does not answer: every read says so, with Retry-After.
     let dq = &dead_query;
     for req in [
@@ -1143,6 +1224,18 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
             .query("name", "n"),
         Req::get(dq, "/v1/categories"),
         Req::get(dq, "/v1/rejected"),
+        Req::post(dq, "/get_session", json!({"sessionId": "s"})),
+        Req::post(dq, "/get_machine_events", json!({"machineId": "m"})),
+        Req::get(dq, "/events"),
+        Req::get(dq, "/api/events/{namespace}/{name}")
+            .path("namespace", "n")
+            .path("name", "e"),
+        Req::get(dq, "/eye/event").query("session_id", "s"),
+        Req::get(dq, "/eye/category-events").query("category", "c"),
+        Req::get(dq, "/eye/range-events")
+            .query("start_time", "2024-03-01")
+            .query("end_time", "2024-03-02"),
+        Req::get(dq, "/eye/invalid-time"),
     ] {
         c.expect(req, 503, Some("store_unavailable")).await?;
     }
@@ -1178,8 +1271,16 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         aggregate(),
         Req::get(query, "/v1/categories"),
         rejected(),
+        tracker_session(json!({"sessionId": session})),
+        tracker_machine(json!({"machineId": machine})),
+        pages(),
+        measurements(),
     ];
-    let api: Vec<Req> = api.into_iter().chain(seed_requests(ingest, &s3)).collect();
+    let api: Vec<Req> = api
+        .into_iter()
+        .chain(seed_requests(ingest, &s3))
+        .chain(collector)
+        .collect();
     let wrong = Cred::Bearer("eye_0000000000000000.00".into(), Vec::new());
     for req in &api {
         c.expect(req.clone().anonymous(), 401, Some("unauthenticated"))

@@ -13,6 +13,13 @@ pub enum QueryError {
     SessionNotFound(String),
     #[error("no link and no stored event names {0:?}")]
     IdentityNotFound(String),
+    /// A numbered page after the last one (the first page always exists, perhaps empty).
+    #[error("Invalid page.")]
+    PageNotFound(FieldError),
+    #[error("the request body is not a JSON object: {0}")]
+    MalformedBody(String),
+    #[error("the request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
     #[error("the event store is unavailable")]
     Store(#[from] StoreError),
 }
@@ -30,6 +37,16 @@ impl From<QueryError> for HttpError {
             }
             QueryError::IdentityNotFound(_) => {
                 HttpError::new(StatusCode::NOT_FOUND, "identity_not_found", message)
+            }
+            QueryError::PageNotFound(detail) => {
+                HttpError::new(StatusCode::NOT_FOUND, "invalid_page", message)
+                    .with_details(vec![detail])
+            }
+            QueryError::MalformedBody(_) => {
+                HttpError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+            }
+            QueryError::BodyTooLarge(_) => {
+                HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
             }
             QueryError::Store(inner) => {
                 tracing::error!(error = %inner, "store read failed");

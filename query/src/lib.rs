@@ -1,11 +1,17 @@
 //! The query service: answers questions about stored events from ClickHouse.
 
 mod aggregate;
+mod body;
+mod collector;
 pub mod config;
 mod error;
 mod identities;
+mod measurements;
 mod params;
+mod rest_events;
 mod routes;
+mod time_bound;
+mod tracker;
 mod view;
 
 use config::QueryConfig;

@@ -1,14 +1,14 @@
 //! Routes and handlers of the query API.
 
-use crate::aggregate;
 use crate::error::QueryError;
 use crate::identities;
 use crate::params::{self, Params};
 use crate::view::{
     Categories, CategoryView, EventPage, EventView, OwnerSessions, RejectedPage, RejectedView,
-    SessionDetail, SessionEvents, SessionSummary, SessionView,
+    SentEvent, SessionDetail, SessionEvents, SessionSummary, SessionView,
 };
 use crate::Config;
+use crate::{aggregate, body, collector, measurements, rest_events, tracker};
 use eye_auth::{Principal, Scope};
 use eye_http::auth::Guard;
 use eye_http::error::{recover, HttpError};
@@ -20,6 +20,7 @@ use eye_model::session;
 use eye_store::{EventFilter, EventRow, OwnerKind, OwnerSessionsFilter, RejectedFilter, Store};
 use futures::FutureExt;
 use prometheus::Registry;
+use serde_json::{Map, Value};
 use std::sync::Arc;
 use warp::{Filter, Reply};
 
@@ -32,9 +33,28 @@ const REJECTED_MAX_LIMIT: u32 = 1_000;
 
 /// Reading events needs `events:read`; aggregates need `aggregations:read`; the catalogue
 /// of types, either. `admin` implies all.
-const READ: &[Scope] = &[Scope::EventsRead];
-const AGGREGATE: &[Scope] = &[Scope::AggregationsRead];
-const CATALOGUE: &[Scope] = &[Scope::EventsRead, Scope::AggregationsRead];
+const READ: Access = Access::Bearer(&[Scope::EventsRead]);
+const AGGREGATE: Access = Access::Bearer(&[Scope::AggregationsRead]);
+const CATALOGUE: Access = Access::Bearer(&[Scope::EventsRead, Scope::AggregationsRead]);
+/// Seed 003's reads, whose clients send Django REST framework's `Authorization: Token`.
+const COLLECTOR_READ: Access = Access::BearerOrToken(&[Scope::EventsRead]);
+
+/// Who may call a route: a caller holding one of the scopes, its credential sent as
+/// `Authorization: Bearer`, or also as `Authorization: Token`.
+#[derive(Clone, Copy)]
+enum Access {
+    Bearer(&'static [Scope]),
+    BearerOrToken(&'static [Scope]),
+}
+
+impl Access {
+    fn filter(self, guard: &Guard) -> warp::filters::BoxedFilter<(Principal,)> {
+        match self {
+            Access::Bearer(scopes) => guard.require(scopes).boxed(),
+            Access::BearerOrToken(scopes) => guard.require_allowing_token_scheme(scopes).boxed(),
+        }
+    }
+}
 
 pub fn routes(
     config: &Config,
@@ -54,6 +74,8 @@ pub fn routes(
         .query
         .session_events_max
         .min(eye_store::MAX_RESULT_ROWS as u32);
+    // One more than an unpaged tracker answer may hold is read, so that too many shows.
+    let tracker_max = max_limit.min(eye_store::MAX_RESULT_ROWS as u32 - 1);
     let a = (&store, &guard);
     let (labels, api) = eye_http::routes!(
         get_id(
@@ -110,6 +132,48 @@ pub fn routes(
         get(route!("v1" / "rejected"), a, READ, |s, p| async move {
             rejected(&s, &p).await
         }),
+        post_json(route!("get_session"), a, READ, move |s, body| async move {
+            tracker_session(&s, body, tracker_max).await
+        },),
+        post_json(
+            route!("get_machine_events"),
+            a,
+            READ,
+            move |s, body| async move { tracker_machine(&s, body, tracker_max).await },
+        ),
+        rest_events_route(route!("events"), a),
+        get_id(
+            route!("api" / "events" / { namespace } / { name }).map(|p| p.map(|n, e| (n, e))),
+            a,
+            AGGREGATE,
+            |s, (namespace, name): (String, String), p| async move {
+                measurements(&s, &namespace, &name, &p).await
+            },
+        ),
+        get(
+            route!("eye" / "event"),
+            a,
+            COLLECTOR_READ,
+            |s, p| async move { collector_events(&s, collector::session_events(&p)).await }
+        ),
+        get(
+            route!("eye" / "category-events"),
+            a,
+            COLLECTOR_READ,
+            |s, p| async move { collector_events(&s, collector::category_events(&p)).await }
+        ),
+        get(
+            route!("eye" / "range-events"),
+            a,
+            COLLECTOR_READ,
+            |s, p| async move { collector_events(&s, collector::range_events(&p)).await }
+        ),
+        get(
+            route!("eye" / "invalid-time"),
+            a,
+            COLLECTOR_READ,
+            |s, p| async move { collector_refused(&s, &p).await }
+        ),
         Route::new("/oauth/token", guard.token_route()),
         Route::new("/o/token/", guard.oauth_toolkit_token_route()),
     );
@@ -125,7 +189,7 @@ pub(crate) type Reply_ = Result<warp::reply::Response, QueryError>;
 fn get<P, H, Fut>(
     route: Route<P>,
     (store, guard): (&Store, &Guard),
-    scopes: &'static [Scope],
+    access: Access,
     handler: H,
 ) -> Route<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone>
 where
@@ -136,34 +200,35 @@ where
     get_id(
         route.map(|path| path.map(String::new)),
         (store, guard),
-        scopes,
+        access,
         move |s, _, p| handler(s, p),
     )
 }
 
-/// `GET <route with one {id} segment>?<params>` for callers holding one of `scopes`; the
-/// handler gets the raw segment.
-fn get_id<P, H, Fut>(
+/// `GET <route with {id} segments>?<params>` for the callers `access` admits; the
+/// handler gets the raw segment (or a tuple of them).
+fn get_id<I, P, H, Fut>(
     route: Route<P>,
     (store, guard): (&Store, &Guard),
-    scopes: &'static [Scope],
+    access: Access,
     handler: H,
 ) -> Route<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone>
 where
-    P: Filter<Extract = (String,), Error = warp::Rejection> + Clone,
-    H: Fn(Store, String, Params) -> Fut + Clone + Send + Sync + 'static,
+    I: Send + 'static,
+    P: Filter<Extract = (I,), Error = warp::Rejection> + Clone,
+    H: Fn(Store, I, Params) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Reply_> + Send,
 {
     let store = store.clone();
     route.map(|path| {
         path.and(warp::get())
-            .and(guard.require(scopes))
+            .and(access.filter(guard))
             .and(warp::any().map(move || store.clone()))
             // The raw query, decoded by `params::parse_query`: warp's own decoder replaces
             // bytes that are not UTF-8 with U+FFFD instead of refusing them.
             .and(warp::query::raw().or(warp::any().map(String::new)).unify())
             .and_then(
-                move |id: String, _caller: Principal, store: Store, query: String| {
+                move |id: I, _caller: Principal, store: Store, query: String| {
                     let handler = handler.clone();
                     async move {
                         match params::parse_query(&query) {
@@ -180,6 +245,68 @@ fn to_reply(
     r: Result<warp::reply::Response, QueryError>,
 ) -> Result<warp::reply::Response, warp::Rejection> {
     r.map_err(|e| warp::reject::custom(HttpError::from(e)))
+}
+
+/// `POST <route>` with a JSON object body, for the callers `access` admits: the seed
+/// reads that ask their question in a body.
+fn post_json<P, H, Fut>(
+    route: Route<P>,
+    (store, guard): (&Store, &Guard),
+    access: Access,
+    handler: H,
+) -> Route<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone>
+where
+    P: Filter<Extract = (), Error = warp::Rejection> + Clone,
+    H: Fn(Store, Map<String, Value>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Reply_> + Send,
+{
+    let store = store.clone();
+    route.map(|path| {
+        path.and(warp::post())
+            .and(access.filter(guard))
+            .and(warp::any().map(move || store.clone()))
+            .and(body::bytes())
+            .and_then(
+                move |_caller: Principal, store: Store, bytes: Result<Vec<u8>, QueryError>| {
+                    let handler = handler.clone();
+                    async move {
+                        match bytes.and_then(|b| body::object(&b)) {
+                            Ok(body) => to_reply(handler(store, body).await),
+                            Err(e) => to_reply(Err(e)),
+                        }
+                    }
+                },
+            )
+    })
+}
+
+/// `GET /events`: its question is in the query string and perhaps a JSON body, and its
+/// answer links to other pages through the `Host` the request came to.
+fn rest_events_route<P>(
+    route: Route<P>,
+    (store, guard): (&Store, &Guard),
+) -> Route<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone>
+where
+    P: Filter<Extract = (), Error = warp::Rejection> + Clone,
+{
+    let store = store.clone();
+    route.map(|path| {
+        path.and(warp::get())
+            .and(READ.filter(guard))
+            .and(warp::any().map(move || store.clone()))
+            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+            .and(warp::header::optional::<String>("host"))
+            .and(body::bytes())
+            .and_then(
+                |_caller: Principal,
+                 store: Store,
+                 query: String,
+                 host: Option<String>,
+                 bytes: Result<Vec<u8>, QueryError>| async move {
+                    to_reply(rest_events(&store, &query, host, bytes).await)
+                },
+            )
+    })
 }
 
 fn session_id(raw: &str) -> Result<SessionId, QueryError> {
@@ -378,6 +505,80 @@ async fn rejected(store: &Store, params: &Params) -> Result<warp::reply::Respons
     .into_response())
 }
 
+/// `POST /get_session {sessionId}`: the session and its events, as the tracker answers.
+async fn tracker_session(store: &Store, body: Map<String, Value>, max: u32) -> Reply_ {
+    let session = tracker::session_request(&body)?;
+    let (rows, meta) = futures::try_join!(
+        store.session_events(&session, max + 1),
+        store.session_meta(&session)
+    )?;
+    if rows.is_empty() && meta.is_none() {
+        return Err(QueryError::SessionNotFound(session.into_string()));
+    }
+    tracker::within(&rows, max, "sessionId")?;
+    let answer = tracker::Session::new(session.into_string(), meta, rows);
+    Ok(warp::reply::json(&answer).into_response())
+}
+
+/// `POST /get_machine_events {machineId}`: the events of every session the machine
+/// started, in time order.
+async fn tracker_machine(store: &Store, body: Map<String, Value>, max: u32) -> Reply_ {
+    let machine = tracker::machine_request(&body)?;
+    let filter = EventFilter {
+        owner: Some((OwnerKind::Machine, machine.clone())),
+        limit: max + 1,
+        ..EventFilter::default()
+    };
+    let rows = store.events(&filter).await?;
+    tracker::within(&rows, max, "machineId")?;
+    Ok(warp::reply::json(&tracker::MachineEvents::new(machine, rows)).into_response())
+}
+
+/// `GET /events?session_id=&category=&start_time=&end_time=&page=`: a numbered page.
+async fn rest_events(
+    store: &Store,
+    query: &str,
+    host: Option<String>,
+    bytes: Result<Vec<u8>, QueryError>,
+) -> Reply_ {
+    let params = params::parse_query(query)?;
+    let body = body::optional_object(&bytes?)?;
+    let request = rest_events::request(query, &params, body.as_ref(), host.as_deref())?;
+    let count = store.event_count(request.filter()).await?;
+    request.check_page(count)?;
+    let rows = if count == 0 {
+        Vec::new()
+    } else {
+        store.events(request.filter()).await?
+    };
+    Ok(warp::reply::json(&request.answer(count, rows)).into_response())
+}
+
+/// `GET /api/events/{namespace}/{name}?tsMin=&tsMax=&granularity=&aggregationType=`.
+async fn measurements(store: &Store, namespace: &str, name: &str, params: &Params) -> Reply_ {
+    let request = measurements::request(namespace, name, params)?;
+    let rows = store.aggregate(request.filter()).await?;
+    Ok(warp::reply::json(&request.answer(rows)?).into_response())
+}
+
+/// The collector's event listings: a JSON array, newest first.
+async fn collector_events(store: &Store, filter: Result<EventFilter, QueryError>) -> Reply_ {
+    let rows = store.events(&filter?).await?;
+    let events: Vec<SentEvent> = rows.into_iter().map(SentEvent::from).collect();
+    Ok(warp::reply::json(&events).into_response())
+}
+
+/// `GET /eye/invalid-time?session_id=`: the events refused for their time, as sent.
+async fn collector_refused(store: &Store, params: &Params) -> Reply_ {
+    let filter = collector::refused_for_time(params)?;
+    let rows = store.refused_for_time(&filter).await?;
+    let events: Vec<Value> = rows
+        .iter()
+        .filter_map(|r| collector::refused_event(r, &filter.codes))
+        .collect();
+    Ok(warp::reply::json(&events).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,6 +646,17 @@ mod tests {
             ("/v1/events", "/v1/events"),
             ("/v1/categories", "/v1/categories"),
             ("/v1/rejected", "/v1/rejected"),
+            ("/get_session", "/get_session"),
+            ("/get_machine_events", "/get_machine_events"),
+            ("/events", "/events"),
+            (
+                "/api/events/this%20is%20namespace/a%20name",
+                "/api/events/{namespace}/{name}",
+            ),
+            ("/eye/event", "/eye/event"),
+            ("/eye/category-events", "/eye/category-events"),
+            ("/eye/range-events", "/eye/range-events"),
+            ("/eye/invalid-time", "/eye/invalid-time"),
             ("/oauth/token", "/oauth/token"),
             ("/o/token/", "/o/token/"),
             ("/openapi.json", "/openapi.json"),

@@ -57,6 +57,31 @@ impl From<EventRow> for EventView {
     }
 }
 
+/// An event as its producer sent it, as the seed APIs list events: the time is the one the
+/// client gave (RFC 3339, UTC, microseconds), not the clock-corrected one.
+#[derive(Debug, Serialize)]
+pub struct SentEvent {
+    pub event_id: Uuid,
+    pub session_id: String,
+    pub category: String,
+    pub name: String,
+    pub data: Box<RawValue>,
+    pub timestamp: String,
+}
+
+impl From<EventRow> for SentEvent {
+    fn from(r: EventRow) -> Self {
+        Self {
+            event_id: r.event_id,
+            session_id: r.session_id,
+            category: r.category,
+            name: r.name,
+            data: raw_json(r.data),
+            timestamp: time(r.client_ts_us),
+        }
+    }
+}
+
 /// A session's lifecycle, as far as its start and end records have arrived.
 #[derive(Debug, Default, Serialize)]
 pub struct SessionView {

@@ -160,12 +160,14 @@ macro_rules! routes {
         use $crate::metrics::__warp::Filter as _;
         let first = $first;
         let labels = vec![first.label];
-        let filter = first.filter;
+        let filter = first.filter.boxed();
         $(
             let route = $rest;
             let mut labels = labels;
             labels.push(route.label);
-            let filter = filter.or(route.filter).unify();
+            // Boxed at each step: the nested `Or` types of a few dozen routes otherwise
+            // take rustc many minutes to check.
+            let filter = filter.or(route.filter).unify().boxed();
         )*
         ($crate::metrics::RouteLabels::new(labels), filter)
     }};

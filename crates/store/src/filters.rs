@@ -60,6 +60,18 @@ pub struct EventFilter {
     /// Keyset cursor: the last `(ts_us, event_id, session_id)` already returned.
     pub after: Option<(i64, Uuid, String)>,
     pub descending: bool,
+    /// Matches to skip before the first returned: numbered pages (`?page=N`) of the
+    /// seed APIs. Keyset cursors (`after`) are the way to walk a large listing.
+    pub offset: u64,
+    pub limit: u32,
+}
+
+/// Quarantined events refused for their time, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RefusedTimeFilter {
+    /// Rejection codes of the event time, any of which selects a record.
+    pub codes: Vec<String>,
+    pub session_id: Option<String>,
     pub limit: u32,
 }
 

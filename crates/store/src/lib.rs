@@ -12,7 +12,7 @@ mod store;
 
 pub use filters::{
     AggregateFilter, EventFilter, IdentityEventsFilter, OwnerKind, OwnerSessionsFilter,
-    RejectedFilter,
+    RefusedTimeFilter, RejectedFilter,
 };
 pub use rows::{
     ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, LinkRow, OwnerSessionRow,

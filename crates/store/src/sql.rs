@@ -12,7 +12,7 @@ mod tests;
 
 use crate::filters::{
     AggregateFilter, EventFilter, IdentityEventsFilter, OwnerKind, OwnerSessionsFilter,
-    RejectedFilter,
+    RefusedTimeFilter, RejectedFilter,
 };
 use crate::rows::EventKey;
 use crate::statement::{sql, Statement, Value};
@@ -195,18 +195,38 @@ fn time_range(mut s: Statement, from_us: Option<i64>, to_us: Option<i64>) -> Sta
 }
 
 /// Events matching the filter, one per event (unless `raw`), ordered by (ts_us, event_id,
-/// session_id) and resumable after a cursor. Session and owner filters read `events`
-/// (session prefix); the others `events_by_type`, where a category is a key prefix and a
-/// name or time range alone is found per (category, name) range of the key, of which there
-/// are few. `raw` keeps every stored copy, replays included: only for the fault-injection
-/// suite's negative control (`EYE_QUERY_DEDUPLICATE=false`).
+/// session_id) and resumable after a cursor, or a page of them after `offset` matches.
+/// Session and owner filters read `events` (session prefix); the others `events_by_type`,
+/// where a category is a key prefix and a name or time range alone is found per (category,
+/// name) range of the key, of which there are few. `raw` keeps every stored copy, replays
+/// included: only for the fault-injection suite's negative control
+/// (`EYE_QUERY_DEDUPLICATE=false`).
 pub fn events(f: &EventFilter, raw: bool) -> Statement {
+    let s = event_conditions(f, EVENT_COLUMNS);
+    let s = after_event(s, f.after.as_ref(), f.descending);
+    let s = listing_order(s, f.descending, raw);
+    if f.offset > 0 {
+        s.push(sql!("LIMIT ?, ?"), [f.offset.into(), f.limit.into()])
+    } else {
+        s.push(sql!("LIMIT ?"), [f.limit.into()])
+    }
+}
+
+/// How many distinct events (by session_id, event_id, client_ts_us, the identity the
+/// listing's `LIMIT 1 BY` keeps one row of) match the filter's conditions; its cursor,
+/// order, offset and limit play no part. One row, 0 when nothing matches.
+pub fn event_count(f: &EventFilter) -> Statement {
+    event_conditions(f, "uniqExact(session_id, event_id, client_ts_us)")
+}
+
+/// `SELECT <columns> FROM <the table serving the filters> WHERE 1 = 1 AND <each filter>`.
+fn event_conditions(f: &EventFilter, columns: &str) -> Statement {
     let table = if f.session_id.is_some() || f.owner.is_some() {
         EVENTS_TABLE
     } else {
         EVENTS_BY_TYPE
     };
-    let mut s = Statement::new(&format!("SELECT {EVENT_COLUMNS} FROM {table} WHERE 1 = 1"));
+    let mut s = Statement::new(&format!("SELECT {columns} FROM {table} WHERE 1 = 1"));
     if let Some(session) = &f.session_id {
         s = s.push(sql!(" AND session_id = ?"), [session.into()]);
     }
@@ -219,9 +239,7 @@ pub fn events(f: &EventFilter, raw: bool) -> Statement {
     if let Some(name) = &f.name {
         s = s.push(sql!(" AND name = ?"), [name.into()]);
     }
-    s = time_range(s, f.from_us, f.to_us);
-    s = after_event(s, f.after.as_ref(), f.descending);
-    listing_order(s, f.descending, raw).push(sql!("LIMIT ?"), [f.limit.into()])
+    time_range(s, f.from_us, f.to_us)
 }
 
 /// ` AND` the rows after a keyset cursor over `(ts_us, event_id, session_id)`, in the
@@ -373,6 +391,22 @@ pub fn rejected(f: &RejectedFilter) -> Statement {
         );
     }
     s.push_text(" ORDER BY received_at_us, rejection_id LIMIT 1 BY rejection_id ")
+        .push(sql!("LIMIT ?"), [f.limit.into()])
+}
+
+/// Quarantined records holding any of the filter's codes, newest first, one per
+/// rejection_id, optionally of one session. The quarantine is ordered by arrival time, so
+/// this reads it newest first until the limit: no index serves a code (as for
+/// `/v1/rejected?reason=`). The caller checks which field each code was given to.
+pub fn refused_for_time(f: &RefusedTimeFilter) -> Statement {
+    let mut s = Statement::new(&format!(
+        "SELECT {REJECTED_COLUMNS} FROM {REJECTED_TABLE} WHERE "
+    ))
+    .push(sql!("hasAny(codes, ?)"), [f.codes.clone().into()]);
+    if let Some(session) = &f.session_id {
+        s = s.push(sql!(" AND session_id = ?"), [session.into()]);
+    }
+    s.push_text(" ORDER BY received_at_us DESC, rejection_id DESC LIMIT 1 BY rejection_id ")
         .push(sql!("LIMIT ?"), [f.limit.into()])
 }
 

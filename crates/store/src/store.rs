@@ -3,7 +3,8 @@
 
 use crate::config::ClickHouseConfig;
 use crate::filters::{
-    AggregateFilter, EventFilter, IdentityEventsFilter, OwnerSessionsFilter, RejectedFilter,
+    AggregateFilter, EventFilter, IdentityEventsFilter, OwnerSessionsFilter, RefusedTimeFilter,
+    RejectedFilter,
 };
 use crate::rows::{
     ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, LinkRow, OwnerSessionRow,
@@ -220,6 +221,20 @@ impl Store {
             .read(sql::events(f, self.raw_reads))
             .fetch_all()
             .await?)
+    }
+
+    /// How many distinct events match the filter's conditions (its cursor, order, offset
+    /// and limit aside).
+    pub async fn event_count(&self, f: &EventFilter) -> Result<u64, StoreError> {
+        Ok(self.read(sql::event_count(f)).fetch_one().await?)
+    }
+
+    /// Quarantined records holding one of the filter's codes, newest first.
+    pub async fn refused_for_time(
+        &self,
+        f: &RefusedTimeFilter,
+    ) -> Result<Vec<RejectedRow>, StoreError> {
+        Ok(self.read(sql::refused_for_time(f)).fetch_all().await?)
     }
 
     /// Every event type stored, with counts of distinct events; at most `limit` types.

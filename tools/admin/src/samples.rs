@@ -8,7 +8,7 @@ use eye_store::sql;
 use eye_store::statement::Statement;
 use eye_store::{
     AggregateFilter, EventFilter, IdentityEventsFilter, OwnerKind, OwnerSessionsFilter,
-    RejectedFilter,
+    RefusedTimeFilter, RejectedFilter,
 };
 use uuid::Uuid;
 
@@ -166,6 +166,33 @@ pub fn statements() -> Vec<(String, Statement)> {
                 descending: true,
                 limit: 100,
                 ..EventFilter::default()
+            }),
+        ),
+        (
+            "events_numbered_page",
+            events(EventFilter {
+                category: Some("c".into()),
+                from_us: Some(0),
+                descending: true,
+                offset: 1,
+                limit: 10,
+                ..EventFilter::default()
+            }),
+        ),
+        (
+            "event_count",
+            sql::event_count(&EventFilter {
+                session_id: Some(SESSION.into()),
+                to_us: Some(4_000_000),
+                ..EventFilter::default()
+            }),
+        ),
+        (
+            "refused_for_time",
+            sql::refused_for_time(&RefusedTimeFilter {
+                codes: vec!["invalid_timestamp".into(), "timestamp_in_future".into()],
+                session_id: Some(SESSION.into()),
+                limit: 100,
             }),
         ),
         (

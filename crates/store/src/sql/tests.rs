@@ -473,3 +473,74 @@ fn identity_statements_bind_ids_cursor_and_limits_in_order() {
         check(vec![(identity_events(&filter, raw), want, values)]);
     }
 }
+
+#[test]
+fn numbered_pages_and_counts_share_the_listing_conditions() {
+    let filter = EventFilter {
+        session_id: Some("s1".into()),
+        category: Some("c".into()),
+        from_us: Some(2_000_000),
+        descending: true,
+        offset: 20,
+        limit: 10,
+        ..EventFilter::default()
+    };
+    let conditions = " AND session_id = ? AND category = ? AND ts_us >= ? AND ts >= toDateTime(?)";
+    let bound = vec![text("s1"), text("c"), Value::Int(2_000_000), Value::Int(2)];
+    check(vec![
+        (
+            events(&filter, false),
+            format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1{conditions} \
+                 ORDER BY ts_us DESC, event_id DESC, session_id DESC \
+                 LIMIT 1 BY session_id, event_id, client_ts_us LIMIT ?, ?"
+            ),
+            [bound.clone(), vec![Value::UInt(20), Value::UInt(10)]].concat(),
+        ),
+        // The count ignores order, offset and limit: the matches of every page.
+        (
+            event_count(&filter),
+            format!(
+                "SELECT uniqExact(session_id, event_id, client_ts_us) FROM events WHERE 1 = 1{conditions}"
+            ),
+            bound,
+        ),
+        (
+            event_count(&EventFilter {
+                category: Some("c".into()),
+                ..EventFilter::default()
+            }),
+            "SELECT uniqExact(session_id, event_id, client_ts_us) FROM events_by_type \
+             WHERE 1 = 1 AND category = ?"
+                .into(),
+            vec![text("c")],
+        ),
+    ]);
+}
+
+#[test]
+fn refused_times_bind_the_codes_as_one_array() {
+    let head = format!("SELECT {REJECTED_COLUMNS} FROM rejected_events WHERE hasAny(codes, ?)");
+    let tail = " ORDER BY received_at_us DESC, rejection_id DESC LIMIT 1 BY rejection_id LIMIT ?";
+    let codes = vec![
+        "invalid_timestamp".to_owned(),
+        "timestamp_in_future".to_owned(),
+    ];
+    let f = |session_id: Option<&str>| RefusedTimeFilter {
+        codes: codes.clone(),
+        session_id: session_id.map(Into::into),
+        limit: 5,
+    };
+    check(vec![
+        (
+            refused_for_time(&f(None)),
+            format!("{head}{tail}"),
+            vec![Value::Texts(codes.clone()), Value::UInt(5)],
+        ),
+        (
+            refused_for_time(&f(Some("s"))),
+            format!("{head} AND session_id = ?{tail}"),
+            vec![Value::Texts(codes.clone()), text("s"), Value::UInt(5)],
+        ),
+    ]);
+}

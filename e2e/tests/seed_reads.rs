@@ -816,6 +816,28 @@ async fn collector_lists_events_and_refused_times_newest_first() -> anyhow::Resu
         query_get(&stack, &format!("/eye/invalid-time?session_id={other}")).await?;
     assert_eq!((status, body), (200, json!([other_refused])));
 
+    // The seed's clients send DRF's `Authorization: Token <token>`: each listing takes it,
+    // and answers as with a bearer key. `/v1` reads keep to `Bearer`.
+    let plain = reqwest::Client::new();
+    let token = format!("Token {}", eye_e2e::test_auth().api_key);
+    for path in [
+        session_path.clone(),
+        "/eye/category-events?category=form%20interaction".to_owned(),
+        "/eye/range-events?start_time=2022-01-09&end_time=2022-01-09".to_owned(),
+        "/eye/invalid-time".to_owned(),
+    ] {
+        let url = stack.query.url(&path);
+        let by_token = answer(plain.get(&url).header("authorization", &token)).await?;
+        let by_bearer = query_get(&stack, &path).await?;
+        assert_eq!(by_token.0, 200, "{path}: {}", by_token.1);
+        assert_eq!(by_token, by_bearer, "{path}");
+        let (status, _) = answer(plain.get(&url)).await?;
+        assert_eq!(status, 401, "{path} without a credential");
+    }
+    let v1 = stack.query.url(&format!("/v1/sessions/{s}/events"));
+    let (status, body) = answer(plain.get(&v1).header("authorization", &token)).await?;
+    assert_eq!(status, 401, "a /v1 read with the Token scheme: {body}");
+
     for (path, field, code) in [
         ("/eye/event", "session_id", "required"),
         ("/eye/category-events?session_id=s", "category", "required"),
@@ -843,5 +865,163 @@ async fn collector_lists_events_and_refused_times_newest_first() -> anyhow::Resu
             "{path}"
         );
     }
+    stack.stop().await
+}
+
+/// A seed's client, moved over with only its base URL and credential changed, reads back
+/// what it wrote: each seed's write door, then its read route, with the seeds' own
+/// shapes on both sides (and each seed's own auth scheme).
+#[tokio::test(flavor = "multi_thread")]
+async fn each_seed_client_reads_back_what_it_wrote() -> anyhow::Result<()> {
+    let stack = stack("seed_round_trip").await?;
+    let id = unique("rt");
+    let plain = reqwest::Client::new();
+    let key = &eye_e2e::test_auth().api_key;
+
+    // Seed 000: start, add an event, end; then get the session and the machine's events.
+    let (machine, session) = (format!("m-{id}"), format!("s-{id}"));
+    for (path, body) in [
+        (
+            "/start_session",
+            json!({"userId": "u", "machineId": machine, "startAt": "2023-02-02 16:22:15",
+                   "orgId": 11232, "sessionId": session}),
+        ),
+        (
+            "/add_event",
+            json!({"sessionId": session, "events": [{"eventAt": 1675355000,
+                   "eventType": "applicationStarted", "payload": {"info": "someInfo"}}]}),
+        ),
+        (
+            "/end_session",
+            json!({"sessionId": session, "endAt": "2023-02-02 17:00:00"}),
+        ),
+    ] {
+        let res = stack
+            .http
+            .post(stack.ingest.url(path))
+            .json(&body)
+            .send()
+            .await?;
+        assert_eq!(res.status().as_u16(), 200, "{path}");
+    }
+    let ask = json!({"sessionId": session});
+    let got = until(
+        "the tracker session, ended",
+        || query_post(&stack, "/get_session", &ask),
+        |st, b| st == 200 && len(&b["events"]) == 1 && !b["endAt"].is_null(),
+    )
+    .await?;
+    assert_eq!(
+        got,
+        json!({"endAt": "2023-02-02 17:00:00", "machineId": machine, "orgId": 11232,
+               "sessionId": session, "startAt": "2023-02-02 16:22:15", "userId": "u",
+               "events": [{"eventAt": "2023-02-02 16:23:20", "eventType": "applicationStarted",
+                           "payload": {"info": "someInfo"}}]})
+    );
+    let (status, got) = query_post(
+        &stack,
+        "/get_machine_events",
+        &json!({"machineId": machine}),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    assert_eq!(got["events"][0]["sessionId"], json!(session));
+
+    // Seeds 001 and 004: POST /events, then the DRF listing of that session.
+    let rest_session = format!("rest-{id}");
+    let event = json!({"session_id": rest_session, "category": "page interaction",
+                       "name": "pageview", "data": {"host": "h", "path": "/"},
+                       "timestamp": "2022-01-09 09:15:27.243860"});
+    let res = stack
+        .http
+        .post(stack.ingest.url("/events"))
+        .json(&event)
+        .send()
+        .await?;
+    assert_eq!(res.status().as_u16(), 201);
+    let listing = format!("/events?session_id={rest_session}");
+    let got = until(
+        "the REST event",
+        || query_get(&stack, &listing),
+        |st, b| st == 200 && b["count"] == 1,
+    )
+    .await?;
+    assert_eq!(got["results"][0]["name"], "pageview");
+    assert_eq!(
+        got["results"][0]["timestamp"],
+        "2022-01-09T09:15:27.243860Z"
+    );
+
+    // Seed 002: a toolkit token, a measurement tracked with it, then aggregated.
+    let res = plain
+        .post(stack.query.url("/o/token/"))
+        .basic_auth(
+            &eye_e2e::test_auth().client_id,
+            Some(&eye_e2e::test_auth().client_secret),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "read write aggregation"),
+        ])
+        .send()
+        .await?;
+    assert_eq!(res.status().as_u16(), 200);
+    let token = res.json::<Value>().await?["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let namespace = format!("ns {id}");
+    for (at, value) in [("2020-11-12T11:10:00", 1.0), ("2020-11-12T11:10:30", 3.0)] {
+        let res = plain
+            .post(stack.ingest.url("/api/track/"))
+            .bearer_auth(&token)
+            .json(&json!({"namespace": namespace, "name": "cpu", "timestamp": at, "value": value}))
+            .send()
+            .await?;
+        assert_eq!(res.status().as_u16(), 201);
+    }
+    let aggregation = stack.query.url(&format!(
+        "/api/events/{}/cpu?tsMin=1605179400&tsMax=1605179459&granularity=minute",
+        namespace.replace(' ', "%20")
+    ));
+    let got = until(
+        "the measurements",
+        || answer(plain.get(&aggregation).bearer_auth(&token)),
+        |st, b| {
+            st == 200
+                && b.as_array()
+                    .is_some_and(|a| a.first().is_some_and(|g| g["value"] == 2.0))
+        },
+    )
+    .await?;
+    assert_eq!(
+        got,
+        json!([{"aggregatedTimestamp": "2020-11-12T11:10:00Z", "value": 2.0}])
+    );
+
+    // Seed 003: the collector, then its session listing, both with the Token scheme.
+    let token_scheme = format!("Token {key}");
+    let collected = format!("e2085be5-{id}");
+    let event = json!({"session_id": collected, "category": "form interaction", "name": "submit",
+                       "data": {"host": "www.consumeraffairs.com", "path": "/", "form": {}},
+                       "timestamp": "2022-01-09 09:15:27.243860"});
+    let res = plain
+        .post(stack.ingest.url("/eye/collector"))
+        .header("authorization", &token_scheme)
+        .json(&event)
+        .send()
+        .await?;
+    assert_eq!(res.status().as_u16(), 201);
+    let listing = stack
+        .query
+        .url(&format!("/eye/event?session_id={collected}"));
+    let got = until(
+        "the collected event",
+        || answer(plain.get(&listing).header("authorization", &token_scheme)),
+        |st, b| st == 200 && len(b) == 1,
+    )
+    .await?;
+    assert_eq!(got[0]["category"], "form interaction");
+    assert_eq!(got[0]["timestamp"], "2022-01-09T09:15:27.243860Z");
     stack.stop().await
 }

@@ -152,7 +152,7 @@ async fn tracker_sessions_and_machines_read_as_the_tracker_answers() -> anyhow::
     let get_session = || query_post(&stack, "/get_session", &ask_s1);
     let body = until(
         "the session with its events",
-        || get_session(),
+        get_session,
         |status, b| status == 200 && len(&b["events"]) == 3,
     )
     .await?;

@@ -150,11 +150,9 @@ async fn tracker_sessions_and_machines_read_as_the_tracker_answers() -> anyhow::
 
     let ask_s1 = json!({"sessionId": s1});
     let get_session = || query_post(&stack, "/get_session", &ask_s1);
-    let body = until(
-        "the session with its events",
-        get_session,
-        |status, b| status == 200 && len(&b["events"]) == 3,
-    )
+    let body = until("the session with its events", get_session, |status, b| {
+        status == 200 && len(&b["events"]) == 3
+    })
     .await?;
     assert_eq!(
         body,

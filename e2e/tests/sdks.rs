@@ -177,11 +177,24 @@ async fn drive(
     ingest_url: &str,
     messages: &[Value],
 ) -> anyhow::Result<Report> {
+    drive_as(sdk, mode, ingest_url, &test_auth().api_key, messages, true).await
+}
+
+/// As [`drive`], with `write_key`; unless `must_deliver`, a run in which the SDK gave up
+/// on messages also reports (its `failed`).
+async fn drive_as(
+    sdk: Sdk,
+    mode: Mode,
+    ingest_url: &str,
+    write_key: &str,
+    messages: &[Value],
+    must_deliver: bool,
+) -> anyhow::Result<Report> {
     let what = format!("{sdk:?} ({})", mode.as_str());
     let mut child = sdk
         .command(tools()?, mode)
         .env("EYE_INGEST_URL", ingest_url)
-        .env("EYE_WRITE_KEY", &test_auth().api_key)
+        .env("EYE_WRITE_KEY", write_key)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -205,7 +218,7 @@ async fn drive(
         anyhow::bail!("{what} did not deliver within {DRIVER_TIMEOUT:?}; its log:\n{stderr}");
     };
     anyhow::ensure!(
-        status.success(),
+        status.success() || (!must_deliver && status.code() == Some(1)),
         "{what} exited with {status}\nstdout: {stdout}\nstderr: {stderr}"
     );
     serde_json::from_str(stdout.trim())
@@ -514,6 +527,71 @@ async fn each_sdk_sends_every_message_type_in_batches_and_alone() -> anyhow::Res
         done.push((run, report));
     }
     check_stored(&stack.http, &stack.query, &done).await?;
+    stack.stop().await
+}
+
+/// What can never succeed is sent once: each SDK gives up at ingest's first 400 or 401
+/// instead of retrying it. The Python SDKs read `code` and `message` at the top of an error
+/// body (a `KeyError` without them, which they retry like a network failure).
+#[tokio::test(flavor = "multi_thread")]
+async fn each_sdk_gives_up_at_once_on_what_can_never_succeed() -> anyhow::Result<()> {
+    tools()?;
+    // The tracking plan refuses an `Order Completed` without its required properties.
+    let stack =
+        Stack::start_with("sdk_refusals", &[], &[("UNKNOWN_TYPE_POLICY", "reject")]).await?;
+    let ingest_url = stack.ingest.url("");
+    let id = unique("refused");
+    let valid_key = test_auth().api_key.clone();
+    let wrong_key = format!("{}x", valid_key);
+    // (what, write key, message, status, code)
+    let cases = [
+        (
+            "an unknown write key",
+            &wrong_key,
+            json!({"type": "track", "anonymousId": id, "event": "Order Completed",
+                   "properties": {"order_id": "o1"}}),
+            401,
+            "invalid_credentials",
+        ),
+        (
+            "a message of an unknown type, refused by the plan",
+            &valid_key,
+            json!({"type": "track", "anonymousId": id, "event": "Nothing Planned"}),
+            400,
+            "invalid_messages",
+        ),
+    ];
+    for sdk in Sdk::ALL {
+        for (what, key, message, status, code) in &cases {
+            let report = drive_as(
+                sdk,
+                Mode::Alone,
+                &ingest_url,
+                key,
+                std::slice::from_ref(message),
+                false,
+            )
+            .await?;
+            let statuses: Vec<u16> = report.responses.iter().map(|a| a.status).collect();
+            anyhow::ensure!(
+                statuses == [*status],
+                "{sdk:?}, {what}: one request answered {status} wanted, got {statuses:?}"
+            );
+            anyhow::ensure!(
+                report.failed.len() == 1,
+                "{sdk:?}, {what}: the SDK must report the message as failed: {:?}",
+                report.failed
+            );
+            // The Python SDKs' APIError names the code it read from the body.
+            if sdk != Sdk::SegmentNode {
+                let error = report.failed[0]["error"].as_str().unwrap_or_default();
+                anyhow::ensure!(
+                    error.contains(code),
+                    "{sdk:?}, {what}: the SDK's error does not name {code}: {error}"
+                );
+            }
+        }
+    }
     stack.stop().await
 }
 

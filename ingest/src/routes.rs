@@ -308,6 +308,8 @@ where
                     result.map_err(|e| reject(&state.metrics, e))
                 }
             })
+            .recover(segment::refusal)
+            .unify()
     })
 }
 

@@ -7,7 +7,7 @@ mod answer;
 mod message;
 mod request;
 
-pub use answer::SegmentError;
+pub use answer::{refusal, SegmentError};
 pub use request::{write_key, Door};
 
 use crate::adapter::Adapter;

@@ -5,11 +5,12 @@
 use super::request::Door;
 use crate::batch::{Answer, WholeBodyError};
 use crate::error::IngestError;
+use eye_http::error::{ErrorDetail, HttpError};
 use eye_model::event::FieldError;
 use serde::Serialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::Reply;
+use warp::{Rejection, Reply};
 
 /// Why a Segment request was refused, beyond what every door can answer.
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +157,37 @@ fn outcome(door: Door, answer: Answer) -> Result<Success, SegmentError> {
     })
 }
 
+/// Any refusal on a Segment route, as Segment's Python SDKs read it: the one error shape
+/// with its `code` and `message` repeated at the top. `analytics-python` and
+/// `rudder-sdk-python` read `payload['code']` and `payload['message']` of every non-200
+/// answer; without them they fail with a `KeyError`, which they retry (up to ten times,
+/// backing off) as if the network had failed, where a 4xx other than 429 makes them give
+/// up at once. Other rejections (no such route, wrong method) pass on.
+pub async fn refusal(rejection: Rejection) -> Result<Response, Rejection> {
+    match rejection.find::<HttpError>() {
+        Some(e) => Ok(refusal_response(e)),
+        None => Err(rejection),
+    }
+}
+
+fn refusal_response(e: &HttpError) -> Response {
+    #[derive(Serialize)]
+    struct Refusal<'a> {
+        error: &'a ErrorDetail,
+        code: &'a str,
+        message: &'a str,
+    }
+    let body = Refusal {
+        error: &e.body,
+        code: e.body.code,
+        message: &e.body.message,
+    };
+    // Status, Retry-After and WWW-Authenticate as every service answers them.
+    let mut res = e.clone().into_response();
+    *res.body_mut() = warp::reply::json(&body).into_response().into_body();
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +223,33 @@ mod tests {
 
     fn json(s: Success) -> serde_json::Value {
         serde_json::to_value(s).expect("JSON")
+    }
+
+    #[tokio::test]
+    async fn refusals_carry_code_and_message_at_the_top() {
+        let e = HttpError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "bad key")
+            .with_www_authenticate("Basic realm=\"the-eye\"")
+            .with_retry_after(3);
+        use warp::Filter;
+        let refused = warp::any()
+            .and_then(move || {
+                let e = e.clone();
+                async move { Err::<Response, _>(warp::reject::custom(e)) }
+            })
+            .recover(refusal)
+            .unify();
+        let res = warp::test::request().reply(&refused).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(res.headers()["retry-after"], "3");
+        assert_eq!(res.headers()["www-authenticate"], "Basic realm=\"the-eye\"");
+        let body: serde_json::Value = serde_json::from_slice(res.body()).expect("JSON");
+        assert_eq!(
+            body,
+            serde_json::json!({"code": "invalid_credentials", "message": "bad key",
+                "error": {"code": "invalid_credentials", "message": "bad key"}})
+        );
+        // Not this door's to answer: warp tries the other routes.
+        assert!(refusal(warp::reject::not_found()).await.is_err());
     }
 
     #[test]

@@ -9,10 +9,10 @@ use crate::routes::State;
 use crate::sink::{Delivery, EventSink, NotTaken, Records};
 use eye_http::error::ErrorDetail;
 use eye_kafka::wire::{Reason, Rejection};
+pub use eye_model::api::{BatchResponse, ItemResult, ItemStatus};
 use eye_model::event::{parse_batch, Event, FieldError, Hints, Item, Rejected, RequestError};
 use eye_model::schema::UnknownTypePolicy;
 use eye_model::time::EventTime;
-use serde::Serialize;
 use std::time::Instant;
 use uuid::Uuid;
 use warp::http::StatusCode;
@@ -31,36 +31,6 @@ pub trait Caller {
     fn unknown_types(&self) -> Option<UnknownTypePolicy> {
         None
     }
-}
-
-#[derive(Debug, Serialize)]
-pub struct ItemResult {
-    pub index: usize,
-    /// `accepted`, `rejected` or `failed`.
-    pub status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_id: Option<Uuid>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
-/// The answer to every request that reached per-event checks: 202 (all accepted),
-/// 207 (some rejected or failed) or 400 (all rejected; also carries `error`).
-#[derive(Debug, Serialize)]
-pub struct BatchResponse {
-    pub accepted: usize,
-    pub rejected: usize,
-    /// Items the sink did not take although others of the request were stored.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub failed: usize,
-    pub event_ids: Vec<Uuid>,
-    pub results: Vec<ItemResult>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorDetail>,
 }
 
 /// A batch's answer: its status and body.
@@ -233,7 +203,7 @@ fn sort(
             Item::Accepted(ev) => {
                 sorted.results.push(ItemResult {
                     index,
-                    status: "accepted",
+                    status: ItemStatus::Accepted,
                     event_id: Some(ev.event_id),
                     errors: Vec::new(),
                 });
@@ -251,7 +221,7 @@ fn sort(
                 ));
                 sorted.results.push(ItemResult {
                     index,
-                    status: "rejected",
+                    status: ItemStatus::Rejected,
                     event_id: None,
                     errors: r.errors,
                 });
@@ -382,12 +352,12 @@ fn mark_failed(
     let mut rejected = rejection_failed.iter();
     for r in results.iter_mut() {
         let hit = match (r.status, r.event_id) {
-            ("accepted", Some(id)) => events.contains(&id),
-            ("rejected", _) => rejected.next().copied().unwrap_or(false),
+            (ItemStatus::Accepted, Some(id)) => events.contains(&id),
+            (ItemStatus::Rejected, _) => rejected.next().copied().unwrap_or(false),
             _ => false,
         };
         if hit {
-            r.status = "failed";
+            r.status = ItemStatus::Failed;
             r.errors.push(unavailable.clone());
         }
     }
@@ -401,7 +371,7 @@ fn answer(s: Settled) -> Answer {
         (0, n, 0) => (
             StatusCode::BAD_REQUEST,
             Some(ErrorDetail {
-                code: "invalid_events",
+                code: "invalid_events".into(),
                 message: format!("all {n} events were rejected; each result says why"),
                 details: Vec::new(),
             }),

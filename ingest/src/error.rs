@@ -113,7 +113,7 @@ impl IngestError {
             Self::Session(SessionError::Invalid(_)) => "invalid_session",
             Self::Door(d) => d.code,
             Self::Overloaded(_) => "overloaded",
-            Self::Auth(a) => eye_http::auth::http_error(a).body.code,
+            Self::Auth(a) => eye_http::auth::error_code(a),
             Self::Produce(_) | Self::Unacknowledged { .. } => "broker_unavailable",
             Self::Segment(e) => e.code(),
         }

@@ -7,6 +7,7 @@
 
 use crate::adapter::Adapter;
 use crate::batch;
+use crate::batch::ItemStatus;
 use crate::error::IngestError;
 use crate::routes::Write;
 use crate::sink::EventSink;
@@ -105,7 +106,7 @@ pub async fn track<S: EventSink>(mut w: Write<S>) -> Result<Response, IngestErro
     )
     .await?;
     match answer.body.results.into_iter().next() {
-        Some(r) if r.status == "accepted" => {
+        Some(r) if r.status == ItemStatus::Accepted => {
             let id = r.event_id.map(|id| id.to_string()).unwrap_or_default();
             let time = EventTime::from_json(&event["timestamp"]).ok();
             let body = created(&id, &sent, time);

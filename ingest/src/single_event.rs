@@ -3,7 +3,7 @@
 //! `400` with the one error shape and the sent object when it was not.
 
 use crate::adapter::Adapter;
-use crate::batch::{self, ItemResult};
+use crate::batch::{self, ItemResult, ItemStatus};
 use crate::error::IngestError;
 use crate::routes::Write;
 use crate::sink::EventSink;
@@ -88,7 +88,7 @@ fn answer_one(sent: Map<String, Value>, result: ItemResult) -> Response {
 
 fn one_answer(mut sent: Map<String, Value>, result: ItemResult) -> (StatusCode, Value) {
     match result.event_id {
-        Some(id) if result.status == "accepted" => {
+        Some(id) if result.status == ItemStatus::Accepted => {
             sent.insert("event_id".into(), Value::String(id.to_string()));
             (StatusCode::CREATED, Value::Object(sent))
         }
@@ -143,12 +143,12 @@ mod tests {
         stored.insert("event_id".into(), json!(id.to_string()));
         let cases = [
             (
-                result("accepted", Some(id), vec![]),
+                result(ItemStatus::Accepted, Some(id), vec![]),
                 201,
                 Value::Object(stored),
             ),
             (
-                result("rejected", None, vec![bad]),
+                result(ItemStatus::Rejected, None, vec![bad]),
                 400,
                 json!({"error": {"code": "invalid_event",
                     "message": "the event was rejected and quarantined; each detail names its field and rule",

@@ -14,6 +14,7 @@
 //! the Flask views ignore them.
 
 use crate::adapter::Adapter;
+use crate::batch::ItemStatus;
 use crate::batch::{self, Caller};
 use crate::error::IngestError;
 use crate::routes::Write;
@@ -398,7 +399,7 @@ pub async fn add_event<S: EventSink>(mut w: Write<S>) -> Result<Response, Ingest
         .body
         .results
         .into_iter()
-        .filter(|r| r.status != "accepted")
+        .filter(|r| r.status != ItemStatus::Accepted)
         .flat_map(|r| {
             let at = format!("/events/{}", r.index);
             r.errors.into_iter().map(move |e| FieldError {
@@ -428,8 +429,11 @@ mod tests {
 
     const NOW: EventTime = EventTime::from_micros(1_700_000_000_000_000);
 
-    fn fields(e: DoorError) -> Vec<(String, &'static str)> {
-        e.details.into_iter().map(|d| (d.field, d.code)).collect()
+    fn fields(e: DoorError) -> Vec<(String, String)> {
+        e.details
+            .into_iter()
+            .map(|d| (d.field, d.code.into_owned()))
+            .collect()
     }
 
     #[test]
@@ -489,7 +493,8 @@ mod tests {
         for (body, want) in cases {
             let e = parse_start(body.as_bytes(), NOW, TimeBounds::default()).expect_err("invalid");
             let got = fields(e);
-            let got: Vec<(&str, &str)> = got.iter().map(|(f, c)| (f.as_str(), *c)).collect();
+            let got: Vec<(&str, &str)> =
+                got.iter().map(|(f, c)| (f.as_str(), c.as_str())).collect();
             assert_eq!(got, want, "{body}");
         }
         let e = parse_start(b"{\"userId\": 1,}", NOW, TimeBounds::default()).expect_err("JSON");
@@ -522,7 +527,8 @@ mod tests {
         ];
         for (body, want) in cases {
             let got = fields(parse_end(body, NOW, TimeBounds::default()).expect_err("invalid"));
-            let got: Vec<(&str, &str)> = got.iter().map(|(f, c)| (f.as_str(), *c)).collect();
+            let got: Vec<(&str, &str)> =
+                got.iter().map(|(f, c)| (f.as_str(), c.as_str())).collect();
             assert_eq!(got, want, "{}", String::from_utf8_lossy(body));
         }
     }
@@ -637,7 +643,8 @@ mod tests {
         ];
         for (body, want) in cases {
             let got = fields(parse_add_event(body).expect_err("invalid"));
-            let got: Vec<(&str, &str)> = got.iter().map(|(f, c)| (f.as_str(), *c)).collect();
+            let got: Vec<(&str, &str)> =
+                got.iter().map(|(f, c)| (f.as_str(), c.as_str())).collect();
             assert_eq!(got, want, "{}", String::from_utf8_lossy(body));
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::error::QueryError;
 use crate::params::{self, Params};
-use crate::view::{Aggregate, BucketView};
+use crate::view::{self, Aggregate};
 use eye_model::aggregate::{Aggregation, Calendar, Fill, Found, Granularity, TooManyBuckets};
 use eye_model::event::{Category, EventName, FieldError};
 use eye_store::{AggregateFilter, BucketRow};
@@ -90,14 +90,11 @@ impl Request {
         Ok(Aggregate {
             category: self.category,
             name: self.name,
-            granularity: c.granularity.as_str(),
-            agg: self.aggregation.as_str(),
+            granularity: c.granularity.as_str().into(),
+            agg: self.aggregation.as_str().into(),
             tz: c.tz.name().to_owned(),
-            fill: c.fill.as_str(),
-            buckets: buckets
-                .into_iter()
-                .map(|b| BucketView::new(b, c.tz))
-                .collect(),
+            fill: c.fill.as_str().into(),
+            buckets: buckets.into_iter().map(|b| view::bucket(b, c.tz)).collect(),
         })
     }
 }

@@ -9,7 +9,7 @@
 use crate::error::QueryError;
 use crate::params::{self, Params};
 use crate::routes::{event_cursor, next_cursor, Reply_};
-use crate::view::{EventPage, EventView};
+use crate::view::{self, EventPage};
 use eye_model::session;
 use eye_store::{IdentityEventsFilter, Store};
 use serde::Serialize;
@@ -131,7 +131,7 @@ pub async fn events(store: &Store, raw_id: &str, params: &Params) -> Reply_ {
     }
     Ok(warp::reply::json(&EventPage {
         next_cursor: next_cursor(&rows, filter.limit, event_cursor),
-        events: rows.into_iter().map(EventView::from).collect(),
+        events: rows.into_iter().map(view::event).collect(),
     })
     .into_response())
 }

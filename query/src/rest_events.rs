@@ -19,7 +19,7 @@
 use crate::error::QueryError;
 use crate::params::{self, Params};
 use crate::time_bound;
-use crate::view::SentEvent;
+use crate::view::{self, SentEvent};
 use eye_model::event::{Category, FieldError, SessionId};
 use eye_store::{EventFilter, EventRow};
 use serde::Serialize;
@@ -170,7 +170,7 @@ impl Request {
             count,
             next: (self.page < last).then(|| self.link(Some(self.page + 1))),
             previous: (self.page > 1).then(|| self.link((self.page > 2).then_some(self.page - 1))),
-            results: rows.into_iter().map(SentEvent::from).collect(),
+            results: rows.into_iter().map(view::sent_event).collect(),
         }
     }
 

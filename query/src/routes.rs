@@ -4,8 +4,8 @@ use crate::error::QueryError;
 use crate::identities;
 use crate::params::{self, Params};
 use crate::view::{
-    Categories, CategoryView, EventPage, EventView, OwnerSessions, RejectedPage, RejectedView,
-    SentEvent, SessionDetail, SessionEvents, SessionSummary, SessionView,
+    self, Categories, EventPage, OwnerSessions, RejectedPage, SentEvent, SessionDetail,
+    SessionEvents,
 };
 use crate::Config;
 use crate::{aggregate, body, collector, measurements, rest_events, tracker};
@@ -350,8 +350,8 @@ async fn session_events(store: &Store, raw_id: &str, params: &Params, max_limit:
     }
     Ok(warp::reply::json(&SessionEvents {
         session_id: session.into_string(),
-        session: meta.map(SessionView::from),
-        events: rows.into_iter().map(EventView::from).collect(),
+        session: meta.map(view::session_view),
+        events: rows.into_iter().map(view::event).collect(),
     })
     .into_response())
 }
@@ -377,8 +377,8 @@ async fn session(store: &Store, raw_id: &str, params: &Params, max_limit: u32) -
     }
     Ok(warp::reply::json(&SessionDetail {
         next_cursor: next_cursor(&rows, filter.limit, event_cursor),
-        summary: SessionSummary::new(session.into_string(), meta, stats),
-        events: rows.into_iter().map(EventView::from).collect(),
+        summary: view::session_summary(session.into_string(), meta, stats),
+        events: rows.into_iter().map(view::event).collect(),
     })
     .into_response())
 }
@@ -412,7 +412,7 @@ async fn user_sessions(store: &Store, raw_id: &str, params: &Params) -> Reply_ {
     });
     Ok(warp::reply::json(&OwnerSessions {
         user_id: user,
-        sessions: rows.into_iter().map(SessionSummary::from).collect(),
+        sessions: rows.into_iter().map(view::owner_session).collect(),
         next_cursor,
     })
     .into_response())
@@ -466,7 +466,7 @@ async fn event_page(store: &Store, filter: &EventFilter) -> Reply_ {
     let rows = store.events(filter).await?;
     Ok(warp::reply::json(&EventPage {
         next_cursor: next_cursor(&rows, filter.limit, event_cursor),
-        events: rows.into_iter().map(EventView::from).collect(),
+        events: rows.into_iter().map(view::event).collect(),
     })
     .into_response())
 }
@@ -478,7 +478,7 @@ async fn categories(store: &Store, params: &Params) -> Result<warp::reply::Respo
     let limit = params::limit(params, CATEGORIES_MAX_LIMIT, CATEGORIES_MAX_LIMIT)?;
     let rows = store.categories(limit).await?;
     Ok(warp::reply::json(&Categories {
-        categories: rows.into_iter().map(CategoryView::from).collect(),
+        categories: rows.into_iter().map(view::category).collect(),
     })
     .into_response())
 }
@@ -499,7 +499,7 @@ async fn rejected(store: &Store, params: &Params) -> Result<warp::reply::Respons
         params::encode_cursor(r.received_at_us, r.rejection_id)
     });
     Ok(warp::reply::json(&RejectedPage {
-        rejected: rows.into_iter().map(RejectedView::from).collect(),
+        rejected: rows.into_iter().map(view::rejected).collect(),
         next_cursor,
     })
     .into_response())
@@ -564,7 +564,7 @@ async fn measurements(store: &Store, namespace: &str, name: &str, params: &Param
 /// The collector's event listings: a JSON array, newest first.
 async fn collector_events(store: &Store, filter: Result<EventFilter, QueryError>) -> Reply_ {
     let rows = store.events(&filter?).await?;
-    let events: Vec<SentEvent> = rows.into_iter().map(SentEvent::from).collect();
+    let events: Vec<SentEvent> = rows.into_iter().map(view::sent_event).collect();
     Ok(warp::reply::json(&events).into_response())
 }
 

@@ -23,38 +23,45 @@ const MAX_CLIENT_LABELS: usize = 1_000;
 /// The one mapping of authentication failures to HTTP (RFC 6750 §3 for 401 and 403).
 pub fn http_error(e: &AuthError) -> HttpError {
     let message = e.to_string();
+    let code = error_code(e);
     match e {
-        AuthError::Missing => HttpError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+        AuthError::Missing => HttpError::new(StatusCode::UNAUTHORIZED, code, message)
             .with_www_authenticate(format!("Bearer realm=\"{REALM}\"")),
         AuthError::Malformed | AuthError::Invalid | AuthError::Expired => {
-            HttpError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", message)
-                .with_www_authenticate(format!(
-                    "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
-                    if *e == AuthError::Expired {
-                        "the token has expired"
-                    } else {
-                        "the credential is not valid"
-                    }
-                ))
+            HttpError::new(StatusCode::UNAUTHORIZED, code, message).with_www_authenticate(format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
+                if *e == AuthError::Expired {
+                    "the token has expired"
+                } else {
+                    "the credential is not valid"
+                }
+            ))
         }
         // RFC 6750 §3: a credential that does not enable access to the resource gets a
         // challenge too, so a client library can tell a missing scope from a bad token.
-        AuthError::Forbidden(_) => {
-            HttpError::new(StatusCode::FORBIDDEN, "insufficient_scope", message)
-                .with_www_authenticate(format!(
-                    "Bearer realm=\"{REALM}\", error=\"insufficient_scope\""
-                ))
+        AuthError::Forbidden(_) => HttpError::new(StatusCode::FORBIDDEN, code, message)
+            .with_www_authenticate(format!(
+                "Bearer realm=\"{REALM}\", error=\"insufficient_scope\""
+            )),
+        AuthError::BatchOverBurst(_) => {
+            HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
         }
-        AuthError::BatchOverBurst(_) => HttpError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_exceeds_event_burst",
-            message,
-        ),
         AuthError::RateLimited { .. } => {
             let secs = e.retry_after_secs().unwrap_or(1);
-            HttpError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            HttpError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
                 .with_retry_after(u32::try_from(secs).unwrap_or(u32::MAX))
         }
+    }
+}
+
+/// The error code [`http_error`] answers `e` with.
+pub fn error_code(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::Missing => "unauthenticated",
+        AuthError::Malformed | AuthError::Invalid | AuthError::Expired => "invalid_credentials",
+        AuthError::Forbidden(_) => "insufficient_scope",
+        AuthError::BatchOverBurst(_) => "batch_exceeds_event_burst",
+        AuthError::RateLimited { .. } => "rate_limited",
     }
 }
 

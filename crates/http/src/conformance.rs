@@ -302,8 +302,8 @@ mod tests {
         ];
         for (case, raw, want) in cases {
             let got = match check(Version::HTTP_11, &te_only, raw) {
-                Verdict::Serve => "serve",
-                Verdict::ServeThenClose => "serve_then_close",
+                Verdict::Serve => "serve".into(),
+                Verdict::ServeThenClose => "serve_then_close".into(),
                 Verdict::Refuse(e) => e.body.code,
             };
             assert_eq!(got, want, "{case}");

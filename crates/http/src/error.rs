@@ -15,13 +15,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Reply;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ErrorDetail {
-    pub code: &'static str,
-    pub message: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<FieldError>,
-}
+pub use eye_model::api::ErrorDetail;
 
 #[derive(Debug, Clone, Serialize)]
 struct ErrorBody<'a> {
@@ -44,7 +38,7 @@ impl HttpError {
         Self {
             status,
             body: ErrorDetail {
-                code,
+                code: code.into(),
                 message: message.into(),
                 details: Vec::new(),
             },

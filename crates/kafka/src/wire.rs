@@ -104,7 +104,7 @@ impl From<&FieldError> for Reason {
     fn from(e: &FieldError) -> Self {
         Self {
             field: e.field.clone(),
-            code: e.code.to_owned(),
+            code: e.code.clone().into_owned(),
             message: e.message.clone(),
         }
     }

@@ -9,8 +9,9 @@
 
 use crate::schema::{SchemaRegistry, UnknownTypePolicy};
 use crate::time::{EventTime, TimeBounds};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 use uuid::Uuid;
 
@@ -26,10 +27,12 @@ pub const MAX_SESSION_ID_CHARS: usize = 128;
 pub const MAX_TYPE_CHARS: usize = 64;
 
 /// One rule a field broke. `field` is a JSON Pointer into the event (`""`: the event itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     pub field: String,
-    pub code: &'static str,
+    /// One of the codes the README's event contract lists; owned only when read back from
+    /// an answer.
+    pub code: Cow<'static, str>,
     pub message: String,
 }
 
@@ -37,8 +40,17 @@ impl FieldError {
     pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
-            code,
+            code: Cow::Borrowed(code),
             message: message.into(),
+        }
+    }
+
+    /// The code as a parser wrote it, for tests that compare it with literals.
+    #[cfg(test)]
+    pub(crate) fn static_code(&self) -> &'static str {
+        match self.code {
+            Cow::Borrowed(code) => code,
+            Cow::Owned(_) => panic!("a parser's codes are static"),
         }
     }
 }

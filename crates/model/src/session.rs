@@ -235,9 +235,13 @@ mod tests {
 
     fn codes(r: Result<SessionChange, SessionError>) -> Vec<(String, &'static str)> {
         match r {
-            Err(SessionError::Invalid(errs)) => {
-                errs.into_iter().map(|e| (e.field, e.code)).collect()
-            }
+            Err(SessionError::Invalid(errs)) => errs
+                .into_iter()
+                .map(|e| {
+                    let code = e.static_code();
+                    (e.field, code)
+                })
+                .collect(),
             other => panic!("expected field errors, got {other:?}"),
         }
     }

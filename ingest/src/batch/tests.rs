@@ -135,7 +135,7 @@ async fn run(
                     json["rejected"],
                     json.get("failed").cloned().unwrap_or(0.into()),
                 ),
-                items: a.body.results.iter().map(|r| r.status).collect(),
+                items: a.body.results.iter().map(|r| r.status.as_str()).collect(),
                 taken,
             }
         }
@@ -143,7 +143,7 @@ async fn run(
             let h = HttpError::from(e);
             Outcome {
                 status: h.status.as_u16(),
-                code_or_counts: h.body.code.to_owned(),
+                code_or_counts: h.body.code.into_owned(),
                 items: Vec::new(),
                 taken,
             }

@@ -3,7 +3,7 @@
 //! when the broker did not take all of it, so that the SDK sends it again.
 
 use super::request::Door;
-use crate::batch::{Answer, WholeBodyError};
+use crate::batch::{Answer, ItemStatus, WholeBodyError};
 use crate::error::IngestError;
 use eye_http::error::{ErrorDetail, HttpError};
 use eye_model::event::FieldError;
@@ -128,7 +128,7 @@ fn outcome(door: Door, answer: Answer) -> Result<Success, SegmentError> {
     let refused: Vec<Refused> = body
         .results
         .into_iter()
-        .filter(|r| r.status == "rejected")
+        .filter(|r| r.status == ItemStatus::Rejected)
         .map(|r| Refused {
             index: r.index,
             errors: r.errors,
@@ -179,7 +179,7 @@ fn refusal_response(e: &HttpError) -> Response {
     }
     let body = Refusal {
         error: &e.body,
-        code: e.body.code,
+        code: &e.body.code,
         message: &e.body.message,
     };
     // Status, Retry-After and WWW-Authenticate as every service answers them.
@@ -197,7 +197,11 @@ mod tests {
     fn result(index: usize, status: &'static str, field: &str) -> ItemResult {
         ItemResult {
             index,
-            status,
+            status: match status {
+                "accepted" => ItemStatus::Accepted,
+                "rejected" => ItemStatus::Rejected,
+                _ => ItemStatus::Failed,
+            },
             event_id: (status == "accepted").then(Uuid::now_v7),
             errors: match status {
                 "accepted" => Vec::new(),
@@ -207,7 +211,7 @@ mod tests {
     }
 
     fn answer(results: Vec<ItemResult>) -> Answer {
-        let count = |s: &str| results.iter().filter(|r| r.status == s).count();
+        let count = |s: &str| results.iter().filter(|r| r.status.as_str() == s).count();
         Answer {
             status: StatusCode::ACCEPTED,
             body: BatchResponse {

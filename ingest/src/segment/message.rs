@@ -556,7 +556,7 @@ mod tests {
             let got: Vec<(&str, &str)> = e
                 .errors
                 .iter()
-                .map(|f| (f.field.as_str(), f.code))
+                .map(|f| (f.field.as_str(), f.code.as_ref()))
                 .collect();
             assert_eq!(got, want, "case {i}");
         }

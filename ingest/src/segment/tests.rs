@@ -98,7 +98,7 @@ async fn run_with(
                 .iter()
                 .map(|d| format!("{} {}", d.field, d.code))
                 .collect();
-            (h.status.as_u16(), h.body.code.to_owned(), details)
+            (h.status.as_u16(), h.body.code.into_owned(), details)
         }
     };
     Outcome {
@@ -266,7 +266,10 @@ async fn malformed_json_is_refused_and_quarantined_whole() {
     )
     .await;
     let h = HttpError::from(result.expect_err("refused"));
-    assert_eq!((h.status.as_u16(), h.body.code), (400, "malformed_json"));
+    assert_eq!(
+        (h.status.as_u16(), h.body.code.as_ref()),
+        (400, "malformed_json")
+    );
     assert!(h.body.message.contains("line 1"), "{}", h.body.message);
     let taken = state.sink.taken();
     assert_eq!(taken.len(), 1);

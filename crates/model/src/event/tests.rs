@@ -48,7 +48,14 @@ fn one(v: &Value) -> Item {
 
 fn errors(v: &Value) -> Vec<(String, &'static str)> {
     match one(v) {
-        Item::Rejected(r) => r.errors.into_iter().map(|e| (e.field, e.code)).collect(),
+        Item::Rejected(r) => r
+            .errors
+            .into_iter()
+            .map(|e| {
+                let code = e.static_code();
+                (e.field, code)
+            })
+            .collect(),
         Item::Accepted(ev) => panic!("expected rejection of {v}, accepted {ev:?}"),
     }
 }
@@ -255,7 +262,7 @@ fn a_batch_keeps_its_order_and_rejects_items_on_their_own() {
         .iter()
         .map(|i| match i {
             Item::Accepted(_) => "accepted",
-            Item::Rejected(r) => r.errors[0].code,
+            Item::Rejected(r) => r.errors[0].static_code(),
         })
         .collect();
     assert_eq!(

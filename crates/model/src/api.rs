@@ -6,6 +6,7 @@
 use crate::event::FieldError;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 use std::borrow::Cow;
 use uuid::Uuid;
 
@@ -22,6 +23,63 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<FieldError>,
+}
+
+/// One event as `POST /v1/events` takes it. The server checks every field (README, "Event
+/// contract"); building one checks nothing, so that a client sends what its caller gave and
+/// reports the server's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// Absent: the client assigns a UUIDv7 before the first attempt, so every retry
+    /// resends the same id and the event is stored once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
+    pub session_id: String,
+    pub category: String,
+    pub name: String,
+    pub data: Map<String, Value>,
+    /// Any timestamp form the contract accepts; RFC 3339 text in UTC is the plainest.
+    pub timestamp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+}
+
+impl NewEvent {
+    /// An event of `(category, name)` in `session_id`, with empty `data`, at `timestamp`.
+    pub fn new(
+        session_id: impl Into<String>,
+        category: impl Into<String>,
+        name: impl Into<String>,
+        timestamp: impl Into<String>,
+    ) -> Self {
+        Self {
+            event_id: None,
+            session_id: session_id.into(),
+            category: category.into(),
+            name: name.into(),
+            data: Map::new(),
+            timestamp: timestamp.into(),
+            sent_at: None,
+            value: None,
+        }
+    }
+
+    pub fn with_data(mut self, data: Map<String, Value>) -> Self {
+        self.data = data;
+        self
+    }
+
+    pub fn with_value(mut self, value: f64) -> Self {
+        self.value = Some(value);
+        self
+    }
+
+    pub fn with_event_id(mut self, id: Uuid) -> Self {
+        self.event_id = Some(id);
+        self
+    }
 }
 
 /// What became of one item of a batch.

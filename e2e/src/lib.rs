@@ -218,6 +218,28 @@ impl Service {
         })
     }
 
+    /// As [`Service::spawn`], listening on `addr`: a service started again where the one
+    /// before it was, as a restart would.
+    pub async fn spawn_at<F, Fut>(
+        name: &'static str,
+        addr: SocketAddr,
+        start: F,
+    ) -> anyhow::Result<Self>
+    where
+        F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let listener = TcpListener::bind(addr).await?;
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(start(listener, rx));
+        Ok(Self {
+            name,
+            addr,
+            stop: Some(tx),
+            task,
+        })
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -294,6 +316,24 @@ pub async fn start_query_authed(
         http: http_config(&[]),
     };
     Service::spawn("query", |l, rx| eye_query::run(config, l, on_stop(rx))).await
+}
+
+/// Ingest on `addr`, with the harness's clients file.
+pub async fn start_ingest_at(
+    addr: SocketAddr,
+    ingest: IngestConfig,
+    kafka: KafkaConfig,
+) -> anyhow::Result<Service> {
+    let config = eye_ingest::Config {
+        ingest,
+        kafka,
+        auth: test_auth().config.clone(),
+        http: http_config(&[]),
+    };
+    Service::spawn_at("ingest", addr, |l, rx| {
+        eye_ingest::run(config, l, on_stop(rx))
+    })
+    .await
 }
 
 /// Ingest with every setting given (tests of the HTTP limits and listeners).

@@ -9,7 +9,7 @@ use std::path::Path;
 /// Layers from the bottom: a crate may depend on crates of strictly lower layers only.
 const LAYERS: [&[&str]; 6] = [
     &["eye-model", "eye-runtime"],
-    &["eye-kafka", "eye-store", "eye-auth"],
+    &["eye-kafka", "eye-store", "eye-auth", "eye-client"],
     &["eye-http"],
     &["eye-ingest", "eye-consumer", "eye-query"],
     &["eye-loadgen"],
@@ -155,5 +155,21 @@ fn services_link_only_the_adapters_they_use() {
     assert!(
         consumer.contains("rdkafka") && consumer.contains("clickhouse"),
         "{consumer:?}"
+    );
+    // The client library is for producers' programs: no server dependency.
+    let client = reaches("eye-client", &manifests);
+    assert!(
+        client.contains("reqwest")
+            && ![
+                "rdkafka",
+                "clickhouse",
+                "warp",
+                "eye-store",
+                "eye-kafka",
+                "eye-http"
+            ]
+            .iter()
+            .any(|s| client.contains(*s)),
+        "{client:?}"
     );
 }

@@ -157,13 +157,7 @@ mod tests {
     #[test]
     fn tokens_are_refreshed_before_they_expire() {
         // (lifetime, used for)
-        let cases = [
-            (900, 720),
-            (60, 48),
-            (20, 15),
-            (5, 0),
-            (0, 0),
-        ];
+        let cases = [(900, 720), (60, 48), (20, 15), (5, 0), (0, 0)];
         for (lifetime, used) in cases {
             assert_eq!(
                 refresh_after(Duration::from_secs(lifetime)),

@@ -301,8 +301,16 @@ mod tests {
     #[test]
     fn paths_join_the_base_and_encode_each_segment() {
         let cases = [
-            ("http://h:8081", vec!["v1", "events"], "http://h:8081/v1/events"),
-            ("http://h:8081/", vec!["v1", "events"], "http://h:8081/v1/events"),
+            (
+                "http://h:8081",
+                vec!["v1", "events"],
+                "http://h:8081/v1/events",
+            ),
+            (
+                "http://h:8081/",
+                vec!["v1", "events"],
+                "http://h:8081/v1/events",
+            ),
             (
                 "http://h/eye/",
                 vec!["v1", "sessions", "a/b c"],

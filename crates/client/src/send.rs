@@ -318,7 +318,9 @@ async fn deliver(ctx: &Ctx, mut items: Vec<Queued>) {
                 // Items the broker did not take: send them again, as after a 503.
                 None
             }
-            Err(e) if e.status() == Some(401) && !token_renewed && ctx.auth.forget_token().await => {
+            Err(e)
+                if e.status() == Some(401) && !token_renewed && ctx.auth.forget_token().await =>
+            {
                 token_renewed = true;
                 continue;
             }
@@ -460,7 +462,10 @@ mod tests {
         let given = Uuid::now_v7();
         let cases = [
             (json!({"session_id": "s"}), None),
-            (json!({"session_id": "s", "event_id": given.to_string()}), Some(given)),
+            (
+                json!({"session_id": "s", "event_id": given.to_string()}),
+                Some(given),
+            ),
         ];
         for (event, want) in cases {
             let q = queued(event);
@@ -504,6 +509,9 @@ mod tests {
         b.push(queued(json!({"a": 2})), linger);
         assert_eq!(b.due, Some(due), "a later event does not push it back");
         assert_eq!(b.items.len(), 2);
-        assert_eq!(b.bytes, b.items.iter().map(|i| i.json.get().len()).sum::<usize>());
+        assert_eq!(
+            b.bytes,
+            b.items.iter().map(|i| i.json.get().len()).sum::<usize>()
+        );
     }
 }

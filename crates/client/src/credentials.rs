@@ -15,17 +15,22 @@ pub enum Credentials {
     /// Exchanged for a token; `scope` as the token endpoint takes it (space-separated,
     /// e.g. `events:write events:read`), or every scope of the client when `None`.
     ClientCredentials {
+        /// The client's id.
         client_id: String,
+        /// The client's secret.
         client_secret: String,
+        /// The scopes to ask for.
         scope: Option<String>,
     },
 }
 
 impl Credentials {
+    /// An API key (`eye_<id>.<secret>`).
     pub fn api_key(key: impl Into<String>) -> Self {
         Self::ApiKey(key.into())
     }
 
+    /// A client id and secret, for tokens of every scope of the client.
     pub fn client_credentials(id: impl Into<String>, secret: impl Into<String>) -> Self {
         Self::ClientCredentials {
             client_id: id.into(),

@@ -3,12 +3,15 @@
 use eye_model::api::{ErrorBody, ErrorDetail};
 use std::time::Duration;
 
+/// Why a send or a read did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No answer: the service is unreachable, the connection broke, or it timed out.
     #[error("{url}: {message}")]
     Transport {
+        /// What was asked.
         url: String,
+        /// What the HTTP stack said.
         message: String,
         /// Refused or unreachable, as opposed to broken after connecting.
         connect: bool,
@@ -16,14 +19,21 @@ pub enum ClientError {
     /// The service answered with an error in its error shape.
     #[error("{status} {}: {}", .error.code, .error.message)]
     Api {
+        /// The HTTP status.
         status: u16,
+        /// The service's code, message and per-field details.
         error: ErrorDetail,
         /// The service's `Retry-After`, when it sent one.
         retry_after: Option<Duration>,
     },
     /// The token endpoint refused the client credentials (its body is OAuth2's).
     #[error("the token endpoint answered {status}: {body}")]
-    Token { status: u16, body: String },
+    Token {
+        /// The HTTP status.
+        status: u16,
+        /// OAuth2's error body.
+        body: String,
+    },
     /// An answer that is not what the API documents.
     #[error("unexpected answer: {0}")]
     Decode(String),

@@ -30,6 +30,8 @@
 //!
 //! The builder spawns the batcher on the current tokio runtime.
 
+#![warn(missing_docs)]
+
 mod credentials;
 mod error;
 mod read;

@@ -15,10 +15,15 @@ use serde::de::DeserializeOwned;
 /// (RFC 3339 is the plainest); `from` inclusive, `to` exclusive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventQuery {
+    /// One session's events.
     pub session_id: Option<String>,
+    /// One category's.
     pub category: Option<String>,
+    /// One name's.
     pub name: Option<String>,
+    /// From this time on, inclusive.
     pub from: Option<String>,
+    /// Before this time.
     pub to: Option<String>,
     /// Newest first.
     pub descending: bool,
@@ -54,9 +59,13 @@ impl EventQuery {
 /// `GET /v1/aggregate`: the `value`s of one event type per bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AggregateQuery {
+    /// The event type's category.
     pub category: String,
+    /// The event type's name.
     pub name: String,
+    /// From this time on, inclusive.
     pub from: Option<String>,
+    /// Before this time.
     pub to: Option<String>,
     /// `minute`, `hour`, `day`, `week`, `month`, `year` or `none` (the service's default).
     pub granularity: Option<String>,
@@ -69,6 +78,7 @@ pub struct AggregateQuery {
 }
 
 impl AggregateQuery {
+    /// The type's aggregation with the service's defaults (one bucket, `avg`, UTC).
     pub fn new(category: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             category: category.into(),
@@ -109,8 +119,11 @@ impl AggregateQuery {
 pub struct RejectedQuery {
     /// One rule's code (`invalid_timestamp`, …).
     pub reason: Option<String>,
+    /// Received from this time on, inclusive.
     pub from: Option<String>,
+    /// Received before this time.
     pub to: Option<String>,
+    /// Records per request (1–1,000; the service's default when `None`).
     pub page_size: Option<u32>,
 }
 

@@ -11,6 +11,7 @@ pub struct RetryPolicy {
     /// share of itself added (jitter), so that many clients refused at once do not all
     /// come back at once.
     pub min_delay: Duration,
+    /// The longest pause.
     pub max_delay: Duration,
     /// After this long since the first attempt, no new attempt is made: the items are
     /// reported failed.

@@ -42,11 +42,13 @@ pub struct SendConfig {
     pub linger: Duration,
     /// Most events queued and not yet answered for: the queue's bound.
     pub queue_capacity: usize,
+    /// What `send` does when the queue is full.
     pub full_queue: FullQueue,
     /// Requests in flight at once: the pipelining that keeps a fast link busy.
     pub max_in_flight: usize,
     /// Compress request bodies (`Content-Encoding: gzip`).
     pub gzip: bool,
+    /// Backoff and deadline of retries.
     pub retry: RetryPolicy,
 }
 
@@ -68,12 +70,15 @@ impl Default for SendConfig {
 /// What became of one event.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// The event's id, as sent.
     pub event_id: Uuid,
+    /// Accepted, rejected (why) or failed (why).
     pub kind: OutcomeKind,
     /// The event as sent (JSON), so a caller can report or keep what was refused.
     pub event: Arc<RawValue>,
 }
 
+/// The verdict on one event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutcomeKind {
     /// Acknowledged by ingest's broker: it will be stored, once.
@@ -91,8 +96,11 @@ pub enum OutcomeKind {
 pub struct SendStats {
     /// Queued and not yet answered for.
     pub queued: u64,
+    /// Acknowledged by ingest.
     pub accepted: u64,
+    /// Refused by a rule (quarantined).
     pub rejected: u64,
+    /// Not delivered.
     pub failed: u64,
     /// Events refused by `FullQueue::FailFast`.
     pub queue_full: u64,
@@ -128,6 +136,7 @@ impl Counters {
     }
 }
 
+/// What [`crate::ClientBuilder::on_outcome`] takes.
 pub type OutcomeCallback = Arc<dyn Fn(&Outcome) + Send + Sync>;
 
 /// An event in the queue: its id and its JSON, the id included.

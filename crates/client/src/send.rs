@@ -165,6 +165,40 @@ impl Queued {
     }
 }
 
+impl Queued {
+    /// An event given as JSON text: its `event_id` read without building the event, and
+    /// one spliced in at the front when it has none. The text is not checked further: the
+    /// server does that, and reports per item.
+    pub(crate) fn from_text(text: &str) -> Result<Self, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Probe<'a> {
+            #[serde(borrow, default)]
+            event_id: Option<&'a RawValue>,
+        }
+        let probe: Probe<'_> = serde_json::from_str(text)
+            .map_err(|e| ClientError::Decode(format!("not a JSON object: {e}")))?;
+        let (id, json) = match probe.event_id {
+            // Not a UUID (or not text): sent as given, for the server to refuse.
+            Some(given) => (
+                serde_json::from_str::<Uuid>(given.get()).unwrap_or_else(|_| Uuid::nil()),
+                text.trim().to_owned(),
+            ),
+            None => {
+                let id = Uuid::now_v7();
+                let rest = text.trim_start().strip_prefix('{').unwrap_or(text).trim();
+                let sep = if rest.starts_with('}') { "" } else { "," };
+                (id, format!("{{\"event_id\":\"{id}\"{sep}{rest}"))
+            }
+        };
+        let json = RawValue::from_string(json)
+            .map_err(|e| ClientError::Decode(format!("not a JSON object: {e}")))?;
+        Ok(Self {
+            id,
+            json: Arc::from(json),
+        })
+    }
+}
+
 pub(crate) enum Command {
     Event(Queued),
     /// Answered once everything queued before it is answered for.
@@ -485,6 +519,35 @@ mod tests {
             } else {
                 assert_eq!(q.id.get_version_num(), 7);
             }
+        }
+    }
+
+    #[test]
+    fn text_events_get_an_id_spliced_in_unless_they_have_one() {
+        let given = Uuid::now_v7();
+        let cases = [
+            (r#"{"session_id": "s", "data": {"event_id": "inner"}}"#.to_owned(), None),
+            (r#"  {}  "#.to_owned(), None),
+            (format!(r#"{{"session_id":"s","event_id":"{given}"}}"#), Some(given)),
+            (r#"{"event_id": 7}"#.to_owned(), Some(Uuid::nil())),
+        ];
+        for (text, want) in cases {
+            let q = Queued::from_text(&text).expect("an object");
+            let sent: Value = serde_json::from_str(q.json.get()).expect("still JSON");
+            if want != Some(Uuid::nil()) {
+                assert_eq!(sent["event_id"], json!(q.id.to_string()), "{text}");
+            }
+            match want {
+                Some(id) => assert_eq!(q.id, id),
+                None => assert_eq!(q.id.get_version_num(), 7),
+            }
+            let original: Value = serde_json::from_str(&text).expect("JSON");
+            for (k, v) in original.as_object().into_iter().flatten() {
+                assert_eq!(&sent[k], v, "{k} kept");
+            }
+        }
+        for bad in ["[1]", "{", "\"text\""] {
+            assert!(Queued::from_text(bad).is_err(), "{bad}");
         }
     }
 

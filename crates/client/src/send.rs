@@ -175,6 +175,9 @@ impl Queued {
             #[serde(borrow, default)]
             event_id: Option<&'a RawValue>,
         }
+        if !text.trim_start().starts_with('{') {
+            return Err(ClientError::Decode("an event must be a JSON object".into()));
+        }
         let probe: Probe<'_> = serde_json::from_str(text)
             .map_err(|e| ClientError::Decode(format!("not a JSON object: {e}")))?;
         let (id, json) = match probe.event_id {

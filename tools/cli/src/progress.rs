@@ -131,8 +131,13 @@ impl Progress {
 
     /// Draws the final counts and leaves the bar on the screen.
     pub fn finish(self) {
+        if self.bar.is_hidden() {
+            return;
+        }
         self.draw();
         self.bar.finish();
+        // The cursor stays at the end of the bar: what is printed next starts a new line.
+        eprintln!();
     }
 }
 

@@ -106,6 +106,11 @@ fn stdout_err(source: std::io::Error) -> CliError {
 }
 
 fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, CliError> {
+    if cli.format.ndjson || cli.format.csv {
+        return Err(CliError::Usage(
+            "`eye check` prints lines for people, or one report with --json".into(),
+        ));
+    }
     let checker = Checker::load(&args.schemas, args.unknown_types.into())?;
     let events = crate::input::open(&args.file)?;
     let mut progress = Progress::for_stderr(events.total_bytes(), cli.quiet, "valid");

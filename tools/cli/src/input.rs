@@ -276,8 +276,8 @@ fn skip_space(reader: &mut dyn BufRead) -> io::Result<(Option<u8>, usize, u64)> 
         let ws = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
         lines += count_lines(&buf[..ws]);
         let first = buf.get(ws).copied();
-        // Only whole lines are skipped for NDJSON, so that the line count stays right: the
-        // spaces before the first event on its own line stay part of that line.
+        // Only whole lines are skipped, so that the line count stays right: the spaces
+        // before the first event, on its own line, stay part of that line.
         let consume = match first {
             Some(_) => buf[..ws]
                 .iter()
@@ -285,13 +285,10 @@ fn skip_space(reader: &mut dyn BufRead) -> io::Result<(Option<u8>, usize, u64)> 
                 .map_or(0, |i| i + 1),
             None => ws,
         };
-        if first.is_some() {
-            // Give back the line breaks of the part not consumed (none: it holds no '\n').
-            reader.consume(consume);
-            bytes += consume as u64;
-            return Ok((first, lines, bytes));
-        }
         reader.consume(consume);
+        if first.is_some() {
+            return Ok((first, lines, bytes + consume as u64));
+        }
         bytes += consume as u64;
     }
 }

@@ -264,7 +264,13 @@ fn broken_input_and_missing_files() {
             "error: schema directory /nonexistent/schemas cannot be read",
         ))
         .stderr(contains("hint: `--schemas DIR`"));
-    // Usage errors are clap's: exit 2.
+    // Usage errors: exit 2.
+    eye()
+        .args(["check", "--csv"])
+        .arg(&file)
+        .assert()
+        .code(2)
+        .stderr("error: `eye check` prints lines for people, or one report with --json\n");
     eye().args(["check"]).assert().code(2);
     eye()
         .args(["check", "--unknown-types", "maybe", "x"])

@@ -434,6 +434,49 @@ mod tests {
         assert_eq!(events.position(), text.len() as u64);
     }
 
+    /// An endless NDJSON input: `{"n":0}`, `{"n":1}`, ... for ever.
+    struct Endless {
+        n: u64,
+        pending: Vec<u8>,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pending.is_empty() {
+                self.pending = format!("{{\"n\":{}}}\n", self.n).into_bytes();
+                self.n += 1;
+            }
+            let k = buf.len().min(self.pending.len());
+            buf[..k].copy_from_slice(&self.pending[..k]);
+            self.pending.drain(..k);
+            Ok(k)
+        }
+    }
+
+    /// NDJSON is streamed: events come out of an input that never ends, which could not be
+    /// read whole.
+    #[test]
+    fn ndjson_is_streamed() {
+        let endless = Endless {
+            n: 0,
+            pending: Vec::new(),
+        };
+        let events =
+            from_reader(Box::new(BufReader::new(endless)), "endless".into(), None).expect("opens");
+        let got: Vec<(usize, String)> = events
+            .skip(99_999)
+            .take(2)
+            .map(|e| e.map(|e| (e.line, e.text)).expect("an event"))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (100_000, "{\"n\":99999}".to_owned()),
+                (100_001, "{\"n\":100000}".to_owned())
+            ]
+        );
+    }
+
     #[test]
     fn a_missing_file_is_named() {
         let err = open(Path::new("/nonexistent/events.ndjson"))

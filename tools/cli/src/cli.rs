@@ -141,14 +141,24 @@ fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, CliError> {
                 if json {
                     rejections.push(r);
                 } else {
-                    progress
-                        .suspend(|| {
-                            for line in r.lines() {
-                                writeln!(out, "{line}")?;
-                            }
+                    let hidden = progress.is_hidden();
+                    let mut write = || -> std::io::Result<()> {
+                        for line in r.lines() {
+                            writeln!(out, "{line}")?;
+                        }
+                        // The bar shares the terminal: the lines go out while it is cleared.
+                        if hidden {
+                            Ok(())
+                        } else {
                             out.flush()
-                        })
-                        .map_err(stdout_err)?;
+                        }
+                    };
+                    if hidden {
+                        write()
+                    } else {
+                        progress.suspend(write)
+                    }
+                    .map_err(stdout_err)?;
                 }
             }
         }

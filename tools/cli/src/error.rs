@@ -66,6 +66,31 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// A service's error answer: 401 and 403 become [`CliError::Unauthorized`], anything
+    /// else [`CliError::Http`].
+    pub fn from_status(status: u16, code: &str, message: &str, url: &str) -> Self {
+        let (code, message, url) = (code.to_owned(), message.to_owned(), url.to_owned());
+        match status {
+            401 | 403 => Self::Unauthorized {
+                status,
+                code,
+                message,
+                url,
+            },
+            _ => Self::Http {
+                status,
+                code,
+                message,
+                url,
+            },
+        }
+    }
+
+    /// Output cut short by its reader (`eye ... | head`): nothing to report.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Self::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// What to do about it, for the common failures.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
@@ -119,6 +144,9 @@ impl CliError {
 
     /// Prints the report on stderr and gives the exit status.
     pub fn exit(&self) -> ExitCode {
+        if self.is_broken_pipe() {
+            return ExitCode::from(self.exit_code());
+        }
         eprint!("{}", self.report());
         ExitCode::from(self.exit_code())
     }
@@ -199,6 +227,32 @@ mod tests {
             assert!(lines[1].starts_with(hint), "{report}");
             assert_eq!(err.exit_code(), code, "{report}");
         }
+    }
+
+    #[test]
+    fn statuses_map_to_their_variants() {
+        let cases = [
+            (401, true),
+            (403, true),
+            (400, false),
+            (404, false),
+            (503, false),
+        ];
+        for (status, unauthorized) in cases {
+            let e = CliError::from_status(status, "c", "m", "http://u");
+            assert_eq!(
+                matches!(e, CliError::Unauthorized { .. }),
+                unauthorized,
+                "{status}"
+            );
+            assert_eq!(e.to_string(), format!("http://u answered {status} c: m"));
+        }
+        let pipe = CliError::Io {
+            path: "<stdout>".into(),
+            source: std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+        };
+        assert!(pipe.is_broken_pipe());
+        assert!(!CliError::Usage("x".into()).is_broken_pipe());
     }
 
     #[test]

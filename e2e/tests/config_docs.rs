@@ -16,6 +16,21 @@ const GROUPS: [&str; 7] = [
     "query/src/config.rs",
 ];
 
+/// The `eye` command's variables are no group (the command reads them itself, over its
+/// profiles): they are the string constants of this file's `env` module.
+const CLI_VARS: &str = "tools/cli/src/profile.rs";
+
+fn cli_vars() -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(root().join(CLI_VARS))
+        .unwrap_or_else(|e| panic!("{CLI_VARS}: {e}"))
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub const "))
+        .filter_map(|l| l.split('"').nth(1))
+        .filter(|v| v.starts_with("EYE_"))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -88,6 +103,9 @@ fn docs_table_matches_the_config_structs() {
         }
     }
     assert!(defined.len() > 20, "parsed only {defined:?}");
+    let cli = cli_vars();
+    assert!(cli.len() >= 6, "parsed only {cli:?} from {CLI_VARS}");
+    defined.extend(cli);
     let env_only: Vec<_> = documented
         .difference(&defined)
         .filter(|v| !v.starts_with("EYE_LOG"))

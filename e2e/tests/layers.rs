@@ -13,7 +13,7 @@ const LAYERS: [&[&str]; 6] = [
     &["eye-http"],
     &["eye-ingest", "eye-consumer", "eye-query"],
     &["eye-loadgen"],
-    &["eye-admin", "eye-bench", "eye-chaos", "eye-e2e"],
+    &["eye-admin", "eye-bench", "eye-chaos", "eye-cli", "eye-e2e"],
 ];
 
 struct Manifest {
@@ -172,4 +172,21 @@ fn services_link_only_the_adapters_they_use() {
             .any(|s| client.contains(*s)),
         "{client:?}"
     );
+}
+
+/// The `eye` command is for users' machines: it reaches the model (and, once it sends and
+/// reads, the client), never a service, an adapter or a server library.
+#[test]
+fn the_command_line_tool_links_no_server_crate() {
+    let manifests = manifests();
+    let cli = reaches("eye-cli", &manifests);
+    assert!(cli.contains("eye-model"), "{cli:?}");
+    let servers: Vec<&String> = cli
+        .iter()
+        .filter(|d| {
+            ["rdkafka", "clickhouse", "warp", "hyper", "hyper-util"].contains(&d.as_str())
+                || (d.starts_with("eye-") && !["eye-model", "eye-client"].contains(&d.as_str()))
+        })
+        .collect();
+    assert!(servers.is_empty(), "eye-cli reaches {servers:?}");
 }

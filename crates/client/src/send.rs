@@ -529,9 +529,15 @@ mod tests {
     fn text_events_get_an_id_spliced_in_unless_they_have_one() {
         let given = Uuid::now_v7();
         let cases = [
-            (r#"{"session_id": "s", "data": {"event_id": "inner"}}"#.to_owned(), None),
+            (
+                r#"{"session_id": "s", "data": {"event_id": "inner"}}"#.to_owned(),
+                None,
+            ),
             (r#"  {}  "#.to_owned(), None),
-            (format!(r#"{{"session_id":"s","event_id":"{given}"}}"#), Some(given)),
+            (
+                format!(r#"{{"session_id":"s","event_id":"{given}"}}"#),
+                Some(given),
+            ),
             (r#"{"event_id": 7}"#.to_owned(), Some(Uuid::nil())),
         ];
         for (text, want) in cases {

@@ -5,6 +5,7 @@ use crate::error::{CliError, EXIT_REJECTED};
 use crate::output::FormatArgs;
 use crate::profile::{self, Credentials, Profile, Secret, DEFAULT_PROFILE};
 use crate::progress::Progress;
+use crate::remote;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use eye_model::schema::{UnknownTypePolicy, DEFAULT_SCHEMA_DIR};
 use std::io::{BufRead, Write};
@@ -39,6 +40,141 @@ pub enum Command {
     Login(LoginArgs),
     /// Show the settings the profile and the environment give, secrets not shown.
     Config,
+    /// Send events to ingest: FILE holds a JSON array or NDJSON; `-` reads stdin.
+    ///
+    /// Batches and pipelines requests, retries what can succeed later, and gives each event
+    /// an `event_id` when it has none (so retries store it once). Rejected events go to
+    /// stderr (or --rejected-out) as JSON lines with their line, field and code. Exits 1 if
+    /// any event was rejected or failed, unless --allow-rejected.
+    Send(SendArgs),
+    /// A session: its lifecycle and all its events.
+    Session {
+        /// The session's id.
+        id: String,
+    },
+    /// Events matching the filters, oldest first, following every page.
+    Events(EventsArgs),
+    /// The `value` of one event type aggregated per bucket: a table and a chart.
+    Agg(AggArgs),
+    /// The event types stored, with their counts.
+    Categories,
+    /// Quarantined requests and events, in arrival order.
+    Rejected(RejectedArgs),
+    /// Follow new events of a session or a type as they become readable (Ctrl-C stops).
+    Tail(TailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Events: a JSON array or NDJSON; `-` for stdin.
+    pub file: PathBuf,
+    /// Events per request (at most ingest's EYE_INGEST_MAX_BATCH_EVENTS, 1,000 by default).
+    #[arg(long, default_value_t = 1_000)]
+    pub batch: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Send bodies uncompressed (gzip costs CPU that a local link does not need).
+    #[arg(long)]
+    pub no_gzip: bool,
+    /// Write refused events here (JSON lines) instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    pub rejected_out: Option<PathBuf>,
+    /// Exit 0 even when events were rejected.
+    #[arg(long)]
+    pub allow_rejected: bool,
+}
+
+/// Filters of the event listings.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// One session's events.
+    #[arg(long)]
+    pub session: Option<String>,
+    /// One category's.
+    #[arg(long)]
+    pub category: Option<String>,
+    /// One name's.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// From this time on (any timestamp form the API takes), inclusive.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Before this time.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Newest first.
+    #[arg(long)]
+    pub desc: bool,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct AggArgs {
+    /// The event type's category.
+    #[arg(long)]
+    pub category: String,
+    /// The event type's name.
+    #[arg(long)]
+    pub name: String,
+    /// From this time on, inclusive.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Before this time.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// minute, hour, day, week, month, year or none.
+    #[arg(long)]
+    pub granularity: Option<String>,
+    /// avg, min, max, sum, count, p50, p90, p95 or p99.
+    #[arg(long)]
+    pub agg: Option<String>,
+    /// An IANA zone for the buckets (UTC by default).
+    #[arg(long)]
+    pub tz: Option<String>,
+    /// none, zero or null: empty buckets left out, or shown as 0 or null.
+    #[arg(long)]
+    pub fill: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectedArgs {
+    /// One rule's code (invalid_timestamp, unknown_field, ...).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Received from this time on, inclusive.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Received before this time.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Stop after this many records.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("followed").required(true).args(["session", "category"]))]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Time between two polls, in milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    pub interval_ms: u64,
+    /// How far back each poll looks, in seconds: events whose time is older are not shown.
+    #[arg(long, default_value_t = 300)]
+    pub window_s: u64,
+    /// Stop after this many polls (for scripts and tests).
+    #[arg(long, hide = true)]
+    pub polls: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +231,69 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Check(ref args) => check(&cli, args),
         Command::Login(ref args) => login(&cli, args),
         Command::Config => config(&cli),
+        Command::Send(ref args) => {
+            let options = remote::SendOptions {
+                batch: args.batch.clamp(1, 1_000),
+                in_flight: args.concurrency.max(1),
+                gzip: !args.no_gzip,
+                rejected_out: args.rejected_out.clone(),
+                allow_rejected: args.allow_rejected,
+                quiet: cli.quiet,
+            };
+            remote::send(&settings(&cli)?, &args.file, &options)
+        }
+        Command::Session { ref id } => remote::session(&settings(&cli)?, id, cli.format),
+        Command::Events(ref a) => {
+            let f = filters(&a.filters, a.from.clone(), a.to.clone());
+            remote::events(&settings(&cli)?, &f, a.desc, a.limit, cli.format)
+        }
+        Command::Agg(ref a) => {
+            let query = eye_client::AggregateQuery {
+                from: a.from.clone(),
+                to: a.to.clone(),
+                granularity: a.granularity.clone(),
+                agg: a.agg.clone(),
+                tz: a.tz.clone(),
+                fill: a.fill.clone(),
+                ..eye_client::AggregateQuery::new(&a.category, &a.name)
+            };
+            remote::aggregate(&settings(&cli)?, &query, cli.format)
+        }
+        Command::Categories => remote::categories(&settings(&cli)?, cli.format),
+        Command::Rejected(ref a) => {
+            let query = eye_client::RejectedQuery {
+                reason: a.reason.clone(),
+                from: a.from.clone(),
+                to: a.to.clone(),
+                page_size: Some(1_000),
+            };
+            remote::rejected(&settings(&cli)?, &query, a.limit, cli.format)
+        }
+        Command::Tail(ref a) => remote::tail(
+            &settings(&cli)?,
+            &filters(&a.filters, None, None),
+            std::time::Duration::from_millis(a.interval_ms.max(10)),
+            std::time::Duration::from_secs(a.window_s),
+            a.polls,
+            cli.format,
+        ),
+    }
+}
+
+/// The profile with the environment's overrides.
+fn settings(cli: &Cli) -> Result<profile::Resolved, CliError> {
+    let path = profile::default_path()?;
+    let profiles = profile::load(&path)?;
+    profile::resolve(&profiles, &path, &cli.profile, &|k| std::env::var(k).ok())
+}
+
+fn filters(a: &FilterArgs, from: Option<String>, to: Option<String>) -> remote::Filters {
+    remote::Filters {
+        session_id: a.session.clone(),
+        category: a.category.clone(),
+        name: a.name.clone(),
+        from,
+        to,
     }
 }
 
@@ -106,7 +305,7 @@ fn stdout_err(source: std::io::Error) -> CliError {
 }
 
 fn check(cli: &Cli, args: &CheckArgs) -> Result<ExitCode, CliError> {
-    if cli.format.ndjson || cli.format.csv {
+    if cli.format.ndjson || cli.format.csv || cli.format.table {
         return Err(CliError::Usage(
             "`eye check` prints lines for people, or one report with --json".into(),
         ));

@@ -47,8 +47,11 @@ pub struct FormatArgs {
     #[arg(long, global = true, conflicts_with = "csv")]
     pub ndjson: bool,
     /// Print CSV with a header row.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "table")]
     pub csv: bool,
+    /// Print a table, even when standard output is not a terminal.
+    #[arg(long, global = true, conflicts_with_all = ["json", "ndjson"])]
+    pub table: bool,
 }
 
 impl Format {
@@ -59,7 +62,7 @@ impl Format {
             (true, _, _) => Self::Json,
             (_, true, _) => Self::Ndjson,
             (_, _, true) => Self::Csv,
-            _ if terminal => Self::Table,
+            _ if terminal || flags.table => Self::Table,
             _ => match shape {
                 Shape::Listing => Self::Ndjson,
                 Shape::Single => Self::Json,

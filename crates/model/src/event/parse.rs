@@ -371,7 +371,7 @@ impl Checker {
                         "",
                         "unknown_event_type",
                         format!(
-                            "no schema for category {category:?} and name {name:?}; known types: {}",
+                            "no schema for category \"{category}\" and name \"{name}\"; known types: {}",
                             known_types(rules.schemas)
                         ),
                     );

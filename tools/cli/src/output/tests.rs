@@ -46,8 +46,19 @@ fn rejected_answer() -> Vec<RejectedView> {
 
 #[test]
 fn the_format_follows_the_flags_then_the_terminal() {
-    let flags = |json, ndjson, csv| FormatArgs { json, ndjson, csv };
+    let flags = |json, ndjson, csv| FormatArgs {
+        json,
+        ndjson,
+        csv,
+        table: false,
+    };
+    let table = FormatArgs {
+        table: true,
+        ..FormatArgs::default()
+    };
     let cases = [
+        (table, false, Shape::Listing, Format::Table),
+        (table, false, Shape::Single, Format::Table),
         (
             flags(true, false, false),
             true,

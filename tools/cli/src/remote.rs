@@ -8,6 +8,7 @@ use crate::profile::{Credentials, Resolved};
 use crate::progress::Progress;
 use eye_client::{
     AggregateQuery, Client, ClientError, EventQuery, FullQueue, OutcomeKind, RejectedQuery,
+    RetryPolicy,
 };
 use futures::{Stream, StreamExt, TryStreamExt};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -63,6 +64,12 @@ fn reader(settings: &Resolved) -> Result<Client, CliError> {
         .unwrap_or_else(|| settings.query_url.clone().unwrap_or_default());
     Client::builder(ingest, credentials(settings.credentials()?))
         .query_url(settings.query_url()?)
+        // A person waits for the answer: a read that keeps failing is reported soon.
+        .retry(RetryPolicy {
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            deadline: Duration::from_secs(3),
+        })
         .build()
         .map_err(cli_error)
 }
@@ -243,8 +250,12 @@ pub struct Filters {
 
 /// `eye session ID`: the session's lifecycle and all its events.
 pub fn session(settings: &Resolved, id: &str, flags: FormatArgs) -> Result<ExitCode, CliError> {
-    let client = reader(settings)?;
-    let answer = block_on(async { client.session_events(id).await })?.map_err(cli_error)?;
+    let answer = block_on(async {
+        reader(settings)?
+            .session_events(id)
+            .await
+            .map_err(cli_error)
+    })??;
     print(&output::session_events(
         &answer,
         Format::for_stdout(flags, Shape::Single),
@@ -272,7 +283,6 @@ pub fn events(
     limit: Option<usize>,
     flags: FormatArgs,
 ) -> Result<ExitCode, CliError> {
-    let client = reader(settings)?;
     let query = EventQuery {
         session_id: f.session_id.clone(),
         category: f.category.clone(),
@@ -282,7 +292,11 @@ pub fn events(
         descending,
         page_size: Some(1_000),
     };
-    let found = block_on(collect(client.events(&query), limit))?.map_err(cli_error)?;
+    let found = block_on(async {
+        collect(reader(settings)?.events(&query), limit)
+            .await
+            .map_err(cli_error)
+    })??;
     print(&output::events(
         &found,
         Format::for_stdout(flags, Shape::Listing),
@@ -296,8 +310,7 @@ pub fn aggregate(
     query: &AggregateQuery,
     flags: FormatArgs,
 ) -> Result<ExitCode, CliError> {
-    let client = reader(settings)?;
-    let answer = block_on(async { client.aggregate(query).await })?.map_err(cli_error)?;
+    let answer = block_on(async { reader(settings)?.aggregate(query).await.map_err(cli_error) })??;
     print(&output::aggregate(
         &answer,
         Format::for_stdout(flags, Shape::Single),
@@ -307,8 +320,7 @@ pub fn aggregate(
 
 /// `eye categories`.
 pub fn categories(settings: &Resolved, flags: FormatArgs) -> Result<ExitCode, CliError> {
-    let client = reader(settings)?;
-    let answer = block_on(async { client.categories().await })?.map_err(cli_error)?;
+    let answer = block_on(async { reader(settings)?.categories().await.map_err(cli_error) })??;
     print(&output::categories(
         &answer,
         Format::for_stdout(flags, Shape::Single),
@@ -323,8 +335,11 @@ pub fn rejected(
     limit: Option<usize>,
     flags: FormatArgs,
 ) -> Result<ExitCode, CliError> {
-    let client = reader(settings)?;
-    let found = block_on(collect(client.rejected(query), limit))?.map_err(cli_error)?;
+    let found = block_on(async {
+        collect(reader(settings)?.rejected(query), limit)
+            .await
+            .map_err(cli_error)
+    })??;
     print(&output::rejected(
         &found,
         Format::for_stdout(flags, Shape::Listing),
@@ -375,13 +390,13 @@ pub fn tail(
     max_polls: Option<u64>,
     flags: FormatArgs,
 ) -> Result<ExitCode, CliError> {
-    let client = reader(settings)?;
     // A table per poll would repeat its header: lines suit following.
     let format = match Format::for_stdout(flags, Shape::Listing) {
         Format::Table => Format::Ndjson,
         other => other,
     };
     block_on(async {
+        let client = reader(settings)?;
         let mut seen = Seen::new(1_000_000);
         let mut polls = 0u64;
         loop {

@@ -3,6 +3,7 @@
 //! `eye-bench report`. Servers come from the services' own variables (`EYE_KAFKA_BROKERS`,
 //! `EYE_CLICKHOUSE_URL`, ...), so a limit is measured where the services run.
 
+mod cli_send;
 mod consume;
 mod drain;
 mod end_to_end;
@@ -107,6 +108,27 @@ pub enum Command {
     /// A fixed rate for a while: ingest-to-queryable latency of canary events polled
     /// through the query API, and the consumer's lag over time.
     EndToEnd(end_to_end::Args),
+    /// `eye send` of an NDJSON file against the load generator sending as many events,
+    /// in turns: the command's events/s as a share of the generator's.
+    CliSend {
+        #[command(flatten)]
+        load: Load,
+        /// Events per run (the file's lines).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Runs of each, alternating.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// The load generator's connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// The `eye` binary.
+        #[arg(long, default_value = "target/release/eye")]
+        eye: PathBuf,
+        /// The NDJSON file (written when it does not hold `--events` lines).
+        #[arg(long, default_value = "target/bench/cli-events.ndjson")]
+        file: PathBuf,
+    },
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -176,6 +198,27 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::EndToEnd(args) => {
             emit("end_to_end", end_to_end::run(args).await?);
+            Ok(())
+        }
+        Command::CliSend {
+            load,
+            events,
+            rounds,
+            connections,
+            eye,
+            file,
+        } => {
+            let step = cli_send::Step {
+                url: load.url,
+                api_key: load.api_key,
+                events,
+                rounds,
+                connections,
+                batch: load.batch,
+                eye,
+                file,
+            };
+            emit("cli_send", cli_send::run(step).await?);
             Ok(())
         }
     }

@@ -18,6 +18,8 @@
 #                           sessions and days instead of four, so fewer look-ups in
 #                           system.query_log, and half the samples of its slowest question;
 #                           about a minute for the step)
+#   EYE_BENCH_CLI_EVENTS    events of the file `eye send` sends, twice, against the load
+#                           generator sending as many (default 1000000; 0 skips the step)
 #   EYE_BENCH_MARKDOWN, EYE_BENCH_JSON  where the report goes (default BENCHMARKS.md,
 #                           bench.json; point them elsewhere for a shortened run)
 set -euo pipefail
@@ -28,6 +30,7 @@ E2E_SECONDS=${EYE_BENCH_E2E_SECONDS:-60}
 STORAGES=${EYE_BENCH_STORAGES:-memory sqlite}
 QUERY_EVENTS=${EYE_BENCH_QUERY_EVENTS:-1000000}
 QUERY_ARGS=${EYE_BENCH_QUERY_ARGS:---cases 2 --slow-samples 20}
+CLI_EVENTS=${EYE_BENCH_CLI_EVENTS:-1000000}
 MARKDOWN=${EYE_BENCH_MARKDOWN:-$ROOT/BENCHMARKS.md}
 JSON=${EYE_BENCH_JSON:-$ROOT/bench.json}
 BENCH=$ROOT/target/release/eye-bench
@@ -134,6 +137,12 @@ for storage in $STORAGES; do
             "$BENCH" end-to-end --ingest "$INGEST" --query "$QUERY" --consumer-metrics "$CONSUMER/metrics" \
             --max-from "$lines" --share "$share" --seconds "$E2E_SECONDS" >>"$lines"
     done
+    if [ "$storage" = memory ] && [ "$CLI_EVENTS" != 0 ]; then
+        timed "$storage: waiting for the backlog and ClickHouse's merges" settled
+        timed "$storage: eye send of a $CLI_EVENTS-event file against the load generator, in turns" \
+            "$BENCH" cli-send --url "$INGEST" --events "$CLI_EVENTS" --eye "$ROOT/target/release/eye" \
+            --file "$OUT/cli-events.ndjson" >>"$lines"
+    fi
     if [ "$storage" = memory ] && [ "$QUERY_EVENTS" != 0 ]; then
         # Its table as printed goes next to the lines; the figures go into them.
         # shellcheck disable=SC2086

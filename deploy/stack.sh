@@ -216,12 +216,24 @@ dev_client() {
         # shellcheck disable=SC1090
         . "$creds"
         if grep -q "id = \"${EYE_CLIENT_ID:-none}\"" "$EYE_AUTH_CLIENTS_FILE"; then
+            services_urls "$creds"
             return 0
         fi
     fi
     log "creating the development client (every scope) in $EYE_AUTH_CLIENTS_FILE"
     (umask 077 && "$(bin eye-admin)" clients create --name development \
         --scopes events:write,events:read,aggregations:read,admin --shell >"$creds")
+    services_urls "$creds"
+}
+
+# The services' URLs beside the credentials, exported, so that `eye` (which reads
+# EYE_INGEST_URL, EYE_QUERY_URL and EYE_API_KEY) works once the file is sourced.
+services_urls() {
+    local creds=$1
+    sed -i 's/^EYE_/export EYE_/' "$creds"
+    sed -i '/^export EYE_INGEST_URL=/d; /^export EYE_QUERY_URL=/d' "$creds"
+    echo "export EYE_INGEST_URL=http://127.0.0.1:$INGEST_PORT" >>"$creds"
+    echo "export EYE_QUERY_URL=http://127.0.0.1:$QUERY_PORT" >>"$creds"
 }
 
 # EYE_STACK_INGEST_BIN runs another ingest binary (deploy/ab.sh: a change's before and

@@ -5,9 +5,8 @@
 
 use eye_e2e::{test_auth, unique, wait_for, Stack};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 /// The `eye` binary of this build (`cargo test --workspace` and `make test` build it).
@@ -33,26 +32,14 @@ struct Eye {
 
 impl Eye {
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut cmd = Command::new(eye_binary());
+        let mut cmd = assert_cmd::Command::new(eye_binary());
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("XDG_CONFIG_HOME", &self.config_home)
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("eye starts");
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input.as_bytes())
-                .expect("stdin written");
-        }
-        drop(child.stdin.take());
-        child.wait_with_output().expect("eye runs")
+            .write_stdin(stdin.unwrap_or_default());
+        cmd.output().expect("eye runs")
     }
 }
 
@@ -272,6 +259,84 @@ async fn every_command_works_against_the_stack() -> anyhow::Result<()> {
         "{stderr}"
     );
 
+    let _ = std::fs::remove_dir_all(&home);
+    stack.stop().await
+}
+
+/// The `eye` lines of the README's quick start, as written.
+fn quick_start_commands() -> Vec<Vec<String>> {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let start = readme.find("## Quick start").expect("a quick start");
+    let section = &readme[start..];
+    let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
+    section[..end]
+        .lines()
+        .filter(|l| l.starts_with("eye "))
+        .map(|l| {
+            let command = l.split('#').next().unwrap_or("");
+            command
+                .split_whitespace()
+                .skip(1)
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e sits in the workspace")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_quick_start_works_as_written() -> anyhow::Result<()> {
+    let commands = quick_start_commands();
+    let names: Vec<&str> = commands
+        .iter()
+        .filter_map(|c| c.first().map(String::as_str))
+        .collect();
+    assert_eq!(names, ["send", "session"], "{commands:?}");
+    let stack = Stack::start("cli_readme").await?;
+    let home = std::env::temp_dir().join(unique("eye-readme-home"));
+    std::fs::create_dir_all(&home)?;
+    // What `source .eye/dev-credentials` exports.
+    let env = vec![
+        ("EYE_API_KEY", test_auth().api_key.clone()),
+        ("EYE_CLIENT_ID", test_auth().client_id.clone()),
+        ("EYE_CLIENT_SECRET", test_auth().client_secret.clone()),
+        ("EYE_INGEST_URL", stack.ingest.url("")),
+        ("EYE_QUERY_URL", stack.query.url("")),
+    ];
+    let run = |args: &[String]| {
+        let out = Command::new(eye_binary())
+            .args(args)
+            .current_dir(repo_root())
+            .env("XDG_CONFIG_HOME", &home)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("eye runs");
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, _, stderr) = run(&commands[0]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("sent 4, accepted 4, rejected or failed 0"),
+        "{stderr}"
+    );
+    // "A second later": the consumer's batch interval.
+    let session = wait_for(
+        Duration::from_secs(30),
+        "the quick start's session",
+        || async {
+            let (code, stdout, _) = run(&commands[1]);
+            let v: Value = serde_json::from_str(&stdout).ok()?;
+            (code == Some(0) && v["events"].as_array().map(Vec::len) == Some(4)).then_some(v)
+        },
+    )
+    .await?;
+    assert_eq!(session["session_id"], "quickstart-1");
     let _ = std::fs::remove_dir_all(&home);
     stack.stop().await
 }

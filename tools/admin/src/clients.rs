@@ -33,8 +33,9 @@ pub enum ClientsCommand {
         /// reject; EYE_INGEST_UNKNOWN_TYPE_POLICY when absent.
         #[arg(long, value_parser = parse_unknown_types)]
         unknown_types: Option<UnknownTypePolicy>,
-        /// Print the credentials as shell lines (EYE_API_KEY=..., EYE_CLIENT_ID=...,
-        /// EYE_CLIENT_SECRET=...) instead of prose.
+        /// Print the credentials as shell lines (`export EYE_API_KEY=...`, EYE_CLIENT_ID,
+        /// EYE_CLIENT_SECRET) instead of prose: `source` them, and `eye` and the examples
+        /// read them.
         #[arg(long)]
         shell: bool,
     },
@@ -88,9 +89,9 @@ pub fn run(cmd: ClientsCommand) -> anyhow::Result<()> {
             });
             file.save(path)?;
             if shell {
-                println!("EYE_API_KEY={}", creds.api_key());
-                println!("EYE_CLIENT_ID={}", creds.id);
-                println!("EYE_CLIENT_SECRET={}", creds.secret);
+                println!("export EYE_API_KEY={}", creds.api_key());
+                println!("export EYE_CLIENT_ID={}", creds.id);
+                println!("export EYE_CLIENT_SECRET={}", creds.secret);
             } else {
                 println!("client {name:?} created in {}", path.display());
                 println!("  client id:     {}", creds.id);

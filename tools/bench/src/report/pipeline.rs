@@ -37,6 +37,7 @@ pub fn runs_sections(runs: &[(&str, &Lines)], targets: &mut Vec<Target>) -> Stri
         md.push_str(&limits_section(lines, name, most_drained, targets));
         md.push_str(&memory_section(lines, name, targets));
         md.push_str(&end_to_end_section(lines, name, targets));
+        md.push_str(&cli_send_section(lines, name, targets));
         md.push_str(&super::query::section(lines));
         md.push_str(&scaling_section(lines));
         let _ = writeln!(md);
@@ -320,6 +321,76 @@ fn memory_section(lines: &Lines, name: &str, targets: &mut Vec<Target>) -> Strin
     md
 }
 
+/// `eye send` of a file against the load generator, in turns (`eye-bench cli-send`).
+fn cli_send_section(lines: &Lines, name: &str, targets: &mut Vec<Target>) -> String {
+    let Some(v) = first(lines, "cli_send") else {
+        return String::new();
+    };
+    let list = |path: &[&str]| -> String {
+        v.pointer(&format!("/{}", path.join("/")))
+            .and_then(|a| a.as_array())
+            .map(|a| {
+                a.iter()
+                    .map(|x| fmt(x.as_f64().unwrap_or(f64::NAN), 0))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let (generator, cli) = (
+        num(v, &["loadgen", "median"]),
+        num(v, &["eye_send", "median"]),
+    );
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "\n### `eye send` of a file against the load generator ({} events each run, in turns)\n",
+        count(num(v, &["events"]))
+    );
+    head(&mut md, &["sender", "events/s per run", "median"]);
+    row(
+        &mut md,
+        &[
+            format!(
+                "eye-loadgen, {} connections × {}-event batches",
+                v["loadgen"]["connections"], v["loadgen"]["batch"]
+            ),
+            list(&["loadgen", "events_per_sec"]),
+            fmt(generator, 0),
+        ],
+    );
+    row(
+        &mut md,
+        &[
+            "`eye send FILE --quiet` (NDJSON, defaults)".to_owned(),
+            list(&["eye_send", "events_per_sec"]),
+            fmt(cli, 0),
+        ],
+    );
+    let ratio = cli / generator;
+    let _ = writeln!(
+        md,
+        "\n`eye send` reaches {} of the load generator's rate.",
+        pct(ratio)
+    );
+    targets.push(Target {
+        name: format!("`eye send` ≥ 80% of the load generator's events/s ({name})"),
+        measured: cli,
+        ratio: ratio / 0.8,
+        met: ratio >= 0.8,
+        limit: format!("load generator {} events/s", fmt(generator, 0)),
+    });
+    md
+}
+
+fn pct(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:.0}%", x * 100.0)
+    } else {
+        "-".into()
+    }
+}
+
 fn end_to_end_section(lines: &Lines, name: &str, targets: &mut Vec<Target>) -> String {
     let mut md = String::new();
     let _ = writeln!(
@@ -515,6 +586,29 @@ mod tests {
         let md = scaling_section(&lines);
         // 1M events/s at 125,000 per ingest core: 8 cores.
         assert!(md.contains("| ingest | 125000 | 100000 events/s ÷ 0.80 cores, best sweep step (64 connections) | 0.8 | 8.0 | 80.0 |"), "{md}");
+    }
+
+    #[test]
+    fn eye_send_is_measured_against_the_generator() {
+        let line = |cli: f64| {
+            super::super::parse(&format!(
+                r#"{{"measure":"cli_send","events":1000000,"rounds":2,"loadgen":{{"connections":64,"batch":100,"events_per_sec":[100000,120000],"median":110000}},"eye_send":{{"events_per_sec":[{cli},{cli}],"median":{cli}}},"ratio":0}}"#
+            ))
+        };
+        // (eye send's events/s, target met)
+        for (cli, met) in [(99_000.0, true), (88_000.0, true), (80_000.0, false)] {
+            let mut targets = Vec::new();
+            let md = cli_send_section(&line(cli), "memory", &mut targets);
+            assert!(
+                md.contains(
+                    "| eye-loadgen, 64 connections × 100-event batches | 100000, 120000 | 110000 |"
+                ),
+                "{md}"
+            );
+            assert_eq!(targets.len(), 1);
+            assert_eq!(targets[0].met, met, "{cli}: {md}");
+        }
+        assert!(cli_send_section(&Lines::default(), "memory", &mut Vec::new()).is_empty());
     }
 
     #[test]

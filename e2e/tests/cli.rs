@@ -302,7 +302,7 @@ async fn the_readme_quick_start_works_as_written() -> anyhow::Result<()> {
     let home = std::env::temp_dir().join(unique("eye-readme-home"));
     std::fs::create_dir_all(&home)?;
     // What `source .eye/dev-credentials` exports.
-    let env = vec![
+    let env = [
         ("EYE_API_KEY", test_auth().api_key.clone()),
         ("EYE_CLIENT_ID", test_auth().client_id.clone()),
         ("EYE_CLIENT_SECRET", test_auth().client_secret.clone()),

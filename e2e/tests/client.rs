@@ -188,7 +188,7 @@ async fn rejections_reach_the_caller_per_item_and_a_401_is_not_retried() -> anyh
     let sent = outcomes
         .iter()
         .find(|o| o.event_id == odd)
-        .map(|o| o.event.get().to_owned())
+        .map(|o| o.event.to_string())
         .unwrap_or_default();
     assert!(sent.contains("\"colour\":\"red\""), "{sent}");
     let stats = client.stats();

@@ -74,8 +74,8 @@ pub struct Outcome {
     pub event_id: Uuid,
     /// Accepted, rejected (why) or failed (why).
     pub kind: OutcomeKind,
-    /// The event as sent (JSON), so a caller can report or keep what was refused.
-    pub event: Arc<RawValue>,
+    /// The event as sent (JSON text), so a caller can report or keep what was refused.
+    pub event: Arc<str>,
 }
 
 /// The verdict on one event.
@@ -142,7 +142,8 @@ pub type OutcomeCallback = Arc<dyn Fn(&Outcome) + Send + Sync>;
 /// An event in the queue: its id and its JSON, the id included.
 pub(crate) struct Queued {
     id: Uuid,
-    json: Arc<RawValue>,
+    /// JSON text, checked when queued; shared with the outcome.
+    json: Arc<str>,
 }
 
 impl Queued {
@@ -156,7 +157,7 @@ impl Queued {
                 id
             }
         };
-        let json = serde_json::value::to_raw_value(&event)
+        let json = serde_json::to_string(&event)
             .map_err(|e| ClientError::Decode(format!("event: {e}")))?;
         Ok(Self {
             id,
@@ -193,8 +194,8 @@ impl Queued {
                 (id, format!("{{\"event_id\":\"{id}\"{sep}{rest}"))
             }
         };
-        let json = RawValue::from_string(json)
-            .map_err(|e| ClientError::Decode(format!("not a JSON object: {e}")))?;
+        // Parsing the probe checked the whole text as JSON; an id spliced into an object
+        // keeps it so.
         Ok(Self {
             id,
             json: Arc::from(json),
@@ -284,7 +285,7 @@ pub(crate) async fn run(mut queue: mpsc::Receiver<Command>, ctx: Arc<Ctx>) {
         };
         match command {
             Some(Command::Event(item)) => {
-                let size = item.json.get().len();
+                let size = item.json.len();
                 if !batch.items.is_empty() && batch.bytes + size > ctx.config.max_batch_bytes {
                     dispatch(&mut batch, &ctx, &slots, &mut deliveries).await;
                 }
@@ -323,7 +324,7 @@ impl Batch {
         if self.items.is_empty() {
             self.due = Some(std::time::Instant::now() + linger);
         }
-        self.bytes += item.json.get().len();
+        self.bytes += item.json.len();
         self.items.push(item);
     }
 }
@@ -469,13 +470,13 @@ async fn post(ctx: &Ctx, items: &[Queued]) -> Result<BatchResponse, ClientError>
 
 /// The items as a JSON array, gzipped when asked.
 fn body(items: &[Queued], gzip: bool) -> Vec<u8> {
-    let mut json = Vec::with_capacity(items.iter().map(|i| i.json.get().len() + 1).sum());
+    let mut json = Vec::with_capacity(items.iter().map(|i| i.json.len() + 1).sum());
     json.push(b'[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             json.push(b',');
         }
-        json.extend_from_slice(item.json.get().as_bytes());
+        json.extend_from_slice(item.json.as_bytes());
     }
     json.push(b']');
     if !gzip {
@@ -515,7 +516,7 @@ mod tests {
         ];
         for (event, want) in cases {
             let q = queued(event);
-            let sent: Value = serde_json::from_str(q.json.get()).expect("JSON");
+            let sent: Value = serde_json::from_str(&q.json).expect("JSON");
             assert_eq!(sent["event_id"], json!(q.id.to_string()));
             if let Some(want) = want {
                 assert_eq!(q.id, want);
@@ -542,7 +543,7 @@ mod tests {
         ];
         for (text, want) in cases {
             let q = Queued::from_text(&text).expect("an object");
-            let sent: Value = serde_json::from_str(q.json.get()).expect("still JSON");
+            let sent: Value = serde_json::from_str(&q.json).expect("still JSON");
             if want != Some(Uuid::nil()) {
                 assert_eq!(sent["event_id"], json!(q.id.to_string()), "{text}");
             }
@@ -590,9 +591,6 @@ mod tests {
         b.push(queued(json!({"a": 2})), linger);
         assert_eq!(b.due, Some(due), "a later event does not push it back");
         assert_eq!(b.items.len(), 2);
-        assert_eq!(
-            b.bytes,
-            b.items.iter().map(|i| i.json.get().len()).sum::<usize>()
-        );
+        assert_eq!(b.bytes, b.items.iter().map(|i| i.json.len()).sum::<usize>());
     }
 }

@@ -74,9 +74,10 @@ pub struct SendArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
-    /// Send bodies uncompressed (gzip costs CPU that a local link does not need).
-    #[arg(long)]
-    pub no_gzip: bool,
+    /// Compress request bodies: `auto` does unless ingest is on this machine (loopback),
+    /// where gzip would cost CPU and save no time.
+    #[arg(long, value_enum, default_value_t = remote::Gzip::Auto)]
+    pub gzip: remote::Gzip,
     /// Write refused events here (JSON lines) instead of stderr.
     #[arg(long, value_name = "FILE")]
     pub rejected_out: Option<PathBuf>,
@@ -235,7 +236,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let options = remote::SendOptions {
                 batch: args.batch.clamp(1, 1_000),
                 in_flight: args.concurrency.max(1),
-                gzip: !args.no_gzip,
+                gzip: args.gzip,
                 rejected_out: args.rejected_out.clone(),
                 allow_rejected: args.allow_rejected,
                 quiet: cli.quiet,

@@ -84,12 +84,45 @@ fn print(text: &str) -> Result<(), CliError> {
         })
 }
 
+/// Whether `eye send` compresses its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Gzip {
+    /// Unless ingest is on a loopback address.
+    Auto,
+    Always,
+    Never,
+}
+
+impl Gzip {
+    fn wanted(self, ingest_url: &str) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => !is_loopback(ingest_url),
+        }
+    }
+}
+
+/// Whether the URL's host is this machine: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// How `eye send` sends.
 #[derive(Debug, Clone)]
 pub struct SendOptions {
     pub batch: usize,
     pub in_flight: usize,
-    pub gzip: bool,
+    pub gzip: Gzip,
     /// Where rejected events go, one JSON object per line with their reasons; stderr when
     /// `None`.
     pub rejected_out: Option<std::path::PathBuf>,
@@ -131,10 +164,10 @@ pub fn send(settings: &Resolved, file: &Path, o: &SendOptions) -> Result<ExitCod
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let client = {
             let (accepted, refused, lines) = (accepted.clone(), refused.clone(), lines.clone());
-            Client::builder(ingest, creds)
+            Client::builder(ingest.clone(), creds)
                 .max_batch_events(o.batch)
                 .max_in_flight(o.in_flight)
-                .gzip(o.gzip)
+                .gzip(o.gzip.wanted(&ingest))
                 .queue(o.batch * o.in_flight * 4, FullQueue::Wait)
                 .on_outcome(move |outcome| {
                     let line = lines
@@ -152,12 +185,18 @@ pub fn send(settings: &Resolved, file: &Path, o: &SendOptions) -> Result<ExitCod
                         OutcomeKind::Failed(why) => ("failed", serde_json::json!(why)),
                     };
                     refused.fetch_add(1, Ordering::Relaxed);
+                    // Events are queued as JSON objects, so the text is JSON.
+                    let Ok(event) =
+                        serde_json::from_str::<&serde_json::value::RawValue>(&outcome.event)
+                    else {
+                        return;
+                    };
                     let record = Refused {
                         line,
                         event_id: outcome.event_id,
                         outcome: kind,
                         reasons,
-                        event: &outcome.event,
+                        event,
                     };
                     let _ = tx.send(serde_json::to_string(&record).unwrap_or_default());
                 })
@@ -437,6 +476,24 @@ pub fn tail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_is_skipped_on_loopback_only() {
+        let cases = [
+            ("http://127.0.0.1:8080", false),
+            ("http://127.9.9.9:8080/", false),
+            ("http://localhost:8080", false),
+            ("http://[::1]:8080", false),
+            ("https://ingest.example.com", true),
+            ("http://10.0.0.5:8080", true),
+            ("http://[2001:db8::1]:8080", true),
+        ];
+        for (url, gzip) in cases {
+            assert_eq!(Gzip::Auto.wanted(url), gzip, "{url}");
+            assert!(Gzip::Always.wanted(url));
+            assert!(!Gzip::Never.wanted(url));
+        }
+    }
 
     #[test]
     fn tail_shows_each_event_once_within_its_memory() {

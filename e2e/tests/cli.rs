@@ -197,6 +197,9 @@ async fn every_command_works_against_the_stack() -> anyhow::Result<()> {
     let table = text(&out.stdout);
     assert!(table.contains('█') && table.contains("300"), "{table}");
 
+    let out = eye.run(&["categories", "--table"], None);
+    let table = text(&out.stdout);
+    assert!(table.contains("page_interaction") && table.contains("300"), "{table}");
     let out = eye.run(&["categories", "--json"], None);
     let v = json_of(&out);
     assert!(v["categories"]

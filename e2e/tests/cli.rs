@@ -199,7 +199,10 @@ async fn every_command_works_against_the_stack() -> anyhow::Result<()> {
 
     let out = eye.run(&["categories", "--table"], None);
     let table = text(&out.stdout);
-    assert!(table.contains("page_interaction") && table.contains("300"), "{table}");
+    assert!(
+        table.contains("page_interaction") && table.contains("300"),
+        "{table}"
+    );
     let out = eye.run(&["categories", "--json"], None);
     let v = json_of(&out);
     assert!(v["categories"]

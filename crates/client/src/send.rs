@@ -582,6 +582,42 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_full_queue_waits_or_refuses_and_is_counted() {
+        let counters = Counters::default();
+        let (tx, mut rx) = mpsc::channel(1);
+        let event = || queued(json!({"a": 1}));
+        enqueue(&tx, &counters, FullQueue::FailFast, event())
+            .await
+            .expect("room for one");
+        let refused = enqueue(&tx, &counters, FullQueue::FailFast, event()).await;
+        assert!(
+            matches!(refused, Err(ClientError::QueueFull)),
+            "{refused:?}"
+        );
+        assert_eq!(
+            (counters.snapshot().queued, counters.snapshot().queue_full),
+            (1, 1)
+        );
+        // Waiting: queued once the first leaves the queue.
+        let waiting = enqueue(&tx, &counters, FullQueue::Wait, event());
+        let drain = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            rx.recv().await.is_some()
+        };
+        let (sent, drained) = tokio::join!(waiting, drain);
+        assert!(sent.is_ok() && drained);
+        assert_eq!(counters.snapshot().queued, 2);
+        drop(rx);
+        let closed = enqueue(&tx, &counters, FullQueue::Wait, event()).await;
+        assert!(matches!(closed, Err(ClientError::Closed)), "{closed:?}");
+        assert_eq!(
+            counters.snapshot().queued,
+            2,
+            "a refused event is not counted queued"
+        );
+    }
+
     #[test]
     fn batches_are_due_a_linger_after_their_first_event() {
         let mut b = Batch::default();

@@ -208,22 +208,35 @@ service_env() {
     fi
 }
 
-# The development client: every scope, created once; its credentials go to
-# $EYE_HOME/dev-credentials as shell lines (`source` it) and are printed by `make up`.
+# The development client: every scope, and event types without a schema accepted (the
+# SDK examples send Segment's identify and track, which have none); created once. Its
+# credentials go to $EYE_HOME/dev-credentials as shell lines (`source` it) and are printed
+# by `make up`.
 dev_client() {
     local creds="$EYE_HOME/dev-credentials"
     if [ -s "$creds" ] && [ -s "$EYE_AUTH_CLIENTS_FILE" ]; then
         # shellcheck disable=SC1090
         . "$creds"
-        if grep -q "id = \"${EYE_CLIENT_ID:-none}\"" "$EYE_AUTH_CLIENTS_FILE"; then
+        if accepts_unknown_types "${EYE_CLIENT_ID:-none}"; then
             services_urls "$creds"
             return 0
         fi
     fi
     log "creating the development client (every scope) in $EYE_AUTH_CLIENTS_FILE"
     (umask 077 && "$(bin eye-admin)" clients create --name development \
-        --scopes events:write,events:read,aggregations:read,admin --shell >"$creds")
+        --scopes events:write,events:read,aggregations:read,admin --unknown-types accept \
+        --shell >"$creds")
     services_urls "$creds"
+}
+
+# Whether client $1 is in the clients file with `unknown_types = "accept"` (a development
+# client made before it had that policy is made again).
+accepts_unknown_types() {
+    awk -v id="$1" '
+        /^\[\[clients\]\]/ { mine = 0 }
+        $0 == "id = \"" id "\"" { mine = 1 }
+        mine && $0 == "unknown_types = \"accept\"" { found = 1 }
+        END { exit !found }' "$EYE_AUTH_CLIENTS_FILE"
 }
 
 # The services' URLs beside the credentials, exported, so that `eye` (which reads
@@ -295,7 +308,7 @@ The Eye is up.
   clickhouse http://127.0.0.1:$CH_HTTP_PORT (database eye)
 Logs: $EYE_HOME/log/    Stop: make down    Status: make status
 
-Development client (every scope), in $EYE_HOME/dev-credentials:
+Development client (every scope, types without a schema accepted), in $EYE_HOME/dev-credentials:
 $(cat "$EYE_HOME/dev-credentials")
 Use it:  source .eye/dev-credentials
          curl -H "Authorization: Bearer \$EYE_API_KEY" http://127.0.0.1:$QUERY_PORT/v1/categories

@@ -769,8 +769,8 @@ fn readme_examples() -> anyhow::Result<Vec<(String, String)>> {
 
 /// The README's Python and Node examples, run as written; only the address of ingest is
 /// this stack's. Each sends an identify and a track on its own anonymous id. Neither type
-/// has a schema, so they are stored as under `make up` only if its development client's
-/// unknown-types policy accepts them; here the stack's ingest accepts them.
+/// has a schema: `make up`'s development client accepts them (`--unknown-types accept`),
+/// and here the stack's ingest does.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_readme_sdk_examples_work_as_written() -> anyhow::Result<()> {
     let tools = tools()?;

@@ -275,13 +275,21 @@ pub async fn start_ingest_authed(
     kafka: KafkaConfig,
     auth: AuthConfig,
 ) -> anyhow::Result<Service> {
-    let config = eye_ingest::Config {
+    let config = ingest_run_config(ingest, kafka, auth);
+    Service::spawn("ingest", |l, rx| eye_ingest::run(config, l, on_stop(rx))).await
+}
+
+fn ingest_run_config(
+    ingest: IngestConfig,
+    kafka: KafkaConfig,
+    auth: AuthConfig,
+) -> eye_ingest::Config {
+    eye_ingest::Config {
         ingest,
         kafka,
         auth,
         http: http_config(&[]),
-    };
-    Service::spawn("ingest", |l, rx| eye_ingest::run(config, l, on_stop(rx))).await
+    }
 }
 
 pub async fn start_consumer(
@@ -324,12 +332,7 @@ pub async fn start_ingest_at(
     ingest: IngestConfig,
     kafka: KafkaConfig,
 ) -> anyhow::Result<Service> {
-    let config = eye_ingest::Config {
-        ingest,
-        kafka,
-        auth: test_auth().config.clone(),
-        http: http_config(&[]),
-    };
+    let config = ingest_run_config(ingest, kafka, test_auth().config.clone());
     Service::spawn_at("ingest", addr, |l, rx| {
         eye_ingest::run(config, l, on_stop(rx))
     })

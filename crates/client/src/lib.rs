@@ -205,37 +205,26 @@ impl Client {
     /// Queues `event`; returns its `event_id`. Waits for room or fails at once when the
     /// queue is full, by the builder's [`FullQueue`].
     pub async fn send(&self, event: NewEvent) -> Result<Uuid, ClientError> {
-        match serde_json::to_value(event) {
-            Ok(Value::Object(map)) => self.send_json(map).await,
-            _ => Err(ClientError::Decode("an event renders as an object".into())),
-        }
+        self.enqueue(Queued::from_event(event)?).await
     }
 
     /// Queues an event given as JSON, as `POST /v1/events` takes it (the server checks it;
     /// an `event_id` is added when absent).
     pub async fn send_json(&self, event: Map<String, Value>) -> Result<Uuid, ClientError> {
-        let queue = self.queue()?;
-        send::enqueue(
-            &queue,
-            &self.inner.counters,
-            self.inner.send_config.full_queue,
-            Queued::new(event)?,
-        )
-        .await
+        self.enqueue(Queued::new(event)?).await
     }
 
     /// Queues an event given as JSON text (one line of an NDJSON file, say) without
     /// building it: the fastest way to send what is already JSON. Its `event_id` is kept,
     /// or one is added; anything else is for the server to check.
     pub async fn send_text(&self, event: &str) -> Result<Uuid, ClientError> {
+        self.enqueue(Queued::from_text(event)?).await
+    }
+
+    async fn enqueue(&self, item: Queued) -> Result<Uuid, ClientError> {
         let queue = self.queue()?;
-        send::enqueue(
-            &queue,
-            &self.inner.counters,
-            self.inner.send_config.full_queue,
-            Queued::from_text(event)?,
-        )
-        .await
+        let policy = self.inner.send_config.full_queue;
+        send::enqueue(&queue, &self.inner.counters, policy, item).await
     }
 
     /// Queues every event of `events`, in order; stops at the first that cannot be queued.

@@ -8,7 +8,7 @@
 use crate::credentials::Auth;
 use crate::error::{retry_after, ClientError};
 use crate::retry::{Retries, RetryPolicy};
-use eye_model::api::{BatchResponse, ItemStatus};
+use eye_model::api::{BatchResponse, ItemStatus, NewEvent};
 use eye_model::event::FieldError;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -147,6 +147,17 @@ pub(crate) struct Queued {
 }
 
 impl Queued {
+    /// A typed event, given an id unless it has one, rendered once.
+    pub(crate) fn from_event(mut event: NewEvent) -> Result<Self, ClientError> {
+        let id = *event.event_id.get_or_insert_with(Uuid::now_v7);
+        let json = serde_json::to_string(&event)
+            .map_err(|e| ClientError::Decode(format!("event: {e}")))?;
+        Ok(Self {
+            id,
+            json: Arc::from(json),
+        })
+    }
+
     /// Gives the event an id unless it has one, and renders it once.
     pub(crate) fn new(mut event: Map<String, Value>) -> Result<Self, ClientError> {
         let id = match event.get("event_id").and_then(Value::as_str) {
@@ -522,6 +533,22 @@ mod tests {
                 assert_eq!(q.id, want);
             } else {
                 assert_eq!(q.id.get_version_num(), 7);
+            }
+        }
+    }
+
+    #[test]
+    fn typed_events_keep_a_given_id_or_get_one() {
+        let given = Uuid::now_v7();
+        let event = || NewEvent::new("s", "c", "n", "2024-01-01T00:00:00Z");
+        for (e, want) in [(event().with_event_id(given), Some(given)), (event(), None)] {
+            let q = Queued::from_event(e).expect("renders");
+            let sent: Value = serde_json::from_str(&q.json).expect("JSON");
+            assert_eq!(sent["event_id"], json!(q.id.to_string()));
+            assert_eq!(sent["session_id"], "s");
+            match want {
+                Some(id) => assert_eq!(q.id, id),
+                None => assert_eq!(q.id.get_version_num(), 7),
             }
         }
     }

@@ -19,7 +19,9 @@ mod fields;
 mod parse;
 
 pub(crate) use parse::escape_pointer;
-pub use parse::{parse_batch, parse_events, parse_mapped, ParseEventsError, KNOWN_FIELDS};
+pub use parse::{
+    json_error_message, parse_batch, parse_events, parse_mapped, ParseEventsError, KNOWN_FIELDS,
+};
 
 /// Longest `session_id`, in characters.
 pub const MAX_SESSION_ID_CHARS: usize = 128;

@@ -7,7 +7,7 @@
 //! of receipt taken as now. What ingest refuses for a whole request (a body over 5 MiB,
 //! more than 1,000 events) does not apply: a file is sent in as many requests as it needs.
 
-use crate::input::{json_message, RawEvent};
+use crate::input::RawEvent;
 use eye_model::event::{parse_mapped, FieldError, Item, Limits, Rules};
 use eye_model::schema::{SchemaLoadError, SchemaRegistry, UnknownTypePolicy};
 use eye_model::time::EventTime;
@@ -66,7 +66,7 @@ impl Checker {
                 code: Cow::Borrowed("malformed_json"),
                 message: format!(
                     "not valid JSON: {} at column {}",
-                    json_message(&e),
+                    eye_model::event::json_error_message(&e),
                     e.column()
                 ),
             }]

@@ -7,6 +7,7 @@
 //! building a `Value`. Either way each event comes with the line it starts on, and its
 //! text exactly as written, so that checks and sends see what the file holds.
 
+use eye_model::event::json_error_message;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -128,7 +129,7 @@ pub fn from_reader(
             source_name: name.clone(),
             line: e.line() + skipped_lines,
             column: e.column(),
-            message: json_message(&e),
+            message: json_error_message(&e),
         })?;
         if items.is_empty() {
             return Err(InputError::EmptyArray { source_name: name });
@@ -318,21 +319,6 @@ fn split_array(text: &str) -> Result<Vec<(usize, usize)>, serde_json::Error> {
             (start, start + raw.get().len())
         })
         .collect())
-}
-
-/// serde_json's message without its " at line L column C" (reported apart), as ingest
-/// words it.
-pub(crate) fn json_message(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    let msg = match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg,
-    };
-    if msg.starts_with("trailing comma") {
-        format!("{msg}: remove the comma after the last member of the object or array")
-    } else {
-        msg
-    }
 }
 
 #[cfg(test)]

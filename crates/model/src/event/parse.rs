@@ -86,8 +86,9 @@ fn split_items(body: &[u8]) -> Result<Vec<&RawValue>, RequestError> {
     }
 }
 
-/// serde_json's message ends with " at line L column C"; the position is reported apart.
-fn json_error_message(e: &serde_json::Error) -> String {
+/// serde_json's message without its " at line L column C" (the position is reported apart),
+/// with a hint for a trailing comma: how ingest words a body or an event that is not JSON.
+pub fn json_error_message(e: &serde_json::Error) -> String {
     let msg = e.to_string();
     let msg = match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_owned(),

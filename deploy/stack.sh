@@ -302,6 +302,7 @@ up() {
 The Eye is up.
   ingest    http://127.0.0.1:$INGEST_PORT    POST /v1/events
   query     http://127.0.0.1:$QUERY_PORT    GET  /v1/sessions/{session_id}/events
+  explorer  http://127.0.0.1:$QUERY_PORT/ui/    sign in with the development client below
   consumer  http://127.0.0.1:$CONSUMER_PORT    health and metrics
   each service: /healthz /readyz /metrics
   kafka     127.0.0.1:$KAFKA_PORT (tansu, topic eye.events)

@@ -8,6 +8,10 @@ eye_runtime::defaults! {
     d_query_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8081));
     d_session_events_max: u32 = 10_000;
     d_query_deduplicate: bool = true;
+    d_schema_dir: std::path::PathBuf = eye_model::schema::DEFAULT_SCHEMA_DIR.into();
+    d_ingest_metrics_url: String = "http://127.0.0.1:8080/metrics".into();
+    d_consumer_metrics_url: String = "http://127.0.0.1:8082/metrics".into();
+    d_metrics_timeout_ms: u64 = 2_000;
 }
 
 /// `EYE_QUERY_*`.
@@ -25,6 +29,22 @@ pub struct QueryConfig {
     /// negative control, which must see replays to prove its check can fail.
     #[serde(default = "d_query_deduplicate")]
     pub deduplicate: bool,
+    /// The schema directory ingest validates against, shown by `GET /v1/schemas`.
+    #[serde(default = "d_schema_dir")]
+    pub schema_dir: std::path::PathBuf,
+    /// Ingest's and the consumer's `/metrics`, summed up by `GET /v1/pipeline` (the
+    /// explorer's pipeline view). Empty: not shown.
+    #[serde(default = "d_ingest_metrics_url")]
+    pub ingest_metrics_url: String,
+    #[serde(default = "d_consumer_metrics_url")]
+    pub consumer_metrics_url: String,
+    /// How long `GET /v1/pipeline` waits for each of those.
+    #[serde(default = "d_metrics_timeout_ms")]
+    pub metrics_timeout_ms: u64,
+    /// Serve the explorer's files from this directory instead of those built into the
+    /// binary: for working on the explorer without rebuilding the service.
+    #[serde(default)]
+    pub ui_dir: Option<std::path::PathBuf>,
 }
 
 impl Group for QueryConfig {

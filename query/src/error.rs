@@ -20,6 +20,9 @@ pub enum QueryError {
     MalformedBody(String),
     #[error("the request body is larger than {0} bytes")]
     BodyTooLarge(usize),
+    /// The schema directory (`EYE_QUERY_SCHEMA_DIR`) cannot be read.
+    #[error("the event schemas cannot be read: {0}")]
+    Schemas(String),
     #[error("the event store is unavailable")]
     Store(#[from] StoreError),
 }
@@ -47,6 +50,14 @@ impl From<QueryError> for HttpError {
             }
             QueryError::BodyTooLarge(_) => {
                 HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+            }
+            QueryError::Schemas(_) => {
+                tracing::error!(error = %message, "schema directory unreadable");
+                HttpError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "schemas_unavailable",
+                    message,
+                )
             }
             QueryError::Store(inner) => {
                 tracing::error!(error = %inner, "store read failed");

@@ -8,10 +8,12 @@ mod error;
 mod identities;
 mod measurements;
 mod params;
+mod pipeline;
 mod rest_events;
 mod routes;
 mod time_bound;
 mod tracker;
+mod ui;
 mod view;
 
 use config::QueryConfig;

@@ -8,7 +8,7 @@ use crate::view::{
     SessionEvents,
 };
 use crate::Config;
-use crate::{aggregate, body, collector, measurements, rest_events, tracker};
+use crate::{aggregate, body, collector, measurements, pipeline, rest_events, tracker, ui};
 use eye_auth::{Principal, Scope};
 use eye_http::auth::Guard;
 use eye_http::error::{recover, HttpError};
@@ -76,6 +76,17 @@ pub fn routes(
         .min(eye_store::MAX_RESULT_ROWS as u32);
     // One more than an unpaged tracker answer may hold is read, so that too many shows.
     let tracker_max = max_limit.min(eye_store::MAX_RESULT_ROWS as u32 - 1);
+    let schema_dir = config.query.schema_dir.clone();
+    let scraper = reqwest::Client::new();
+    let metrics_urls = Arc::new((
+        config.query.ingest_metrics_url.clone(),
+        config.query.consumer_metrics_url.clone(),
+    ));
+    let metrics_timeout = std::time::Duration::from_millis(config.query.metrics_timeout_ms);
+    let ui_source = match &config.query.ui_dir {
+        Some(dir) => ui::Source::Dir(dir.clone()),
+        None => ui::Source::Embedded,
+    };
     let a = (&store, &guard);
     let (labels, api) = eye_http::routes!(
         get_id(
@@ -132,6 +143,18 @@ pub fn routes(
         get(route!("v1" / "rejected"), a, READ, |s, p| async move {
             rejected(&s, &p).await
         }),
+        get(route!("v1" / "schemas"), a, CATALOGUE, move |_, p| {
+            let dir = schema_dir.clone();
+            async move { schemas(dir, &p).await }
+        }),
+        get(route!("v1" / "pipeline"), a, READ, move |_, p| {
+            let (client, urls) = (scraper.clone(), metrics_urls.clone());
+            async move {
+                params::only(&p, &[])?;
+                let state = pipeline::read(&client, &urls.0, &urls.1, metrics_timeout).await;
+                Ok(warp::reply::json(&state).into_response())
+            }
+        }),
         post_json(route!("get_session"), a, READ, move |s, body| async move {
             tracker_session(&s, body, tracker_max).await
         },),
@@ -179,6 +202,7 @@ pub fn routes(
     );
     api.or(ops::routes(registry, ready, drain))
         .or(eye_http::openapi::route())
+        .or(ui::routes(ui_source))
         .recover(recover)
         .with(http.log(move |path| labels.of(path)))
 }
@@ -481,6 +505,16 @@ async fn categories(store: &Store, params: &Params) -> Result<warp::reply::Respo
         categories: rows.into_iter().map(view::category).collect(),
     })
     .into_response())
+}
+
+/// `GET /v1/schemas`: the JSON Schema of every event type, as ingest reads them.
+async fn schemas(dir: std::path::PathBuf, params: &Params) -> Reply_ {
+    params::only(params, &[])?;
+    let documents = tokio::task::spawn_blocking(move || eye_model::schema::documents(&dir))
+        .await
+        .map_err(|e| QueryError::Schemas(e.to_string()))?
+        .map_err(|e| QueryError::Schemas(e.to_string()))?;
+    Ok(warp::reply::json(&view::Schemas { schemas: documents }).into_response())
 }
 
 /// `GET /v1/rejected?reason=&from=&to=&limit=&cursor=`: the quarantine in arrival order.

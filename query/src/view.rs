@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use eye_model::aggregate::Bucket;
 pub use eye_model::api::{
     Aggregate, BucketView, Categories, CategoryView, EventPage, EventView, OwnerSessions,
-    RejectedPage, RejectedView, SentEvent, SessionDetail, SessionEvents, SessionSummary,
+    RejectedPage, RejectedView, Schemas, SentEvent, SessionDetail, SessionEvents, SessionSummary,
     SessionView,
 };
 use eye_model::time::EventTime;

@@ -259,6 +259,12 @@ pub struct Categories {
     pub categories: Vec<CategoryView>,
 }
 
+/// `GET /v1/schemas`: each event type's JSON Schema, sorted by category then name.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Schemas {
+    pub schemas: Vec<crate::schema::SchemaDocument>,
+}
+
 /// `GET /v1/events` and `GET /v1/machines/{id}/events`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct EventPage {

@@ -169,37 +169,13 @@ impl SchemaRegistry {
     pub fn load(dir: &Path) -> Result<SchemaRegistry, SchemaLoadError> {
         let mut validators: HashMap<String, HashMap<String, Validator>> = HashMap::new();
         let mut len = 0;
-        for entry in sorted_entries(dir)? {
-            let Some(category) = visible_name(&entry)? else {
-                continue;
-            };
-            if !is_dir(&entry)? {
-                if category.ends_with(".json") {
-                    return Err(SchemaLoadError::Layout {
-                        path: entry,
-                        reason: "a schema must be <category>/<name>.json, one directory deep",
-                    });
-                }
-                continue;
-            }
-            let mut names = HashMap::new();
-            for file in sorted_entries(&entry)? {
-                let Some(file_name) = visible_name(&file)? else {
-                    continue;
-                };
-                let Some(name) = file_name.strip_suffix(".json") else {
-                    continue;
-                };
-                if is_dir(&file)? {
-                    continue;
-                }
-                let validator = compile(&file)?;
-                names.insert(name.to_owned(), validator);
-                len += 1;
-            }
-            if !names.is_empty() {
-                validators.insert(category.to_owned(), names);
-            }
+        for file in schema_files(dir)? {
+            let validator = compile(&file.path)?;
+            validators
+                .entry(file.category)
+                .or_default()
+                .insert(file.name, validator);
+            len += 1;
         }
         Ok(SchemaRegistry { validators, len })
     }
@@ -370,15 +346,88 @@ fn is_dir(path: &Path) -> Result<bool, SchemaLoadError> {
         })
 }
 
-fn compile(path: &Path) -> Result<Validator, SchemaLoadError> {
+/// One `<category>/<name>.json` file of a schema directory.
+struct SchemaFile {
+    category: String,
+    name: String,
+    path: PathBuf,
+}
+
+/// Every schema file under `dir`, sorted by category then name; the layout rules of
+/// [`SchemaRegistry::load`] apply.
+fn schema_files(dir: &Path) -> Result<Vec<SchemaFile>, SchemaLoadError> {
+    let mut files = Vec::new();
+    for entry in sorted_entries(dir)? {
+        let Some(category) = visible_name(&entry)? else {
+            continue;
+        };
+        if !is_dir(&entry)? {
+            if category.ends_with(".json") {
+                return Err(SchemaLoadError::Layout {
+                    path: entry,
+                    reason: "a schema must be <category>/<name>.json, one directory deep",
+                });
+            }
+            continue;
+        }
+        for file in sorted_entries(&entry)? {
+            let Some(file_name) = visible_name(&file)? else {
+                continue;
+            };
+            let Some(name) = file_name.strip_suffix(".json") else {
+                continue;
+            };
+            if is_dir(&file)? {
+                continue;
+            }
+            files.push(SchemaFile {
+                category: category.to_owned(),
+                name: name.to_owned(),
+                path: file.clone(),
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// An event type's JSON Schema as its file holds it, for showing to people.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SchemaDocument {
+    pub category: String,
+    pub name: String,
+    pub schema: Value,
+}
+
+/// Every schema document under `dir` (the layout of [`SchemaRegistry::load`]), sorted by
+/// category then name. Files are parsed as JSON but not compiled: a reader shows what
+/// ingest enforces, and ingest refuses to start on a schema that does not compile.
+/// Blocking file I/O.
+pub fn documents(dir: &Path) -> Result<Vec<SchemaDocument>, SchemaLoadError> {
+    schema_files(dir)?
+        .into_iter()
+        .map(|file| {
+            Ok(SchemaDocument {
+                schema: read_json(&file.path)?,
+                category: file.category,
+                name: file.name,
+            })
+        })
+        .collect()
+}
+
+fn read_json(path: &Path) -> Result<Value, SchemaLoadError> {
     let text = fs::read(path).map_err(|source| SchemaLoadError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let schema: Value = serde_json::from_slice(&text).map_err(|source| SchemaLoadError::Json {
+    serde_json::from_slice(&text).map_err(|source| SchemaLoadError::Json {
         path: path.to_path_buf(),
         source,
-    })?;
+    })
+}
+
+fn compile(path: &Path) -> Result<Validator, SchemaLoadError> {
+    let schema = read_json(path)?;
     jsonschema::options()
         // Never fetch a `$ref` target; schemas are self-contained.
         .offline()

@@ -1,5 +1,5 @@
 # The Eye. Quick start: `make up`, then `make test`. Every target installs what it needs.
-.PHONY: up down status servers test lint fmt check install bench-query chaos loadgen bench profile
+.PHONY: up down status servers test lint fmt ui check install bench-query chaos loadgen bench profile
 
 ## Run the whole pipeline (broker, ClickHouse, ingest :8080, query :8081, consumer :8082).
 up:
@@ -27,14 +27,20 @@ test:
 	deploy/stack.sh test
 
 ## Formatting, lints and unused dependencies, as CI runs them (the first run on a machine
-## installs cargo-machete: deploy/unused-deps.sh).
+## installs cargo-machete: deploy/unused-deps.sh), and the explorer's committed bundle
+## against its sources (deploy/ui.sh check).
 lint:
 	cargo fmt --all -- --check
+	deploy/ui.sh check
 	deploy/unused-deps.sh
 	cargo clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	cargo fmt --all
+
+## Rebuild the explorer (web/ → query/ui/); commit query/ui/ with the sources.
+ui:
+	deploy/ui.sh build
 
 ## Query benchmark: loads 10 million events into database eye_bench once (skipped when
 ## already loaded), then times each question through the query service against the same

@@ -8,7 +8,8 @@
 #   deploy/stack.sh up        servers + build + topics/migrations + services, wait for /readyz
 #   deploy/stack.sh down      stop exactly what this script started (by pid file)
 #   deploy/stack.sh status    one line per component
-#   deploy/stack.sh test      servers + the SDKs (deploy/sdks.sh) + the whole test suite;
+#   deploy/stack.sh test      servers + the SDKs (deploy/sdks.sh) + Chromium and the
+#                             explorer's driver (deploy/ui.sh) + the whole test suite;
 #                             stops the servers it started
 #   deploy/stack.sh stop NAME / kill NAME   stop (SIGTERM) or SIGKILL the broker or clickhouse
 #                             (fault injection: the chaos suite, with its own EYE_HOME and ports)
@@ -372,6 +373,8 @@ run_tests() {
         failures=0
         # The real Segment-protocol SDKs that e2e/tests/sdks.rs drives, from PyPI and npm.
         "$ROOT/deploy/sdks.sh" 2>&1 || failures=$((failures + 1))
+        # Chromium and the explorer's driver (playwright-core) for e2e/tests/explorer.rs.
+        "$ROOT/deploy/ui.sh" deps browser 2>&1 || failures=$((failures + 1))
         # The fault-injection suite (tools/chaos/tests) runs the service binaries themselves.
         cargo build --workspace --bins 2>&1 || failures=$((failures + 1))
         # --show-output: tests that measure (10,000 events, crash recovery) print their figures.

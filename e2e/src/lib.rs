@@ -317,8 +317,33 @@ pub async fn start_query_authed(
     clickhouse: ClickHouseConfig,
     auth: AuthConfig,
 ) -> anyhow::Result<Service> {
+    start_query_with(query_config(&[]), clickhouse, auth).await
+}
+
+/// Query settings: the shipped schemas, no other service's metrics read (the pipeline view
+/// shows `null`s), everything else at its default.
+pub fn query_config(overrides: &[(&str, &str)]) -> eye_query::config::QueryConfig {
+    let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
+    let mut all: Vec<(&str, &str)> = [
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("SCHEMA_DIR", schemas),
+        ("INGEST_METRICS_URL", ""),
+        ("CONSUMER_METRICS_URL", ""),
+    ]
+    .into_iter()
+    .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+    .collect();
+    all.extend_from_slice(overrides);
+    config(&all)
+}
+
+pub async fn start_query_with(
+    query: eye_query::config::QueryConfig,
+    clickhouse: ClickHouseConfig,
+    auth: AuthConfig,
+) -> anyhow::Result<Service> {
     let config = eye_query::Config {
-        query: config(&[("LISTEN_ADDR", "127.0.0.1:0")]),
+        query,
         clickhouse,
         auth,
         http: http_config(&[]),
@@ -380,8 +405,18 @@ impl Stack {
         let ingest = start_ingest_with(ingest_config(ingest_overrides), kafka.clone()).await?;
         let consumer =
             start_consumer(consumer_config(&group), kafka.clone(), clickhouse.clone()).await?;
-        // The query service reads as the read-only user, as it does under `make up`.
-        let query = start_query(readonly_clickhouse_config(&clickhouse.database)).await?;
+        // The query service reads as the read-only user, as it does under `make up`, and
+        // shows this stack's own ingest and consumer in its pipeline view.
+        let (ingest_metrics, consumer_metrics) = (ingest.url("/metrics"), consumer.url("/metrics"));
+        let query = start_query_with(
+            query_config(&[
+                ("INGEST_METRICS_URL", &ingest_metrics),
+                ("CONSUMER_METRICS_URL", &consumer_metrics),
+            ]),
+            readonly_clickhouse_config(&clickhouse.database),
+            test_auth().config.clone(),
+        )
+        .await?;
         let stack = Self {
             kafka,
             clickhouse,

@@ -47,7 +47,7 @@ pub fn routes(
     source: Source,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     warp::path("ui")
-        .and(warp::get())
+        .and(warp::get().or(warp::head()).unify())
         .and(warp::path::full())
         .and(warp::path::tail())
         .then(move |full: warp::path::FullPath, tail: warp::path::Tail| {

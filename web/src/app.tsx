@@ -98,7 +98,7 @@ export function App() {
           </button>
         </div>
       </nav>
-      <main class="main" key={route.view}>
+      <main class="main" key={route.raw}>
         <ViewFor route={route} />
       </main>
     </div>

@@ -127,9 +127,16 @@ async function run(input) {
         const m = performance.getEntriesByName(n, 'measure');
         return m.length ? m[m.length - 1].duration : null;
       }, name);
-    const shot = async (name) => {
+    const shot = async (name, viewportOnly = false) => {
       const path = join(input.screenshots_dir, `${name}.png`);
-      await page.screenshot({ path, fullPage: true });
+      if (viewportOnly) {
+        await page.screenshot({ path });
+        out.screenshots.push(path);
+        return;
+      }
+      // Full page, but at most 2400 px tall: a 250-row table makes an unreadable picture.
+      const height = await page.evaluate(() => document.documentElement.scrollHeight);
+      await page.screenshot({ path, fullPage: true, clip: { x: 0, y: 0, width: 1280, height: Math.min(Math.max(height, 800), 2400) } });
       out.screenshots.push(path);
     };
     /** Clicks "Load more" inside `scope` until it is gone; counts rows matching rowSel. */
@@ -288,7 +295,8 @@ async function run(input) {
     out.rejected.contains_marker = !!hit && hit.text.includes(marker);
     out.rejected.script_executed = await page.evaluate(() => typeof window.__eyePwned !== 'undefined');
     out.timings_ms.rejected = await measure('eye:view:rejected');
-    await shot('rejected');
+    // With the marker's row found, show it (it was scrolled into view).
+    await shot('rejected', !!hit);
 
     // ---- 6. Catalogue, pipeline, find by user and by machine ----
     enter('catalogue');

@@ -44,7 +44,16 @@ function Timeline({ events }: { events: EyeEvent[] }) {
           tzDate: tzDateFn(utc),
           legend: { show: false },
           cursor: { points: { size: 10 }, y: false, drag: { x: true, y: false, setScale: true } },
-          scales: { x: { time: true }, y: { auto: false, range: [-0.6, lanes.length - 0.4] } },
+          scales: {
+            x: {
+              time: true,
+              range: (_u, min, max) => {
+                const pad = Math.max((max - min) * 0.02, 0.5);
+                return [min - pad, max + pad];
+              },
+            },
+            y: { auto: false, range: [-0.6, lanes.length - 0.4] },
+          },
           axes: [
             { stroke: '#667', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#dde' } },
             {

@@ -109,17 +109,22 @@ export interface ScrapeBase {
   error: string | null;
 }
 
+/** A scraped service is `null` when not configured; its figures are absent (or null) when down. */
 export interface Pipeline {
   observed_at: string;
-  ingest: ScrapeBase & {
-    events: { produced: number | null; quarantined: number | null; failed: number | null } | null;
-  };
-  consumer: ScrapeBase & {
-    lag_messages: number | null;
-    rows_inserted_total: number | null;
-    quarantined_total: number | null;
-    freshness_seconds: { sum: number | null; count: number | null } | null;
-  };
+  ingest:
+    | (ScrapeBase & {
+        events?: { produced: number | null; quarantined: number | null; failed: number | null } | null;
+      })
+    | null;
+  consumer:
+    | (ScrapeBase & {
+        lag_messages?: number | null;
+        rows_inserted_total?: number | null;
+        quarantined_total?: number | null;
+        freshness_seconds?: { sum: number | null; count: number | null } | null;
+      })
+    | null;
 }
 
 export interface TokenResponse {

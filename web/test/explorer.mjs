@@ -318,7 +318,7 @@ async function run(input) {
       /* still measuring, or no pipeline */
     }
     out.pipeline.shown = (await page.$('[data-testid="pipeline"]')) !== null;
-    out.pipeline.text = (await page.$eval('[data-testid="view-pipeline"]', (e) => e.textContent)) ?? '';
+    out.pipeline.text = (await page.$eval('[data-testid="view-pipeline"]', (e) => e.innerText)) ?? '';
     out.timings_ms.pipeline = await measure('eye:view:pipeline');
     await shot('pipeline');
 

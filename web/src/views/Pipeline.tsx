@@ -28,17 +28,17 @@ interface Derived {
 function derive(a: Sample, b: Sample): Derived {
   const dt = b.t - a.t;
   const d = (x: number | null | undefined, y: number | null | undefined) => (x == null || y == null || dt <= 0 || y < x ? null : (y - x) / dt);
-  const fa = a.p.consumer.freshness_seconds;
-  const fb = b.p.consumer.freshness_seconds;
+  const fa = a.p.consumer?.freshness_seconds;
+  const fb = b.p.consumer?.freshness_seconds;
   let freshness: number | null = null;
   if (fa?.sum != null && fb?.sum != null && fa.count != null && fb.count != null && fb.count > fa.count) {
     freshness = (fb.sum - fa.sum) / (fb.count - fa.count);
   }
   return {
     t: b.t,
-    ingestRate: d(a.p.ingest.events?.produced, b.p.ingest.events?.produced),
-    rowsRate: d(a.p.consumer.rows_inserted_total, b.p.consumer.rows_inserted_total),
-    lag: b.p.consumer.lag_messages ?? null,
+    ingestRate: d(a.p.ingest?.events?.produced, b.p.ingest?.events?.produced),
+    rowsRate: d(a.p.consumer?.rows_inserted_total, b.p.consumer?.rows_inserted_total),
+    lag: b.p.consumer?.lag_messages ?? null,
     freshness,
   };
 }
@@ -57,7 +57,17 @@ function Metric({ label, value, unit, sub, children, testid }: { label: string; 
   );
 }
 
-function Status({ up, error, url, name }: { up: boolean; error: string | null; url: string; name: string }) {
+function Status({ svc, name }: { svc: { up: boolean; error: string | null; url: string } | null; name: string }) {
+  if (!svc) {
+    return (
+      <div class="svc off" data-testid={`pipeline-${name}-status`}>
+        <span class="dot" />
+        <strong>{name}</strong>
+        <span class="muted">not configured</span>
+      </div>
+    );
+  }
+  const { up, error, url } = svc;
   return (
     <div class={`svc ${up ? 'up' : 'down'}`} data-testid={`pipeline-${name}-status`}>
       <span class="dot" />
@@ -109,7 +119,7 @@ export function Pipeline(_: { route: Route }) {
   for (let i = 1; i < samples.length; i++) series.push(derive(samples[i - 1], samples[i]));
   const cur = series[series.length - 1];
   const xs = series.map((d) => d.t);
-  const f = last?.p.consumer.freshness_seconds;
+  const f = last?.p.consumer?.freshness_seconds;
   const lifetime = f?.sum != null && f?.count ? f.sum / f.count : null;
   const waiting = samples.length < 2 ? 'measuring…' : undefined;
 
@@ -127,8 +137,8 @@ export function Pipeline(_: { route: Route }) {
       {last ? (
         <div data-testid="pipeline">
           <div class="svc-row">
-            <Status name="ingest" up={last.p.ingest.up} error={last.p.ingest.error} url={last.p.ingest.url} />
-            <Status name="consumer" up={last.p.consumer.up} error={last.p.consumer.error} url={last.p.consumer.url} />
+            <Status name="ingest" svc={last.p.ingest} />
+            <Status name="consumer" svc={last.p.consumer} />
           </div>
           <div class="metrics">
             <Metric
@@ -138,24 +148,29 @@ export function Pipeline(_: { route: Route }) {
               unit={waiting ? undefined : 'events/s'}
               sub={
                 <>
-                  {fmtNum(last.p.ingest.events?.produced ?? null)} produced · {fmtNum(last.p.ingest.events?.quarantined ?? null)} quarantined · {fmtNum(last.p.ingest.events?.failed ?? null)} failed
+                  {fmtNum(last.p.ingest?.events?.produced ?? null)} produced · {fmtNum(last.p.ingest?.events?.quarantined ?? null)} quarantined · {fmtNum(last.p.ingest?.events?.failed ?? null)} failed
                 </>
               }
             >
               <Sparkline testid="spark-ingest" xs={xs} ys={series.map((d) => d.ingestRate)} color="#4f6bed" />
             </Metric>
-            <Metric testid="metric-rows-rate" label="Rows stored" value={waiting ?? fmtNum(cur?.rowsRate ?? null, 1)} unit={waiting ? undefined : 'rows/s'} sub={<>{fmtNum(last.p.consumer.rows_inserted_total)} inserted in all</>}>
+            <Metric testid="metric-rows-rate" label="Rows stored" value={waiting ?? fmtNum(cur?.rowsRate ?? null, 1)} unit={waiting ? undefined : 'rows/s'} sub={<>{fmtNum(last.p.consumer?.rows_inserted_total)} inserted in all</>}>
               <Sparkline testid="spark-rows" xs={xs} ys={series.map((d) => d.rowsRate)} color="#2f9e44" />
             </Metric>
-            <Metric testid="metric-lag" label="Consumer lag" value={fmtNum(last.p.consumer.lag_messages)} unit="messages" sub={<>{fmtNum(last.p.consumer.quarantined_total)} quarantined by the consumer</>}>
+            <Metric testid="metric-lag" label="Consumer lag" value={fmtNum(last.p.consumer?.lag_messages)} unit="messages" sub={<>{fmtNum(last.p.consumer?.quarantined_total)} quarantined by the consumer</>}>
               <Sparkline testid="spark-lag" xs={xs} ys={series.map((d) => d.lag)} color="#e8590c" />
             </Metric>
             <Metric
               testid="metric-freshness"
               label="Freshness"
-              value={waiting ?? (cur?.freshness != null ? fmtNum(cur.freshness, 2) : 'no new rows')}
+              value={waiting ?? fmtNum(cur?.freshness ?? null, 2)}
               unit={!waiting && cur?.freshness != null ? 's' : undefined}
-              sub={<>time from event to stored, over the last interval · lifetime mean {lifetime != null ? `${fmtNum(lifetime, 2)} s` : '—'}</>}
+              sub={
+                <>
+                  {cur && cur.freshness == null && last.p.consumer?.up ? 'no rows stored in the last interval' : 'event time to stored, over the last interval'} · lifetime mean{' '}
+                  {lifetime != null ? `${fmtNum(lifetime, 2)} s` : '—'}
+                </>
+              }
             >
               <Sparkline testid="spark-freshness" xs={xs} ys={series.map((d) => d.freshness)} color="#ae3ec9" />
             </Metric>

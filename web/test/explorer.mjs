@@ -6,6 +6,28 @@
 // Prints ONE JSON object on stdout (see the end of run()); logs go to stderr. The driver only
 // observes and reports; the Rust end-to-end test asserts. Exits non-zero, with the reason on
 // stderr and no stdout, when the page can't be driven at all (e.g. a selector never appears).
+//
+// Input (all but base_url and screenshots_dir optional):
+//   {"base_url":"http://127.0.0.1:PORT", "api_key":"eye_x.y", "client_id":"c", "client_secret":"s",
+//    "screenshots_dir":"/abs/dir", "session_id":"s-1",
+//    "listing":{"category","name","from","to"},
+//    "trend":{"category","name","from","to","granularity","agg","tz","fill"?},
+//    "rejected":{"marker":"<script>…</script>"}, "user_id":"u-1", "machine_id":"m-1"}
+// Output (one line of JSON):
+//   session_event_ids [id…] in the order the session view shows them (all pages)
+//   listing_event_ids [id…] the events view, filtered by `listing`, after "Load more" until none
+//   trend_points [{start, value (number|null), count}] the table under the chart
+//   trend_tooltip  the chart's hover text ("<bucket start>\n<agg>: <value>\ncount: <n>")
+//   rejected {found, text (the row's textContent), rejection_id, contains_marker, script_executed}
+//   signin {api_key_ok, client_credentials_ok, token_in_session_storage, cleared_on_sign_out,
+//           credential_in_url, credential_in_cookie, unauthorized_returns_to_signin, unauthorized_reason}
+//   user_sessions [session id…], machine_event_ids [id…]
+//   catalogue_types [{category, name, events, has_schema}]
+//   pipeline {shown, text (innerText of the view)}
+//   console_errors {signin, find, session, events, trends, rejected, catalogue, pipeline, unauthorized: [text…]}
+//   timings_ms {find, session, events, trends, catalogue, rejected, pipeline, trends_redraw} (null if absent)
+//   screenshots [path…] signin, session, events, trends, rejected, catalogue, pipeline, find,
+//               find-machine, unauthorized (.png, 1280 wide, full page up to 2400 px tall)
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';

@@ -202,7 +202,13 @@ export function Session({ route }: { route: Route }) {
           Open in Events
         </a>
       </PageHead>
-      <ErrorBox error={error} title="Could not load the session" />
+      {(error as { code?: string })?.code === 'session_not_found' ? (
+        <Empty>
+          <strong>No session with this id.</strong> Nothing has been stored for it (yet): events become queryable a moment after they are sent. <a href={href('find')}>Find another</a>.
+        </Empty>
+      ) : (
+        <ErrorBox error={error} title="Could not load the session" />
+      )}
       {!detail && busy ? <Loading label="Loading the session…" /> : null}
       {detail ? (
         <>

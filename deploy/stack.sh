@@ -197,6 +197,10 @@ service_env() {
     export EYE_CONSUMER_LISTEN_ADDR=${EYE_CONSUMER_LISTEN_ADDR:-127.0.0.1:$CONSUMER_PORT}
     # Services run from $EYE_HOME; the schemas live in the checkout.
     export EYE_INGEST_SCHEMA_DIR=${EYE_INGEST_SCHEMA_DIR:-$ROOT/schemas}
+    export EYE_QUERY_SCHEMA_DIR=${EYE_QUERY_SCHEMA_DIR:-$EYE_INGEST_SCHEMA_DIR}
+    # The explorer's pipeline view: the query service reads the other two services' metrics.
+    export EYE_QUERY_INGEST_METRICS_URL=${EYE_QUERY_INGEST_METRICS_URL:-http://127.0.0.1:$INGEST_PORT/metrics}
+    export EYE_QUERY_CONSUMER_METRICS_URL=${EYE_QUERY_CONSUMER_METRICS_URL:-http://127.0.0.1:$CONSUMER_PORT/metrics}
     export EYE_AUTH_CLIENTS_FILE=${EYE_AUTH_CLIENTS_FILE:-$EYE_HOME/clients.toml}
     if [ -z "${EYE_AUTH_TOKEN_SECRET:-}" ]; then
         # One signing key for both services, kept across restarts so tokens survive them.

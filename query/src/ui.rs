@@ -41,8 +41,8 @@ pub enum Source {
     Dir(PathBuf),
 }
 
-/// `GET /ui` (redirected to `/ui/`), `GET /ui/` and its files. A path that names no file is
-/// answered with the page itself, whose script then reads its route from the URL.
+/// `GET /ui` (redirected to `/ui/`), `GET /ui/` and its files; any other path under `/ui/`
+/// is not found.
 pub fn routes(
     source: Source,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
@@ -50,24 +50,37 @@ pub fn routes(
         .and(warp::get().or(warp::head()).unify())
         .and(warp::path::full())
         .and(warp::path::tail())
-        .then(move |full: warp::path::FullPath, tail: warp::path::Tail| {
+        .and_then(move |full: warp::path::FullPath, tail: warp::path::Tail| {
             let source = source.clone();
             async move {
                 // Relative asset URLs resolve against `/ui/`, not `/`.
                 if full.as_str() == "/ui" {
-                    return warp::redirect::permanent(warp::http::Uri::from_static("/ui/"))
-                        .into_response();
+                    return Ok(
+                        warp::redirect::permanent(warp::http::Uri::from_static("/ui/"))
+                            .into_response(),
+                    );
                 }
-                serve(&source, tail.as_str()).await
+                // The page routes by the URL's fragment: a deeper path would resolve the
+                // page's relative asset URLs to nothing, so it is no page at all.
+                let file = match tail.as_str() {
+                    "" => "index.html",
+                    name => ASSETS
+                        .iter()
+                        .map(|(n, _, _)| *n)
+                        .find(|n| *n == name)
+                        .ok_or_else(warp::reject::not_found)?,
+                };
+                Ok::<_, warp::Rejection>(serve(&source, file).await)
             }
         })
 }
 
-async fn serve(source: &Source, path: &str) -> warp::reply::Response {
-    let (name, content_type) = match ASSETS.iter().find(|(name, _, _)| *name == path) {
-        Some((name, content_type, _)) => (*name, *content_type),
-        None => ("index.html", ASSETS[0].1),
-    };
+/// One of [`ASSETS`], by name.
+async fn serve(source: &Source, name: &str) -> warp::reply::Response {
+    let content_type = ASSETS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or(ASSETS[0].1, |(_, content_type, _)| *content_type);
     let mut response = match source {
         Source::Embedded => Response::new(embedded(name).into()),
         Source::Dir(dir) => match tokio::fs::read(dir.join(name)).await {
@@ -131,11 +144,6 @@ mod tests {
             ("/ui/", "text/html; charset=utf-8", "index.html"),
             ("/ui/app.js", "text/javascript; charset=utf-8", "app.js"),
             ("/ui/app.css", "text/css; charset=utf-8", "app.css"),
-            (
-                "/ui/events/anything",
-                "text/html; charset=utf-8",
-                "index.html",
-            ),
         ] {
             let res = warp::test::request().path(path).reply(&api).await;
             assert_eq!(res.status(), 200, "{path}");
@@ -148,6 +156,11 @@ mod tests {
             assert_eq!(res.headers()["x-content-type-options"], "nosniff");
             assert_eq!(res.body().as_ref(), embedded(name), "{path}");
         }
+        let res = warp::test::request()
+            .path("/ui/events/anything")
+            .reply(&api)
+            .await;
+        assert_eq!(res.status(), 404, "a deeper path would load no script");
         let res = warp::test::request().path("/ui").reply(&api).await;
         assert_eq!(res.status(), 308);
         assert_eq!(res.headers()["location"], "/ui/");

@@ -12,6 +12,7 @@
 //    "screenshots_dir":"/abs/dir", "session_id":"s-1",
 //    "listing":{"category","name","from","to"},
 //    "trend":{"category","name","from","to","granularity","agg","tz","fill"?},
+//    "trend_year":{…as trend}?,
 //    "rejected":{"marker":"<script>…</script>"}, "user_id":"u-1", "machine_id":"m-1"}
 // Output (one line of JSON):
 //   session_event_ids [id…] in the order the session view shows them (all pages)
@@ -25,8 +26,11 @@
 //   catalogue_types [{category, name, events, has_schema}]
 //   pipeline {shown, text (innerText of the view)}
 //   console_errors {signin, find, session, events, trends, rejected, catalogue, pipeline, unauthorized: [text…]}
-//   timings_ms {find, session, events, trends, catalogue, rejected, pipeline, trends_redraw} (null if absent)
-//   screenshots [path…] signin, session, events, trends, rejected, catalogue, pipeline, find,
+//   timings_ms {find, session, events, trends, catalogue, rejected, pipeline, trends_redraw,
+//               trends_year, trends_year_redraw} (null if absent): each view's open → ready
+//   cold_open_ms {view: ms} each view loaded cold from its link: navigation start → ready
+//   trend_year_points  rows drawn for `trend_year` (a year of daily buckets), when given
+//   screenshots [path…] signin, session, events, trends, trends-year, rejected, catalogue, pipeline, find,
 //               find-machine, unauthorized (.png, 1280 wide, full page up to 2400 px tall)
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -288,6 +292,23 @@ async function run(input) {
     await shot('trends');
     await page.mouse.move(0, 0);
 
+    // ---- 4b. A year of daily buckets (over the stored million, when the test has one) ----
+    if (input.trend_year) {
+      const y = input.trend_year;
+      const redraws = () => page.evaluate(() => performance.getEntriesByName('eye:trends:redraw', 'measure').length);
+      const before = await redraws();
+      await go('trends', { category: y.category, name: y.name, from: y.from, to: y.to, granularity: y.granularity, agg: y.agg, tz: y.tz, fill: y.fill });
+      try {
+        await page.waitForFunction((n) => performance.getEntriesByName('eye:trends:redraw', 'measure').length > n, before, { timeout: TIMEOUT_MS, polling: 50 });
+      } catch {
+        log('no eye:trends:redraw measure for the year');
+      }
+      out.trend_year_points = await page.$$eval('[data-testid="trend-row"]', (rows) => rows.length);
+      out.timings_ms.trends_year = await measure('eye:view:trends');
+      out.timings_ms.trends_year_redraw = await measure('eye:trends:redraw');
+      await shot('trends-year');
+    }
+
     // ---- 5. Rejected: the marker is shown as text, never run ----
     enter('rejected');
     await go('rejected');
@@ -380,6 +401,31 @@ async function run(input) {
     out.signin.credential_in_url = [...urls].some((u) => secrets.some((s) => u.includes(s) || u.includes(encodeURIComponent(s))));
     const cookies = await context.cookies();
     out.signin.credential_in_cookie = cookies.some((c) => secrets.some((s) => c.value.includes(s)));
+
+    // ---- 6b. Each view opened cold: a page load straight onto its link, signed in ----
+    // From the navigation's start (the Performance API's time origin) to the view's ready mark.
+    enter('cold');
+    out.cold_open_ms = {};
+    const y = input.trend_year ?? input.trend ?? {};
+    const cold = [
+      ['find', input.user_id ? { user: input.user_id } : {}],
+      ['session', input.session_id ? { id: input.session_id } : {}],
+      ['events', { category: l.category, name: l.name }],
+      ['trends', { category: y.category, name: y.name, from: y.from, to: y.to, granularity: y.granularity, agg: y.agg, tz: y.tz }],
+      ['catalogue', {}],
+      ['rejected', {}],
+      ['pipeline', {}],
+    ];
+    for (const [view, params] of cold) {
+      await page.goto('about:blank');
+      await page.goto(`${ui}${hashFor(view, params)}`, { waitUntil: 'domcontentloaded' });
+      try {
+        await page.waitForFunction((v) => performance.getEntriesByName(`eye:ready:${v}`, 'mark').length > 0, view, { timeout: TIMEOUT_MS, polling: 20 });
+      } catch {
+        throw new DriveError(`view ${view}, opened cold, never marked eye:ready:${view} within ${TIMEOUT_MS / 1000} s`);
+      }
+      out.cold_open_ms[view] = await page.evaluate((v) => performance.getEntriesByName(`eye:ready:${v}`, 'mark')[0].startTime, view);
+    }
 
     // ---- 7. A bad token returns to sign-in with the API's reason ----
     enter('unauthorized');

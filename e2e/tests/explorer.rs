@@ -379,6 +379,8 @@ async fn a_person_explores_sessions_events_trends_and_rejections_in_a_real_brows
         "trend_year": {"category": "machine", "name": "cpu_load", "from": rfc3339(year_from),
                        "to": rfc3339(year_to), "granularity": "day", "agg": "avg", "tz": "UTC"},
         "rejected": {"marker": MARKER},
+        "live": {"ingest_url": stack.ingest.url(""), "category": format!("ui_live_{suffix}"),
+                 "name": "tick", "count": 3},
     });
     let input_path = std::env::temp_dir().join(format!("eye-explorer-{suffix}.json"));
     std::fs::write(&input_path, serde_json::to_vec_pretty(&input)?)?;
@@ -435,6 +437,20 @@ async fn a_person_explores_sessions_events_trends_and_rejections_in_a_real_brows
         "listing: {} of {} events shown",
         distinct.intersection(&want_listing).count(),
         want_listing.len()
+    );
+
+    // Live mode: what was sent after the view opened appeared without a reload.
+    let live = &report["live"];
+    let sent: BTreeSet<String> = ids(&live["sent"]).into_iter().collect();
+    let shown: BTreeSet<String> = ids(&live["shown"]).into_iter().collect();
+    ensure!(
+        sent.len() == 3 && sent == shown,
+        "live mode showed {shown:?} of {sent:?}"
+    );
+    println!(
+        "live mode: {} events shown {} ms after sending began",
+        sent.len(),
+        live["ms"]
     );
 
     // The trend's points are the API's.

@@ -12,7 +12,7 @@
 //    "screenshots_dir":"/abs/dir", "session_id":"s-1",
 //    "listing":{"category","name","from","to"},
 //    "trend":{"category","name","from","to","granularity","agg","tz","fill"?},
-//    "trend_year":{…as trend}?,
+//    "trend_year":{…as trend}?, "live":{"ingest_url","category","name"?,"count"?}?,
 //    "rejected":{"marker":"<script>…</script>"}, "user_id":"u-1", "machine_id":"m-1"}
 // Output (one line of JSON):
 //   session_event_ids [id…] in the order the session view shows them (all pages)
@@ -30,6 +30,8 @@
 //               trends_year, trends_year_redraw} (null if absent): each view's open → ready
 //   cold_open_ms {view: ms} each view loaded cold from its link: navigation start → ready
 //   trend_year_points  rows drawn for `trend_year` (a year of daily buckets), when given
+//   live {sent [id…], shown [id…], ms}: with `live`, events posted to ingest (with api_key)
+//        after the events view opened in live mode, and what that view then showed
 //   screenshots [path…] signin, session, events, trends, trends-year, rejected, catalogue, pipeline, find,
 //               find-machine, unauthorized (.png, 1280 wide, full page up to 2400 px tall)
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -255,6 +257,38 @@ async function run(input) {
     out.timings_ms.events = await measure('eye:view:events');
     await page.evaluate(() => window.scrollTo(0, 0));
     await shot('events');
+
+    // ---- 3b. Live: events sent after the view opened appear without a reload ----
+    if (input.live) {
+      const lv = input.live;
+      await go('events', { category: lv.category, live: 1 });
+      const sent = [];
+      const startedAt = Date.now();
+      for (let i = 0; i < (lv.count ?? 3); i++) {
+        const id = crypto.randomUUID();
+        sent.push(id);
+        const res = await fetch(`${lv.ingest_url.replace(/\/+$/, '')}/v1/events`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${input.api_key}` },
+          body: JSON.stringify([{ event_id: id, session_id: `live-${i}`, category: lv.category, name: lv.name ?? 'tick', timestamp: new Date().toISOString(), data: { i } }]),
+        });
+        if (!res.ok) throw new DriveError(`sending a live event: ${res.status} ${await res.text()}`);
+      }
+      try {
+        await page.waitForFunction(
+          (ids) => ids.every((id) => document.querySelector(`[data-testid="events-results"] tr[data-event-id="${id}"]`)),
+          sent,
+          { timeout: 30_000, polling: 100 },
+        );
+      } catch {
+        log('live mode did not show every sent event within 30 s');
+      }
+      out.live = {
+        sent,
+        shown: await page.$$eval('[data-testid="events-results"] tr[data-event-id]', (rows) => rows.map((r) => r.getAttribute('data-event-id'))),
+        ms: Date.now() - startedAt,
+      };
+    }
 
     // ---- 4. Trends ----
     enter('trends');

@@ -118,7 +118,7 @@ mod tests {
             .collect();
         let mut ids = BTreeSet::new();
         let ops = operations(&doc);
-        assert_eq!(ops.len(), 40, "operations documented");
+        assert_eq!(ops.len(), 45, "operations documented");
         for (path, method, op) in ops {
             let at = format!("{method} {path}");
             assert!(
@@ -164,8 +164,9 @@ mod tests {
 
     /// Every operation says what credential it needs, in terms the document declares:
     /// the API operations a bearer credential (API key or token) with named scopes, and
-    /// 401, 403 and 429 among their answers; the operational routes nothing, and none of
-    /// those answers; the token endpoint client authentication by Basic or in the body.
+    /// 401, 403 and 429 among their answers; the operational routes and the explorer's
+    /// files nothing, and none of those answers; the token endpoint client authentication
+    /// by Basic or in the body.
     #[test]
     fn every_operation_declares_its_security() {
         let doc = document();
@@ -186,7 +187,16 @@ mod tests {
         // The scopes eye_auth::Scope knows, by the names the clients file uses.
         let known = ["events:write", "events:read", "aggregations:read", "admin"];
         assert_eq!(scopes, known.into_iter().collect());
-        let open = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
+        // The explorer's page needs none either: its script sends the person's credential.
+        let open = [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/openapi.json",
+            "/ui",
+            "/ui/",
+            "/ui/{file}",
+        ];
         for (path, method, op) in operations(&doc) {
             let at = format!("{method} {path}");
             let security = op

@@ -357,6 +357,25 @@ mod tests {
             json!({"error": {"code": "x", "message": "m", "details": []}})
         ));
         assert!(!check("Event", json!({"event_id": "not-a-uuid"})));
+        // A scraped service has its figures exactly when it is up, and a reason when not.
+        let up = json!({"url": "u", "up": true, "error": null,
+            "events": {"produced": 1.0, "quarantined": 0.0, "failed": 0.0}});
+        let down = json!({"url": "u", "up": false, "error": "connection refused"});
+        assert!(check("IngestScrape", up.clone()));
+        assert!(check("IngestScrape", down.clone()));
+        let mut down_with_figures = down.clone();
+        down_with_figures["events"] = up["events"].clone();
+        assert!(
+            !check("IngestScrape", down_with_figures),
+            "figures while down"
+        );
+        let mut up_without = up.clone();
+        up_without.as_object_mut().map(|m| m.remove("events"));
+        assert!(!check("IngestScrape", up_without), "up without figures");
+        let mut silent = down.clone();
+        silent["error"] = json!(null);
+        assert!(!check("IngestScrape", silent), "down without a reason");
+        assert!(check("ConsumerScrape", down));
         for (name, text, ok) in [
             ("SessionId", "user/2 é", true),
             ("SessionId", "a\nb", false),

@@ -12,6 +12,7 @@ use eye_consumer::config::ConsumerConfig;
 use eye_http::config::HttpConfig;
 use eye_ingest::config::IngestConfig;
 use eye_kafka::config::KafkaConfig;
+use eye_query::config::QueryConfig;
 use eye_store::config::ClickHouseConfig;
 use eye_store::Store;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -167,15 +168,45 @@ pub fn readonly_clickhouse_config(database: &str) -> ClickHouseConfig {
     c
 }
 
-/// Ingest settings: the shipped schemas, everything else at its default.
-pub fn ingest_config(overrides: &[(&str, &str)]) -> IngestConfig {
-    let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
-    let mut all: Vec<(&str, &str)> = [("LISTEN_ADDR", "127.0.0.1:0"), ("SCHEMA_DIR", schemas)]
-        .into_iter()
+/// The repository's `schemas/`, which the services under test validate against and show.
+pub const SCHEMA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
+
+/// `defaults`, less those `overrides` names, plus `overrides`.
+fn merged<'a>(
+    defaults: &[(&'a str, &'a str)],
+    overrides: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut all: Vec<(&str, &str)> = defaults
+        .iter()
+        .copied()
         .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
         .collect();
     all.extend_from_slice(overrides);
-    config(&all)
+    all
+}
+
+/// Ingest settings: the shipped schemas, everything else at its default.
+pub fn ingest_config(overrides: &[(&str, &str)]) -> IngestConfig {
+    config(&merged(
+        &[("LISTEN_ADDR", "127.0.0.1:0"), ("SCHEMA_DIR", SCHEMA_DIR)],
+        overrides,
+    ))
+}
+
+/// Query settings (`EYE_QUERY_*`): the shipped schemas for `GET /v1/schemas`, and no other
+/// service's metrics for `GET /v1/pipeline` (their defaults name ports of this machine that
+/// no test started; a test that reads them names its own services': [`Service::url`]),
+/// everything else at its default, then `overrides`.
+pub fn query_config(overrides: &[(&str, &str)]) -> QueryConfig {
+    config(&merged(
+        &[
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("SCHEMA_DIR", SCHEMA_DIR),
+            ("INGEST_METRICS_URL", ""),
+            ("CONSUMER_METRICS_URL", ""),
+        ],
+        overrides,
+    ))
 }
 
 /// Shared HTTP limits (`EYE_HTTP_*`): the defaults plus `overrides`.
@@ -320,25 +351,9 @@ pub async fn start_query_authed(
     start_query_with(query_config(&[]), clickhouse, auth).await
 }
 
-/// Query settings: the shipped schemas, no other service's metrics read (the pipeline view
-/// shows `null`s), everything else at its default.
-pub fn query_config(overrides: &[(&str, &str)]) -> eye_query::config::QueryConfig {
-    let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
-    let mut all: Vec<(&str, &str)> = [
-        ("LISTEN_ADDR", "127.0.0.1:0"),
-        ("SCHEMA_DIR", schemas),
-        ("INGEST_METRICS_URL", ""),
-        ("CONSUMER_METRICS_URL", ""),
-    ]
-    .into_iter()
-    .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
-    .collect();
-    all.extend_from_slice(overrides);
-    config(&all)
-}
-
+/// The query service with its own `EYE_QUERY_*` settings (see [`query_config`]).
 pub async fn start_query_with(
-    query: eye_query::config::QueryConfig,
+    query: QueryConfig,
     clickhouse: ClickHouseConfig,
     auth: AuthConfig,
 ) -> anyhow::Result<Service> {

@@ -27,11 +27,11 @@ use eye_auth::config::AuthConfig;
 use eye_auth::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
 use eye_e2e::{
     auth_config, clickhouse_config, consumer_config, create_topics, http_client, ingest_config,
-    kafka_config, readonly_clickhouse_config, start_consumer, start_ingest_authed,
-    start_query_authed, test_auth, unique, wait_ready, Service, Stack,
+    kafka_config, query_config, readonly_clickhouse_config, start_consumer, start_ingest_authed,
+    start_query_with, test_auth, unique, wait_ready, Service, Stack, SCHEMA_DIR,
 };
 use jsonschema::Validator;
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
@@ -43,6 +43,14 @@ const DOCUMENT: &str = include_str!("../../docs/openapi.json");
 
 /// A port nothing listens on, for the dependency-failure statuses.
 const CLOSED: &str = "127.0.0.1:1";
+
+/// How a path parameter's value is sent: percent-encoded but for RFC 3986's unreserved
+/// characters, which mean themselves either way (`app.js`, as a browser sends it).
+const PATH_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The credential a request sends.
 #[derive(Clone)]
@@ -157,7 +165,7 @@ impl Req {
     fn url(&self) -> String {
         let mut path = self.template.to_owned();
         for (name, value) in &self.path {
-            let encoded = utf8_percent_encode(value, NON_ALPHANUMERIC).to_string();
+            let encoded = utf8_percent_encode(value, PATH_VALUE).to_string();
             path = path.replace(&format!("{{{name}}}"), &encoded);
         }
         let query: Vec<String> = self
@@ -392,12 +400,22 @@ impl Contract {
                 )
             })?;
         let content = resp["content"].as_object().context("no content")?;
-        ensure!(
-            content.contains_key(&ans.media),
-            "answered as {:?}, documented as {:?}",
-            ans.media,
-            content.keys().collect::<Vec<_>>()
-        );
+        if content.is_empty() {
+            // Documented without a body (a redirect): none, and no type.
+            ensure!(
+                ans.media.is_empty() && ans.text.is_empty(),
+                "documented without a body, answered {:?} with {} bytes",
+                ans.media,
+                ans.text.len()
+            );
+        } else {
+            ensure!(
+                content.contains_key(&ans.media),
+                "answered as {:?}, documented as {:?}",
+                ans.media,
+                content.keys().collect::<Vec<_>>()
+            );
+        }
         if ans.media == "application/json" {
             ensure!(
                 serde_json::from_str::<Value>(&ans.text).is_ok(),
@@ -699,7 +717,13 @@ async fn start_stack(auth: &AuthConfig) -> anyhow::Result<Stack> {
     let consumer =
         start_consumer(consumer_config(&group), kafka.clone(), clickhouse.clone()).await?;
     let ro = readonly_clickhouse_config(&clickhouse.database);
-    let query = start_query_authed(ro, auth.clone()).await?;
+    // `GET /v1/pipeline` reads this stack's own ingest and consumer.
+    let (ingest_metrics, consumer_metrics) = (ingest.url("/metrics"), consumer.url("/metrics"));
+    let settings = query_config(&[
+        ("INGEST_METRICS_URL", &ingest_metrics),
+        ("CONSUMER_METRICS_URL", &consumer_metrics),
+    ]);
+    let query = start_query_with(settings, ro, auth.clone()).await?;
     let http = http_client();
     wait_ready(&[&ingest, &consumer, &query]).await?;
     Ok(Stack {
@@ -731,8 +755,12 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
     let id = unique("oa");
     let clients = Clients::write(&id)?;
     let stack = start_stack(&clients.auth).await?;
-    // No default credential: each request says what it sends.
-    let c = Contract::new(reqwest::Client::new())?;
+    // No default credential: each request says what it sends. Redirects are answers to
+    // check, not to follow.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let c = Contract::new(http)?;
     let (ingest, query) = (&stack.ingest, &stack.query);
 
     // Dependencies that do not answer, and an ingest whose body limit is small.
@@ -747,7 +775,17 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
     .await?;
     let mut dead_clickhouse = clickhouse_config(&format!("eye_test_{id}"));
     dead_clickhouse.url = format!("http://{CLOSED}");
-    let dead_query = start_query_authed(dead_clickhouse, clients.auth.clone()).await?;
+    // Its schema and explorer directories are missing too, its ingest does not answer and
+    // it has no consumer to read.
+    let missing = clients.dir.join("missing");
+    let missing = missing.to_str().context("temp dir is UTF-8")?;
+    let dead_ingest_metrics = format!("http://{CLOSED}/metrics");
+    let dead_settings = query_config(&[
+        ("SCHEMA_DIR", missing),
+        ("UI_DIR", missing),
+        ("INGEST_METRICS_URL", &dead_ingest_metrics),
+    ]);
+    let dead_query = start_query_with(dead_settings, dead_clickhouse, clients.auth.clone()).await?;
 
     // The document itself, as both services serve it.
     for svc in [ingest, query] {
@@ -1085,6 +1123,68 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
     )
     .await?;
 
+    // The schema directory, as ingest reads it; the reader scope is enough.
+    let ans = c
+        .expect(
+            Req::get(query, "/v1/schemas").cred(clients.reader.clone()),
+            200,
+            None,
+        )
+        .await?;
+    let shipped = eye_model::schema::documents(std::path::Path::new(SCHEMA_DIR))?;
+    ensure!(
+        ans.body["schemas"].as_array().map(Vec::len) == Some(shipped.len()) && !shipped.is_empty(),
+        "{} schemas shipped: {}",
+        shipped.len(),
+        ans.text
+    );
+    c.expect(
+        Req::get(query, "/v1/schemas").query("category", "page_interaction"),
+        400,
+        Some("invalid_parameter"),
+    )
+    .await?;
+    c.expect(
+        Req::get(&dead_query, "/v1/schemas"),
+        503,
+        Some("schemas_unavailable"),
+    )
+    .await?;
+
+    // The pipeline's counters: this stack's ingest and consumer answer; the dead query
+    // service's ingest does not, and it has no consumer configured.
+    let ans = c
+        .expect(
+            Req::get(query, "/v1/pipeline").cred(clients.reader.clone()),
+            200,
+            None,
+        )
+        .await?;
+    ensure!(
+        ans.body["ingest"]["up"] == true
+            && ans.body["consumer"]["up"] == true
+            && ans.body["ingest"]["url"] == stack.ingest.url("/metrics")
+            && ans.body["consumer"]["url"] == stack.consumer.url("/metrics"),
+        "{}",
+        ans.text
+    );
+    let ans = c
+        .expect(Req::get(&dead_query, "/v1/pipeline"), 200, None)
+        .await?;
+    ensure!(
+        ans.body["ingest"]["up"] == false
+            && ans.body["ingest"]["error"].is_string()
+            && ans.body["consumer"].is_null(),
+        "{}",
+        ans.text
+    );
+    c.expect(
+        Req::get(query, "/v1/pipeline").query("limit", "1"),
+        400,
+        Some("invalid_parameter"),
+    )
+    .await?;
+
     let rejected = || Req::get(query, "/v1/rejected");
     // 1 from the 207, 2 from the 400, the malformed body whole, and one invalid message per
     // Segment route. All of them are stored before paging: one stored late could sort before
@@ -1276,6 +1376,8 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         aggregate(),
         Req::get(query, "/v1/categories"),
         rejected(),
+        Req::get(query, "/v1/schemas"),
+        Req::get(query, "/v1/pipeline"),
         tracker_session(json!({"sessionId": session})),
         tracker_machine(json!({"machineId": machine})),
         pages(),
@@ -1435,6 +1537,34 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         c.expect(Req::get(svc, "/readyz").anonymous(), 503, Some("not_ready"))
             .await?;
     }
+
+    // The explorer: its page and files, without credentials; from the binary, or from a
+    // directory that is missing (the dead query service's).
+    c.expect(Req::get(query, "/ui").anonymous(), 308, None)
+        .await?;
+    let page = c
+        .expect(Req::get(query, "/ui/").anonymous(), 200, None)
+        .await?;
+    ensure!(page.media == "text/html", "{}", page.media);
+    let file = |name: &str| Req::get(query, "/ui/{file}").path("file", name).anonymous();
+    for (name, media) in [
+        ("app.js", "text/javascript"),
+        ("app.css", "text/css"),
+        ("events", "text/html"),
+    ] {
+        let ans = c.expect(file(name), 200, None).await?;
+        ensure!(ans.media == media, "/ui/{name}: {}", ans.media);
+    }
+    c.expect(Req::get(&dead_query, "/ui/").anonymous(), 404, None)
+        .await?;
+    c.expect(
+        Req::get(&dead_query, "/ui/{file}")
+            .path("file", "app.js")
+            .anonymous(),
+        404,
+        None,
+    )
+    .await?;
 
     // Outside every operation, still the one error shape.
     c.off_document(Req::get(ingest, "/nope"), 404, "not_found")

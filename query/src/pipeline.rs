@@ -120,7 +120,8 @@ fn ingest_figures(scrape: &prometheus_parse::Scrape) -> IngestFigures {
 
 fn consumer_figures(scrape: &prometheus_parse::Scrape) -> ConsumerFigures {
     // A histogram's `_sum` and `_count` lines reach the parser as plain samples of their own.
-    let total = |name| samples(scrape, name).map(scalar).sum();
+    // A fold from +0.0: `Sum` for floats starts at -0.0, which would show as `-0.0`.
+    let total = |name| samples(scrape, name).map(scalar).fold(0.0, |a, b| a + b);
     ConsumerFigures {
         lag_messages: total("eye_consumer_lag_messages"),
         rows_inserted_total: total("eye_consumer_rows_inserted_total"),
@@ -190,8 +191,13 @@ mod tests {
              eye_consumer_freshness_seconds_sum 30.5\n\
              eye_consumer_freshness_seconds_count 120\n",
         );
+        let figures = consumer_figures(&scrape);
+        assert!(
+            figures.quarantined_total.is_sign_positive(),
+            "an unreported counter is 0, not -0"
+        );
         assert_eq!(
-            consumer_figures(&scrape),
+            figures,
             ConsumerFigures {
                 lag_messages: 7.0,
                 rows_inserted_total: 120.0,

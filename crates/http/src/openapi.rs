@@ -118,7 +118,7 @@ mod tests {
             .collect();
         let mut ids = BTreeSet::new();
         let ops = operations(&doc);
-        assert_eq!(ops.len(), 40, "operations documented");
+        assert_eq!(ops.len(), 45, "operations documented");
         for (path, method, op) in ops {
             let at = format!("{method} {path}");
             assert!(
@@ -164,8 +164,9 @@ mod tests {
 
     /// Every operation says what credential it needs, in terms the document declares:
     /// the API operations a bearer credential (API key or token) with named scopes, and
-    /// 401, 403 and 429 among their answers; the operational routes nothing, and none of
-    /// those answers; the token endpoint client authentication by Basic or in the body.
+    /// 401, 403 and 429 among their answers; the operational routes and the explorer's
+    /// files nothing, and none of those answers; the token endpoint client authentication
+    /// by Basic or in the body.
     #[test]
     fn every_operation_declares_its_security() {
         let doc = document();
@@ -186,7 +187,16 @@ mod tests {
         // The scopes eye_auth::Scope knows, by the names the clients file uses.
         let known = ["events:write", "events:read", "aggregations:read", "admin"];
         assert_eq!(scopes, known.into_iter().collect());
-        let open = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
+        // The explorer's page needs none either: its script sends the person's credential.
+        let open = [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/openapi.json",
+            "/ui",
+            "/ui/",
+            "/ui/{file}",
+        ];
         for (path, method, op) in operations(&doc) {
             let at = format!("{method} {path}");
             let security = op
@@ -347,6 +357,25 @@ mod tests {
             json!({"error": {"code": "x", "message": "m", "details": []}})
         ));
         assert!(!check("Event", json!({"event_id": "not-a-uuid"})));
+        // A scraped service has its figures exactly when it is up, and a reason when not.
+        let up = json!({"url": "u", "up": true, "error": null,
+            "events": {"produced": 1.0, "quarantined": 0.0, "failed": 0.0}});
+        let down = json!({"url": "u", "up": false, "error": "connection refused"});
+        assert!(check("IngestScrape", up.clone()));
+        assert!(check("IngestScrape", down.clone()));
+        let mut down_with_figures = down.clone();
+        down_with_figures["events"] = up["events"].clone();
+        assert!(
+            !check("IngestScrape", down_with_figures),
+            "figures while down"
+        );
+        let mut up_without = up.clone();
+        up_without.as_object_mut().map(|m| m.remove("events"));
+        assert!(!check("IngestScrape", up_without), "up without figures");
+        let mut silent = down.clone();
+        silent["error"] = json!(null);
+        assert!(!check("IngestScrape", silent), "down without a reason");
+        assert!(check("ConsumerScrape", down));
         for (name, text, ok) in [
             ("SessionId", "user/2 é", true),
             ("SessionId", "a\nb", false),

@@ -387,6 +387,8 @@ fn schema_files(dir: &Path) -> Result<Vec<SchemaFile>, SchemaLoadError> {
             });
         }
     }
+    // By event name, not file name: `page-view.json` sorts before `page.json`.
+    files.sort_by(|a, b| (&a.category, &a.name).cmp(&(&b.category, &b.name)));
     Ok(files)
 }
 

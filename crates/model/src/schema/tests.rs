@@ -405,3 +405,77 @@ fn reload_swaps_only_a_fully_loaded_directory() {
     assert!(matches!(shared.reload(), Err(SchemaLoadError::Dir { .. })));
     assert_eq!(shared.current().len(), 3);
 }
+
+#[test]
+fn documents_are_every_schema_as_written_sorted_by_category_then_name() {
+    let dir = TempDir::new("documents");
+    // Written out of order, so the sort is the function's, not the file system's.
+    dir.write("zeta/b.json", r#"{"type": "object", "title": "zeta b"}"#);
+    dir.write("alpha/z.json", OBJECT_WITH_ID);
+    dir.write("zeta/a.json", r#"{"type": "string"}"#);
+    dir.write("alpha/a.json", r#"{"$comment": "not compiled", "type": 5}"#);
+    // By event name: `a-b.json` sorts before `a.json` as a file name, after `a` as a name.
+    dir.write("beta/a-b.json", r#"{}"#);
+    dir.write("beta/a.json", r#"{}"#);
+    // Outside the layout: hidden, not JSON, a README.
+    dir.write("alpha/.a.json.swp", "not json");
+    dir.write("alpha/.hidden.json", "not json");
+    dir.write(".git/x.json", "not json");
+    dir.write("zeta/notes.txt", "not json");
+    dir.write("README.md", "# schemas");
+
+    let docs = documents(&dir.0).expect("documents");
+    let names: Vec<(&str, &str)> = docs
+        .iter()
+        .map(|d| (d.category.as_str(), d.name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("alpha", "a"),
+            ("alpha", "z"),
+            ("beta", "a"),
+            ("beta", "a-b"),
+            ("zeta", "a"),
+            ("zeta", "b")
+        ]
+    );
+    // Each schema is the file's JSON as written: parsed, not compiled (a `type` of 5 would
+    // not compile) nor changed.
+    assert_eq!(
+        docs[0].schema,
+        json!({"$comment": "not compiled", "type": 5})
+    );
+    assert_eq!(
+        docs[1].schema,
+        serde_json::from_str::<Value>(OBJECT_WITH_ID).expect("JSON")
+    );
+    assert_eq!(docs[5].schema, json!({"type": "object", "title": "zeta b"}));
+    // The shape `GET /v1/schemas` answers with.
+    assert_eq!(
+        serde_json::to_value(&docs[4]).expect("serialises"),
+        json!({"category": "zeta", "name": "a", "schema": {"type": "string"}})
+    );
+
+    // One file that is not JSON fails the whole read, naming the file.
+    let broken = dir.write("zeta/c.json", "{\"type\": ");
+    let error = documents(&dir.0).expect_err("broken file");
+    assert!(
+        matches!(&error, SchemaLoadError::Json { path, .. } if *path == broken),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains(&broken.display().to_string()),
+        "{error}"
+    );
+
+    // A missing directory is an error, not an empty list.
+    let missing = dir.0.join("does-not-exist");
+    assert!(matches!(
+        documents(&missing),
+        Err(SchemaLoadError::Dir { .. })
+    ));
+    // An empty one is an empty list.
+    let empty = TempDir::new("documents-empty");
+    assert_eq!(documents(&empty.0).expect("empty"), []);
+}

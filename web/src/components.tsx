@@ -94,6 +94,57 @@ export function Card({ title, children, actions, testid }: { title?: ComponentCh
   );
 }
 
+/** A view's filter form, in its card: submitting calls `onApply` instead of reloading the page. */
+export function Filters({ testid, onApply, children }: { testid: string; onApply: () => void; children: ComponentChildren }) {
+  return (
+    <Card>
+      <form
+        class="filters"
+        data-testid={testid}
+        onSubmit={(ev) => {
+          ev.preventDefault();
+          onApply();
+        }}
+      >
+        {children}
+      </form>
+    </Card>
+  );
+}
+
+/** A filter's text input; `options` become its suggestions (a datalist with the id `list`). */
+export function TextField({ label, name, testid, value, onValue, placeholder, list, options }: { label: string; name: string; testid: string; value: string; onValue: (v: string) => void; placeholder?: string; list?: string; options?: string[] }) {
+  return (
+    <label class="field">
+      <span>{label}</span>
+      <input type="text" name={name} data-testid={testid} list={list} placeholder={placeholder} value={value} onInput={(ev) => onValue((ev.target as HTMLInputElement).value)} />
+      {list && options ? (
+        <datalist id={list}>
+          {options.map((c) => (
+            <option key={c} value={c} />
+          ))}
+        </datalist>
+      ) : null}
+    </label>
+  );
+}
+
+/** A filter form's buttons: submit (`label`), and Clear when `onClear` is given. */
+export function FilterActions({ testid, label = 'Apply', disabled, onClear }: { testid: string; label?: string; disabled?: boolean; onClear?: () => void }) {
+  return (
+    <div class="field actions">
+      <button type="submit" class="btn btn-primary" data-testid={testid} disabled={disabled}>
+        {label}
+      </button>
+      {onClear ? (
+        <button type="button" class="btn btn-ghost" onClick={onClear}>
+          Clear
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
 export function PageHead({ title, sub, children }: { title: string; sub?: ComponentChildren; children?: ComponentChildren }) {
   return (
     <header class="page-head">

@@ -1,8 +1,9 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { EventPage, EyeEvent, SessionSummary, UserSessions } from '../api';
-import { api, isAbort, seg } from '../api';
-import { Card, Empty, ErrorBox, EventTable, LoadMore, Loading, Mono, PageHead, Time } from '../components';
+import { seg } from '../api';
+import { Card, Empty, EventTable, Mono, PageHead, Time } from '../components';
 import { fmtNum } from '../format';
+import { Paged, apiPages, usePages } from '../pages';
 import { markReady } from '../perf';
 import type { Route } from '../router';
 import { href, navigate } from '../router';
@@ -32,43 +33,14 @@ function SearchBox({ label, name, placeholder, initial, onSubmit, help }: { labe
 }
 
 function UserSessionsResult({ user }: { user: string }) {
-  const [sessions, setSessions] = useState<SessionSummary[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [busy, setBusy] = useState(true);
-  const [error, setError] = useState<unknown>(null);
-  const [loaded, setLoaded] = useState(false);
-
-  const load = async (c: string | null, signal?: AbortSignal) => {
-    setBusy(true);
-    setError(null);
-    try {
-      const r = await api<UserSessions>(`/v1/users/${seg(user)}/sessions`, { limit: 100, cursor: c }, { signal });
-      setSessions((s) => (c ? [...s, ...r.sessions] : r.sessions));
-      setCursor(r.next_cursor);
-      setLoaded(true);
-    } catch (e) {
-      if (!isAbort(e)) setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
-  useEffect(() => {
-    const ac = new AbortController();
-    setSessions([]);
-    setLoaded(false);
-    load(null, ac.signal);
-    return () => ac.abort();
-  }, [user]);
-  useEffect(() => {
-    if (loaded || error) markReady('find');
-  }, [loaded, error]);
-
+  const pages = usePages<SessionSummary>(
+    'find',
+    apiPages(`/v1/users/${seg(user)}/sessions`, { limit: 100 }, (r: UserSessions) => r.sessions),
+    [user],
+  );
   return (
     <Card title={<>Sessions of user <Mono>{user}</Mono></>} testid="user-sessions">
-      <ErrorBox error={error} title="Could not list the user's sessions" />
-      {!loaded && busy ? <Loading /> : null}
-      {loaded && sessions.length === 0 ? <Empty>No sessions found for this user.</Empty> : null}
-      {sessions.length > 0 ? (
+      <Paged pages={pages} errorTitle="Could not list the user's sessions" empty="No sessions found for this user." noun="sessions">
         <div class="table-wrap">
           <table class="table" data-testid="user-sessions-table">
             <thead>
@@ -82,7 +54,7 @@ function UserSessionsResult({ user }: { user: string }) {
               </tr>
             </thead>
             <tbody>
-              {sessions.map((s) => (
+              {pages.items.map((s) => (
                 <tr key={s.session_id} data-testid="session-row" data-session-id={s.session_id}>
                   <td class="mono ellipsis">
                     <a href={href('session', { id: s.session_id })} title={s.session_id}>
@@ -105,51 +77,22 @@ function UserSessionsResult({ user }: { user: string }) {
             </tbody>
           </table>
         </div>
-      ) : null}
-      {loaded ? <LoadMore onClick={() => load(cursor)} busy={busy} hasMore={cursor !== null} count={sessions.length} noun="sessions" /> : null}
+      </Paged>
     </Card>
   );
 }
 
 function MachineEventsResult({ machine }: { machine: string }) {
-  const [events, setEvents] = useState<EyeEvent[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [busy, setBusy] = useState(true);
-  const [error, setError] = useState<unknown>(null);
-  const [loaded, setLoaded] = useState(false);
-
-  const load = async (c: string | null, signal?: AbortSignal) => {
-    setBusy(true);
-    setError(null);
-    try {
-      const r = await api<EventPage>(`/v1/machines/${seg(machine)}/events`, { limit: 100, cursor: c }, { signal });
-      setEvents((s) => (c ? [...s, ...r.events] : r.events));
-      setCursor(r.next_cursor);
-      setLoaded(true);
-    } catch (e) {
-      if (!isAbort(e)) setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
-  useEffect(() => {
-    const ac = new AbortController();
-    setEvents([]);
-    setLoaded(false);
-    load(null, ac.signal);
-    return () => ac.abort();
-  }, [machine]);
-  useEffect(() => {
-    if (loaded || error) markReady('find');
-  }, [loaded, error]);
-
+  const pages = usePages<EyeEvent>(
+    'find',
+    apiPages(`/v1/machines/${seg(machine)}/events`, { limit: 100 }, (r: EventPage) => r.events),
+    [machine],
+  );
   return (
     <Card title={<>Events of machine <Mono>{machine}</Mono></>} testid="machine-events">
-      <ErrorBox error={error} title="Could not list the machine's events" />
-      {!loaded && busy ? <Loading /> : null}
-      {loaded && events.length === 0 ? <Empty>No events found for this machine.</Empty> : null}
-      {events.length > 0 ? <EventTable events={events} testid="machine-events-table" /> : null}
-      {loaded ? <LoadMore onClick={() => load(cursor)} busy={busy} hasMore={cursor !== null} count={events.length} noun="events" /> : null}
+      <Paged pages={pages} errorTitle="Could not list the machine's events" empty="No events found for this machine." noun="events">
+        <EventTable events={pages.items} testid="machine-events-table" />
+      </Paged>
     </Card>
   );
 }

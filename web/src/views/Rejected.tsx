@@ -1,9 +1,8 @@
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import type { Rejected as Rej, RejectedPage } from '../api';
-import { api, isAbort } from '../api';
-import { Card, Empty, ErrorBox, LoadMore, Loading, PageHead, RangeInputs, Time } from '../components';
+import { Card, FilterActions, Filters, PageHead, RangeInputs, TextField, Time } from '../components';
 import { fmtNum } from '../format';
-import { markReady } from '../perf';
+import { Paged, apiPages, usePages } from '../pages';
 import type { Route } from '../router';
 import { href, navigate } from '../router';
 
@@ -70,98 +69,29 @@ export function Rejected({ route }: { route: Route }) {
   const filters = { reason: p.reason ?? '', from: p.from ?? '', to: p.to ?? '' };
   const [form, setForm] = useState(filters);
   useEffect(() => setForm(filters), [route.raw]);
-  const [rows, setRows] = useState<Rej[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [loaded, setLoaded] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
   const key = JSON.stringify(filters);
-  const cur = useRef<string | null>(null);
-  cur.current = cursor;
-
-  useEffect(() => {
-    const ac = new AbortController();
-    setRows([]);
-    setLoaded(false);
-    setError(null);
-    setBusy(true);
-    api<RejectedPage>('/v1/rejected', { ...filters, limit: 50 }, { signal: ac.signal })
-      .then((r) => {
-        setRows(r.rejected);
-        setCursor(r.next_cursor);
-        setLoaded(true);
-      })
-      .catch((e) => {
-        if (!isAbort(e)) setError(e);
-      })
-      .finally(() => {
-        if (!ac.signal.aborted) setBusy(false);
-      });
-    return () => ac.abort();
-  }, [key]);
-
-  useEffect(() => {
-    if (loaded || error) markReady('rejected');
-  }, [loaded, error]);
-
-  const more = async () => {
-    if (!cur.current) return;
-    setBusy(true);
-    try {
-      const r = await api<RejectedPage>('/v1/rejected', { ...filters, limit: 50, cursor: cur.current });
-      setRows((x) => [...x, ...r.rejected]);
-      setCursor(r.next_cursor);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const pages = usePages<Rej>(
+    'rejected',
+    apiPages('/v1/rejected', { ...filters, limit: 50 }, (r: RejectedPage) => r.rejected),
+    [key],
+  );
 
   return (
     <div class="view" data-testid="view-rejected">
       <PageHead title="Rejected" sub="What ingest or the consumer refused, with the reasons and the payload as received." />
-      <Card>
-        <form
-          class="filters"
-          data-testid="rejected-filters"
-          onSubmit={(ev) => {
-            ev.preventDefault();
-            navigate('rejected', form);
-          }}
-        >
-          <label class="field">
-            <span>Reason code</span>
-            <input type="text" name="reason" list="dl-reasons" data-testid="input-reason" placeholder="any" value={form.reason} onInput={(ev) => setForm({ ...form, reason: (ev.target as HTMLInputElement).value })} />
-            <datalist id="dl-reasons">
-              {COMMON_REASONS.map((c) => (
-                <option key={c} value={c} />
-              ))}
-            </datalist>
-          </label>
-          <RangeInputs from={form.from} to={form.to} onChange={(from, to) => setForm({ ...form, from, to })} />
-          <div class="field actions">
-            <button type="submit" class="btn btn-primary" data-testid="apply-rejected">
-              Apply
-            </button>
-            <button type="button" class="btn btn-ghost" onClick={() => navigate('rejected', {})}>
-              Clear
-            </button>
-          </div>
-        </form>
-      </Card>
+      <Filters testid="rejected-filters" onApply={() => navigate('rejected', form)}>
+        <TextField label="Reason code" name="reason" testid="input-reason" list="dl-reasons" options={COMMON_REASONS} placeholder="any" value={form.reason} onValue={(reason) => setForm({ ...form, reason })} />
+        <RangeInputs from={form.from} to={form.to} onChange={(from, to) => setForm({ ...form, from, to })} />
+        <FilterActions testid="apply-rejected" onClear={() => navigate('rejected', {})} />
+      </Filters>
       <Card title="Rejections" testid="rejected-results">
-        <ErrorBox error={error} title="Could not list rejections" />
-        {!loaded && busy ? <Loading /> : null}
-        {loaded && rows.length === 0 ? <Empty>Nothing was rejected{filters.reason || filters.from || filters.to ? ' that matches these filters' : ''}.</Empty> : null}
-        {rows.length > 0 ? (
+        <Paged pages={pages} errorTitle="Could not list rejections" empty={<>Nothing was rejected{filters.reason || filters.from || filters.to ? ' that matches these filters' : ''}.</>} noun="rejections">
           <ul class="rej-list" data-testid="rejected-list">
-            {rows.map((r) => (
+            {pages.items.map((r) => (
               <RejectedRow key={r.rejection_id} r={r} />
             ))}
           </ul>
-        ) : null}
-        {loaded ? <LoadMore onClick={more} busy={busy} hasMore={cursor !== null} count={rows.length} noun="rejections" /> : null}
+        </Paged>
       </Card>
     </div>
   );

@@ -1,10 +1,12 @@
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import type { ComponentChildren } from 'preact';
+import { useEffect, useMemo, useRef } from 'preact/hooks';
 import type uPlot from 'uplot';
 import type { EyeEvent, SessionDetail } from '../api';
-import { api, isAbort, seg } from '../api';
+import { api, seg } from '../api';
 import { PALETTE, UChart, tzDateFn } from '../chart';
 import { Card, Empty, ErrorBox, EventTable, LoadMore, Loading, Mono, PageHead, Time } from '../components';
 import { fmtDuration, fmtNum, fmtTime, useUtc } from '../format';
+import { usePages } from '../pages';
 import { markReady } from '../perf';
 import type { Route } from '../router';
 import { href } from '../router';
@@ -116,15 +118,19 @@ function Timeline({ events }: { events: EyeEvent[] }) {
   );
 }
 
+function Stat({ label, mono, testid, children }: { label: string; mono?: boolean; testid?: string; children: ComponentChildren }) {
+  return (
+    <div class="stat">
+      <span class="stat-label">{label}</span>
+      <span class={mono ? 'stat-value mono' : 'stat-value'} data-testid={testid}>
+        {children}
+      </span>
+    </div>
+  );
+}
+
 export function Session({ route }: { route: Route }) {
   const id = route.params.id ?? '';
-  const [detail, setDetail] = useState<SessionDetail | null>(null);
-  const [events, setEvents] = useState<EyeEvent[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  const ac = useRef<AbortController | null>(null);
-
   const follow = async (first: string | null, pages: number, signal: AbortSignal) => {
     let c = first;
     const acc: EyeEvent[] = [];
@@ -133,53 +139,27 @@ export function Session({ route }: { route: Route }) {
       acc.push(...r.events);
       c = r.next_cursor;
     }
-    return { acc, c };
+    return { items: acc, next: c };
   };
+  // The first page carries the session's details; AUTO_PAGES of events are fetched before it shows.
+  const pages = usePages<EyeEvent, { items: EyeEvent[]; next: string | null; detail?: SessionDetail }>(
+    'session',
+    id
+      ? async (cursor, signal) => {
+          if (cursor) return follow(cursor, 1, signal);
+          const d = await api<SessionDetail>(`/v1/sessions/${seg(id)}`, { limit: PAGE }, { signal });
+          const rest = await follow(d.next_cursor, AUTO_PAGES - 1, signal);
+          return { items: [...d.events, ...rest.items], next: rest.next, detail: d };
+        }
+      : null,
+    [id],
+  );
+  const { items: events, busy, error } = pages;
+  const detail = pages.first?.detail ?? null;
 
   useEffect(() => {
-    if (!id) {
-      markReady('session');
-      return;
-    }
-    const a = new AbortController();
-    ac.current = a;
-    setDetail(null);
-    setEvents([]);
-    setError(null);
-    setBusy(true);
-    (async () => {
-      try {
-        const d = await api<SessionDetail>(`/v1/sessions/${seg(id)}`, { limit: PAGE }, { signal: a.signal });
-        const { acc, c } = await follow(d.next_cursor, AUTO_PAGES - 1, a.signal);
-        setDetail(d);
-        setEvents([...d.events, ...acc]);
-        setCursor(c);
-      } catch (e) {
-        if (!isAbort(e)) setError(e);
-      } finally {
-        if (!a.signal.aborted) setBusy(false);
-      }
-    })();
-    return () => a.abort();
+    if (!id) markReady('session');
   }, [id]);
-
-  useEffect(() => {
-    if (detail || error) markReady('session');
-  }, [detail, error]);
-
-  const more = async () => {
-    const a = ac.current ?? new AbortController();
-    setBusy(true);
-    try {
-      const { acc, c } = await follow(cursor, 1, a.signal);
-      setEvents((ev) => [...ev, ...acc]);
-      setCursor(c);
-    } catch (e) {
-      if (!isAbort(e)) setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
 
   if (!id) {
     return (
@@ -213,44 +193,25 @@ export function Session({ route }: { route: Route }) {
       {detail ? (
         <>
           <div class="stats" data-testid="session-meta">
-            <div class="stat">
-              <span class="stat-label">User</span>
-              <span class="stat-value mono" data-testid="session-user">
-                {detail.user_id ? <a href={href('find', { user: detail.user_id })}>{detail.user_id}</a> : '—'}
-              </span>
-            </div>
-            <div class="stat">
-              <span class="stat-label">Machine</span>
-              <span class="stat-value mono" data-testid="session-machine">
-                {detail.machine_id ? <a href={href('find', { machine: detail.machine_id })}>{detail.machine_id}</a> : '—'}
-              </span>
-            </div>
+            <Stat label="User" mono testid="session-user">
+              {detail.user_id ? <a href={href('find', { user: detail.user_id })}>{detail.user_id}</a> : '—'}
+            </Stat>
+            <Stat label="Machine" mono testid="session-machine">
+              {detail.machine_id ? <a href={href('find', { machine: detail.machine_id })}>{detail.machine_id}</a> : '—'}
+            </Stat>
             {detail.org_id ? (
-              <div class="stat">
-                <span class="stat-label">Org</span>
-                <span class="stat-value mono">{detail.org_id}</span>
-              </div>
+              <Stat label="Org" mono>
+                {detail.org_id}
+              </Stat>
             ) : null}
-            <div class="stat">
-              <span class="stat-label">Started</span>
-              <span class="stat-value" data-testid="session-start">
-                <Time iso={detail.started_at} />
-              </span>
-            </div>
-            <div class="stat">
-              <span class="stat-label">Ended</span>
-              <span class="stat-value" data-testid="session-end">
-                {detail.ended_at ? <Time iso={detail.ended_at} /> : <span class="badge">{detail.started_at ? 'still open' : 'unknown'}</span>}
-              </span>
-            </div>
-            <div class="stat">
-              <span class="stat-label">Events</span>
-              <span class="stat-value">{fmtNum(detail.event_count)}</span>
-            </div>
-            <div class="stat">
-              <span class="stat-label">Span</span>
-              <span class="stat-value">{span !== null ? fmtDuration(span) : '—'}</span>
-            </div>
+            <Stat label="Started" testid="session-start">
+              <Time iso={detail.started_at} />
+            </Stat>
+            <Stat label="Ended" testid="session-end">
+              {detail.ended_at ? <Time iso={detail.ended_at} /> : <span class="badge">{detail.started_at ? 'still open' : 'unknown'}</span>}
+            </Stat>
+            <Stat label="Events">{fmtNum(detail.event_count)}</Stat>
+            <Stat label="Span">{span !== null ? fmtDuration(span) : '—'}</Stat>
           </div>
           {notFound ? (
             <Empty>No session with this id has been stored (yet). Events become queryable a moment after they are sent.</Empty>
@@ -259,7 +220,7 @@ export function Session({ route }: { route: Route }) {
               <Card title="Timeline">{events.length > 0 ? <Timeline events={events} /> : <Empty>This session has no events yet.</Empty>}</Card>
               <Card title="Events" testid="session-events">
                 {events.length > 0 ? <EventTable events={events} showSession={false} testid="session-events-table" /> : <Empty>No events.</Empty>}
-                <LoadMore onClick={more} busy={busy} hasMore={cursor !== null} count={events.length} noun="events" />
+                <LoadMore onClick={pages.more} busy={busy} hasMore={pages.hasMore} count={events.length} noun="events" />
               </Card>
             </>
           )}

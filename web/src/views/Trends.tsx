@@ -3,7 +3,7 @@ import uPlot from 'uplot';
 import type { Aggregate } from '../api';
 import { api, isAbort } from '../api';
 import { UChart } from '../chart';
-import { Card, Empty, ErrorBox, Loading, PageHead, RangeInputs } from '../components';
+import { Card, Empty, ErrorBox, FilterActions, Filters, Loading, PageHead, RangeInputs, TextField } from '../components';
 import { useCategories } from '../data';
 import { fmtNum } from '../format';
 import { markReady } from '../perf';
@@ -54,6 +54,23 @@ function settingsOf(p: Record<string, string>): Settings {
     tz: p.tz || 'UTC',
     fill: FILLS.includes(p.fill) ? p.fill : 'none',
   };
+}
+
+/** A setting chosen from a list; choosing applies it at once. */
+function SelectField({ label, name, value, options, choose, text = (o) => o, onPick }: { label: string; name: keyof Settings; value: string; options: string[]; choose?: boolean; text?: (o: string) => string; onPick: (k: keyof Settings, v: string) => void }) {
+  return (
+    <label class="field">
+      <span>{label}</span>
+      <select name={name} data-testid={`select-${name}`} value={value} onChange={(ev) => onPick(name, (ev.target as HTMLSelectElement).value)}>
+        {choose ? <option value="">Choose…</option> : null}
+        {options.map((o) => (
+          <option key={o} value={o}>
+            {text(o)}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
 }
 
 function TrendChart({ agg, onDrawn }: { agg: Aggregate; onDrawn: () => void }) {
@@ -189,6 +206,8 @@ export function Trends({ route }: { route: Route }) {
     if (now && f.category && f.name) apply(f);
   };
 
+  const pick = (k: keyof Settings, v: string) => set(k, v, true);
+
   const catOptions = useMemo(() => {
     const all = new Set((cats.data ?? []).map((c) => c.category));
     if (form.category) all.add(form.category);
@@ -206,84 +225,16 @@ export function Trends({ route }: { route: Route }) {
   return (
     <div class="view" data-testid="view-trends">
       <PageHead title="Trends" sub="An aggregate of one event type's values over time." />
-      <Card>
-        <form
-          class="filters"
-          data-testid="trends-filters"
-          onSubmit={(ev) => {
-            ev.preventDefault();
-            apply(form);
-          }}
-        >
-          <label class="field">
-            <span>Category</span>
-            <select name="category" data-testid="select-category" value={form.category} onChange={(ev) => set('category', (ev.target as HTMLSelectElement).value, true)}>
-              <option value="">Choose…</option>
-              {catOptions.map((c) => (
-                <option key={c} value={c}>
-                  {c}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label class="field">
-            <span>Name</span>
-            <select name="name" data-testid="select-name" value={form.name} onChange={(ev) => set('name', (ev.target as HTMLSelectElement).value, true)}>
-              <option value="">Choose…</option>
-              {nameOptions.map((c) => (
-                <option key={c} value={c}>
-                  {c}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label class="field">
-            <span>Granularity</span>
-            <select name="granularity" data-testid="select-granularity" value={form.granularity} onChange={(ev) => set('granularity', (ev.target as HTMLSelectElement).value, true)}>
-              {GRANULARITIES.map((g) => (
-                <option key={g} value={g}>
-                  {g}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label class="field">
-            <span>Aggregation</span>
-            <select name="agg" data-testid="select-agg" value={form.agg} onChange={(ev) => set('agg', (ev.target as HTMLSelectElement).value, true)}>
-              {AGGS.map((g) => (
-                <option key={g} value={g}>
-                  {g}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label class="field">
-            <span>Fill</span>
-            <select name="fill" data-testid="select-fill" value={form.fill} onChange={(ev) => set('fill', (ev.target as HTMLSelectElement).value, true)}>
-              {FILLS.map((g) => (
-                <option key={g} value={g}>
-                  {g === 'none' ? 'none (skip empty)' : g}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label class="field">
-            <span>Time zone</span>
-            <input type="text" name="tz" data-testid="input-tz" list="dl-tz" value={form.tz} onInput={(ev) => set('tz', (ev.target as HTMLInputElement).value)} />
-            <datalist id="dl-tz">
-              {tzList.map((z) => (
-                <option key={z} value={z} />
-              ))}
-            </datalist>
-          </label>
-          <RangeInputs from={form.from} to={form.to} onChange={(from, to) => setForm({ ...form, from, to })} />
-          <div class="field actions">
-            <button type="submit" class="btn btn-primary" data-testid="apply-trends" disabled={!form.category || !form.name}>
-              Draw
-            </button>
-          </div>
-        </form>
-      </Card>
+      <Filters testid="trends-filters" onApply={() => apply(form)}>
+        <SelectField label="Category" name="category" value={form.category} options={catOptions} choose onPick={pick} />
+        <SelectField label="Name" name="name" value={form.name} options={nameOptions} choose onPick={pick} />
+        <SelectField label="Granularity" name="granularity" value={form.granularity} options={GRANULARITIES} onPick={pick} />
+        <SelectField label="Aggregation" name="agg" value={form.agg} options={AGGS} onPick={pick} />
+        <SelectField label="Fill" name="fill" value={form.fill} options={FILLS} text={(g) => (g === 'none' ? 'none (skip empty)' : g)} onPick={pick} />
+        <TextField label="Time zone" name="tz" testid="input-tz" list="dl-tz" options={tzList} value={form.tz} onValue={(v) => set('tz', v)} />
+        <RangeInputs from={form.from} to={form.to} onChange={(from, to) => setForm({ ...form, from, to })} />
+        <FilterActions testid="apply-trends" label="Draw" disabled={!form.category || !form.name} />
+      </Filters>
       {cats.error ? <ErrorBox error={cats.error} title="Could not load the event types" /> : null}
       {!ready ? <Empty>Choose a category and a name to draw their trend.</Empty> : null}
       <ErrorBox error={error} title="Could not aggregate" />

@@ -1550,19 +1550,24 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
     for (name, media) in [
         ("app.js", "text/javascript"),
         ("app.css", "text/css"),
-        ("events", "text/html"),
+        ("index.html", "text/html"),
     ] {
         let ans = c.expect(file(name), 200, None).await?;
         ensure!(ans.media == media, "/ui/{name}: {}", ans.media);
     }
-    c.expect(Req::get(&dead_query, "/ui/").anonymous(), 404, None)
-        .await?;
+    c.expect(file("events"), 404, Some("not_found")).await?;
+    c.expect(
+        Req::get(&dead_query, "/ui/").anonymous(),
+        404,
+        Some("not_found"),
+    )
+    .await?;
     c.expect(
         Req::get(&dead_query, "/ui/{file}")
             .path("file", "app.js")
             .anonymous(),
         404,
-        None,
+        Some("not_found"),
     )
     .await?;
 

@@ -3,7 +3,7 @@
 //! API as any other client, with the credential the person signs in with.
 
 use std::path::PathBuf;
-use warp::http::{header, HeaderValue, StatusCode};
+use warp::http::{header, HeaderValue};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
@@ -70,13 +70,15 @@ pub fn routes(
                         .find(|n| *n == name)
                         .ok_or_else(warp::reject::not_found)?,
                 };
-                Ok::<_, warp::Rejection>(serve(&source, file).await)
+                serve(&source, file)
+                    .await
+                    .ok_or_else(warp::reject::not_found)
             }
         })
 }
 
-/// One of [`ASSETS`], by name.
-async fn serve(source: &Source, name: &str) -> warp::reply::Response {
+/// One of [`ASSETS`], by name; `None` when the development directory lacks it.
+async fn serve(source: &Source, name: &str) -> Option<warp::reply::Response> {
     let content_type = ASSETS
         .iter()
         .find(|(n, _, _)| *n == name)
@@ -87,7 +89,7 @@ async fn serve(source: &Source, name: &str) -> warp::reply::Response {
             Ok(bytes) => Response::new(bytes.into()),
             Err(e) => {
                 tracing::warn!(file = %dir.join(name).display(), error = %e, "explorer file unreadable");
-                return StatusCode::NOT_FOUND.into_response();
+                return None;
             }
         },
     };
@@ -108,7 +110,7 @@ async fn serve(source: &Source, name: &str) -> warp::reply::Response {
     );
     // Files keep their names across releases: ask every time, so a new build shows at once.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
+    Some(response)
 }
 
 fn embedded(name: &str) -> &'static [u8] {

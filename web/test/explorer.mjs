@@ -463,11 +463,19 @@ async function run(input) {
 
     // ---- 7. A bad token returns to sign-in with the API's reason ----
     enter('unauthorized');
-    await page.evaluate(() => sessionStorage.setItem('eye.auth', JSON.stringify({ kind: 'api_key', token: 'eye_bogus0000.bogus0000', label: 'bogus', expires_at: null })));
-    await page.evaluate(() => {
-      location.hash = '#/catalogue';
-    });
-    await page.reload({ waitUntil: 'domcontentloaded' });
+    // The bogus credential goes in and the page reloads in one step: were the running page
+    // to use it first, its 401 would sign out before the reload and the reason (kept in the
+    // page's memory) would be gone with it.
+    await page.goto(`${ui}#/catalogue`, { waitUntil: 'domcontentloaded' });
+    await Promise.all([
+      page.waitForEvent('load', { timeout: TIMEOUT_MS }),
+      page
+        .evaluate(() => {
+          sessionStorage.setItem('eye.auth', JSON.stringify({ kind: 'api_key', token: 'eye_bogus0000.bogus0000', label: 'bogus', expires_at: null }));
+          location.reload();
+        })
+        .catch(() => {}),
+    ]);
     try {
       await page.waitForSelector('[data-testid="signin-form"] [data-testid="signin-reason"]', { timeout: TIMEOUT_MS, state: 'visible' });
       out.signin.unauthorized_reason = (await page.$eval('[data-testid="signin-reason"]', (e) => e.textContent)) ?? '';

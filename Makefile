@@ -28,10 +28,11 @@ test:
 
 ## Formatting, lints and unused dependencies, as CI runs them (the first run on a machine
 ## installs cargo-machete: deploy/unused-deps.sh), and the explorer's committed bundle
-## against its sources (deploy/ui.sh check).
+## against its sources (deploy/ui.sh check), and docker-compose.yml with its cluster profile.
 lint:
 	cargo fmt --all -- --check
 	deploy/ui.sh check
+	deploy/stack.sh check-compose
 	deploy/unused-deps.sh
 	cargo clippy --workspace --all-targets -- -D warnings
 

@@ -13,7 +13,7 @@ eye_runtime::defaults! {
     d_events_per_s: u32 = 50_000;
     d_events_burst: u32 = 100_000;
     d_redis_key_prefix: String = "eye:rl".into();
-    d_redis_timeout_ms: u64 = 50;
+    d_redis_timeout_ms: u64 = 100;
     d_redis_retry_interval_ms: u64 = 1_000;
     d_replicas: u32 = 1;
 }

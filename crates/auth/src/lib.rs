@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -92,6 +93,8 @@ struct Budget {
     /// (`1/EYE_AUTH_REPLICAS`), used only while Redis does not answer.
     local: DefaultDirectRateLimiter,
     shared: Option<SharedBudget>,
+    /// The outage ([`SharedLimits::outage`]) the fallback bucket was last emptied for.
+    emptied_for: AtomicU64,
 }
 
 struct SharedBudget {
@@ -108,6 +111,7 @@ impl Budget {
                 quota,
                 local: DefaultDirectRateLimiter::direct(quota),
                 shared: None,
+                emptied_for: AtomicU64::new(0),
             };
         };
         Self {
@@ -119,6 +123,7 @@ impl Budget {
                 key: limits.key(client, limit, &quota),
                 cells: Cells::of(&quota),
             }),
+            emptied_for: AtomicU64::new(0),
         }
     }
 
@@ -144,7 +149,7 @@ impl Budget {
                 retry_after,
             }),
             Some(Verdict::OverBurst(burst)) => Err(AuthError::BatchOverBurst(burst)),
-            None => match admit_local(&self.local, cells, self.limit) {
+            None => match self.admit_fallback(&shared.limits, cells) {
                 // Within the budget, beyond this replica's share of it: the batch may pass
                 // once Redis answers again, so it is a wait, not a refusal for good.
                 Err(AuthError::BatchOverBurst(_)) => Err(AuthError::RateLimited {
@@ -154,6 +159,26 @@ impl Budget {
                 other => other,
             },
         }
+    }
+}
+
+impl Budget {
+    /// The fallback share's verdict. Each outage starts it empty: the shared burst may have
+    /// just been spent, and a full share on every replica would grant it again.
+    fn admit_fallback(&self, limits: &SharedLimits, n: NonZeroU32) -> Result<(), AuthError> {
+        let outage = limits.outage();
+        if self.emptied_for.swap(outage, Ordering::AcqRel) != outage {
+            drain(&self.local);
+        }
+        admit_local(&self.local, n, self.limit)
+    }
+}
+
+/// Takes every cell `limiter` has (in at most a few dozen calls).
+fn drain(limiter: &DefaultDirectRateLimiter) {
+    for bit in (0..32).rev() {
+        let n = NonZeroU32::new(1 << bit).unwrap_or(NonZeroU32::MIN);
+        while let Ok(Ok(())) = limiter.check_n(n) {}
     }
 }
 

@@ -11,7 +11,9 @@
 //! **When Redis does not answer** (refused, dropped, or slower than
 //! `EYE_AUTH_REDIS_TIMEOUT_MS`), the admission is decided by the replica's own fallback
 //! bucket, which holds `1/EYE_AUTH_REPLICAS` of the budget, so that the replicas together
-//! still keep to it. The first failure logs a warning and sets `eye_auth_redis_up` to 0;
+//! still keep to it. Each outage starts those buckets empty (the shared burst may just have
+//! been spent): through an outage the replicas admit at most the budget's rate, and an
+//! outage adds at most one burst (the shared bucket refilled meanwhile) once Redis is back. The first failure logs a warning and sets `eye_auth_redis_up` to 0;
 //! every admission decided locally counts in `eye_auth_redis_fallback_total`. Meanwhile one
 //! admission per `EYE_AUTH_REDIS_RETRY_INTERVAL_MS` tries Redis again (the others do not
 //! wait for it); the first that succeeds logs the recovery and the buckets are shared again.
@@ -155,6 +157,8 @@ pub(crate) struct SharedLimits {
     retry_interval: Duration,
     pub(crate) replicas: u32,
     up: AtomicBool,
+    /// Outages so far (each from the first failure to the next answer).
+    outages: AtomicU64,
     /// While down: when one admission may try Redis again (ms since `started`).
     next_try_ms: AtomicU64,
     started: Instant,
@@ -246,6 +250,7 @@ impl SharedLimits {
             retry_interval: Duration::from_millis(config.redis_retry_interval_ms.max(1)),
             replicas: config.replicas.max(1),
             up: AtomicBool::new(true),
+            outages: AtomicU64::new(0),
             next_try_ms: AtomicU64::new(0),
             started: Instant::now(),
             metrics,
@@ -321,6 +326,11 @@ impl SharedLimits {
         }
     }
 
+    /// The current outage's number (the last one's while Redis answers).
+    pub(crate) fn outage(&self) -> u64 {
+        self.outages.load(Ordering::Acquire)
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -360,6 +370,7 @@ impl SharedLimits {
         self.next_try_ms
             .store(self.now_ms() + self.retry_interval_ms(), Ordering::Release);
         if self.up.swap(false, Ordering::AcqRel) {
+            self.outages.fetch_add(1, Ordering::AcqRel);
             self.metrics.up.set(0);
             tracing::warn!(
                 error,

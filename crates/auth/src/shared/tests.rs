@@ -292,14 +292,15 @@ async fn replicas_share_one_budget() {
 }
 
 /// Redis unreachable: each replica admits within its share (1/EYE_AUTH_REPLICAS) of every
-/// budget, says so in `eye_auth_redis_up` and `eye_auth_redis_fallback_total`, and a batch
-/// within the budget but over its share waits rather than failing for good.
+/// budget, from an empty bucket (the shared burst may just have been spent), says so in
+/// `eye_auth_redis_up` and `eye_auth_redis_fallback_total`, and a batch within the budget
+/// but over its share waits rather than failing for good.
 #[tokio::test]
 async fn without_redis_a_replica_keeps_its_share() {
     let (path, key) = clients_file(
         "down",
         RateLimits {
-            events_per_s: Some(1),
+            events_per_s: Some(100),
             events_burst: Some(10),
             ..RateLimits::default()
         },
@@ -317,11 +318,20 @@ async fn without_redis_a_replica_keeps_its_share() {
     let registry = prometheus::Registry::new();
     auth.register_metrics(&registry);
     let p = auth.authenticate_api_key(&key).expect("key");
+    // The share: 50 events/s, burst 5, empty at first; one cell back every 20 ms.
+    match p.admit_events(1).await {
+        Err(AuthError::RateLimited { retry_after, .. }) => {
+            assert!(retry_after <= Duration::from_millis(20), "{retry_after:?}");
+        }
+        other => panic!("an outage starts the share empty: {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
     p.admit_events(5)
         .await
-        .expect("5: this replica's half of 10");
+        .expect("5: this replica's half of 10, refilled");
     let e = p.admit_events(1).await.expect_err("the share is spent");
     assert!(matches!(e, AuthError::RateLimited { .. }), "{e:?}");
+    tokio::time::sleep(Duration::from_millis(150)).await;
     match p.admit_events(8).await {
         Err(AuthError::RateLimited { retry_after, .. }) => {
             assert_eq!(retry_after, Duration::from_secs(60));
@@ -332,7 +342,7 @@ async fn without_redis_a_replica_keeps_its_share() {
     let text = eye_runtime::telemetry::render(&registry);
     assert!(text.contains("eye_auth_redis_up 0"), "{text}");
     assert!(
-        text.contains("eye_auth_redis_fallback_total{limit=\"events\"} 3"),
+        text.contains("eye_auth_redis_fallback_total{limit=\"events\"} 4"),
         "{text}"
     );
     assert!(

@@ -369,6 +369,8 @@ run_tests() {
     running broker || started+=(broker)
     running clickhouse || started+=(clickhouse)
     servers
+    # Redis for the shared rate limits (crates/auth, e2e/tests/replicas.rs); stopped below like the servers.
+    running redis || started+=(redis); "$ROOT/deploy/redis.sh" start && export EYE_TEST_REDIS_URL=$("$ROOT/deploy/redis.sh" url)
     local rc=0 out="$EYE_HOME/log/test-output.log"
     mkdir -p "$EYE_HOME/log"
     (

@@ -23,7 +23,8 @@ pub trait Caller {
     /// Whether the client may write events of `category` (its allow-list).
     fn may_write(&self, category: &str) -> bool;
     /// Takes `events` from the client's event budget, or refuses the whole request.
-    fn admit_events(&self, events: usize) -> Result<(), IngestError>;
+    /// Shared with the service's other replicas when Redis is configured (a round trip).
+    async fn admit_events(&self, events: usize) -> Result<(), IngestError>;
     /// Counts what of the client's request was stored.
     fn stored(&self, events: usize, rejections: usize);
     /// The client's own policy for event types without a schema, if it has one; the
@@ -78,7 +79,7 @@ pub async fn accept_items<S: EventSink>(
 ) -> Result<Answer, IngestError> {
     // The event budget counts every event the client sent, accepted or not: refusing them
     // all before anything is produced keeps a throttled request free of side effects.
-    caller.admit_events(items.len())?;
+    caller.admit_events(items.len()).await?;
     let sorted = sort(items, caller, adapter, received_at);
     let delivery = deliver(state, held, adapter, &sorted).await?;
     let settled = settle(sorted, &delivery);

@@ -67,11 +67,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let registry = prometheus::Registry::new();
     let metrics = metrics::IngestMetrics::new(&registry);
-    let auth = Authenticator::load(&config.auth)?;
+    let auth = Authenticator::load_for(&config.auth, "ingest")?;
     let clients_reloader = auth.spawn_reloader();
     let guard = eye_http::auth::Guard::new(auth, &registry);
     let schemas = SharedRegistry::load(&config.ingest.schema_dir)?;
-    tracing::info!(dir = %config.ingest.schema_dir.display(), types = ?schemas.current().types(), "schemas loaded");
+    tracing::info!(dir = %config.ingest.schema_dir.display(), types = ?schemas.current().types(), digest = schemas.current().digest(), "schemas loaded");
+    show_schema_set(&metrics, &schemas);
     let max_inflight = config.ingest.max_inflight_bytes;
     let state = Arc::new(routes::State {
         sink: KafkaSink::new(
@@ -107,6 +108,15 @@ pub async fn run(
     Ok(())
 }
 
+/// `eye_ingest_schema_set_info{digest}`: 1 for the set in force, and only for it.
+fn show_schema_set(metrics: &metrics::IngestMetrics, schemas: &SharedRegistry) {
+    metrics.schema_set.reset();
+    metrics
+        .schema_set
+        .with_label_values(&[schemas.current().digest()])
+        .set(1);
+}
+
 /// SIGHUP reloads the schema directory. Requests keep being served throughout: the new set
 /// replaces the old one atomically, and only if every file in it loaded.
 async fn reload_on_sighup(state: Arc<routes::State>) {
@@ -127,7 +137,12 @@ async fn reload_on_sighup(state: Arc<routes::State>) {
                         .schema_reloads
                         .with_label_values(&["ok"])
                         .inc();
-                    tracing::info!(types = n, "schemas reloaded");
+                    show_schema_set(&state.metrics, &state.schemas);
+                    tracing::info!(
+                        types = n,
+                        digest = state.schemas.current().digest(),
+                        "schemas reloaded"
+                    );
                 }
                 Ok(Err(e)) => {
                     state

@@ -1,6 +1,6 @@
 use eye_http::metrics::HttpMetrics;
 use eye_runtime::telemetry;
-use prometheus::{Histogram, IntCounterVec, IntGauge, Registry};
+use prometheus::{Histogram, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
 #[derive(Clone)]
 pub struct IngestMetrics {
@@ -10,6 +10,9 @@ pub struct IngestMetrics {
     /// broker did not acknowledge).
     pub events: IntCounterVec,
     pub schema_reloads: IntCounterVec,
+    /// 1 for the digest of the schema set in force (`SchemaRegistry::digest`); every
+    /// replica of one deployment must show the same.
+    pub schema_set: IntGaugeVec,
     /// Requests refused before producing, by error code (`malformed_json`, ...).
     pub rejected_requests: IntCounterVec,
     pub request_events: Histogram,
@@ -36,6 +39,12 @@ impl IngestMetrics {
                 "eye_ingest_schema_reloads_total",
                 "Schema directory reloads on SIGHUP, by result (ok, error).",
                 &["result"],
+            ),
+            schema_set: telemetry::gauge_vec(
+                registry,
+                "eye_ingest_schema_set_info",
+                "1 for the SHA-256 digest of the schema set events are validated against (every replica should show the same).",
+                &["digest"],
             ),
             rejected_requests: telemetry::counter_vec(
                 registry,

@@ -295,6 +295,7 @@ where
                                 let key = segment::write_key(&body).unwrap_or_default();
                                 guard
                                     .admit_write_key(&key, WRITE)
+                                    .await
                                     .map_err(IngestError::Auth)?
                             }
                         };
@@ -392,9 +393,10 @@ impl Caller for Writer<'_> {
         self.principal.may_write(category)
     }
 
-    fn admit_events(&self, events: usize) -> Result<(), IngestError> {
+    async fn admit_events(&self, events: usize) -> Result<(), IngestError> {
         self.guard
             .admit_events(self.principal, events)
+            .await
             .map_err(IngestError::Auth)
     }
 

@@ -55,7 +55,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = Store::new(&config.clickhouse)?.with_raw_reads(!config.query.deduplicate);
     let registry = prometheus::Registry::new();
-    let auth = Authenticator::load(&config.auth)?;
+    let auth = Authenticator::load_for(&config.auth, "query")?;
     let reloader = auth.spawn_reloader();
     let guard = eye_http::auth::Guard::new(auth, &registry);
     let drain = Drain::new();

@@ -12,6 +12,10 @@ eye_runtime::defaults! {
     d_requests_burst: u32 = 2_000;
     d_events_per_s: u32 = 50_000;
     d_events_burst: u32 = 100_000;
+    d_redis_key_prefix: String = "eye:rl".into();
+    d_redis_timeout_ms: u64 = 100;
+    d_redis_retry_interval_ms: u64 = 1_000;
+    d_replicas: u32 = 1;
 }
 
 /// `EYE_AUTH_*`: who may call ingest and query (see the README's security section).
@@ -41,10 +45,49 @@ pub struct AuthConfig {
     pub events_per_s: u32,
     #[serde(default = "d_events_burst")]
     pub events_burst: u32,
+    /// `redis://[:password@]host:port[/db]`: the budgets above are shared by every replica
+    /// of a service through this Redis (one GCRA script call per admission). Empty: each
+    /// process keeps its own buckets. `Debug` prints it redacted (it may hold a password).
+    #[serde(default)]
+    pub redis_url: SecretString,
+    /// The start of every rate-limit key (`<prefix>:<service>:<client>:<budget>:…`), so
+    /// that several deployments can share one Redis.
+    #[serde(default = "d_redis_key_prefix")]
+    pub redis_key_prefix: String,
+    /// Longest wait for Redis per admission (connecting included); past it, the request is
+    /// admitted by the replica's own fallback bucket.
+    #[serde(default = "d_redis_timeout_ms")]
+    pub redis_timeout_ms: u64,
+    /// While Redis is unreachable, how often one admission tries it again.
+    #[serde(default = "d_redis_retry_interval_ms")]
+    pub redis_retry_interval_ms: u64,
+    /// How many replicas share the budgets: while Redis is unreachable each keeps
+    /// `1/replicas` of every budget in its own bucket, so that together they stay within it.
+    #[serde(default = "d_replicas")]
+    pub replicas: u32,
+}
+
+impl AuthConfig {
+    /// Whether the budgets are shared through Redis.
+    pub fn shares_limits(&self) -> bool {
+        !secrecy::ExposeSecret::expose_secret(&self.redis_url)
+            .trim()
+            .is_empty()
+    }
 }
 
 impl Group for AuthConfig {
     const PREFIX: &'static str = "EYE_AUTH_";
+
+    fn check(&self) -> Result<(), String> {
+        if self.replicas == 0 {
+            return Err("EYE_AUTH_REPLICAS must be at least 1".into());
+        }
+        if self.shares_limits() && self.redis_timeout_ms == 0 {
+            return Err("EYE_AUTH_REDIS_TIMEOUT_MS must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -6,15 +6,21 @@
 //! still be declared and not revoked in the clients file, which is re-read when it
 //! changes, so a revocation also ends the client's outstanding tokens.
 //!
+//! Each client has two budgets, requests and events, each a GCRA bucket (governor's). By
+//! default every process keeps its own; with `EYE_AUTH_REDIS_URL` set, every replica of a
+//! service shares them through Redis ([`shared`]).
+//!
 //! HTTP lives in the services (`eye_http::auth` maps [`AuthError`] to 401/403/429).
 //! Nothing here logs a credential: errors name the client id at most.
 
 pub mod clients;
 pub mod config;
+pub mod shared;
 
 pub use clients::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
 
 use crate::config::AuthConfig;
+use crate::shared::{Cells, SharedLimits, Verdict};
 use arc_swap::ArcSwap;
 use governor::{clock::Clock, DefaultDirectRateLimiter, Quota};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -23,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -64,24 +71,133 @@ impl Principal {
             .is_none_or(|allowed| allowed.iter().any(|c| c == category))
     }
 
-    /// Takes one request from the client's bucket.
-    pub fn admit_request(&self) -> Result<(), AuthError> {
-        admit(&self.limiters.requests, 1, "requests")
+    /// Takes one request from the client's bucket (shared by the service's replicas when
+    /// Redis is configured: one round trip).
+    pub async fn admit_request(&self) -> Result<(), AuthError> {
+        self.limiters.requests.admit(1).await
     }
 
-    /// Takes `n` events from the client's bucket.
-    pub fn admit_events(&self, n: u32) -> Result<(), AuthError> {
-        match NonZeroU32::new(n) {
-            None => Ok(()),
-            Some(_) => admit(&self.limiters.events, n, "events"),
+    /// Takes `n` events from the client's bucket (as [`Principal::admit_request`]).
+    pub async fn admit_events(&self, n: u32) -> Result<(), AuthError> {
+        self.limiters.events.admit(n).await
+    }
+}
+
+/// One budget of one client: governor's bucket in this process and, when Redis is
+/// configured, the bucket every replica shares.
+struct Budget {
+    limit: &'static str,
+    /// The budget as configured: the shared bucket's quota.
+    quota: Quota,
+    /// Without Redis, the budget itself; with Redis, this replica's fallback share of it
+    /// (`1/EYE_AUTH_REPLICAS`), used only while Redis does not answer.
+    local: DefaultDirectRateLimiter,
+    shared: Option<SharedBudget>,
+    /// The outage ([`SharedLimits::outage`]) the fallback bucket was last emptied for.
+    emptied_for: AtomicU64,
+}
+
+struct SharedBudget {
+    limits: Arc<SharedLimits>,
+    key: String,
+    cells: Cells,
+}
+
+impl Budget {
+    fn new(limit: &'static str, quota: Quota, shared: Option<(&Arc<SharedLimits>, &str)>) -> Self {
+        let Some((limits, client)) = shared else {
+            return Self {
+                limit,
+                quota,
+                local: DefaultDirectRateLimiter::direct(quota),
+                shared: None,
+                emptied_for: AtomicU64::new(0),
+            };
+        };
+        Self {
+            limit,
+            quota,
+            local: DefaultDirectRateLimiter::direct(share(quota, limits.replicas)),
+            shared: Some(SharedBudget {
+                limits: Arc::clone(limits),
+                key: limits.key(client, limit, &quota),
+                cells: Cells::of(&quota),
+            }),
+            emptied_for: AtomicU64::new(0),
+        }
+    }
+
+    async fn admit(&self, n: u32) -> Result<(), AuthError> {
+        let Some(cells) = NonZeroU32::new(n) else {
+            return Ok(());
+        };
+        let Some(shared) = &self.shared else {
+            return admit_local(&self.local, cells, self.limit);
+        };
+        let burst = self.quota.burst_size().get();
+        if n > burst {
+            return Err(AuthError::BatchOverBurst(burst));
+        }
+        match shared
+            .limits
+            .admit(&shared.key, shared.cells, n, self.limit)
+            .await
+        {
+            Some(Verdict::Admitted) => Ok(()),
+            Some(Verdict::Wait(retry_after)) => Err(AuthError::RateLimited {
+                limit: self.limit,
+                retry_after,
+            }),
+            Some(Verdict::OverBurst(burst)) => Err(AuthError::BatchOverBurst(burst)),
+            None => match self.admit_fallback(&shared.limits, cells) {
+                // Within the budget, beyond this replica's share of it: the batch may pass
+                // once Redis answers again, so it is a wait, not a refusal for good.
+                Err(AuthError::BatchOverBurst(_)) => Err(AuthError::RateLimited {
+                    limit: self.limit,
+                    retry_after: shared.limits.retry_interval(),
+                }),
+                other => other,
+            },
         }
     }
 }
 
-fn admit(limiter: &DefaultDirectRateLimiter, n: u32, limit: &'static str) -> Result<(), AuthError> {
-    let Some(n) = NonZeroU32::new(n) else {
-        return Ok(());
-    };
+impl Budget {
+    /// The fallback share's verdict. Each outage starts it empty: the shared burst may have
+    /// just been spent, and a full share on every replica would grant it again.
+    fn admit_fallback(&self, limits: &SharedLimits, n: NonZeroU32) -> Result<(), AuthError> {
+        let outage = limits.outage();
+        if self.emptied_for.swap(outage, Ordering::AcqRel) != outage {
+            drain(&self.local);
+        }
+        admit_local(&self.local, n, self.limit)
+    }
+}
+
+/// Takes every cell `limiter` has (in at most a few dozen calls).
+fn drain(limiter: &DefaultDirectRateLimiter) {
+    for bit in (0..32).rev() {
+        let n = NonZeroU32::new(1 << bit).unwrap_or(NonZeroU32::MIN);
+        while let Ok(Ok(())) = limiter.check_n(n) {}
+    }
+}
+
+/// `1/replicas` of `quota`: the emission interval times `replicas`, the burst divided (at
+/// least one).
+fn share(quota: Quota, replicas: u32) -> Quota {
+    let replicas = replicas.max(1);
+    let burst = NonZeroU32::new(quota.burst_size().get() / replicas).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(quota.replenish_interval().saturating_mul(replicas))
+        .unwrap_or(quota)
+        .allow_burst(burst)
+}
+
+/// governor's verdict in this process.
+fn admit_local(
+    limiter: &DefaultDirectRateLimiter,
+    n: NonZeroU32,
+    limit: &'static str,
+) -> Result<(), AuthError> {
     match limiter.check_n(n) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(not_until)) => Err(AuthError::RateLimited {
@@ -131,8 +247,8 @@ impl AuthError {
 }
 
 struct Limiters {
-    requests: DefaultDirectRateLimiter,
-    events: DefaultDirectRateLimiter,
+    requests: Budget,
+    events: Budget,
 }
 
 impl std::fmt::Debug for Limiters {
@@ -204,6 +320,8 @@ pub enum LoadError {
     RandomKey(#[source] getrandom::Error),
     #[error("EYE_AUTH_TOKEN_SECRET is not a usable HMAC key")]
     SigningKey(#[source] jsonwebtoken::errors::Error),
+    #[error(transparent)]
+    SharedLimits(#[from] shared::SharedLimitsError),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -229,12 +347,40 @@ struct Inner {
     config: AuthConfig,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The budgets' shared buckets (Redis), when `EYE_AUTH_REDIS_URL` is set.
+    shared: Option<Arc<SharedLimits>>,
 }
 
 impl Authenticator {
     /// Loads the clients file; fails when it is missing or invalid, so a service never
-    /// starts open by accident.
+    /// starts open by accident. Every budget is this process's own.
     pub fn load(config: &AuthConfig) -> Result<Self, LoadError> {
+        Self::load_with(config, None)
+    }
+
+    /// As [`Authenticator::load`], for the service `service` (`ingest`, `query`): with
+    /// `EYE_AUTH_REDIS_URL` set, its budgets are shared with every replica of the same
+    /// service through Redis (see [`shared`]). Must run inside a Tokio runtime; does not
+    /// wait for Redis.
+    pub fn load_for(config: &AuthConfig, service: &str) -> Result<Self, LoadError> {
+        let shared = match config.shares_limits() {
+            true => Some(Arc::new(SharedLimits::new(config, service)?)),
+            false => None,
+        };
+        if let Some(s) = &shared {
+            tracing::info!(
+                service,
+                replicas = s.replicas,
+                "rate limits are shared by every replica through Redis (EYE_AUTH_REDIS_URL)"
+            );
+        }
+        Self::load_with(config, shared)
+    }
+
+    fn load_with(
+        config: &AuthConfig,
+        shared: Option<Arc<SharedLimits>>,
+    ) -> Result<Self, LoadError> {
         let configured = config.token_secret.expose_secret().as_bytes();
         let mut random = [0u8; 32];
         let secret: &[u8] = if configured.is_empty() {
@@ -256,6 +402,7 @@ impl Authenticator {
             config: config.clone(),
             encoding: EncodingKey::from_secret(secret).map_err(LoadError::SigningKey)?,
             decoding: DecodingKey::from_secret(secret).map_err(LoadError::SigningKey)?,
+            shared,
         };
         let auth = Self {
             inner: Arc::new(inner),
@@ -295,15 +442,24 @@ impl Authenticator {
                     .map(|(_, l)| Arc::clone(l));
                 let limiters = kept.unwrap_or_else(|| {
                     let l = record.rate_limits;
+                    let shared = self.inner.shared.as_ref().map(|s| (s, record.id.as_str()));
                     Arc::new(Limiters {
-                        requests: DefaultDirectRateLimiter::direct(quota(
-                            l.requests_per_s.unwrap_or(c.requests_per_s),
-                            l.requests_burst.unwrap_or(c.requests_burst),
-                        )),
-                        events: DefaultDirectRateLimiter::direct(quota(
-                            l.events_per_s.unwrap_or(c.events_per_s),
-                            l.events_burst.unwrap_or(c.events_burst),
-                        )),
+                        requests: Budget::new(
+                            "requests",
+                            quota(
+                                l.requests_per_s.unwrap_or(c.requests_per_s),
+                                l.requests_burst.unwrap_or(c.requests_burst),
+                            ),
+                            shared,
+                        ),
+                        events: Budget::new(
+                            "events",
+                            quota(
+                                l.events_per_s.unwrap_or(c.events_per_s),
+                                l.events_burst.unwrap_or(c.events_burst),
+                            ),
+                            shared,
+                        ),
                     })
                 });
                 (record.id.clone(), (record, limiters))
@@ -456,6 +612,13 @@ impl Authenticator {
             expires_in: ttl,
             scope,
         })
+    }
+
+    /// Registers the shared limits' metrics (`eye_auth_redis_*`), when Redis is configured.
+    pub fn register_metrics(&self, registry: &prometheus::Registry) {
+        if let Some(s) = &self.inner.shared {
+            s.register(registry);
+        }
     }
 
     /// Ids of the declared clients, for bounded metric labels.

@@ -208,8 +208,8 @@ fn expired_tokens_are_refused_as_expired() {
     );
 }
 
-#[test]
-fn buckets_throttle_and_refill() {
+#[tokio::test]
+async fn buckets_throttle_and_refill() {
     let f = fixture("limits");
     let p = f
         .auth
@@ -217,27 +217,27 @@ fn buckets_throttle_and_refill() {
         .expect("valid");
     // Burst 3 at 1 request/s: the fourth is refused with a wait of about a second.
     for _ in 0..3 {
-        p.admit_request().expect("within the burst");
+        p.admit_request().await.expect("within the burst");
     }
-    let e = p.admit_request().expect_err("over the burst");
+    let e = p.admit_request().await.expect_err("over the burst");
     assert_eq!(e.retry_after_secs(), Some(1));
     // The same client authenticated again shares the bucket.
     let again = f
         .auth
         .authenticate(Some(&bearer(&f.creds[1].api_key())))
         .expect("valid");
-    assert!(again.admit_request().is_err());
-    std::thread::sleep(Duration::from_millis(1_100));
-    again.admit_request().expect("refilled");
+    assert!(again.admit_request().await.is_err());
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    again.admit_request().await.expect("refilled");
     // Events: default burst 100,000; a batch bigger than the burst can never pass.
-    p.admit_events(1_000).expect("events");
+    p.admit_events(1_000).await.expect("events");
     assert_eq!(
-        p.admit_events(200_000),
+        p.admit_events(200_000).await,
         Err(AuthError::BatchOverBurst(100_000))
     );
     // Within the burst but over what is left: a wait, not a refusal for good.
     assert!(matches!(
-        p.admit_events(100_000),
+        p.admit_events(100_000).await,
         Err(AuthError::RateLimited {
             limit: "events",
             ..

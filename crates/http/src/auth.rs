@@ -168,6 +168,7 @@ pub struct Guard {
 
 impl Guard {
     pub fn new(auth: Authenticator, registry: &Registry) -> Self {
+        auth.register_metrics(registry);
         Self {
             auth,
             metrics: AuthMetrics::new(registry),
@@ -190,12 +191,13 @@ impl Guard {
             async move {
                 guard
                     .admit(authorization.as_ref(), scopes)
+                    .await
                     .map_err(warp::reject::custom)
             }
         })
     }
 
-    fn admit(
+    async fn admit(
         &self,
         authorization: Option<&HeaderValue>,
         scopes: &[Scope],
@@ -218,12 +220,17 @@ impl Guard {
             .authenticate(authorization)
             .map_err(|e| refuse(None, e))?;
         self.authorize(principal, scopes)
+            .await
             .map_err(|e| http_error(&e))
     }
 
     /// Admits an authenticated caller holding any of `scopes`, within its request budget;
     /// a refusal is counted here.
-    fn authorize(&self, principal: Principal, scopes: &[Scope]) -> Result<Principal, AuthError> {
+    async fn authorize(
+        &self,
+        principal: Principal,
+        scopes: &[Scope],
+    ) -> Result<Principal, AuthError> {
         let refuse = |e: AuthError| {
             self.metrics.refused(Some(&principal.client_id), &e);
             e
@@ -232,7 +239,7 @@ impl Guard {
             let needed = scopes.iter().map(|s| s.as_str()).collect();
             return Err(refuse(AuthError::Forbidden(needed)));
         }
-        principal.admit_request().map_err(refuse)?;
+        principal.admit_request().await.map_err(refuse)?;
         let label = self.metrics.label(&principal.client_id);
         self.metrics.requests.with_label_values(&[&label]).inc();
         Ok(principal)
@@ -256,10 +263,12 @@ impl Guard {
                 match value.to_str().ok().and_then(write_key_from_basic) {
                     Some(key) => guard
                         .admit_write_key(&key, scopes)
+                        .await
                         .map(Some)
                         .map_err(|e| warp::reject::custom(http_error(&e))),
                     None => guard
                         .admit(Some(&value), scopes)
+                        .await
                         .map(Some)
                         .map_err(warp::reject::custom),
                 }
@@ -270,19 +279,24 @@ impl Guard {
     /// Admits the holder of the write key `key` (an API key sent bare) with any of
     /// `scopes`, within its request budget; a refusal is counted here and answered by
     /// [`http_error`] in the service's own mapping.
-    pub fn admit_write_key(&self, key: &str, scopes: &[Scope]) -> Result<Principal, AuthError> {
+    pub async fn admit_write_key(
+        &self,
+        key: &str,
+        scopes: &[Scope],
+    ) -> Result<Principal, AuthError> {
         let principal = self
             .auth
             .authenticate_api_key(key)
             .inspect_err(|e| self.metrics.refused(None, e))?;
-        self.authorize(principal, scopes)
+        self.authorize(principal, scopes).await
     }
 
     /// Takes `n` events from the client's budget; a refusal is counted here and answered
     /// by [`http_error`] in the service's own mapping.
-    pub fn admit_events(&self, principal: &Principal, n: usize) -> Result<(), AuthError> {
+    pub async fn admit_events(&self, principal: &Principal, n: usize) -> Result<(), AuthError> {
         principal
             .admit_events(u32::try_from(n).unwrap_or(u32::MAX))
+            .await
             .inspect_err(|e| self.metrics.refused(Some(&principal.client_id), e))
     }
 
@@ -448,6 +462,7 @@ impl Guard {
                 let authorization = authorization.map(|v| token_scheme_as_bearer(&v).unwrap_or(v));
                 guard
                     .admit(authorization.as_ref(), scopes)
+                    .await
                     .map_err(warp::reject::custom)
             }
         })

@@ -62,6 +62,7 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{ValidationError, Validator};
 use serde::Serialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
@@ -140,12 +141,14 @@ pub struct SchemaRegistry {
     /// instead of allocating a `(String, String)` key per event.
     validators: HashMap<String, HashMap<String, Validator>>,
     len: usize,
+    digest: String,
 }
 
 impl fmt::Debug for SchemaRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SchemaRegistry")
             .field("types", &self.types())
+            .field("digest", &self.digest)
             .finish()
     }
 }
@@ -156,6 +159,7 @@ impl Default for SchemaRegistry {
         Self {
             validators: HashMap::new(),
             len: 0,
+            digest: hex_digest(Sha256::new()),
         }
     }
 }
@@ -169,15 +173,38 @@ impl SchemaRegistry {
     pub fn load(dir: &Path) -> Result<SchemaRegistry, SchemaLoadError> {
         let mut validators: HashMap<String, HashMap<String, Validator>> = HashMap::new();
         let mut len = 0;
+        let mut digest = Sha256::new();
         for file in schema_files(dir)? {
-            let validator = compile(&file.path)?;
+            let bytes = read(&file.path)?;
+            // `<category>/<name>.json`, its length, its bytes: files in sorted order.
+            digest.update(format!(
+                "{}/{}.json\n{}\n",
+                file.category,
+                file.name,
+                bytes.len()
+            ));
+            digest.update(&bytes);
+            let validator = compile(&file.path, &bytes)?;
             validators
                 .entry(file.category)
                 .or_default()
                 .insert(file.name, validator);
             len += 1;
         }
-        Ok(SchemaRegistry { validators, len })
+        Ok(SchemaRegistry {
+            validators,
+            len,
+            digest: hex_digest(digest),
+        })
+    }
+
+    /// SHA-256 (hex) of the set as loaded: every file's `<category>/<name>.json`, length and
+    /// bytes, in sorted order. Two processes that loaded the same files report the same
+    /// digest, whatever their directory is called; a changed, added or removed file changes
+    /// it. Ingest exposes it as `eye_ingest_schema_set_info{digest}`, so that replicas can be
+    /// checked to validate against one set.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// Number of event types with a schema.
@@ -417,19 +444,34 @@ pub fn documents(dir: &Path) -> Result<Vec<SchemaDocument>, SchemaLoadError> {
         .collect()
 }
 
-fn read_json(path: &Path) -> Result<Value, SchemaLoadError> {
-    let text = fs::read(path).map_err(|source| SchemaLoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_slice(&text).map_err(|source| SchemaLoadError::Json {
+fn read(path: &Path) -> Result<Vec<u8>, SchemaLoadError> {
+    fs::read(path).map_err(|source| SchemaLoadError::Read {
         path: path.to_path_buf(),
         source,
     })
 }
 
-fn compile(path: &Path) -> Result<Validator, SchemaLoadError> {
-    let schema = read_json(path)?;
+fn parse_json(path: &Path, text: &[u8]) -> Result<Value, SchemaLoadError> {
+    serde_json::from_slice(text).map_err(|source| SchemaLoadError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_json(path: &Path) -> Result<Value, SchemaLoadError> {
+    parse_json(path, &read(path)?)
+}
+
+fn hex_digest(digest: Sha256) -> String {
+    digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn compile(path: &Path, text: &[u8]) -> Result<Validator, SchemaLoadError> {
+    let schema = parse_json(path, text)?;
     jsonschema::options()
         // Never fetch a `$ref` target; schemas are self-contained.
         .offline()

@@ -39,7 +39,7 @@ impl Caller for TestCaller {
         self.categories.is_none_or(|c| c.contains(&category))
     }
 
-    fn admit_events(&self, events: usize) -> Result<(), IngestError> {
+    async fn admit_events(&self, events: usize) -> Result<(), IngestError> {
         match events <= self.budget {
             true => Ok(()),
             false => Err(IngestError::Auth(eye_auth::AuthError::RateLimited {

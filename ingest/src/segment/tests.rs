@@ -22,7 +22,7 @@ impl Caller for TestCaller {
         true
     }
 
-    fn admit_events(&self, _: usize) -> Result<(), IngestError> {
+    async fn admit_events(&self, _: usize) -> Result<(), IngestError> {
         Ok(())
     }
 

@@ -479,3 +479,43 @@ fn documents_are_every_schema_as_written_sorted_by_category_then_name() {
     let empty = TempDir::new("documents-empty");
     assert_eq!(documents(&empty.0).expect("empty"), []);
 }
+
+/// The digest names the set, not the directory: equal files give equal digests wherever
+/// they are; a changed byte, an added or a renamed file changes it; a failed reload keeps
+/// the digest of the set still serving.
+#[test]
+fn digest_tells_sets_apart() {
+    let a = TempDir::new("digest-a");
+    let b = TempDir::new("digest-b");
+    for d in [&a, &b] {
+        d.write("app/one.json", OBJECT_WITH_ID);
+        d.write("app/README.md", "not part of the set");
+    }
+    let da = SchemaRegistry::load(&a.0).expect("a").digest().to_owned();
+    assert_eq!(da.len(), 64, "{da}");
+    assert_eq!(SchemaRegistry::load(&b.0).expect("b").digest(), da);
+    assert_ne!(SchemaRegistry::default().digest(), da);
+
+    b.write("app/one.json", &format!("{OBJECT_WITH_ID} "));
+    let changed = SchemaRegistry::load(&b.0).expect("b").digest().to_owned();
+    assert_ne!(changed, da, "one more byte");
+    b.write("app/one.json", OBJECT_WITH_ID);
+    b.write("app/two.json", OBJECT_WITH_ID);
+    assert_ne!(
+        SchemaRegistry::load(&b.0).expect("b").digest(),
+        da,
+        "a file more"
+    );
+    fs::remove_file(b.0.join("app/two.json")).expect("rm");
+    fs::rename(b.0.join("app/one.json"), b.0.join("app/uno.json")).expect("mv");
+    assert_ne!(
+        SchemaRegistry::load(&b.0).expect("b").digest(),
+        da,
+        "renamed"
+    );
+
+    let shared = SharedRegistry::load(&a.0).expect("a");
+    a.write("app/broken.json", "{");
+    assert!(shared.reload().is_err());
+    assert_eq!(shared.current().digest(), da);
+}

@@ -19,6 +19,8 @@
 #   deploy/cluster.sh start-server N  start server N again and wait until it answers
 #   deploy/cluster.sh kill-server N   SIGKILL server N (a crash, for the tests)
 #   deploy/cluster.sh urls            the HTTP URLs, one per line, server 1 first
+#   deploy/cluster.sh test-env        start, then print the EYE_TEST_CLUSTER_* settings of
+#                                     e2e/tests/cluster.rs as shell `export` lines (make test)
 #
 # Ports (server N adds N-1 to each base): EYE_STACK_CLUSTER_HTTP_PORT (18131),
 # EYE_STACK_CLUSTER_TCP_PORT (19031), EYE_STACK_CLUSTER_INTERSERVER_PORT (18141, replica
@@ -304,6 +306,12 @@ case "${1:-}" in
     stop) stop ;;
     status) status ;;
     urls) urls ;;
+    test-env)
+        start >&2
+        printf 'export EYE_TEST_CLUSTER_NAME=%s\n' "$NAME"
+        printf 'export EYE_TEST_CLUSTER_CLICKHOUSE_URL=http://127.0.0.1:%s\n' "$(http_port 1)"
+        printf 'export EYE_TEST_CLUSTER_REPLICA_URL=http://127.0.0.1:%s\n' "$(http_port 2)"
+        ;;
     stop-server) stop_one "clickhouse$(server_arg "${2:-}")" ;;
     start-server)
         n=$(server_arg "${2:-}")
@@ -311,5 +319,5 @@ case "${1:-}" in
         wait_server "$n"
         ;;
     kill-server) kill_one "clickhouse$(server_arg "${2:-}")" ;;
-    *) die "usage: $0 start|stop|status|urls|stop-server N|start-server N|kill-server N" ;;
+    *) die "usage: $0 start|stop|status|urls|test-env|stop-server N|start-server N|kill-server N" ;;
 esac

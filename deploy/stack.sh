@@ -379,6 +379,8 @@ run_tests() {
         export EYE_TEST_CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_PORT
         # errexit does not apply inside a subshell on the left of `||`: count failures.
         failures=0
+        # The ClickHouse cluster of e2e/tests/cluster.rs (stopped below): EYE_TEST_CLUSTER_*.
+        { cluster_env=$("$ROOT/deploy/cluster.sh" test-env); } 2>&1 && eval "$cluster_env" || failures=$((failures + 1))
         # The real Segment-protocol SDKs that e2e/tests/sdks.rs drives, from PyPI and npm.
         "$ROOT/deploy/sdks.sh" 2>&1 || failures=$((failures + 1))
         # Chromium and the explorer's driver (playwright-core) for e2e/tests/explorer.rs.
@@ -388,6 +390,7 @@ run_tests() {
         # --show-output: tests that measure (10,000 events, crash recovery) print their figures.
         cargo test --workspace --all-targets --no-fail-fast -- --show-output 2>&1 || failures=$((failures + 1))
         "$ROOT/deploy/sqlcheck.sh" 2>&1 || failures=$((failures + 1))
+        "$ROOT/deploy/cluster.sh" stop 2>&1
         exit "$failures"
     ) | tee "$out" || rc=$?
     local name

@@ -27,6 +27,10 @@ pub struct ClickHouseConfig {
     /// Upper bound on any read; ClickHouse counts it in whole seconds (at least 1).
     #[serde(default = "d_max_execution_time_ms")]
     pub max_execution_time_ms: u64,
+    /// A cluster of `remote_servers`: tables laid out replicated and `Distributed` across
+    /// it, DDL `ON CLUSTER` (docs/cluster.md). Unset or empty: one server.
+    #[serde(default)]
+    pub cluster: Option<String>,
 }
 
 impl Group for ClickHouseConfig {

@@ -63,12 +63,24 @@ pub fn create_database(name: &str) -> Result<Statement, InvalidIdentifier> {
     Ok(Statement::new("CREATE DATABASE IF NOT EXISTS ").push_text(identifier(name)?))
 }
 
+/// `CREATE DATABASE … ON CLUSTER`: the database on every server of the cluster.
+pub fn create_database_on_cluster(
+    name: &str,
+    cluster: &str,
+) -> Result<Statement, InvalidIdentifier> {
+    Ok(create_database(name)?
+        .push_text(" ON CLUSTER ")
+        .push_text(identifier(cluster)?))
+}
+
+/// The text of [`create_migrations_table`], which cluster mode lays out like a
+/// migration's `CREATE TABLE` ([`crate::migrations::Cluster::statements`]).
+pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
+     (version UInt32, name String, applied_at DateTime) \
+     ENGINE = MergeTree() ORDER BY version";
+
 pub fn create_migrations_table() -> Statement {
-    Statement::new(
-        "CREATE TABLE IF NOT EXISTS schema_migrations \
-         (version UInt32, name String, applied_at DateTime) \
-         ENGINE = MergeTree() ORDER BY version",
-    )
+    Statement::new(CREATE_MIGRATIONS_TABLE)
 }
 
 pub fn applied_migrations() -> Statement {
@@ -276,15 +288,98 @@ fn after_event(s: Statement, after: Option<&(i64, Uuid, String)>, descending: bo
 
 /// An event listing's order, and (unless `raw`) one row per event.
 fn listing_order(s: Statement, descending: bool, raw: bool) -> Statement {
-    let dir = if descending { "DESC" } else { "ASC" };
     let dedup = if raw {
         ""
     } else {
         "LIMIT 1 BY session_id, event_id, client_ts_us "
     };
-    s.push_text(&format!(
-        " ORDER BY ts_us {dir}, event_id {dir}, session_id {dir} {dedup}"
-    ))
+    s.push_text(&format!(" ORDER BY {} {dedup}", event_order(descending)))
+}
+
+/// The event listings' `ORDER BY` keys.
+fn event_order(descending: bool) -> String {
+    let dir = if descending { "DESC" } else { "ASC" };
+    format!("ts_us {dir}, event_id {dir}, session_id {dir}")
+}
+
+// ---- Cluster mode: listings exact over `Distributed` tables.
+//
+// A listing is `ORDER BY … LIMIT 1 BY <identity> LIMIT n`. Over a `Distributed` table,
+// ClickHouse 18.16 has each shard sort and cut its rows at `LIMIT n` (the "preliminary
+// LIMIT") *before* `LIMIT 1 BY`, which only the initiator applies: a shard holding
+// unmerged copies of an event among its first n rows sends fewer than n distinct events,
+// and the page comes back short (seen on the local cluster: `LIMIT 1 BY session_id,
+// event_id LIMIT 3` over rows 1, 1, 2, 3 of one shard answered 1, 2, 4, skipping 3).
+// So in cluster mode each listing runs whole on every shard (`distributed_group_by_no_merge
+// = 1`, which [`crate::Store`] sets on these statements only) and the initiator merges the
+// shards' pages: `SELECT * FROM (<listing, LIMIT offset + n>) ORDER BY … LIMIT offset, n`.
+// Exact, because every copy of an event (or of a quarantine record) lives on one shard
+// (see [`crate::migrations::sharding_key`]): each shard's `LIMIT 1 BY` sees all of an
+// event's copies, and the first n distinct rows overall are among the union of each
+// shard's first n. The cost: at most (shards × page) rows reach the initiator.
+
+/// `SELECT * FROM (inner) ORDER BY order LIMIT offset, limit`, `inner` being a listing
+/// run on each shard with `LIMIT offset + limit`.
+fn merged_pages(inner: Statement, order: &str, offset: u64, limit: u32) -> Statement {
+    let s = Statement::new("SELECT * FROM (")
+        .append(inner)
+        .push_text(&format!(") ORDER BY {order} "));
+    if offset > 0 {
+        s.push(sql!("LIMIT ?, ?"), [offset.into(), limit.into()])
+    } else {
+        s.push(sql!("LIMIT ?"), [limit.into()])
+    }
+}
+
+/// [`events`] for cluster mode: each shard's first `offset + limit`, merged.
+pub fn events_on_cluster(f: &EventFilter, raw: bool) -> Statement {
+    let per_shard = EventFilter {
+        offset: 0,
+        limit: page_end(f.offset, f.limit),
+        ..f.clone()
+    };
+    merged_pages(
+        events(&per_shard, raw),
+        &event_order(f.descending),
+        f.offset,
+        f.limit,
+    )
+}
+
+/// [`identity_events`] for cluster mode.
+pub fn identity_events_on_cluster(f: &IdentityEventsFilter, raw: bool) -> Statement {
+    merged_pages(
+        identity_events(f, raw),
+        &event_order(f.descending),
+        0,
+        f.limit,
+    )
+}
+
+/// [`session_events`] for cluster mode (a session lives on one shard; the others answer
+/// nothing).
+pub fn session_events_on_cluster(session: &str, limit: u32) -> Statement {
+    merged_pages(session_events(session, limit), "ts_us, event_id", 0, limit)
+}
+
+/// [`rejected`] for cluster mode.
+pub fn rejected_on_cluster(f: &RejectedFilter) -> Statement {
+    merged_pages(rejected(f), "received_at_us, rejection_id", 0, f.limit)
+}
+
+/// [`refused_for_time`] for cluster mode.
+pub fn refused_for_time_on_cluster(f: &RefusedTimeFilter) -> Statement {
+    merged_pages(
+        refused_for_time(f),
+        "received_at_us DESC, rejection_id DESC",
+        0,
+        f.limit,
+    )
+}
+
+/// `offset + limit` as a row count a `LIMIT` takes (a u32 page, saturated).
+fn page_end(offset: u64, limit: u32) -> u32 {
+    u32::try_from(offset.saturating_add(u64::from(limit))).unwrap_or(u32::MAX)
 }
 
 /// The ids linked to any of `user_ids`, each once, sorted; at most `limit`. A key prefix

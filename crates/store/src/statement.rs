@@ -184,6 +184,13 @@ impl Statement {
         self
     }
 
+    /// Appends another statement, its text and its values (a subquery).
+    pub fn append(mut self, other: Statement) -> Self {
+        self.text.push_str(&other.text);
+        self.values.extend(other.values);
+        self
+    }
+
     /// The text, with one `?` per value (and `??` for a literal question mark).
     pub fn text(&self) -> &str {
         &self.text

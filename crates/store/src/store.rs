@@ -28,6 +28,8 @@ pub enum StoreError {
     ClickHouse(#[from] clickhouse::error::Error),
     #[error(transparent)]
     Config(#[from] sql::InvalidIdentifier),
+    #[error(transparent)]
+    ClusterDdl(#[from] migrations::ClusterDdlError),
 }
 
 /// A handle on The Eye's ClickHouse database. Cheap to clone.
@@ -39,11 +41,18 @@ pub struct Store {
     max_execution_time: Duration,
     /// Event listings without read-time deduplication (see [`Store::with_raw_reads`]).
     raw_reads: bool,
+    /// `EYE_CLICKHOUSE_CLUSTER`: the cluster the tables are laid out on, or `None` for one
+    /// server (see `docs/cluster.md`).
+    cluster: Option<String>,
 }
 
 impl Store {
     pub fn new(cfg: &ClickHouseConfig) -> Result<Self, StoreError> {
         let database = sql::identifier(&cfg.database)?.to_owned();
+        let cluster = match cfg.cluster.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) => Some(sql::identifier(name)?.to_owned()),
+        };
         // Validation off: ClickHouse 18.16 cannot answer RowBinaryWithNamesAndTypes.
         // Compression off: 18.16 returned empty SELECT bodies with the crate's LZ4.
         let server = clickhouse::Client::default()
@@ -52,6 +61,19 @@ impl Store {
             .with_password(secrecy::ExposeSecret::expose_secret(&cfg.password))
             .with_validation(false)
             .with_compression(clickhouse::Compression::None);
+        // Cluster mode: an insert into a Distributed table returns once every shard's rows
+        // are written (to one replica; replication copies them on), so the consumer's
+        // "commit only after the insert" still means stored. And a read's
+        // `IN (SELECT … FROM <Distributed>)` runs against each shard's own rows, which hold
+        // all of its sessions' owners and identities (`migrations::sharding_key`); 18.16
+        // refuses such double-distributed subqueries by default.
+        let server = if cluster.is_some() {
+            server
+                .with_option("insert_distributed_sync", "1")
+                .with_option("distributed_product_mode", "local")
+        } else {
+            server
+        };
         let client = server.clone().with_database(&database);
         Ok(Self {
             client,
@@ -59,6 +81,7 @@ impl Store {
             database,
             max_execution_time: Duration::from_millis(cfg.max_execution_time_ms),
             raw_reads: false,
+            cluster,
         })
     }
 
@@ -74,6 +97,18 @@ impl Store {
         &self.database
     }
 
+    /// The cluster the tables are laid out on (`EYE_CLICKHOUSE_CLUSTER`), if any.
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
+
+    fn cluster_layout(&self) -> Option<migrations::Cluster<'_>> {
+        self.cluster.as_deref().map(|name| migrations::Cluster {
+            name,
+            database: &self.database,
+        })
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sql::ping().query(&self.server).fetch_one::<u8>().await?;
         Ok(())
@@ -81,15 +116,31 @@ impl Store {
 
     /// Creates the database and applies every migration not yet recorded. Returns the
     /// versions it applied.
+    /// With a cluster, every statement runs `ON CLUSTER` and each table is laid out as
+    /// replicated local tables plus a `Distributed` table
+    /// ([`migrations::Cluster::statements`]).
     pub async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
-        sql::create_database(&self.database)?
-            .query(&self.server)
-            .execute()
-            .await?;
-        sql::create_migrations_table()
-            .query(&self.client)
-            .execute()
-            .await?;
+        let layout = self.cluster_layout();
+        match layout {
+            Some(c) => sql::create_database_on_cluster(&self.database, c.name)?,
+            None => sql::create_database(&self.database)?,
+        }
+        .query(&self.server)
+        .execute()
+        .await?;
+        match layout {
+            Some(c) => {
+                for stmt in c.statements(sql::CREATE_MIGRATIONS_TABLE)? {
+                    self.apply(0, &stmt).await?;
+                }
+            }
+            None => {
+                sql::create_migrations_table()
+                    .query(&self.client)
+                    .execute()
+                    .await?
+            }
+        }
         let applied: Vec<u32> = sql::applied_migrations()
             .query(&self.client)
             .fetch_all()
@@ -100,12 +151,12 @@ impl Store {
                 continue;
             }
             for stmt in migrations::statements(m.sql) {
-                match sql::migration(&stmt).query(&self.client).execute().await {
-                    Ok(()) => {}
-                    Err(e) if migrations::already_applied(&e.to_string()) => {
-                        tracing::info!(version = m.version, error = %e, "statement already applied");
-                    }
-                    Err(e) => return Err(e.into()),
+                let laid_out = match layout {
+                    Some(c) => c.statements(&stmt)?,
+                    None => vec![stmt],
+                };
+                for stmt in laid_out {
+                    self.apply(m.version, &stmt).await?;
                 }
             }
             sql::record_migration(m.version, m.name)
@@ -116,6 +167,18 @@ impl Store {
             done.push(m.version);
         }
         Ok(done)
+    }
+
+    /// Runs one migration statement; "already exists" counts as applied.
+    async fn apply(&self, version: u32, stmt: &str) -> Result<(), StoreError> {
+        match sql::migration(stmt).query(&self.client).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if migrations::already_applied(&e.to_string()) => {
+                tracing::info!(version, error = %e, "statement already applied");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Whether the server can deduplicate a retried insert into a plain MergeTree table
@@ -133,6 +196,12 @@ impl Store {
     pub async fn enable_insert_deduplication(&self) -> Result<bool, StoreError> {
         if !self.supports_insert_tokens().await? {
             return Ok(false);
+        }
+        if self.cluster.is_some() {
+            // Replicated tables deduplicate insert blocks by default
+            // (`replicated_deduplication_window`); the token reaches the shards with the
+            // insert's settings.
+            return Ok(true);
         }
         for table in [
             sql::EVENTS_TABLE,
@@ -217,10 +286,12 @@ impl Store {
 
     /// Events matching the filter, one per event_id, in time order.
     pub async fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
-        Ok(self
-            .read(sql::events(f, self.raw_reads))
-            .fetch_all()
-            .await?)
+        let statement = if self.cluster.is_some() {
+            sql::events_on_cluster(f, self.raw_reads)
+        } else {
+            sql::events(f, self.raw_reads)
+        };
+        Ok(self.read_listing(statement).fetch_all().await?)
     }
 
     /// How many distinct events match the filter's conditions (its cursor, order, offset
@@ -234,7 +305,12 @@ impl Store {
         &self,
         f: &RefusedTimeFilter,
     ) -> Result<Vec<RejectedRow>, StoreError> {
-        Ok(self.read(sql::refused_for_time(f)).fetch_all().await?)
+        let statement = if self.cluster.is_some() {
+            sql::refused_for_time_on_cluster(f)
+        } else {
+            sql::refused_for_time(f)
+        };
+        Ok(self.read_listing(statement).fetch_all().await?)
     }
 
     /// Every event type stored, with counts of distinct events; at most `limit` types.
@@ -244,7 +320,12 @@ impl Store {
 
     /// Quarantined records in arrival order, one per rejection_id.
     pub async fn rejected(&self, f: &RejectedFilter) -> Result<Vec<RejectedRow>, StoreError> {
-        Ok(self.read(sql::rejected(f)).fetch_all().await?)
+        let statement = if self.cluster.is_some() {
+            sql::rejected_on_cluster(f)
+        } else {
+            sql::rejected(f)
+        };
+        Ok(self.read_listing(statement).fetch_all().await?)
     }
 
     /// A session's metadata, or `None` when no start or end record has arrived.
@@ -285,10 +366,12 @@ impl Store {
         session: &SessionId,
         limit: u32,
     ) -> Result<Vec<EventRow>, StoreError> {
-        Ok(self
-            .read(sql::session_events(session.as_str(), limit))
-            .fetch_all()
-            .await?)
+        let statement = if self.cluster.is_some() {
+            sql::session_events_on_cluster(session.as_str(), limit)
+        } else {
+            sql::session_events(session.as_str(), limit)
+        };
+        Ok(self.read_listing(statement).fetch_all().await?)
     }
 
     /// The ids linked directly to any of `user_ids` (by identify or alias), each once,
@@ -321,10 +404,12 @@ impl Store {
         if f.actor_ids.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self
-            .read(sql::identity_events(f, self.raw_reads))
-            .fetch_all()
-            .await?)
+        let statement = if self.cluster.is_some() {
+            sql::identity_events_on_cluster(f, self.raw_reads)
+        } else {
+            sql::identity_events(f, self.raw_reads)
+        };
+        Ok(self.read_listing(statement).fetch_all().await?)
     }
 
     pub async fn event_counts(&self) -> Result<EventCounts, StoreError> {
@@ -342,5 +427,17 @@ impl Store {
             .with_option("max_execution_time", secs.to_string())
             .with_option("max_result_rows", MAX_RESULT_ROWS.to_string())
             .with_option("result_overflow_mode", "throw")
+    }
+
+    /// [`Store::read`] for a listing (`… LIMIT 1 BY … LIMIT n`). In cluster mode the
+    /// statement is one of `sql`'s `*_on_cluster` forms, whose inner listing runs whole on
+    /// each shard: see the note on cluster mode in [`crate::sql`].
+    fn read_listing(&self, statement: Statement) -> clickhouse::query::Query {
+        let query = self.read(statement);
+        if self.cluster.is_some() {
+            query.with_option("distributed_group_by_no_merge", "1")
+        } else {
+            query
+        }
     }
 }

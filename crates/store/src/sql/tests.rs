@@ -544,3 +544,55 @@ fn refused_times_bind_the_codes_as_one_array() {
         ),
     ]);
 }
+
+#[test]
+fn cluster_listings_take_each_shards_first_rows_then_sort_and_cut_once_more() {
+    let dedup = "LIMIT 1 BY session_id, event_id, client_ts_us ";
+    let filter = EventFilter {
+        category: Some("web".into()),
+        offset: 20,
+        limit: 10,
+        descending: true,
+        ..EventFilter::default()
+    };
+    let order = "ts_us DESC, event_id DESC, session_id DESC";
+    let inner = format!(
+        "SELECT {EVENT_COLUMNS} FROM events_by_type WHERE 1 = 1 AND category = ? \
+         ORDER BY {order} {dedup}LIMIT ?"
+    );
+    let rejected_filter = RejectedFilter {
+        limit: 5,
+        ..RejectedFilter::default()
+    };
+    check(vec![
+        (
+            events_on_cluster(&filter, false),
+            format!("SELECT * FROM ({inner}) ORDER BY {order} LIMIT ?, ?"),
+            vec![
+                text("web"),
+                Value::UInt(30),
+                Value::UInt(20),
+                Value::UInt(10),
+            ],
+        ),
+        (
+            session_events_on_cluster("s1", 50),
+            format!(
+                "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events WHERE session_id = ? \
+                 ORDER BY ts_us, event_id LIMIT 1 BY event_id, client_ts_us LIMIT ?) \
+                 ORDER BY ts_us, event_id LIMIT ?"
+            ),
+            vec![text("s1"), Value::UInt(50), Value::UInt(50)],
+        ),
+        (
+            rejected_on_cluster(&rejected_filter),
+            format!(
+                "SELECT * FROM (SELECT {REJECTED_COLUMNS} FROM rejected_events WHERE 1 = 1 \
+                 ORDER BY received_at_us, rejection_id LIMIT 1 BY rejection_id LIMIT ?) \
+                 ORDER BY received_at_us, rejection_id LIMIT ?"
+            ),
+            vec![Value::UInt(5), Value::UInt(5)],
+        ),
+    ]);
+    assert_eq!(page_end(u64::MAX, 10), u32::MAX);
+}

@@ -381,6 +381,8 @@ run_tests() {
         "$ROOT/deploy/ui.sh" deps browser 2>&1 || failures=$((failures + 1))
         # The fault-injection suite (tools/chaos/tests) runs the service binaries themselves.
         cargo build --workspace --bins 2>&1 || failures=$((failures + 1))
+        # TLS (stunnel) in front of ClickHouse and of a SASL broker, for e2e/tests/tls.rs.
+        { "$ROOT/deploy/tls.sh" start 2>&1 && eval "$("$ROOT/deploy/tls.sh" env)"; } || failures=$((failures + 1))
         # --show-output: tests that measure (10,000 events, crash recovery) print their figures.
         cargo test --workspace --all-targets --no-fail-fast -- --show-output 2>&1 || failures=$((failures + 1))
         "$ROOT/deploy/sqlcheck.sh" 2>&1 || failures=$((failures + 1))
@@ -389,6 +391,7 @@ run_tests() {
     ) | tee "$out" || rc=$?
     local name
     for name in "${started[@]}"; do stop_one "$name"; done
+    "$ROOT/deploy/tls.sh" stop || true
     # One closing line for the whole suite: cargo's per-binary lines plus the SQL check's.
     awk '/^test result:|^sqlcheck on/ {
             for (i = 1; i <= NF; i++) {

@@ -81,7 +81,9 @@ async fn topics(args: TopicArgs) -> anyhow::Result<()> {
     let (replication, states) = eye_kafka::client::create_topics(&k, &topics)
         .await
         .with_context(|| format!("creating topics on {}", k.brokers))?;
-    if replication.replication_factor < eye_kafka::client::DEFAULT_REPLICATION_FACTOR {
+    if replication.replication_factor < eye_kafka::client::DEFAULT_REPLICATION_FACTOR
+        && states.iter().any(|t| t.created)
+    {
         eprintln!(
             "note: replication factor {} (the cluster's brokers allow no more, or it was set): \
              acks=all then survives no broker loss; production wants 3 with min.insync.replicas 2",

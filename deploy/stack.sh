@@ -203,6 +203,9 @@ service_env() {
     # The explorer's pipeline view: the query service reads the other two services' metrics.
     export EYE_QUERY_INGEST_METRICS_URL=${EYE_QUERY_INGEST_METRICS_URL:-http://127.0.0.1:$INGEST_PORT/metrics}
     export EYE_QUERY_CONSUMER_METRICS_URL=${EYE_QUERY_CONSUMER_METRICS_URL:-http://127.0.0.1:$CONSUMER_PORT/metrics}
+    # ClickHouse runs on this machine: LZ4 would cost CPU on both ends and save no time
+    # (measured in docs/known-issues.md); across a network the default (`auto`) pays.
+    export EYE_CLICKHOUSE_COMPRESSION=${EYE_CLICKHOUSE_COMPRESSION:-none}
     export EYE_AUTH_CLIENTS_FILE=${EYE_AUTH_CLIENTS_FILE:-$EYE_HOME/clients.toml}
     if [ -z "${EYE_AUTH_TOKEN_SECRET:-}" ]; then
         # One signing key for both services, kept across restarts so tokens survive them.
@@ -387,6 +390,8 @@ run_tests() {
         "$ROOT/deploy/ui.sh" deps browser 2>&1 || failures=$((failures + 1))
         # The fault-injection suite (tools/chaos/tests) runs the service binaries themselves.
         cargo build --workspace --bins 2>&1 || failures=$((failures + 1))
+        # TLS (stunnel) in front of ClickHouse and of a SASL broker, for e2e/tests/tls.rs.
+        { "$ROOT/deploy/tls.sh" start 2>&1 && eval "$("$ROOT/deploy/tls.sh" env)"; } || failures=$((failures + 1))
         # --show-output: tests that measure (10,000 events, crash recovery) print their figures.
         cargo test --workspace --all-targets --no-fail-fast -- --show-output 2>&1 || failures=$((failures + 1))
         "$ROOT/deploy/sqlcheck.sh" 2>&1 || failures=$((failures + 1))
@@ -395,6 +400,7 @@ run_tests() {
     ) | tee "$out" || rc=$?
     local name
     for name in "${started[@]}"; do stop_one "$name"; done
+    "$ROOT/deploy/tls.sh" stop || true
     # One closing line for the whole suite: cargo's per-binary lines plus the SQL check's.
     awk '/^test result:|^sqlcheck on/ {
             for (i = 1; i <= NF; i++) {

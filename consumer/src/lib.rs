@@ -51,7 +51,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = Store::new(&config.clickhouse)?;
+    let store = Store::connect(&config.clickhouse).await?;
     if config.consumer.migrate_on_start {
         let applied = store.migrate().await?;
         tracing::info!(

@@ -52,7 +52,9 @@ impl WriteError {
     pub fn class(&self) -> Class {
         match self {
             Self::Store(StoreError::ClickHouse(e)) => clickhouse_class(e),
-            Self::Store(StoreError::Config(_) | StoreError::ClusterDdl(_)) => Class::Permanent,
+            Self::Store(StoreError::Config(_) | StoreError::ClusterDdl(_) | StoreError::Tls(_)) => {
+                Class::Permanent
+            }
             Self::DeadLetter(e) => kafka_class(e),
         }
     }

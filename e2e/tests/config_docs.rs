@@ -96,6 +96,13 @@ fn docs_table_matches_the_config_structs() {
             for field in pending.drain(..) {
                 defined.insert(format!("{prefix}{field}"));
             }
+        } else if let Some(family) = line
+            .strip_prefix("pub const ")
+            .filter(|r| r.contains("_FAMILY: &str = \""))
+            .and_then(|r| r.split('"').nth(1))
+        {
+            // A family of variables, one per name (`EYE_KAFKA_PROPERTY_<NAME>`).
+            defined.insert(format!("{family}<NAME>"));
         } else if let Some((field, _)) = line.strip_prefix("pub ").and_then(|r| r.split_once(':')) {
             if field.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
                 pending.push(field.to_uppercase());

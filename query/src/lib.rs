@@ -53,7 +53,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = Store::new(&config.clickhouse)?.with_raw_reads(!config.query.deduplicate);
+    let store = Store::connect(&config.clickhouse)
+        .await?
+        .with_raw_reads(!config.query.deduplicate);
     let registry = prometheus::Registry::new();
     let auth = Authenticator::load_for(&config.auth, "query")?;
     let reloader = auth.spawn_reloader();

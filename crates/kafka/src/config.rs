@@ -1,7 +1,13 @@
-//! `EYE_KAFKA_*`: where the broker is and what the topics are called.
+//! `EYE_KAFKA_*`: where the broker is, what the topics are called, how they are replicated,
+//! and any librdkafka property passed through (`EYE_KAFKA_PROPERTY_*`: TLS, SASL, …).
 
+use crate::properties::Properties;
 use eye_runtime::config::Group;
 use serde::Deserialize;
+
+/// The family of variables passed to librdkafka as they are, one property per variable
+/// (`EYE_KAFKA_PROPERTY_SASL_PASSWORD` is `sasl.password`; see [`Properties`]).
+pub const PROPERTY_FAMILY: &str = "EYE_KAFKA_PROPERTY_";
 
 eye_runtime::defaults! {
     d_brokers: String = "127.0.0.1:9092".into();
@@ -47,10 +53,57 @@ pub struct KafkaConfig {
     /// depth, batch fill, consumer lag per partition) into their metrics; 0 turns them off.
     #[serde(default = "d_statistics_interval_ms")]
     pub statistics_interval_ms: u64,
+    /// Replicas of each partition when eye-admin creates a topic. Unset: as many as the
+    /// cluster has brokers, up to 3 (so 3 in production, 1 on the local single broker).
+    #[serde(default)]
+    pub replication_factor: Option<i32>,
+    /// Topic setting `min.insync.replicas` when eye-admin creates a topic: how many
+    /// replicas must have a record before `acks=all` acknowledges it. Unset: one less than
+    /// the replication factor, at least 1 (2 with 3 replicas).
+    #[serde(default)]
+    pub min_insync_replicas: Option<i32>,
+    /// `EYE_KAFKA_PROPERTY_*`, applied last to the producer, consumer and admin clients.
+    /// `Debug` prints secrets redacted.
+    #[serde(skip)]
+    pub(crate) properties: Properties,
+}
+
+impl KafkaConfig {
+    /// The librdkafka properties passed through (`EYE_KAFKA_PROPERTY_*`).
+    pub fn properties(&self) -> &Properties {
+        &self.properties
+    }
 }
 
 impl Group for KafkaConfig {
     const PREFIX: &'static str = "EYE_KAFKA_";
+
+    fn read_families(&mut self, vars: &[(String, String)]) -> Result<(), String> {
+        let family = &PROPERTY_FAMILY[Self::PREFIX.len()..];
+        self.properties = Properties::from_vars(
+            vars.iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix(family)?, v.as_str()))),
+        )?;
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if let Some(rf) = self.replication_factor {
+            if rf < 1 {
+                return Err(format!(
+                    "EYE_KAFKA_REPLICATION_FACTOR must be at least 1, not {rf}"
+                ));
+            }
+        }
+        if let Some(isr) = self.min_insync_replicas {
+            if isr < 1 || self.replication_factor.is_some_and(|rf| isr > rf) {
+                return Err(format!(
+                    "EYE_KAFKA_MIN_INSYNC_REPLICAS must be between 1 and the replication factor, not {isr}"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -64,5 +117,53 @@ mod tests {
         assert_eq!(k.brokers, "127.0.0.1:9092");
         assert_eq!(k.events_topic, "eye.events");
         assert_eq!(k.rejected_topic, "eye.rejected");
+        assert!(k.properties().is_empty());
+        assert_eq!(k.replication_factor, None);
+    }
+
+    #[test]
+    fn properties_are_read_from_their_family_and_never_shown() {
+        let secret = "a-password-nobody-may-read-in-a-log";
+        let k: KafkaConfig = from_pairs(&[
+            ("EYE_KAFKA_PROPERTY_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("EYE_KAFKA_PROPERTY_SASL_MECHANISM", "SCRAM-SHA-512"),
+            ("EYE_KAFKA_PROPERTY_SASL_USERNAME", "eye"),
+            ("EYE_KAFKA_PROPERTY_SASL_PASSWORD", secret),
+            ("EYE_KAFKA_PROPERTY_SSL_KEY_PASSWORD", secret),
+            ("EYE_KAFKA_BROKERS", "kafka-1:9093"),
+        ])
+        .expect("config");
+        assert_eq!(k.brokers, "kafka-1:9093");
+        let names: Vec<&str> = k.properties().iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "sasl.mechanism",
+                "sasl.password",
+                "sasl.username",
+                "security.protocol",
+                "ssl.key.password"
+            ]
+        );
+        let shown = format!("{k:?}");
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("sasl.password"), "{shown}");
+        assert!(shown.contains("SCRAM-SHA-512"), "{shown}");
+    }
+
+    #[test]
+    fn settings_the_eye_depends_on_are_refused() {
+        let e = from_pairs::<KafkaConfig>(&[("EYE_KAFKA_PROPERTY_ENABLE_AUTO_COMMIT", "true")])
+            .expect_err("refused");
+        assert!(e.to_string().contains("enable.auto.commit"), "{e}");
+        let e = from_pairs::<KafkaConfig>(&[
+            ("EYE_KAFKA_MIN_INSYNC_REPLICAS", "3"),
+            ("EYE_KAFKA_REPLICATION_FACTOR", "2"),
+        ])
+        .expect_err("refused");
+        assert!(
+            e.to_string().contains("EYE_KAFKA_MIN_INSYNC_REPLICAS"),
+            "{e}"
+        );
     }
 }

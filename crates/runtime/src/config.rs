@@ -38,10 +38,13 @@ pub fn from_iter<T: DeserializeOwned + Group>(
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<T, ConfigError> {
     let prefix = T::PREFIX;
-    let vars = vars
+    let vars: Vec<(String, String)> = vars
         .into_iter()
-        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_owned(), v)));
-    let group: T = envy::from_iter(vars).map_err(|e| ConfigError::new(prefix, e))?;
+        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_owned(), v)))
+        .collect();
+    let mut group: T =
+        envy::from_iter(vars.iter().cloned()).map_err(|e| ConfigError::new(prefix, e))?;
+    group.read_families(&vars).map_err(ConfigError)?;
     group.check().map_err(ConfigError)?;
     Ok(group)
 }
@@ -59,6 +62,12 @@ pub fn from_pairs<T: DeserializeOwned + Group>(pairs: &[(&str, &str)]) -> Result
 /// A configuration group and its environment prefix.
 pub trait Group {
     const PREFIX: &'static str;
+
+    /// Reads a family of variables that no field can name (e.g. `EYE_KAFKA_PROPERTY_*`,
+    /// one variable per librdkafka property) from the group's variables, prefix removed.
+    fn read_families(&mut self, _vars: &[(String, String)]) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Rules a value's type cannot express (ranges, formats), checked once the group is
     /// read so that a bad value stops start-up; the message names the variable.

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod filters;
+mod http;
 pub mod migrations;
 pub mod rows;
 pub mod sql;
@@ -14,8 +15,9 @@ pub use filters::{
     AggregateFilter, EventFilter, IdentityEventsFilter, OwnerKind, OwnerSessionsFilter,
     RefusedTimeFilter, RejectedFilter,
 };
+pub use http::TlsError;
 pub use rows::{
     ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, LinkRow, OwnerSessionRow,
     RejectedRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
 };
-pub use store::{Store, StoreError, MAX_RESULT_ROWS};
+pub use store::{Compressed, Store, StoreError, MAX_RESULT_ROWS};

@@ -59,6 +59,11 @@ pub fn ping() -> Statement {
     Statement::new("SELECT 1")
 }
 
+/// The server's version, e.g. `18.16.1`.
+pub fn server_version() -> Statement {
+    Statement::new("SELECT version()")
+}
+
 pub fn create_database(name: &str) -> Result<Statement, InvalidIdentifier> {
     Ok(Statement::new("CREATE DATABASE IF NOT EXISTS ").push_text(identifier(name)?))
 }

@@ -1,7 +1,7 @@
 //! The `Store`: a handle on The Eye's ClickHouse database that runs the statements of
 //! [`crate::sql`] and reads their rows.
 
-use crate::config::ClickHouseConfig;
+use crate::config::{ClickHouseConfig, CompressionSetting};
 use crate::filters::{
     AggregateFilter, EventFilter, IdentityEventsFilter, OwnerSessionsFilter, RefusedTimeFilter,
     RejectedFilter,
@@ -24,12 +24,45 @@ pub const MAX_RESULT_ROWS: u64 = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("clickhouse: {0}")]
+    /// With its causes: a refused certificate is only named deep in the chain.
+    #[error("clickhouse: {}", with_causes(.0))]
     ClickHouse(#[from] clickhouse::error::Error),
     #[error(transparent)]
     Config(#[from] sql::InvalidIdentifier),
     #[error(transparent)]
     ClusterDdl(#[from] migrations::ClusterDdlError),
+    #[error(transparent)]
+    Tls(#[from] crate::http::TlsError),
+}
+
+/// `e: cause: its cause…`, each text once (wrappers often repeat their source's).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// What travels compressed (LZ4) between The Eye and ClickHouse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compressed {
+    pub inserts: bool,
+    pub reads: bool,
+}
+
+fn lz4(on: bool) -> clickhouse::Compression {
+    if on {
+        clickhouse::Compression::Lz4
+    } else {
+        clickhouse::Compression::None
+    }
 }
 
 /// A handle on The Eye's ClickHouse database. Cheap to clone.
@@ -44,9 +77,12 @@ pub struct Store {
     /// `EYE_CLICKHOUSE_CLUSTER`: the cluster the tables are laid out on, or `None` for one
     /// server (see `docs/cluster.md`).
     cluster: Option<String>,
+    compressed: Compressed,
 }
 
 impl Store {
+    /// A handle with reads uncompressed under `EYE_CLICKHOUSE_COMPRESSION=auto` (the
+    /// default); [`Store::connect`] asks the server whether they can be.
     pub fn new(cfg: &ClickHouseConfig) -> Result<Self, StoreError> {
         let database = sql::identifier(&cfg.database)?.to_owned();
         let cluster = match cfg.cluster.as_deref().map(str::trim) {
@@ -54,13 +90,26 @@ impl Store {
             Some(name) => Some(sql::identifier(name)?.to_owned()),
         };
         // Validation off: ClickHouse 18.16 cannot answer RowBinaryWithNamesAndTypes.
-        // Compression off: 18.16 returned empty SELECT bodies with the crate's LZ4.
-        let server = clickhouse::Client::default()
+        let compressed = match cfg.compression {
+            CompressionSetting::Auto => Compressed {
+                inserts: true,
+                reads: false,
+            },
+            CompressionSetting::Lz4 => Compressed {
+                inserts: true,
+                reads: true,
+            },
+            CompressionSetting::None => Compressed {
+                inserts: false,
+                reads: false,
+            },
+        };
+        let server = crate::http::client(cfg)?
             .with_url(&cfg.url)
             .with_user(&cfg.user)
             .with_password(secrecy::ExposeSecret::expose_secret(&cfg.password))
             .with_validation(false)
-            .with_compression(clickhouse::Compression::None);
+            .with_compression(lz4(compressed.reads));
         // Cluster mode: an insert into a Distributed table returns once every shard's rows
         // are written (to one replica; replication copies them on), so the consumer's
         // "commit only after the insert" still means stored. And a read's
@@ -82,7 +131,60 @@ impl Store {
             max_execution_time: Duration::from_millis(cfg.max_execution_time_ms),
             raw_reads: false,
             cluster,
+            compressed,
         })
+    }
+
+    /// [`Store::new`], then, under `EYE_CLICKHOUSE_COMPRESSION=auto`, one compressed
+    /// `SELECT version()`: reads are compressed from then on if its answer comes back
+    /// whole. ClickHouse 18.16 answers every compressed read (`compress=1`) with an empty
+    /// body, so there reads stay uncompressed; its compressed inserts (`decompress=1`) work.
+    /// A server that cannot be asked (down at start-up) keeps reads uncompressed: correct
+    /// either way, only larger.
+    pub async fn connect(cfg: &ClickHouseConfig) -> Result<Self, StoreError> {
+        let mut store = Self::new(cfg)?;
+        if cfg.compression != CompressionSetting::Auto {
+            return Ok(store);
+        }
+        match store.reads_compress().await {
+            Ok((version, on)) => {
+                if on {
+                    store.server = store.server.with_compression(lz4(true));
+                    store.client = store.client.with_compression(lz4(true));
+                    store.compressed.reads = true;
+                }
+                tracing::info!(
+                    server_version = %version,
+                    compressed_inserts = store.compressed.inserts,
+                    compressed_reads = store.compressed.reads,
+                    "clickhouse compression"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot ask ClickHouse whether compressed reads work; reading uncompressed");
+            }
+        }
+        Ok(store)
+    }
+
+    /// The server's version, and whether a compressed read of it comes back whole.
+    async fn reads_compress(&self) -> Result<(String, bool), StoreError> {
+        let version: String = sql::server_version()
+            .query(&self.server)
+            .fetch_one()
+            .await?;
+        let compressed = self.server.clone().with_compression(lz4(true));
+        let answer = sql::server_version()
+            .query(&compressed)
+            .fetch_one::<String>()
+            .await;
+        let whole = answer.as_deref().is_ok_and(|v| *v == version);
+        Ok((version, whole))
+    }
+
+    /// What travels compressed.
+    pub fn compressed(&self) -> Compressed {
+        self.compressed
     }
 
     /// With `true`, event listings return every stored copy of an event, replays included,
@@ -255,7 +357,12 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut insert = self.client.insert::<T>(table).await?;
+        let mut insert = self
+            .client
+            .clone()
+            .with_compression(lz4(self.compressed.inserts))
+            .insert::<T>(table)
+            .await?;
         for row in rows {
             insert.write(row).await?;
         }

@@ -20,12 +20,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the Kafka topics that do not exist yet.
-    Topics,
+    /// Create the Kafka topics that do not exist yet (existing ones are left as they are).
+    Topics(TopicArgs),
     /// Create the ClickHouse database and apply pending migrations.
     Migrate,
     /// Both: everything a fresh stack needs before the services start. Idempotent.
-    Init,
+    Init(TopicArgs),
     /// Print every migration statement and every query (with sample values bound) as JSON,
     /// for checking the SQL on other ClickHouse versions (deploy/sqlcheck.py).
     Sql,
@@ -34,15 +34,31 @@ enum Command {
     Clients(clients::ClientsCommand),
 }
 
+/// Topic settings; each flag overrides its `EYE_KAFKA_*` variable.
+#[derive(clap::Args, Default)]
+struct TopicArgs {
+    /// Partitions of each topic (EYE_KAFKA_EVENTS_PARTITIONS, default 6).
+    #[arg(long)]
+    partitions: Option<i32>,
+    /// Replicas of each partition (EYE_KAFKA_REPLICATION_FACTOR; default: as many as the
+    /// cluster has brokers, up to 3).
+    #[arg(long)]
+    replication_factor: Option<i32>,
+    /// Topic setting min.insync.replicas (EYE_KAFKA_MIN_INSYNC_REPLICAS; default: one less
+    /// than the replication factor, at least 1).
+    #[arg(long)]
+    min_insync_replicas: Option<i32>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     eye_runtime::telemetry::init_tracing("eye-admin");
     let cli = Cli::parse();
     match cli.command {
-        Command::Topics => topics().await,
+        Command::Topics(args) => topics(args).await,
         Command::Migrate => migrate().await,
-        Command::Init => {
-            topics().await?;
+        Command::Init(args) => {
+            topics(args).await?;
             migrate().await
         }
         Command::Sql => print_sql(),
@@ -50,26 +66,50 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn topics() -> anyhow::Result<()> {
-    let k: KafkaConfig = config::from_env()?;
+async fn topics(args: TopicArgs) -> anyhow::Result<()> {
+    let mut k: KafkaConfig = config::from_env()?;
+    k.events_partitions = args.partitions.unwrap_or(k.events_partitions);
+    k.replication_factor = args.replication_factor.or(k.replication_factor);
+    k.min_insync_replicas = args.min_insync_replicas.or(k.min_insync_replicas);
+    anyhow::ensure!(k.events_partitions >= 1, "--partitions must be at least 1");
     let p = k.events_partitions;
     let topics = [
         (k.events_topic.as_str(), p),
         (k.rejected_topic.as_str(), p),
         (k.sessions_topic.as_str(), p),
     ];
-    eye_kafka::client::ensure_topics(&k, &topics)
+    let (replication, states) = eye_kafka::client::create_topics(&k, &topics)
         .await
         .with_context(|| format!("creating topics on {}", k.brokers))?;
-    for (t, _) in topics {
-        println!("topic {t} ready ({p} partitions if created now)");
+    if replication.replication_factor < eye_kafka::client::DEFAULT_REPLICATION_FACTOR
+        && states.iter().any(|t| t.created)
+    {
+        eprintln!(
+            "note: replication factor {} (the cluster's brokers allow no more, or it was set): \
+             acks=all then survives no broker loss; production wants 3 with min.insync.replicas 2",
+            replication.replication_factor
+        );
+    }
+    for t in states {
+        let how = if t.created {
+            format!(
+                "created: {} partitions, replication factor {}, min.insync.replicas {}",
+                t.partitions, t.replication_factor, replication.min_insync_replicas
+            )
+        } else {
+            format!(
+                "exists, left as it is: {} partitions, replication factor {}",
+                t.partitions, t.replication_factor
+            )
+        };
+        println!("topic {} {how}", t.name);
     }
     Ok(())
 }
 
 async fn migrate() -> anyhow::Result<()> {
     let c: ClickHouseConfig = config::from_env()?;
-    let store = Store::new(&c)?;
+    let store = Store::connect(&c).await?;
     let applied = store
         .migrate()
         .await

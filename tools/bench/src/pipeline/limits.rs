@@ -79,7 +79,7 @@ pub async fn run(o: Options, schema_dir: &Path) -> anyhow::Result<()> {
 
     let mut ch: ClickHouseConfig = config::from_env()?;
     ch.database = format!("eye_bench_limits_{}", &run[..12]);
-    let store = eye_store::Store::new(&ch)?;
+    let store = eye_store::Store::connect(&ch).await?;
     store.migrate().await?;
     let i = insert::run(&store, &records, batch_rows).await?;
     let secs = i.elapsed.as_secs_f64();
@@ -87,6 +87,7 @@ pub async fn run(o: Options, schema_dir: &Path) -> anyhow::Result<()> {
         "raw_insert",
         serde_json::json!({"rows": i.rows, "batch_rows": batch_rows, "seconds": secs,
             "per_sec": i.rows as f64 / secs, "database": ch.database,
+            "compressed_inserts": store.compressed().inserts,
             // What holding every record in memory cost this process.
             "eye_bench_peak_rss_mib": procs::own_peak_rss_mib()}),
     );

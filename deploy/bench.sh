@@ -150,6 +150,9 @@ for storage in $STORAGES; do
             env EYE_BENCH_CLICKHOUSE_URL=http://127.0.0.1:28123 "$BENCH" query \
             --events "$QUERY_EVENTS" --jsonl "$lines" $QUERY_ARGS >"$OUT/$storage-query.txt"
     fi
+    # When these figures were measured, for the report's header: a later rendering of the
+    # same lines must not date them to itself.
+    printf '{"measure":"run","finished":"%s"}\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$lines"
     timed "$storage: stopping the stack" deploy/stack.sh down >/dev/null
     # Gigabytes of rows and records no later run reads: a machine running make bench
     # often must not fill its disk.

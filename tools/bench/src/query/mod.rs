@@ -431,5 +431,8 @@ fn print_machine(clickhouse_version: &str) {
         m.ram_gib,
         load_average()
     );
-    println!("date: {}; ClickHouse {clickhouse_version}", m.date);
+    println!(
+        "date: {}; ClickHouse {clickhouse_version}",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
 }

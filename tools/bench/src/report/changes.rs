@@ -1,20 +1,8 @@
-//! The parts of BENCHMARKS.md after the runs: how each component grows beyond one machine,
-//! and the changes `deploy/ab.sh` measured before and after (tools/bench/changes.jsonl).
+//! The changes `deploy/ab.sh` measured before and after (tools/bench/changes.jsonl), as
+//! BENCHMARKS.md's table of them.
 
 use super::{cell, fmt, head, num, row, Lines};
 use std::fmt::Write as _;
-
-pub const GROWING: &str = "## Growing beyond one machine
-
-Each component grows on its own; the per-core figures above say by how much.
-
-- **Partitions.** `eye.events` is keyed by `session_id`, so a session's events stay in one partition, in order, however many partitions there are. The partition count caps the consumer replicas: create the partitions before the load arrives, since adding them later re-maps keys and splits the sessions in flight.
-- **Consumer replicas** join the same group (`eye-consumer`); the broker gives each partition to one member, so at most one replica per partition does work.
-- **Ingest replicas** are stateless (each request is produced and acknowledged before it is answered) and go behind a load balancer. Rate limits are counted in each replica's memory, so a client's budget applies per replica.
-- **ClickHouse shards** each hold the local tables (and the orderings their views fill) behind `Distributed` tables with sharding key `cityHash64(session_id)`: a session's events, and every copy of a retried event (same `event_id`, same session), land on one shard, so the merges and the read-time dedup by `event_id` never need rows from two shards. Reads fan out to every shard.
-- **The broker** here is one tansu process: its memory storage forgets everything on restart and serves only to find the pipeline's own limits; its sqlite storage is one file on one disk. Beyond one machine the topics go to a replicated Kafka-compatible cluster; the services speak only the Kafka protocol (`docker-compose.yml` runs them against Apache Kafka).
-
-";
 
 /// Changes measured before and after (`deploy/ab.sh`, one JSON line each), as a table.
 pub fn section(text: &str) -> String {

@@ -4,12 +4,14 @@
 //!
 //! Here are the parts both benchmarks share: the lines, figures and counts, nearest-rank
 //! percentiles, the machine, markdown tables and the targets. The pipeline's sections are
-//! in [`pipeline`]; the query benchmark's, with the tables it prints, in [`query`]; the
-//! measured changes in [`changes`].
+//! in [`pipeline`]; the query benchmark's, with the tables it prints, in [`query`]; how the
+//! pipeline grows beyond one machine, sized from a run, in [`sizing`]; the measured changes
+//! in [`changes`].
 
 pub mod changes;
 pub mod pipeline;
 pub mod query;
+pub mod sizing;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -110,14 +112,12 @@ pub fn percentile<T: Copy + Ord + Default>(samples: &[T], q: f64) -> T {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// The machine the figures were measured on.
+/// The machine the report is rendered on, which `make bench` measures on too.
 #[derive(Debug, Clone, Serialize)]
 pub struct Machine {
     pub cores: usize,
     pub ram_gib: f64,
     pub cpu: String,
-    /// When this was read, RFC 3339 to the second.
-    pub date: String,
 }
 
 impl Machine {
@@ -137,7 +137,6 @@ impl Machine {
             cores: cores(),
             ram_gib: mem_kib / 1024.0 / 1024.0,
             cpu,
-            date: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         }
     }
 }
@@ -155,6 +154,31 @@ pub fn load_average() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// When a run's figures were measured: the `run` line deploy/bench.sh appends as the run
+/// ends, RFC 3339 to the second. None for run files written before it did.
+pub fn finished(lines: &Lines) -> Option<&str> {
+    first(lines, "run").and_then(|v| v["finished"].as_str())
+}
+
+/// The report's first words: when its figures were measured, which a later rendering of
+/// the same run files must not move, then when it was rendered.
+fn measured(runs: &[(&str, &Lines)], machine: &Machine, rendered: &str) -> String {
+    let each: Vec<String> = runs
+        .iter()
+        .map(|(name, lines)| match finished(lines) {
+            Some(at) => format!("the {name} run finished at {at}"),
+            None => format!("the {name} run at a time its lines do not record"),
+        })
+        .collect();
+    format!(
+        "Measured by `make bench`: {} ({} cores, {:.1} GiB RAM, {}); rendered from those runs' lines at {rendered}.",
+        each.join(", "),
+        machine.cores,
+        machine.ram_gib,
+        machine.cpu
+    )
 }
 
 /// A markdown table's header and rule.
@@ -264,21 +288,29 @@ pub fn write(runs: &[String], markdown: &Path, json: &Path, changes: &Path) -> a
     // Missing is not an error: it means no change has been measured yet.
     let changes_text = std::fs::read_to_string(changes).unwrap_or_default();
     let machine = Machine::read();
+    let rendered = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let runs: Vec<(&str, &Lines)> = order.iter().map(|n| (n.as_str(), &all[n])).collect();
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
         md,
-        "Written by `make bench` on {} ({} cores, {:.1} GiB RAM, {}). Everything ran on this one machine: broker, ClickHouse, the services and the load generator. Each figure is one run on a shared machine; compare ratios measured in the same run rather than absolute numbers.\n",
-        machine.date, machine.cores, machine.ram_gib, machine.cpu
+        "{} Everything ran on this one machine: broker, ClickHouse, the services and the load generator. Each figure is one run on a shared machine; compare ratios measured in the same run rather than absolute numbers.\n",
+        measured(&runs, &machine, &rendered)
     );
-    let runs: Vec<(&str, &Lines)> = order.iter().map(|n| (n.as_str(), &all[n])).collect();
     let mut targets = Vec::new();
     md.push_str(&pipeline::runs_sections(&runs, &mut targets));
-    md.push_str(changes::GROWING);
+    md.push_str(&sizing::section(&runs));
     md.push_str(&changes::section(&changes_text));
     md.push_str(&targets_section(&targets));
     std::fs::write(markdown, md)?;
-    let out = serde_json::json!({"machine": machine, "runs": all, "changes": parse(&changes_text)});
+    let when: BTreeMap<&str, Option<&str>> = runs.iter().map(|(n, l)| (*n, finished(l))).collect();
+    let out = serde_json::json!({
+        "machine": machine,
+        "measured": when,
+        "rendered": rendered,
+        "runs": all,
+        "changes": parse(&changes_text),
+    });
     std::fs::write(json, serde_json::to_string_pretty(&out)?)?;
     Ok(())
 }
@@ -316,6 +348,31 @@ mod tests {
         ];
         for (samples, q, want) in cases {
             assert_eq!(percentile(samples, *q), *want, "{samples:?} at {q}");
+        }
+    }
+
+    #[test]
+    fn the_header_says_when_each_run_was_measured() {
+        let machine = Machine {
+            cores: 2,
+            ram_gib: 23.5,
+            cpu: "AMD EPYC".into(),
+        };
+        let recorded = parse(r#"{"measure":"run","finished":"2026-12-07T02:59:41Z"}"#);
+        let older = parse(r#"{"measure":"raw_produce","per_sec":1}"#);
+        // (runs, header)
+        let cases: &[(&[(&str, &Lines)], &str)] = &[
+            (
+                &[("memory", &recorded)],
+                "Measured by `make bench`: the memory run finished at 2026-12-07T02:59:41Z (2 cores, 23.5 GiB RAM, AMD EPYC); rendered from those runs' lines at 2026-12-08T10:00:00Z.",
+            ),
+            (
+                &[("memory", &recorded), ("sqlite", &older)],
+                "Measured by `make bench`: the memory run finished at 2026-12-07T02:59:41Z, the sqlite run at a time its lines do not record (2 cores, 23.5 GiB RAM, AMD EPYC); rendered from those runs' lines at 2026-12-08T10:00:00Z.",
+            ),
+        ];
+        for (runs, want) in cases {
+            assert_eq!(measured(runs, &machine, "2026-12-08T10:00:00Z"), *want);
         }
     }
 

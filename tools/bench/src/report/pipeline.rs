@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// The sweep step with the most events/s: the run's best ingest rate.
-fn best_step(lines: &Lines) -> Option<&serde_json::Value> {
+pub(super) fn best_step(lines: &Lines) -> Option<&serde_json::Value> {
     of(lines, "ingest_throughput")
         .into_iter()
         .filter(|v| num(v, &["events_per_sec"]).is_finite())

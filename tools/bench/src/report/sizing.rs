@@ -423,7 +423,7 @@ pub fn section(runs: &[(&str, &Lines)]) -> String {
     needs_table(&mut md, &f);
     let _ = writeln!(
         md,
-        "\nConsumer cores are the cores the consumers use together; several replicas share a node. Brokers: the most of {REPLICATION_FACTOR:.0} (the replication factor), what their cores take, and what their links take in. Redis admissions: {ADMISSIONS_PER_REQUEST:.0} per request of {} events; `make bench` runs without Redis, so its round trips are not in these figures (docs/production-replicas.md measured one admission on this machine).\n",
+        "\nConsumer cores are the cores the consumers use together; several replicas share a node. Brokers: the most of {REPLICATION_FACTOR:.0} (the replication factor), what their cores take, and what their links take in. Redis admissions: {ADMISSIONS_PER_REQUEST:.0} per request of {} events; `make bench` runs without Redis, so its round trips are not in these figures (the README's In production section gives one admission's cost, measured on this machine).\n",
         fmt(f.batch, 0)
     );
     md.push_str(HOW);

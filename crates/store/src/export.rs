@@ -1,0 +1,420 @@
+//! Exports: every event a filter matches, one per event (the listing's `LIMIT 1 BY`), in the
+//! listing's order, as NDJSON or CSV, in memory that does not grow with the export.
+//!
+//! The rows are read as keyset pages of at most `page_rows` (the statement of
+//! `GET /v1/events`, in cluster mode too, each page resuming after the last row of the one
+//! before), so each page is one bounded read under the store's `max_result_rows` backstop
+//! and its own time limit, and no more than a page or two is ever held. Each row carries
+//! its `cursor`: the `/v1/events` cursor of that row, from which an export resumes exactly
+//! after it (`cursor=` of `GET /v1/export`, `eye-admin export --resume`).
+//!
+//! ClickHouse 18.16 has no Parquet output format (`FORMAT Parquet` is "Unknown format"):
+//! only NDJSON and CSV are offered.
+
+use crate::filters::EventFilter;
+use crate::rows::EventRow;
+use crate::store::{Store, StoreError};
+use eye_model::time::EventTime;
+use futures::Stream;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line, `\n`-terminated.
+    Ndjson,
+    /// RFC 4180: a header line, then one record per line, `\r\n`-terminated.
+    Csv,
+}
+
+impl Format {
+    /// `ndjson` or `csv`; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ndjson" => Some(Self::Ndjson),
+            "csv" => Some(Self::Csv),
+            _ => None,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Ndjson => "application/x-ndjson",
+            Self::Csv => "text/csv; charset=utf-8",
+        }
+    }
+
+    /// What comes before the first row: the CSV header line.
+    pub fn header(self) -> &'static str {
+        match self {
+            Self::Ndjson => "",
+            Self::Csv => CSV_HEADER,
+        }
+    }
+
+    /// The cursor of the last complete row of `text` (an export's beginning), and how many
+    /// bytes of `text` end with that row. With no complete row: `(None, header length)`,
+    /// or `(None, 0)` when even the header is cut (to be written again). `None` when `text`
+    /// is not the beginning of an export in this format.
+    pub fn last_complete_row(self, text: &[u8]) -> Option<(Option<String>, usize)> {
+        let header = self.header().as_bytes();
+        if !text.starts_with(header) && !(header.starts_with(text) && !header.is_empty()) {
+            return None;
+        }
+        let body = text.get(header.len()..).unwrap_or_default();
+        let Some(end) = body.iter().rposition(|b| *b == b'\n') else {
+            let kept = if text.len() < header.len() { 0 } else { header.len() };
+            return Some((None, kept));
+        };
+        let line = &body[..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let start = line.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let line = std::str::from_utf8(&line[start..]).ok()?;
+        let cursor = match self {
+            Self::Ndjson => {
+                let v: serde_json::Value = serde_json::from_str(line).ok()?;
+                v.get("cursor")?.as_str()?.to_owned()
+            }
+            // The cursor is the last field, never quoted (digits, hex and `_`).
+            Self::Csv => line.rsplit(',').next()?.to_owned(),
+        };
+        decode_cursor(&cursor)?;
+        Some((Some(cursor), header.len() + end + 1))
+    }
+}
+
+/// The CSV columns, in order; `cursor` last.
+pub const CSV_COLUMNS: [&str; 11] = [
+    "event_id",
+    "session_id",
+    "category",
+    "name",
+    "timestamp",
+    "client_timestamp",
+    "sent_at",
+    "received_at",
+    "value",
+    "data",
+    "cursor",
+];
+
+const CSV_HEADER: &str = "event_id,session_id,category,name,timestamp,client_timestamp,\
+                          sent_at,received_at,value,data,cursor\r\n";
+
+/// The keyset cursor of a row, the same text as `/v1/events`' `next_cursor`:
+/// `<ts_us>_<event_id, 32 hex digits>_<session_id, hex of its UTF-8>`.
+pub fn cursor(r: &EventRow) -> String {
+    format!(
+        "{}_{}_{}",
+        r.ts_us,
+        r.event_id.simple(),
+        hex_encode(r.session_id.as_bytes())
+    )
+}
+
+/// The `(ts_us, event_id, session_id)` of a [`cursor`], or `None` if it is not one.
+pub fn decode_cursor(raw: &str) -> Option<(i64, Uuid, String)> {
+    let mut parts = raw.splitn(3, '_');
+    let ts = parts.next()?.parse::<i64>().ok()?;
+    let id = Uuid::try_parse(parts.next()?).ok()?;
+    let session = hex_decode(parts.next()?)?;
+    Some((ts, id, String::from_utf8(session).ok()?))
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn time(us: i64) -> String {
+    EventTime::from_micros(us).to_rfc3339()
+}
+
+/// An exported NDJSON line: `GET /v1/events`' event, plus its `cursor`.
+#[derive(Serialize)]
+struct NdjsonRow<'a> {
+    event_id: Uuid,
+    session_id: &'a str,
+    category: &'a str,
+    name: &'a str,
+    timestamp: String,
+    client_timestamp: String,
+    sent_at: Option<String>,
+    received_at: String,
+    data: &'a RawValue,
+    value: Option<f64>,
+    cursor: String,
+}
+
+/// Appends the rows to `out` in `format` (without the header).
+pub fn encode(format: Format, rows: &[EventRow], out: &mut Vec<u8>) {
+    for r in rows {
+        match format {
+            Format::Ndjson => ndjson_row(r, out),
+            Format::Csv => csv_row(r, out),
+        }
+    }
+}
+
+fn ndjson_row(r: &EventRow, out: &mut Vec<u8>) {
+    // Stored JSON text as is; `null` if a row written by something else is not JSON.
+    let null: &RawValue = serde_json::from_str("null").unwrap_or_else(|_| unreachable!());
+    let data = serde_json::from_str::<&RawValue>(&r.data).unwrap_or(null);
+    let line = NdjsonRow {
+        event_id: r.event_id,
+        session_id: &r.session_id,
+        category: &r.category,
+        name: &r.name,
+        timestamp: time(r.ts_us),
+        client_timestamp: time(r.client_ts_us),
+        sent_at: r.sent_at_us.map(time),
+        received_at: time(r.received_at_us),
+        data,
+        value: r.value,
+        cursor: cursor(r),
+    };
+    serde_json::to_writer(&mut *out, &line).unwrap_or_else(|_| unreachable!("into a Vec"));
+    out.push(b'\n');
+}
+
+fn csv_row(r: &EventRow, out: &mut Vec<u8>) {
+    let value = r
+        .value
+        .filter(|v| v.is_finite())
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let fields = [
+        r.event_id.to_string(),
+        csv_field(&r.session_id),
+        csv_field(&r.category),
+        csv_field(&r.name),
+        time(r.ts_us),
+        time(r.client_ts_us),
+        r.sent_at_us.map(time).unwrap_or_default(),
+        time(r.received_at_us),
+        value,
+        csv_field(&r.data),
+        cursor(r),
+    ];
+    out.extend_from_slice(fields.join(",").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A CSV field (RFC 4180): quoted, its quotes doubled, when it holds a comma, a quote or a
+/// line break, or starts or ends with a space; as is otherwise.
+pub fn csv_field(s: &str) -> String {
+    let quote = s.contains([',', '"', '\r', '\n']) || s.starts_with(' ') || s.ends_with(' ');
+    if quote {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// How an export reads: rows per page and each page's time limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// At most [`crate::MAX_RESULT_ROWS`].
+    pub page_rows: u32,
+    pub page_time_limit: Duration,
+}
+
+/// The filter's events as pages of at most `page_rows`, in the filter's order, starting
+/// after its cursor (`after`); its `offset` and `limit` are ignored. Each page is read when
+/// the stream is polled for it: nothing else is held.
+pub fn pages(
+    store: Store,
+    filter: EventFilter,
+    settings: Settings,
+) -> impl Stream<Item = Result<Vec<EventRow>, StoreError>> + Send {
+    let first = EventFilter {
+        offset: 0,
+        limit: settings
+            .page_rows
+            .clamp(1, crate::MAX_RESULT_ROWS as u32),
+        ..filter
+    };
+    futures::stream::try_unfold(Some(first), move |state| {
+        let store = store.clone();
+        async move {
+            let Some(mut f) = state else {
+                return Ok(None);
+            };
+            let rows = store.export_page(&f, settings.page_time_limit).await?;
+            let Some(last) = rows.last() else {
+                return Ok(None);
+            };
+            let next = (rows.len() == f.limit as usize).then(|| {
+                f.after = Some((last.ts_us, last.event_id, last.session_id.clone()));
+                f
+            });
+            Ok(Some((rows, next)))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: u128, session: &str, data: &str, value: Option<f64>) -> EventRow {
+        EventRow {
+            event_id: Uuid::from_u128(n),
+            session_id: session.to_owned(),
+            category: "page_interaction".into(),
+            name: "page_view".into(),
+            ts_us: 1_700_000_000_000_000 + n as i64,
+            received_at_us: 1_700_000_000_500_000,
+            data: data.to_owned(),
+            value,
+            client_ts_us: 1_700_000_000_000_000,
+            sent_at_us: None,
+        }
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_needed() {
+        let cases = [
+            ("plain", "plain"),
+            ("", ""),
+            ("a,b", "\"a,b\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+            ("two\nlines", "\"two\nlines\""),
+            ("cr\r", "\"cr\r\""),
+            (" padded", "\" padded\""),
+            ("{\"a\":1,\"b\":[2]}", "\"{\"\"a\"\":1,\"\"b\"\":[2]}\""),
+            ("=SUM(A1)", "=SUM(A1)"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(csv_field(raw), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn csv_rows_have_every_column_and_end_with_the_cursor() {
+        let r = row(7, "s,1", r#"{"q":"a\"b"}"#, Some(2.5));
+        let mut out = Vec::new();
+        encode(Format::Csv, std::slice::from_ref(&r), &mut out);
+        let line = String::from_utf8(out).expect("UTF-8");
+        assert_eq!(
+            line,
+            format!(
+                "00000000-0000-0000-0000-000000000007,\"s,1\",page_interaction,page_view,\
+                 2023-11-14T22:13:20.000007Z,2023-11-14T22:13:20.000000Z,,\
+                 2023-11-14T22:13:20.500000Z,2.5,\"{{\"\"q\"\":\"\"a\\\"\"b\"\"}}\",{}\r\n",
+                cursor(&r)
+            )
+        );
+        assert_eq!(CSV_HEADER.trim_end().split(',').collect::<Vec<_>>(), CSV_COLUMNS);
+    }
+
+    #[test]
+    fn ndjson_rows_are_the_listing_event_and_its_cursor() {
+        let rows = [
+            row(1, "s1", r#"{"n":1}"#, None),
+            row(2, "s1", "not json", Some(f64::NAN)),
+        ];
+        let mut out = Vec::new();
+        encode(Format::Ndjson, &rows, &mut out);
+        let text = String::from_utf8(out).expect("UTF-8");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["data"], serde_json::json!({"n": 1}));
+        assert_eq!(lines[0]["value"], serde_json::Value::Null);
+        assert_eq!(lines[0]["timestamp"], "2023-11-14T22:13:20.000001Z");
+        assert_eq!(lines[1]["data"], serde_json::Value::Null);
+        assert_eq!(lines[1]["value"], serde_json::Value::Null);
+        assert_eq!(lines[1]["cursor"], cursor(&rows[1]));
+        assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        for session in ["s1", "", "ünï_cödé,\"x\""] {
+            let r = row(0xabcdef, session, "{}", None);
+            let c = cursor(&r);
+            assert!(c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "{c}");
+            assert_eq!(
+                decode_cursor(&c),
+                Some((r.ts_us, r.event_id, session.to_owned()))
+            );
+        }
+        for bad in [
+            "",
+            "x_00000000000000000000000000000001_",
+            "1_nope_",
+            "1_00000000000000000000000000000001_abc",
+            "1_00000000000000000000000000000001_zz",
+            "1_00000000000000000000000000000001_ff",
+        ] {
+            assert_eq!(decode_cursor(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cut_export_resumes_after_its_last_complete_row() {
+        let rows = [row(1, "a", "{}", None), row(2, "b", "{\"x\":\"1,2\"}", None)];
+        for format in [Format::Ndjson, Format::Csv] {
+            let mut full = format.header().as_bytes().to_vec();
+            let header = full.len();
+            let mut first = Vec::new();
+            encode(format, &rows[..1], &mut first);
+            full.extend_from_slice(&first);
+            let one = full.len();
+            encode(format, &rows[1..], &mut full);
+            let want_first = Some(cursor(&rows[0]));
+            let want_last = Some(cursor(&rows[1]));
+            assert_eq!(
+                format.last_complete_row(&full),
+                Some((want_last, full.len())),
+                "{format:?} whole"
+            );
+            // Cut anywhere inside the second row: the first is the last complete one.
+            for cut in one..full.len() {
+                assert_eq!(
+                    format.last_complete_row(&full[..cut]),
+                    Some((want_first.clone(), one)),
+                    "{format:?} cut at {cut}"
+                );
+            }
+            // Cut inside the first row or the header: nothing but the header is kept.
+            for cut in header..one {
+                assert_eq!(
+                    format.last_complete_row(&full[..cut]),
+                    Some((None, header)),
+                    "{format:?} cut at {cut}"
+                );
+            }
+            for cut in 0..header {
+                assert_eq!(
+                    format.last_complete_row(&full[..cut]),
+                    Some((None, 0)),
+                    "{format:?} cut in the header at {cut}"
+                );
+            }
+        }
+        assert_eq!(Format::Csv.last_complete_row(b"not,an,export\r\n"), None);
+        assert_eq!(Format::Ndjson.last_complete_row(b"{\"a\":1}\n"), None);
+    }
+}

@@ -18,6 +18,7 @@ use eye_model::time::EventTime;
 use futures::Stream;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use std::io::BufRead;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -55,24 +56,9 @@ impl Format {
         }
     }
 
-    /// The cursor of the last complete row of `text` (an export's beginning), and how many
-    /// bytes of `text` end with that row. With no complete row: `(None, header length)`,
-    /// or `(None, 0)` when even the header is cut (to be written again). `None` when `text`
-    /// is not the beginning of an export in this format.
-    pub fn last_complete_row(self, text: &[u8]) -> Option<(Option<String>, usize)> {
-        let header = self.header().as_bytes();
-        if !text.starts_with(header) && !(header.starts_with(text) && !header.is_empty()) {
-            return None;
-        }
-        let body = text.get(header.len()..).unwrap_or_default();
-        let Some(end) = body.iter().rposition(|b| *b == b'\n') else {
-            let kept = if text.len() < header.len() { 0 } else { header.len() };
-            return Some((None, kept));
-        };
-        let line = &body[..end];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let start = line.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let line = std::str::from_utf8(&line[start..]).ok()?;
+    /// The cursor a row line (without its line end) carries, or `None` if it is no row.
+    pub fn row_cursor(self, line: &[u8]) -> Option<String> {
+        let line = std::str::from_utf8(line).ok()?;
         let cursor = match self {
             Self::Ndjson => {
                 let v: serde_json::Value = serde_json::from_str(line).ok()?;
@@ -82,8 +68,61 @@ impl Format {
             Self::Csv => line.rsplit(',').next()?.to_owned(),
         };
         decode_cursor(&cursor)?;
-        Some((Some(cursor), header.len() + end + 1))
+        Some(cursor)
     }
+
+    /// Where an export written to `file` resumes: read line by line (memory does not grow
+    /// with it), the last complete row's cursor and the bytes up to its end. A cut header
+    /// keeps nothing, to be written again. `Ok(None)` if `file` is not an export in this
+    /// format (a complete line that is not a row).
+    pub fn resume_point(self, mut file: impl BufRead) -> std::io::Result<Option<ResumePoint>> {
+        let header = self.header().as_bytes();
+        let mut line = Vec::new();
+        let mut point = ResumePoint::default();
+        if !header.is_empty() {
+            let mut head = vec![0; header.len()];
+            let mut got = 0;
+            while got < head.len() {
+                match file.read(&mut head[got..])? {
+                    0 => break,
+                    n => got += n,
+                }
+            }
+            if head[..got] != header[..got] {
+                return Ok(None);
+            }
+            if got < header.len() {
+                return Ok(Some(point));
+            }
+            point.keep_bytes = header.len() as u64;
+        }
+        loop {
+            line.clear();
+            let n = file.read_until(b'\n', &mut line)?;
+            if n == 0 || line.last() != Some(&b'\n') {
+                return Ok(Some(point));
+            }
+            let text = &line[..n - 1];
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            let Some(cursor) = self.row_cursor(text) else {
+                return Ok(None);
+            };
+            point.cursor = Some(cursor);
+            point.keep_bytes += n as u64;
+            point.rows += 1;
+        }
+    }
+}
+
+/// Where a cut export resumes ([`Format::resume_point`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The last complete row's cursor; `None` when there is none (start from the first).
+    pub cursor: Option<String>,
+    /// The bytes to keep: the header and the complete rows. 0 when the header is cut.
+    pub keep_bytes: u64,
+    /// The complete rows.
+    pub rows: u64,
 }
 
 /// The CSV columns, in order; `cursor` last.
@@ -375,46 +414,42 @@ mod tests {
     #[test]
     fn a_cut_export_resumes_after_its_last_complete_row() {
         let rows = [row(1, "a", "{}", None), row(2, "b", "{\"x\":\"1,2\"}", None)];
+        let point = |format: Format, text: &[u8]| format.resume_point(text).expect("in memory");
+        let at = |cursor: Option<String>, keep_bytes: usize, rows: u64| {
+            Some(ResumePoint {
+                cursor,
+                keep_bytes: keep_bytes as u64,
+                rows,
+            })
+        };
         for format in [Format::Ndjson, Format::Csv] {
             let mut full = format.header().as_bytes().to_vec();
             let header = full.len();
-            let mut first = Vec::new();
-            encode(format, &rows[..1], &mut first);
-            full.extend_from_slice(&first);
+            encode(format, &rows[..1], &mut full);
             let one = full.len();
             encode(format, &rows[1..], &mut full);
-            let want_first = Some(cursor(&rows[0]));
-            let want_last = Some(cursor(&rows[1]));
-            assert_eq!(
-                format.last_complete_row(&full),
-                Some((want_last, full.len())),
-                "{format:?} whole"
-            );
+            let (first, last) = (Some(cursor(&rows[0])), Some(cursor(&rows[1])));
+            assert_eq!(point(format, &full), at(last, full.len(), 2), "{format:?}");
             // Cut anywhere inside the second row: the first is the last complete one.
             for cut in one..full.len() {
-                assert_eq!(
-                    format.last_complete_row(&full[..cut]),
-                    Some((want_first.clone(), one)),
-                    "{format:?} cut at {cut}"
-                );
+                let got = point(format, &full[..cut]);
+                assert_eq!(got, at(first.clone(), one, 1), "{format:?} cut at {cut}");
             }
-            // Cut inside the first row or the header: nothing but the header is kept.
+            // Cut inside the first row: only the header is kept.
             for cut in header..one {
-                assert_eq!(
-                    format.last_complete_row(&full[..cut]),
-                    Some((None, header)),
-                    "{format:?} cut at {cut}"
-                );
+                let got = point(format, &full[..cut]);
+                assert_eq!(got, at(None, header, 0), "{format:?} cut at {cut}");
             }
+            // Cut inside the header: nothing is.
             for cut in 0..header {
-                assert_eq!(
-                    format.last_complete_row(&full[..cut]),
-                    Some((None, 0)),
-                    "{format:?} cut in the header at {cut}"
-                );
+                let got = point(format, &full[..cut]);
+                assert_eq!(got, at(None, 0, 0), "{format:?} cut at {cut}");
             }
         }
-        assert_eq!(Format::Csv.last_complete_row(b"not,an,export\r\n"), None);
-        assert_eq!(Format::Ndjson.last_complete_row(b"{\"a\":1}\n"), None);
+        assert_eq!(point(Format::Csv, b"not,an,export\r\n"), None);
+        assert_eq!(point(Format::Ndjson, b"{\"a\":1}\n"), None);
+        let mut csv = CSV_HEADER.as_bytes().to_vec();
+        csv.extend_from_slice(b"a,b\r\n");
+        assert_eq!(point(Format::Csv, &csv), None);
     }
 }

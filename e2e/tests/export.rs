@@ -45,7 +45,7 @@ fn event(base_us: i64, n: usize) -> EventRow {
         received_at_us: ts_us + 50_000,
         // A comma and a quote: CSV must quote and double them.
         data: format!(r#"{{"n":{n},"note":"a,\"b"}}"#),
-        value: (n % 3 == 0).then_some((n % 97) as f64),
+        value: n.is_multiple_of(3).then_some((n % 97) as f64),
         client_ts_us: ts_us,
         sent_at_us: None,
     }
@@ -156,10 +156,7 @@ async fn walk(
     expected: impl Iterator<Item = usize>,
     cut_after: Option<u64>,
 ) -> anyhow::Result<Walked> {
-    let mut res = http
-        .get(format!("{url}/v1/export?{query}"))
-        .send()
-        .await?;
+    let mut res = http.get(format!("{url}/v1/export?{query}")).send().await?;
     ensure!(res.status() == 200, "export {query}: {}", res.status());
     let content_type = res.headers()["content-type"].to_str()?.to_owned();
     ensure!(
@@ -176,13 +173,17 @@ async fn walk(
     let mut pending: Vec<u8> = Vec::new();
     let mut header_seen = !csv;
     loop {
-        let chunk = res.chunk().await.with_context(|| {
-            format!("export {query} cut after {} rows", walked.rows)
-        })?;
+        let chunk = res
+            .chunk()
+            .await
+            .with_context(|| format!("export {query} cut after {} rows", walked.rows))?;
         let Some(chunk) = chunk else { break };
         walked.bytes += chunk.len() as u64;
         pending.extend_from_slice(&chunk);
-        let complete = pending.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let complete = pending
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
         for line in pending[..complete].split(|b| *b == b'\n') {
             if line.is_empty() {
                 continue;
@@ -202,7 +203,11 @@ async fn walk(
             let want = expected
                 .next()
                 .with_context(|| format!("more rows than expected: {line}"))?;
-            ensure!(id == want, "row {} is {line}, want event {want}", walked.rows);
+            ensure!(
+                id == want,
+                "row {} is {line}, want event {want}",
+                walked.rows
+            );
             if walked.first_line.is_none() {
                 walked.first_line = Some(line.to_owned());
             }
@@ -213,7 +218,7 @@ async fn walk(
                     .map(|(_, c)| c.trim_end_matches("\"}"))
             }
             .with_context(|| format!("no cursor in {line}"))?;
-            if !csv && walked.rows % 50_000 == 0 {
+            if !csv && walked.rows.is_multiple_of(50_000) {
                 let v: serde_json::Value = serde_json::from_str(line)?;
                 ensure!(v["cursor"] == cursor, "{line}");
             }
@@ -307,7 +312,10 @@ async fn a_million_events_export_complete_in_order_in_flat_memory() -> anyhow::R
         Some(5_000_000),
     )
     .await?;
-    let cursor = cut.last_cursor.clone().context("a complete row before the cut")?;
+    let cursor = cut
+        .last_cursor
+        .clone()
+        .context("a complete row before the cut")?;
     let rest = walk(
         &http,
         &small.url,
@@ -337,7 +345,10 @@ async fn a_million_events_export_complete_in_order_in_flat_memory() -> anyhow::R
     let whole = dir.join("whole.csv");
     admin_export(&database, &whole, &small_to, false)?;
     let written = std::fs::read(&whole)?;
-    ensure!(written == csv_body, "eye-admin's CSV differs from GET /v1/export's");
+    ensure!(
+        written == csv_body,
+        "eye-admin's CSV differs from GET /v1/export's"
+    );
     let cut_file = dir.join("cut.csv");
     std::fs::write(&cut_file, &written[..written.len() / 2 + 17])?;
     admin_export(&database, &cut_file, &small_to, true)?;
@@ -346,7 +357,10 @@ async fn a_million_events_export_complete_in_order_in_flat_memory() -> anyhow::R
         "the resumed file differs from the whole one"
     );
     std::fs::remove_dir_all(&dir)?;
-    println!("eye-admin export: {} bytes, the same as the service's; a cut file resumed to them", written.len());
+    println!(
+        "eye-admin export: {} bytes, the same as the service's; a cut file resumed to them",
+        written.len()
+    );
 
     // 1,000,000 events in a fresh process: NDJSON, then CSV.
     let big = QueryProcess::spawn(&database).await?;
@@ -397,10 +411,12 @@ fn urlencode(s: &str) -> String {
 fn admin_export(database: &str, file: &Path, to: &str, resume: bool) -> anyhow::Result<()> {
     let ch = clickhouse_config(database);
     let mut cmd = Command::new(bin("eye-admin")?);
-    cmd.args(["export", "--format", "csv", "--to", to, "--quiet", "--output"])
-        .arg(file)
-        .env("EYE_CLICKHOUSE_URL", &ch.url)
-        .env("EYE_CLICKHOUSE_DATABASE", database);
+    cmd.args([
+        "export", "--format", "csv", "--to", to, "--quiet", "--output",
+    ])
+    .arg(file)
+    .env("EYE_CLICKHOUSE_URL", &ch.url)
+    .env("EYE_CLICKHOUSE_DATABASE", database);
     if resume {
         cmd.arg("--resume");
     }

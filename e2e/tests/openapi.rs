@@ -1069,7 +1069,9 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
     );
     let csv = c
         .expect(
-            export().query("format", "csv").query("session_id", &session),
+            export()
+                .query("format", "csv")
+                .query("session_id", &session),
             200,
             None,
         )

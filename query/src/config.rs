@@ -81,7 +81,10 @@ mod tests {
     #[test]
     fn export_pages_fit_the_store_result_limit() {
         let q: QueryConfig = from_pairs(&[]).expect("defaults");
-        assert_eq!((q.export_page_rows, q.export_page_time_limit_ms), (10_000, 60_000));
+        assert_eq!(
+            (q.export_page_rows, q.export_page_time_limit_ms),
+            (10_000, 60_000)
+        );
         for bad in ["0", "100001"] {
             let e = from_pairs::<QueryConfig>(&[("EYE_QUERY_EXPORT_PAGE_ROWS", bad)]);
             assert!(e.is_err(), "{bad}");

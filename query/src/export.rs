@@ -104,7 +104,10 @@ where
     let body = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let mut res = warp::reply::stream(body).into_response();
     let headers = res.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let disposition = match format {
         Format::Ndjson => "attachment; filename=\"events.ndjson\"",
@@ -127,11 +130,45 @@ mod tests {
         for bad in ["format=parquet", "format=CSV", "format=json", "format="] {
             match read(bad) {
                 Err(QueryError::BadParameter(f)) => {
-                    assert_eq!((f.field.as_str(), &*f.code), ("format", "invalid_format"), "{bad}");
-                    assert_eq!(f.message.contains("18.16"), bad.ends_with("parquet"), "{bad}");
+                    assert_eq!(
+                        (f.field.as_str(), &*f.code),
+                        ("format", "invalid_format"),
+                        "{bad}"
+                    );
+                    assert_eq!(
+                        f.message.contains("18.16"),
+                        bad.ends_with("parquet"),
+                        "{bad}"
+                    );
                 }
                 other => panic!("{bad}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn export_cursors_are_the_listing_cursors() {
+        let row = EventRow {
+            event_id: uuid::Uuid::from_u128(42),
+            session_id: "s é,1".into(),
+            category: "c".into(),
+            name: "n".into(),
+            ts_us: 1_700_000_000_123_456,
+            received_at_us: 0,
+            data: "{}".into(),
+            value: None,
+            client_ts_us: 0,
+            sent_at_us: None,
+        };
+        let c = export::cursor(&row);
+        assert_eq!(
+            c,
+            params::encode_event_cursor(row.ts_us, row.event_id, &row.session_id)
+        );
+        let parsed = params::event_cursor(&params::parse_query(&format!("cursor={c}")).expect("q"));
+        assert_eq!(
+            parsed.ok().flatten(),
+            Some((row.ts_us, row.event_id, row.session_id.clone()))
+        );
     }
 }

@@ -8,9 +8,7 @@ use crate::view::{
     SessionEvents,
 };
 use crate::Config;
-use crate::{
-    aggregate, body, collector, export, measurements, pipeline, rest_events, tracker, ui,
-};
+use crate::{aggregate, body, collector, export, measurements, pipeline, rest_events, tracker, ui};
 use eye_auth::{Principal, Scope};
 use eye_http::auth::Guard;
 use eye_http::error::{recover, HttpError};

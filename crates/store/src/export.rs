@@ -174,7 +174,7 @@ fn hex_encode(bytes: &[u8]) -> String {
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -286,9 +286,7 @@ pub fn pages(
 ) -> impl Stream<Item = Result<Vec<EventRow>, StoreError>> + Send {
     let first = EventFilter {
         offset: 0,
-        limit: settings
-            .page_rows
-            .clamp(1, crate::MAX_RESULT_ROWS as u32),
+        limit: settings.page_rows.clamp(1, crate::MAX_RESULT_ROWS as u32),
         ..filter
     };
     futures::stream::try_unfold(Some(first), move |state| {
@@ -362,7 +360,10 @@ mod tests {
                 cursor(&r)
             )
         );
-        assert_eq!(CSV_HEADER.trim_end().split(',').collect::<Vec<_>>(), CSV_COLUMNS);
+        assert_eq!(
+            CSV_HEADER.trim_end().split(',').collect::<Vec<_>>(),
+            CSV_COLUMNS
+        );
     }
 
     #[test]
@@ -393,7 +394,10 @@ mod tests {
         for session in ["s1", "", "ünï_cödé,\"x\""] {
             let r = row(0xabcdef, session, "{}", None);
             let c = cursor(&r);
-            assert!(c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "{c}");
+            assert!(
+                c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "{c}"
+            );
             assert_eq!(
                 decode_cursor(&c),
                 Some((r.ts_us, r.event_id, session.to_owned()))
@@ -413,7 +417,10 @@ mod tests {
 
     #[test]
     fn a_cut_export_resumes_after_its_last_complete_row() {
-        let rows = [row(1, "a", "{}", None), row(2, "b", "{\"x\":\"1,2\"}", None)];
+        let rows = [
+            row(1, "a", "{}", None),
+            row(2, "b", "{\"x\":\"1,2\"}", None),
+        ];
         let point = |format: Format, text: &[u8]| format.resume_point(text).expect("in memory");
         let at = |cursor: Option<String>, keep_bytes: usize, rows: u64| {
             Some(ResumePoint {

@@ -8,8 +8,9 @@
 //! its `cursor`: the `/v1/events` cursor of that row, from which an export resumes exactly
 //! after it (`cursor=` of `GET /v1/export`, `eye-admin export --resume`).
 //!
-//! ClickHouse 18.16 has no Parquet output format (`FORMAT Parquet` is "Unknown format"):
-//! only NDJSON and CSV are offered.
+//! ClickHouse 18.16 has no Parquet output format (`system.formats` has none, and
+//! `FORMAT Parquet` fails with code 73, "Unknown format Parquet"): only NDJSON and CSV are
+//! offered.
 
 use crate::filters::EventFilter;
 use crate::rows::EventRow;

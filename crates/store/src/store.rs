@@ -7,8 +7,8 @@ use crate::filters::{
     RejectedFilter,
 };
 use crate::rows::{
-    ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, LinkRow, OwnerSessionRow,
-    RejectedRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
+    ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, EventSpan, LinkRow,
+    OwnerSessionRow, RejectedRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
 };
 use crate::statement::Statement;
 use crate::{migrations, sql};
@@ -417,6 +417,18 @@ impl Store {
         Ok(self
             .read_listing_within(statement, limit)
             .fetch_all()
+            .await?)
+    }
+
+    /// [`sql::event_span`], under the export's time limit.
+    pub async fn event_span(
+        &self,
+        f: &EventFilter,
+        limit: Duration,
+    ) -> Result<EventSpan, StoreError> {
+        Ok(self
+            .read_within(sql::event_span(f), limit)
+            .fetch_one()
             .await?)
     }
 

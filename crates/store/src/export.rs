@@ -198,9 +198,12 @@ struct NdjsonRow<'a> {
     name: &'a str,
     timestamp: String,
     client_timestamp: String,
+    /// Absent when absent, as in the listing.
+    #[serde(skip_serializing_if = "Option::is_none")]
     sent_at: Option<String>,
     received_at: String,
     data: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
     value: Option<f64>,
     cursor: String,
 }
@@ -229,7 +232,8 @@ fn ndjson_row(r: &EventRow, out: &mut Vec<u8>) {
         sent_at: r.sent_at_us.map(time),
         received_at: time(r.received_at_us),
         data,
-        value: r.value,
+        // JSON has no NaN or infinity: such a value is left out, as none.
+        value: r.value.filter(|v| v.is_finite()),
         cursor: cursor(r),
     };
     serde_json::to_writer(&mut *out, &line).unwrap_or_else(|_| unreachable!("into a Vec"));

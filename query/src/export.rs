@@ -171,4 +171,76 @@ mod tests {
             Some((row.ts_us, row.event_id, row.session_id.clone()))
         );
     }
+
+    fn rows(n: u128) -> Vec<EventRow> {
+        vec![EventRow {
+            event_id: uuid::Uuid::from_u128(n),
+            session_id: "s".into(),
+            category: "c".into(),
+            name: "n".into(),
+            ts_us: 1_700_000_000_000_000,
+            received_at_us: 0,
+            data: "{}".into(),
+            value: None,
+            client_ts_us: 0,
+            sent_at_us: None,
+        }]
+    }
+
+    /// Served for real (hyper's chunked encoding): an answer whose store read fails after
+    /// it began is cut, and the client sees an error, not a short but well-ended body; one
+    /// that ends normally reads whole.
+    #[tokio::test]
+    async fn a_store_failure_mid_stream_cuts_the_body() {
+        use warp::Filter;
+        let route = warp::any()
+            .and(warp::path::param::<String>())
+            .map(|how: String| {
+                let second: Result<Vec<EventRow>, StoreError> = if how == "fails" {
+                    Err(eye_store::sql::identifier("no such name!")
+                        .unwrap_err()
+                        .into())
+                } else {
+                    Ok(rows(2))
+                };
+                response(Format::Csv, Some(rows(1)), futures::stream::iter([second]))
+            })
+            .recover(|_| async { Ok::<_, std::convert::Infallible>(warp::reply()) })
+            .map(|r| warp::Reply::into_response(r));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let http: eye_http::config::HttpConfig =
+            eye_runtime::config::from_pairs(&[]).expect("defaults");
+        let drain = eye_http::Drain::new();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            eye_http::serve(route, listener, &http, &drain, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        let client = reqwest::Client::new();
+        let whole = client
+            .get(format!("http://{addr}/ends"))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(whole.status(), 200);
+        let body = whole.text().await.expect("a complete body");
+        assert_eq!(body.lines().count(), 3, "{body}");
+        let cut = client
+            .get(format!("http://{addr}/fails"))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(cut.status(), 200);
+        assert!(
+            cut.text().await.is_err(),
+            "a cut body must read as an error"
+        );
+        let _ = stop.send(());
+        let _ = server.await;
+    }
 }

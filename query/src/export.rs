@@ -206,7 +206,7 @@ mod tests {
                 response(Format::Csv, Some(rows(1)), futures::stream::iter([second]))
             })
             .recover(|_| async { Ok::<_, std::convert::Infallible>(warp::reply()) })
-            .map(|r| warp::Reply::into_response(r));
+            .map(warp::Reply::into_response);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

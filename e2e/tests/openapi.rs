@@ -1033,6 +1033,58 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
     .await?;
     c.expect(events().query("order", "up"), 400, None).await?;
 
+    // The export: both media types, every filter, a resumed walk, and a refused format.
+    let export = || Req::get(query, "/v1/export");
+    let filtered = || {
+        export()
+            .query("session_id", &session)
+            .query("category", "page_interaction")
+            .query("name", "page_view")
+            .query("from", "2024-03-01T00:00:00Z")
+            .query("to", "1709337600")
+            .query("order", "desc")
+    };
+    let whole = c
+        .expect(filtered().query("format", "ndjson"), 200, None)
+        .await?;
+    let rows: Vec<Value> = whole
+        .text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    ensure!(!rows.is_empty(), "the export of {session} is empty");
+    for row in &rows {
+        c.check_value("/components/schemas/ExportRow", row, "an export line")?;
+    }
+    // Resumed after its first row: the others.
+    let first = rows[0]["cursor"].as_str().unwrap_or_default();
+    let resumed = c
+        .expect(filtered().query("cursor", first), 200, None)
+        .await?;
+    let rest: Vec<&str> = whole.text.lines().skip(1).collect();
+    ensure!(
+        resumed.text.lines().collect::<Vec<_>>() == rest,
+        "{}",
+        resumed.text
+    );
+    let csv = c
+        .expect(
+            export()
+                .query("format", "csv")
+                .query("session_id", &session),
+            200,
+            None,
+        )
+        .await?;
+    ensure!(
+        csv.text.starts_with("event_id,session_id,category,name,") && csv.text.ends_with("\r\n"),
+        "{}",
+        csv.text
+    );
+    c.expect(export().query("format", "parquet"), 400, None)
+        .await?;
+    c.expect(export().query("limit", "10"), 400, None).await?;
+
     let machine_events =
         || Req::get(query, "/v1/machines/{machine_id}/events").path("machine_id", &machine);
     c.expect(machine_events().query("limit", "3"), 200, None)
@@ -1320,6 +1372,7 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         Req::get(dq, "/v1/sessions/{session_id}/events").path("session_id", "s"),
         Req::get(dq, "/v1/sessions/{session_id}").path("session_id", "s"),
         Req::get(dq, "/v1/events"),
+        Req::get(dq, "/v1/export"),
         Req::get(dq, "/v1/machines/{machine_id}/events").path("machine_id", "m"),
         Req::get(dq, "/v1/users/{user_id}/sessions").path("user_id", "u"),
         Req::get(dq, "/v1/identities/{user_id}").path("user_id", "u"),
@@ -1369,6 +1422,7 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         session_events(),
         detail(),
         events(),
+        export(),
         machine_events(),
         user_sessions(),
         identity(),

@@ -12,6 +12,8 @@ eye_runtime::defaults! {
     d_ingest_metrics_url: String = "http://127.0.0.1:8080/metrics".into();
     d_consumer_metrics_url: String = "http://127.0.0.1:8082/metrics".into();
     d_metrics_timeout_ms: u64 = 2_000;
+    d_export_page_rows: u32 = 10_000;
+    d_export_page_time_limit_ms: u64 = 60_000;
 }
 
 /// `EYE_QUERY_*`.
@@ -45,16 +47,50 @@ pub struct QueryConfig {
     /// binary: for working on the explorer without rebuilding the service.
     #[serde(default)]
     pub ui_dir: Option<std::path::PathBuf>,
+    /// `GET /v1/export` reads its rows in keyset pages of this many (1 to 100,000, the
+    /// store's result limit): the most rows the service holds for one export.
+    #[serde(default = "d_export_page_rows")]
+    pub export_page_rows: u32,
+    /// The time limit of each of those pages, instead of
+    /// `EYE_CLICKHOUSE_MAX_EXECUTION_TIME_MS` (whole seconds, at least 1). An export as a
+    /// whole has none.
+    #[serde(default = "d_export_page_time_limit_ms")]
+    pub export_page_time_limit_ms: u64,
 }
 
 impl Group for QueryConfig {
     const PREFIX: &'static str = "EYE_QUERY_";
+
+    fn check(&self) -> Result<(), String> {
+        let max = eye_store::MAX_RESULT_ROWS;
+        if !(1..=max).contains(&u64::from(self.export_page_rows)) {
+            return Err(format!(
+                "EYE_QUERY_EXPORT_PAGE_ROWS must be from 1 to {max}, not {}",
+                self.export_page_rows
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use eye_runtime::config::from_pairs;
+
+    #[test]
+    fn export_pages_fit_the_store_result_limit() {
+        let q: QueryConfig = from_pairs(&[]).expect("defaults");
+        assert_eq!(
+            (q.export_page_rows, q.export_page_time_limit_ms),
+            (10_000, 60_000)
+        );
+        for bad in ["0", "100001"] {
+            let e = from_pairs::<QueryConfig>(&[("EYE_QUERY_EXPORT_PAGE_ROWS", bad)]);
+            assert!(e.is_err(), "{bad}");
+        }
+        assert!(from_pairs::<QueryConfig>(&[("EYE_QUERY_EXPORT_PAGE_ROWS", "100000")]).is_ok());
+    }
 
     #[test]
     fn ops_address_is_optional() {

@@ -5,6 +5,7 @@ mod body;
 mod collector;
 pub mod config;
 mod error;
+mod export;
 mod identities;
 mod measurements;
 mod params;

@@ -8,7 +8,7 @@ use crate::view::{
     SessionEvents,
 };
 use crate::Config;
-use crate::{aggregate, body, collector, measurements, pipeline, rest_events, tracker, ui};
+use crate::{aggregate, body, collector, export, measurements, pipeline, rest_events, tracker, ui};
 use eye_auth::{Principal, Scope};
 use eye_http::auth::Guard;
 use eye_http::error::{recover, HttpError};
@@ -87,6 +87,10 @@ pub fn routes(
         Some(dir) => ui::Source::Dir(dir.clone()),
         None => ui::Source::Embedded,
     };
+    let export_settings = eye_store::export::Settings {
+        page_rows: config.query.export_page_rows,
+        page_time_limit: std::time::Duration::from_millis(config.query.export_page_time_limit_ms),
+    };
     let a = (&store, &guard);
     let (labels, api) = eye_http::routes!(
         get_id(
@@ -127,6 +131,9 @@ pub fn routes(
         ),
         get(route!("v1" / "events"), a, READ, |s, p| async move {
             events(&s, &p).await
+        }),
+        get(route!("v1" / "export"), a, READ, move |s, p| async move {
+            export::export(s, &p, export_settings).await
         }),
         get(
             route!("v1" / "aggregate"),
@@ -470,8 +477,8 @@ async fn events(store: &Store, params: &Params) -> Result<warp::reply::Response,
     event_page(store, &event_filter(params)?).await
 }
 
-/// The filters `/v1/events` and the machine history share.
-fn event_filter(params: &Params) -> Result<EventFilter, QueryError> {
+/// The filters `/v1/events` and the machine history share (and `/v1/export`).
+pub(crate) fn event_filter(params: &Params) -> Result<EventFilter, QueryError> {
     let (from, to) = params::range(params)?;
     Ok(EventFilter {
         session_id: params::text(params, "session_id", SessionId::parse)?,

@@ -3,6 +3,7 @@
 //! runs them.
 
 pub mod config;
+pub mod export;
 pub mod filters;
 mod http;
 pub mod migrations;
@@ -17,7 +18,7 @@ pub use filters::{
 };
 pub use http::TlsError;
 pub use rows::{
-    ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, LinkRow, OwnerSessionRow,
-    RejectedRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
+    ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, EventSpan, LinkRow,
+    OwnerSessionRow, RejectedRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
 };
 pub use store::{Compressed, Store, StoreError, MAX_RESULT_ROWS};

@@ -132,6 +132,15 @@ pub struct SessionStats {
     pub last_us: i64,
 }
 
+/// The stored copies a filter matches after its cursor, and their first and last event
+/// time (0 and 0 when none): how an export sizes its time windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clickhouse::Row, Deserialize)]
+pub struct EventSpan {
+    pub copies: u64,
+    pub first_us: i64,
+    pub last_us: i64,
+}
+
 /// One session of an owner: its merged metadata and its event statistics.
 #[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
 pub struct OwnerSessionRow {

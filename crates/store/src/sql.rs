@@ -236,6 +236,17 @@ pub fn event_count(f: &EventFilter) -> Statement {
     event_conditions(f, "uniqExact(session_id, event_id, client_ts_us)")
 }
 
+/// How many stored copies match the filter after its cursor, and their first and last
+/// `ts_us` ([`crate::EventSpan`]); order, offset and limit play no part. An export sizes
+/// its time windows by it ([`crate::export`]).
+pub fn event_span(f: &EventFilter) -> Statement {
+    let s = event_conditions(
+        f,
+        "count() AS copies, min(ts_us) AS first_us, max(ts_us) AS last_us",
+    );
+    after_event(s, f.after.as_ref(), f.descending)
+}
+
 /// `SELECT <columns> FROM <the table serving the filters> WHERE 1 = 1 AND <each filter>`.
 fn event_conditions(f: &EventFilter, columns: &str) -> Statement {
     let table = if f.session_id.is_some() || f.owner.is_some() {

@@ -7,8 +7,8 @@ use crate::filters::{
     RejectedFilter,
 };
 use crate::rows::{
-    ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, LinkRow, OwnerSessionRow,
-    RejectedRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
+    ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, EventSpan, LinkRow,
+    OwnerSessionRow, RejectedRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
 };
 use crate::statement::Statement;
 use crate::{migrations, sql};
@@ -401,6 +401,37 @@ impl Store {
         Ok(self.read_listing(statement).fetch_all().await?)
     }
 
+    /// One page of an export: [`Store::events`] (the same statement, in cluster mode too)
+    /// under the export's own time limit, `limit` instead of the store's
+    /// `EYE_CLICKHOUSE_MAX_EXECUTION_TIME_MS` (see [`crate::export`]).
+    pub async fn export_page(
+        &self,
+        f: &EventFilter,
+        limit: Duration,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let statement = if self.cluster.is_some() {
+            sql::events_on_cluster(f, self.raw_reads)
+        } else {
+            sql::events(f, self.raw_reads)
+        };
+        Ok(self
+            .read_listing_within(statement, limit)
+            .fetch_all()
+            .await?)
+    }
+
+    /// [`sql::event_span`], under the export's time limit.
+    pub async fn event_span(
+        &self,
+        f: &EventFilter,
+        limit: Duration,
+    ) -> Result<EventSpan, StoreError> {
+        Ok(self
+            .read_within(sql::event_span(f), limit)
+            .fetch_one()
+            .await?)
+    }
+
     /// How many distinct events match the filter's conditions (its cursor, order, offset
     /// and limit aside).
     pub async fn event_count(&self, f: &EventFilter) -> Result<u64, StoreError> {
@@ -528,7 +559,12 @@ impl Store {
     /// fails instead of streaming a table. (ClickHouse applies it to the final result only,
     /// not to subqueries; checked on 18.16 and 26.)
     fn read(&self, statement: Statement) -> clickhouse::query::Query {
-        let secs = self.max_execution_time.as_secs().max(1);
+        self.read_within(statement, self.max_execution_time)
+    }
+
+    /// [`Store::read`] with its own time limit (whole seconds, at least 1).
+    fn read_within(&self, statement: Statement, limit: Duration) -> clickhouse::query::Query {
+        let secs = limit.as_secs().max(1);
         statement
             .query(&self.client)
             .with_option("max_execution_time", secs.to_string())
@@ -540,7 +576,15 @@ impl Store {
     /// statement is one of `sql`'s `*_on_cluster` forms, whose inner listing runs whole on
     /// each shard: see the note on cluster mode in [`crate::sql`].
     fn read_listing(&self, statement: Statement) -> clickhouse::query::Query {
-        let query = self.read(statement);
+        self.read_listing_within(statement, self.max_execution_time)
+    }
+
+    fn read_listing_within(
+        &self,
+        statement: Statement,
+        limit: Duration,
+    ) -> clickhouse::query::Query {
+        let query = self.read_within(statement, limit);
         if self.cluster.is_some() {
             query.with_option("distributed_group_by_no_merge", "1")
         } else {

@@ -1,7 +1,8 @@
-//! `eye-admin`: one-off operations on The Eye's infrastructure. Settings come from the same
+//! `eye-admin`: one-off operations on The Eye's infrastructure and data. Settings come from the same
 //! `EYE_*` variables as the services (docs/configuration.md).
 
 mod clients;
+mod export;
 mod samples;
 
 use anyhow::Context;
@@ -32,6 +33,9 @@ enum Command {
     /// Declare, list and revoke API clients (EYE_AUTH_CLIENTS_FILE).
     #[command(subcommand)]
     Clients(clients::ClientsCommand),
+    /// Write every event matching the filters to a file (NDJSON or CSV, as GET /v1/export),
+    /// with a progress bar; --resume continues a cut file.
+    Export(export::ExportArgs),
 }
 
 /// Topic settings; each flag overrides its `EYE_KAFKA_*` variable.
@@ -63,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Sql => print_sql(),
         Command::Clients(cmd) => clients::run(cmd),
+        Command::Export(args) => export::run(args).await,
     }
 }
 

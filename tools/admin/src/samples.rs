@@ -188,6 +188,15 @@ pub fn statements() -> Vec<(String, Statement)> {
             }),
         ),
         (
+            "event_span",
+            sql::event_span(&EventFilter {
+                category: Some("page_interaction".into()),
+                from_us: Some(1_000_000),
+                after: Some((2_000_000, Uuid::from_u128(7), SESSION.into())),
+                ..EventFilter::default()
+            }),
+        ),
+        (
             "refused_for_time",
             sql::refused_for_time(&RefusedTimeFilter {
                 codes: vec!["invalid_timestamp".into(), "timestamp_in_future".into()],

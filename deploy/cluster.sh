@@ -37,16 +37,10 @@ TCP_BASE=${EYE_STACK_CLUSTER_TCP_PORT:-19031}
 INTERSERVER_BASE=${EYE_STACK_CLUSTER_INTERSERVER_PORT:-18141}
 ZK_PORT=${EYE_STACK_CLUSTER_ZOOKEEPER_PORT:-2181}
 SERVERS=(1 2 3)
-
-log() { printf '[cluster] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"
-    elif command -v sudo >/dev/null; then sudo "$@"
-    else die "need root (or sudo) to run: $*"
-    fi
-}
+LOG_TAG=cluster
+STATE_DIR=$DIR
+# shellcheck source=lib/proc.sh
+. "$ROOT/deploy/lib/proc.sh"
 
 http_port() { echo $((HTTP_BASE + $1 - 1)); }
 tcp_port() { echo $((TCP_BASE + $1 - 1)); }
@@ -63,88 +57,14 @@ install() {
     [ -f /usr/share/java/slf4j-simple.jar ] || missing+=(libslf4j-java)
     [ ${#missing[@]} -eq 0 ] && return 0
     log "installing ${missing[*]} from Debian"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt_install "${missing[@]}"
     # On a machine with an init system the packages start their own servers on our ports.
     as_root service clickhouse-server stop >/dev/null 2>&1 || true
     as_root service zookeeper stop >/dev/null 2>&1 || true
 }
 
 # ---------------------------------------------------------------- processes
-# The pid file holds "PID EXECUTABLE"; a pid counts as ours only while it still runs that
-# executable (as in deploy/stack.sh), so a recycled pid is never signalled.
-
-pidfile() { echo "$DIR/run/$1.pid"; }
-
-pid_of() {
-    local f pid exe actual
-    f=$(pidfile "$1")
-    [ -f "$f" ] || return 1
-    read -r pid exe <"$f" || return 1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-    actual=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-    actual=${actual% (deleted)}
-    [ "$(readlink -f "$actual")" = "$(readlink -f "$exe")" ] || return 1
-    echo "$pid"
-}
-
-running() { pid_of "$1" >/dev/null; }
-
-# start_bg NAME DIR COMMAND...: run COMMAND in DIR in the background, logging to log/NAME.log.
-start_bg() {
-    local name=$1 dir=$2 exe
-    shift 2
-    exe=$(command -v "$1") || die "$1 not found"
-    mkdir -p "$DIR/run" "$DIR/log" "$dir"
-    (cd "$dir" && exec nohup "$@" >>"$DIR/log/$name.log" 2>&1 </dev/null) &
-    echo "$! $exe" >"$(pidfile "$name")"
-}
-
-stop_one() {
-    local name=$1 pid i
-    if ! pid=$(pid_of "$name"); then
-        rm -f "$(pidfile "$name")"
-        return 0
-    fi
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name did not stop in 30 s; killing"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$(pidfile "$name")"
-    log "stopped $name (pid $pid)"
-}
-
-kill_one() {
-    local name=$1 pid i
-    pid=$(pid_of "$name") || die "$name is not running"
-    kill -KILL "$pid"
-    for i in $(seq 1 200); do
-        kill -0 "$pid" 2>/dev/null || break
-        [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
-        sleep 0.05
-    done
-    rm -f "$(pidfile "$name")"
-    log "killed $name (pid $pid)"
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-wait_until() {
-    local secs=$1 what=$2 i
-    shift 2
-    for i in $(seq 1 $((secs * 5))); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.2
-    done
-    die "$what did not come up within ${secs}s (see $DIR/log/)"
-}
-
-http_ok() { curl -fsS --max-time 2 "$1" >/dev/null; }
+# (pid files, start and stop: deploy/lib/proc.sh)
 
 zk_ok() {
     local answer

@@ -9,20 +9,19 @@
 #   EYE_PROFILE_MESSAGES  records pre-filled for the consumer to drain (default 3000000)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOG_TAG=profile
+STATE_DIR=${EYE_HOME:-$ROOT/.eye}
+# shellcheck source=lib/proc.sh
+. "$ROOT/deploy/lib/proc.sh"
 OUT=$ROOT/target/profile
 SECS=${EYE_PROFILE_SECONDS:-15}
 MESSAGES=${EYE_PROFILE_MESSAGES:-3000000}
 BENCH=$ROOT/target/release/eye-bench
 export PATH="$HOME/.cargo/bin:$PATH"
-log() { printf '[profile] %s\n' "$*" >&2; }
 
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
-}
 if ! command -v perf >/dev/null; then
     log "installing perf (linux-perf) from Debian"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
+    apt_install linux-perf
 fi
 command -v inferno-flamegraph >/dev/null || cargo install --locked inferno --version 0.12.8
 

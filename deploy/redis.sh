@@ -17,48 +17,26 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EYE_HOME=${EYE_HOME:-$ROOT/.eye}
 REDIS_PORT=${EYE_STACK_REDIS_PORT:-16379}
 DIR="$EYE_HOME/redis"
-PIDFILE="$EYE_HOME/run/redis.pid"
 LOG="$EYE_HOME/log/redis.log"
-
-log() { printf '[redis] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"
-    elif command -v sudo >/dev/null; then sudo "$@"
-    else die "need root (or sudo) to run: $*"
-    fi
-}
+LOG_TAG=redis
+STATE_DIR=$EYE_HOME
+# shellcheck source=lib/proc.sh
+. "$ROOT/deploy/lib/proc.sh"
 
 install() {
     command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
     log "installing redis-server from Debian"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    apt_install redis-server
     # On a machine with an init system the package starts its own server on 6379; ours
     # runs on its own port, but the packaged one is not wanted either.
     as_root service redis-server stop >/dev/null 2>&1 || true
 }
 
-# The pid of the server this script started, if it still runs that executable.
-pid_of() {
-    local pid exe actual
-    [ -f "$PIDFILE" ] || return 1
-    read -r pid exe <"$PIDFILE" || return 1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-    actual=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-    actual=${actual% (deleted)}
-    [ "$(readlink -f "$actual")" = "$(readlink -f "$exe")" ] || return 1
-    echo "$pid"
-}
-
 answers() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -qx PONG; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 start() {
-    if pid_of >/dev/null; then
-        log "already running (pid $(pid_of)) on 127.0.0.1:$REDIS_PORT"
+    if running redis; then
+        log "already running (pid $(pid_of redis)) on 127.0.0.1:$REDIS_PORT"
         return 0
     fi
     install
@@ -79,42 +57,22 @@ appendonly no
 maxmemory 256mb
 maxmemory-policy volatile-ttl
 CONF
-    local exe
-    exe=$(command -v redis-server)
-    (cd "$DIR" && exec nohup "$exe" "$DIR/redis.conf" >>"$LOG" 2>&1 </dev/null) &
-    echo "$! $exe" >"$PIDFILE"
+    start_bg redis "$DIR" redis-server "$DIR/redis.conf"
     local i
     for i in $(seq 1 100); do
         answers && break
-        pid_of >/dev/null || die "redis-server exited at start (see $LOG)"
+        running redis || die "redis-server exited at start (see $LOG)"
         sleep 0.1
     done
     answers || die "redis-server did not answer within 10 s (see $LOG)"
-    log "started redis-server $(redis-server --version | awk '{print $3}') on 127.0.0.1:$REDIS_PORT (pid $(pid_of), config $DIR/redis.conf)"
+    log "started redis-server $(redis-server --version | awk '{print $3}') on 127.0.0.1:$REDIS_PORT (pid $(pid_of redis), config $DIR/redis.conf)"
 }
 
-stop() {
-    local pid i
-    if ! pid=$(pid_of); then
-        rm -f "$PIDFILE"
-        return 0
-    fi
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "redis-server did not stop in 10 s; killing"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$PIDFILE"
-    log "stopped redis-server (pid $pid)"
-}
+stop() { stop_one redis 10; }
 
 status() {
     local pid health
-    if pid=$(pid_of); then
+    if pid=$(pid_of redis); then
         answers && health=answering || health="not answering"
         printf '%-13s running  pid %-7s port %-5s %s\n' redis "$pid" "$REDIS_PORT" "$health"
     else

@@ -16,12 +16,13 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOG_TAG=sdks
+STATE_DIR=${EYE_HOME:-$ROOT/.eye}
+# shellcheck source=lib/proc.sh
+. "$ROOT/deploy/lib/proc.sh"
 EYE_HOME=${EYE_HOME:-$ROOT/.eye}
 SDK="$ROOT/e2e/sdk"
 VENV="$EYE_HOME/sdk/venv"
-
-log() { printf '[sdks] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 digest() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
 

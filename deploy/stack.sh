@@ -30,24 +30,17 @@ CONSUMER_PORT=${EYE_STACK_CONSUMER_PORT:-8082}
 BROKER_STORAGE=${EYE_STACK_BROKER_STORAGE:-sqlite}
 PROFILE=${EYE_STACK_PROFILE:-release}
 export PATH="$HOME/.cargo/bin:$PATH"
-
-log() { printf '[stack] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"
-    elif command -v sudo >/dev/null; then sudo "$@"
-    else die "need root (or sudo) to run: $*"
-    fi
-}
+LOG_TAG=stack
+STATE_DIR=$EYE_HOME
+# shellcheck source=lib/proc.sh
+. "$ROOT/deploy/lib/proc.sh"
 
 # ---------------------------------------------------------------- install
 
 install_clickhouse() {
     command -v clickhouse-server >/dev/null && return 0
     log "installing clickhouse-server and clickhouse-client from Debian"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null
+    apt_install clickhouse-server clickhouse-client
     # On a machine with an init system the package starts its own server on our ports.
     as_root service clickhouse-server stop >/dev/null 2>&1 || true
 }
@@ -65,88 +58,6 @@ install() {
     install_clickhouse
     install_tansu
 }
-
-# ---------------------------------------------------------------- processes
-
-pidfile() { echo "$EYE_HOME/run/$1.pid"; }
-
-# The pid file holds "PID EXECUTABLE"; a pid counts as ours only while it still runs that
-# executable, so a recycled pid is never signalled.
-pid_of() {
-    local f pid exe
-    f=$(pidfile "$1")
-    [ -f "$f" ] || return 1
-    read -r pid exe <"$f" || return 1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-    local actual
-    actual=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-    # A rebuilt binary leaves the running process pointing at the replaced file.
-    actual=${actual% (deleted)}
-    [ "$(readlink -f "$actual")" = "$(readlink -f "$exe")" ] || return 1
-    echo "$pid"
-}
-
-running() { pid_of "$1" >/dev/null; }
-
-# start_bg NAME DIR COMMAND...: run COMMAND in DIR in the background, logging to log/NAME.log.
-start_bg() {
-    local name=$1 dir=$2 exe
-    shift 2
-    exe=$(command -v "$1") || die "$1 not found"
-    mkdir -p "$EYE_HOME/run" "$EYE_HOME/log" "$dir"
-    (cd "$dir" && exec nohup "$@" >>"$EYE_HOME/log/$name.log" 2>&1 </dev/null) &
-    echo "$! $exe" >"$(pidfile "$name")"
-}
-
-stop_one() {
-    local name=$1 pid i
-    if ! pid=$(pid_of "$name"); then
-        rm -f "$(pidfile "$name")"
-        return 0
-    fi
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name did not stop in 30 s; killing"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$(pidfile "$name")"
-    log "stopped $name (pid $pid)"
-}
-
-# SIGKILL, no chance to flush: what a crash or the OOM killer does.
-kill_one() {
-    local name=$1 pid
-    pid=$(pid_of "$name") || die "$name is not running"
-    kill -KILL "$pid"
-    # Gone, or a zombie (dead; its new parent has not reaped it yet).
-    local i
-    for i in $(seq 1 200); do
-        kill -0 "$pid" 2>/dev/null || break
-        [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
-        sleep 0.05
-    done
-    rm -f "$(pidfile "$name")"
-    log "killed $name (pid $pid)"
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# wait_until SECONDS WHAT COMMAND...: poll COMMAND until it succeeds.
-wait_until() {
-    local secs=$1 what=$2 i
-    shift 2
-    for i in $(seq 1 $((secs * 5))); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.2
-    done
-    die "$what did not come up within ${secs}s (see $EYE_HOME/log/)"
-}
-
-http_ok() { curl -fsS --max-time 2 "$1" >/dev/null; }
 
 # ---------------------------------------------------------------- servers
 
@@ -360,8 +271,7 @@ status() {
 check_compose() {
     if ! command -v docker-compose >/dev/null; then
         log "installing docker-compose from Debian (to validate docker-compose.yml)"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+        apt_install docker-compose
     fi
     docker-compose -f "$ROOT/docker-compose.yml" config -q
     log "docker-compose.yml is valid"

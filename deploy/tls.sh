@@ -30,27 +30,19 @@ CH_HTTP_PORT=${EYE_STACK_CLICKHOUSE_HTTP_PORT:-8123}
 SASL_USER=eye-tls
 SASL_PASSWORD=eye-tls-secret
 export PATH="$HOME/.cargo/bin:$PATH"
-
-log() { printf '[tls] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"
-    elif command -v sudo >/dev/null; then sudo "$@"
-    else die "need root (or sudo) to run: $*"
-    fi
-}
+LOG_TAG=tls
+STATE_DIR=$EYE_HOME
+# shellcheck source=lib/proc.sh
+. "$ROOT/deploy/lib/proc.sh"
 
 install() {
     command -v openssl >/dev/null || {
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+        apt_install openssl
     }
     command -v tansu >/dev/null || die "tansu not found: run deploy/stack.sh install first"
     command -v stunnel4 >/dev/null && return 0
     log "installing stunnel4 from Debian"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 >/dev/null
+    apt_install stunnel4
     # On a machine with an init system the package may start its own (unconfigured) service.
     as_root service stunnel4 stop >/dev/null 2>&1 || true
 }
@@ -86,61 +78,6 @@ certificates() {
 
 # ---------------------------------------------------------------- processes
 
-pidfile() { echo "$EYE_HOME/run/$1.pid"; }
-
-# The pid file holds "PID EXECUTABLE"; a pid counts as ours only while it still runs that
-# executable (as in deploy/stack.sh).
-pid_of() {
-    local f pid exe actual
-    f=$(pidfile "$1")
-    [ -f "$f" ] || return 1
-    read -r pid exe <"$f" || return 1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-    actual=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-    actual=${actual% (deleted)}
-    [ "$(readlink -f "$actual")" = "$(readlink -f "$exe")" ] || return 1
-    echo "$pid"
-}
-
-running() { pid_of "$1" >/dev/null; }
-
-start_bg() {
-    local name=$1 dir=$2 exe
-    shift 2
-    exe=$(command -v "$1") || die "$1 not found"
-    mkdir -p "$EYE_HOME/run" "$EYE_HOME/log" "$dir"
-    (cd "$dir" && exec nohup "$@" >>"$EYE_HOME/log/$name.log" 2>&1 </dev/null) &
-    echo "$! $exe" >"$(pidfile "$name")"
-}
-
-stop_one() {
-    local name=$1 pid i
-    if ! pid=$(pid_of "$name"); then
-        rm -f "$(pidfile "$name")"
-        return 0
-    fi
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$(pidfile "$name")"
-    log "stopped $name (pid $pid)"
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-wait_until() {
-    local secs=$1 what=$2 i
-    shift 2
-    for i in $(seq 1 $((secs * 5))); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.2
-    done
-    die "$what did not come up within ${secs}s (see $EYE_HOME/log/)"
-}
-
 # tansu keeps SCRAM credentials in its storage, but with --authentication it answers nothing
 # but the SASL handshake until a client has signed in, so `tansu user create` cannot reach a
 # broker that requires it. The user is created once on the same storage without
@@ -166,7 +103,7 @@ start_broker() {
                 "$SASL_USER" "$SASL_PASSWORD" >>"$EYE_HOME/log/tls-broker.log" 2>&1 \
                 || die "tansu user create failed (see $EYE_HOME/log/tls-broker.log)"
         done
-        stop_one tls-broker
+        stop_one tls-broker 10
         touch "$dir/.user-created"
     fi
     log "starting the SASL broker on 127.0.0.1:$TLS_BROKER_PORT (advertising 127.0.0.1:$TLS_KAFKA_PORT)"
@@ -210,8 +147,8 @@ start() {
 }
 
 stop() {
-    stop_one stunnel
-    stop_one tls-broker
+    stop_one stunnel 10
+    stop_one tls-broker 10
 }
 
 status() {

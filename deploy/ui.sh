@@ -13,14 +13,11 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOG_TAG=ui
+STATE_DIR=${EYE_HOME:-$ROOT/.eye}
+# shellcheck source=lib/proc.sh
+. "$ROOT/deploy/lib/proc.sh"
 WEB="$ROOT/web"
-
-log() { printf '[ui] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
-}
 
 deps() {
     command -v node >/dev/null || die "node not found (Node.js 20 or later builds the explorer)"
@@ -71,8 +68,7 @@ browser() {
         return 0
     fi
     log "installing chromium and chromium-driver from Debian (the explorer's browser test)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    apt_install chromium chromium-driver
     /usr/bin/chromium --version >&2
 }
 

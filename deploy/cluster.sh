@@ -58,9 +58,17 @@ install() {
     [ ${#missing[@]} -eq 0 ] && return 0
     log "installing ${missing[*]} from Debian"
     apt_install "${missing[@]}"
-    # On a machine with an init system the packages start their own servers on our ports.
-    as_root service clickhouse-server stop >/dev/null 2>&1 || true
-    as_root service zookeeper stop >/dev/null 2>&1 || true
+    # On a machine with an init system a package just installed starts its own server on
+    # our ports: stop that one only. The init script stops every process running the
+    # executable (start-stop-daemon --exec), so asking it when ClickHouse was already
+    # installed would also kill the stack's server, mid-test (`make test` runs this after
+    # `deploy/stack.sh servers`).
+    case " ${missing[*]} " in *" clickhouse-server "*)
+        as_root service clickhouse-server stop >/dev/null 2>&1 || true ;;
+    esac
+    case " ${missing[*]} " in *" zookeeper "*)
+        as_root service zookeeper stop >/dev/null 2>&1 || true ;;
+    esac
 }
 
 # ---------------------------------------------------------------- processes

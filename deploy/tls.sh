@@ -12,8 +12,9 @@
 #
 # Ports (EYE_STACK_*_PORT): TLS_KAFKA 19393 (Kafka over TLS: SASL_SSL), TLS_CLICKHOUSE 19343
 # (ClickHouse over HTTPS, to CLICKHOUSE_HTTP 8123), TLS_BROKER 19392 (the SASL broker's own
-# plaintext port, behind stunnel; 127.0.0.1 only). The ClickHouse behind it is the stack's
-# (deploy/stack.sh servers).
+# plaintext port, behind stunnel; 127.0.0.1 only), TLS_REDIS 19379 (rediss://, to
+# deploy/redis.sh's REDIS 16379). The ClickHouse and Redis behind it are the stack's
+# (deploy/stack.sh servers, deploy/redis.sh start).
 #
 # Why stunnel for Kafka too: tansu 0.6 accepts --cert/--key but never wraps a connection in
 # TLS (its broker.rs builds the acceptor as `_acceptor` and serves the plain stream).
@@ -26,6 +27,8 @@ TLS_KAFKA_PORT=${EYE_STACK_TLS_KAFKA_PORT:-19393}
 TLS_CH_PORT=${EYE_STACK_TLS_CLICKHOUSE_PORT:-19343}
 TLS_BROKER_PORT=${EYE_STACK_TLS_BROKER_PORT:-19392}
 CH_HTTP_PORT=${EYE_STACK_CLICKHOUSE_HTTP_PORT:-8123}
+TLS_REDIS_PORT=${EYE_STACK_TLS_REDIS_PORT:-19379}
+REDIS_PORT=${EYE_STACK_REDIS_PORT:-16379}
 # The SCRAM user of the SASL broker (local test credentials, not a secret).
 SASL_USER=eye-tls
 SASL_PASSWORD=eye-tls-secret
@@ -129,8 +132,12 @@ connect = 127.0.0.1:$TLS_BROKER_PORT
 [clickhouse]
 accept = 127.0.0.1:$TLS_CH_PORT
 connect = 127.0.0.1:$CH_HTTP_PORT
+; deploy/redis.sh's server, when it runs (rediss:// shared rate limits).
+[redis]
+accept = 127.0.0.1:$TLS_REDIS_PORT
+connect = 127.0.0.1:$REDIS_PORT
 EOF
-    log "starting stunnel: Kafka TLS 127.0.0.1:$TLS_KAFKA_PORT, ClickHouse HTTPS 127.0.0.1:$TLS_CH_PORT"
+    log "starting stunnel: Kafka TLS 127.0.0.1:$TLS_KAFKA_PORT, ClickHouse HTTPS 127.0.0.1:$TLS_CH_PORT, Redis TLS 127.0.0.1:$TLS_REDIS_PORT"
     start_bg stunnel "$TLS_DIR" stunnel4 "$TLS_DIR/stunnel.conf"
     wait_until 30 "stunnel" port_open "$TLS_CH_PORT"
     wait_until 30 "stunnel" port_open "$TLS_KAFKA_PORT"
@@ -163,6 +170,7 @@ env_vars() {
     cat <<EOF
 export EYE_TEST_TLS_KAFKA_BROKERS=127.0.0.1:$TLS_KAFKA_PORT
 export EYE_TEST_TLS_CLICKHOUSE_URL=https://127.0.0.1:$TLS_CH_PORT
+export EYE_TEST_TLS_REDIS_URL=rediss://127.0.0.1:$TLS_REDIS_PORT
 export EYE_TEST_TLS_CA_FILE=$TLS_DIR/ca.pem
 export EYE_TEST_TLS_OTHER_CA_FILE=$TLS_DIR/other-ca.pem
 export EYE_TEST_TLS_SASL_USERNAME=$SASL_USER

@@ -6,6 +6,8 @@
 //!   replica keeps to its half (`EYE_AUTH_REPLICAS=2`), so together they keep to the
 //!   budget; the metrics and the log say so; Redis started again, the replicas share
 //!   again within the retry interval;
+//! - over TLS (`rediss://`, stunnel from `deploy/tls.sh`): shared with the deployment's CA,
+//!   refused (each replica on its share) with a CA that did not sign the server;
 //! - every replica validates against the same schema set: `eye_ingest_schema_set_info`
 //!   shows one digest, the digest of the shipped `schemas/`.
 //!
@@ -467,5 +469,77 @@ async fn redis_down_each_replica_keeps_its_share_then_shares_again() -> anyhow::
     for svc in both {
         svc.stop().await?;
     }
+    Ok(())
+}
+
+/// `deploy/tls.sh env`'s variable `name` (make test exports them).
+fn tls_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run `deploy/tls.sh start` and export `deploy/tls.sh env` (make test does both)")
+    })
+}
+
+/// `rediss://` through stunnel (`deploy/tls.sh`) to the shared Redis: with the deployment's
+/// CA every admission is Redis' own; with a CA that did not sign the server's certificate
+/// the replicas refuse the connection and keep to their own shares, and say why.
+#[tokio::test]
+async fn shared_limits_over_tls_trust_only_the_configured_ca() -> anyhow::Result<()> {
+    let log = LogBuffer::install(tracing_subscriber::filter::LevelFilter::INFO)?;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    require_redis(&redis_url()).await;
+    let tls_url = tls_var("EYE_TEST_TLS_REDIS_URL");
+    assert!(tls_url.starts_with("rediss://"), "{tls_url}");
+    let kafka = kafka_config(&unique("replicas_tls"));
+    create_topics(&kafka).await?;
+    let (clients, creds) = client("replicas-tls")?;
+    let key = creds.api_key();
+    let prefix = unique("eye-e2e-tls");
+    let time = Duration::from_secs(1);
+    for (ca, trusted) in [
+        (tls_var("EYE_TEST_TLS_CA_FILE"), true),
+        (tls_var("EYE_TEST_TLS_OTHER_CA_FILE"), false),
+    ] {
+        let both = replicas(
+            &kafka,
+            &clients,
+            &[
+                ("REDIS_URL", &tls_url),
+                ("REDIS_CA_FILE", &ca),
+                ("REDIS_KEY_PREFIX", &prefix),
+                ("REPLICAS", "2"),
+                ("REDIS_TIMEOUT_MS", "2000"),
+            ],
+        )
+        .await?;
+        let seen = drive(&both, &key, time).await?;
+        assert!(seen.accepted_events > 0, "{seen:?}");
+        for svc in &both {
+            let m = metrics(svc).await?;
+            let fallback = sample(&m, "eye_auth_redis_fallback_total{limit=\"events\"}");
+            if trusted {
+                assert_eq!(sample(&m, "eye_auth_redis_up"), Some(1.0), "{m}");
+                assert!(sample(&m, "eye_auth_redis_admission_seconds_count").unwrap_or(0.0) > 0.0);
+                assert_eq!(fallback, None, "every admission was Redis': {m}");
+            } else {
+                assert_eq!(sample(&m, "eye_auth_redis_up"), Some(0.0), "{m}");
+                assert!(fallback.unwrap_or(0.0) > 0.0, "{m}");
+            }
+        }
+        println!(
+            "rediss:// with the {} CA: {} events in {:.2} s",
+            if trusted { "deployment's" } else { "wrong" },
+            seen.accepted_events,
+            seen.elapsed.as_secs_f64()
+        );
+        for svc in both {
+            svc.stop().await?;
+        }
+    }
+    let text = log.text();
+    assert!(text.contains("Redis does not answer"), "the log says so");
+    assert!(
+        text.to_lowercase().contains("certificate"),
+        "the log names the certificate as the reason"
+    );
     Ok(())
 }

@@ -45,11 +45,17 @@ pub struct AuthConfig {
     pub events_per_s: u32,
     #[serde(default = "d_events_burst")]
     pub events_burst: u32,
-    /// `redis://[:password@]host:port[/db]`: the budgets above are shared by every replica
-    /// of a service through this Redis (one GCRA script call per admission). Empty: each
-    /// process keeps its own buckets. `Debug` prints it redacted (it may hold a password).
+    /// `redis://[:password@]host:port[/db]`, or `rediss://` for TLS: the budgets above are
+    /// shared by every replica of a service through this Redis (one GCRA script call per
+    /// admission). Empty: each process keeps its own buckets. `Debug` prints it redacted
+    /// (it may hold a password).
     #[serde(default)]
     pub redis_url: SecretString,
+    /// PEM file of the CA that signs the Redis server's certificate (`rediss://` only).
+    /// Empty: the system's roots, which is what a managed Redis with a public
+    /// certificate needs.
+    #[serde(default)]
+    pub redis_ca_file: String,
     /// The start of every rate-limit key (`<prefix>:<service>:<client>:<budget>:…`), so
     /// that several deployments can share one Redis.
     #[serde(default = "d_redis_key_prefix")]
@@ -83,6 +89,15 @@ impl Group for AuthConfig {
         if self.replicas == 0 {
             return Err("EYE_AUTH_REPLICAS must be at least 1".into());
         }
+        let tls = secrecy::ExposeSecret::expose_secret(&self.redis_url)
+            .trim()
+            .starts_with("rediss://");
+        if !self.redis_ca_file.trim().is_empty() && !tls {
+            return Err(
+                "EYE_AUTH_REDIS_CA_FILE is set but EYE_AUTH_REDIS_URL is not a rediss:// URL"
+                    .into(),
+            );
+        }
         if self.shares_limits() && self.redis_timeout_ms == 0 {
             return Err("EYE_AUTH_REDIS_TIMEOUT_MS must be at least 1".into());
         }
@@ -109,5 +124,27 @@ mod tests {
             secrecy::ExposeSecret::expose_secret(&c.token_secret),
             secret
         );
+    }
+
+    #[test]
+    fn a_redis_ca_file_needs_a_rediss_url() {
+        let cases = [
+            ("", "", true),
+            ("redis://127.0.0.1:6379", "", true),
+            ("rediss://redis.example:6380", "", true),
+            ("rediss://redis.example:6380", "/etc/eye/redis-ca.pem", true),
+            ("redis://127.0.0.1:6379", "/etc/eye/redis-ca.pem", false),
+            ("", "/etc/eye/redis-ca.pem", false),
+        ];
+        for (url, ca, ok) in cases {
+            let got: Result<AuthConfig, _> = eye_runtime::config::from_iter([
+                ("EYE_AUTH_REDIS_URL".to_owned(), url.to_owned()),
+                ("EYE_AUTH_REDIS_CA_FILE".to_owned(), ca.to_owned()),
+            ]);
+            assert_eq!(got.is_ok(), ok, "{url:?} {ca:?}: {got:?}");
+            if let Err(e) = got {
+                assert!(e.to_string().contains("EYE_AUTH_REDIS_CA_FILE"), "{e}");
+            }
+        }
     }
 }

@@ -144,6 +144,12 @@ pub async fn gcra(
 pub enum SharedLimitsError {
     #[error("EYE_AUTH_REDIS_URL is not a Redis URL: {0}")]
     Url(#[source] redis::RedisError),
+    #[error("EYE_AUTH_REDIS_CA_FILE {path}: {source}")]
+    CaFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The shared buckets of one service: the connection, the script, Redis' state as last
@@ -220,6 +226,26 @@ impl SharedMetrics {
     }
 }
 
+/// The client for `url`; for `rediss://` with a CA file, trusting that CA only (the
+/// certificate is checked when the first admission connects, not here).
+fn client(url: &str, ca_file: &str) -> Result<redis::Client, SharedLimitsError> {
+    if ca_file.is_empty() {
+        return redis::Client::open(url).map_err(SharedLimitsError::Url);
+    }
+    let root_cert = std::fs::read(ca_file).map_err(|source| SharedLimitsError::CaFile {
+        path: ca_file.to_owned(),
+        source,
+    })?;
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_cert),
+        },
+    )
+    .map_err(SharedLimitsError::Url)
+}
+
 impl SharedLimits {
     /// Sets up the connection without connecting: a service starts whether Redis answers
     /// or not (its admissions fall back until it does).
@@ -228,7 +254,7 @@ impl SharedLimits {
         service: &str,
     ) -> Result<Self, SharedLimitsError> {
         let url = secrecy::ExposeSecret::expose_secret(&config.redis_url).trim();
-        let client = redis::Client::open(url).map_err(SharedLimitsError::Url)?;
+        let client = client(url, config.redis_ca_file.trim())?;
         let timeout = Duration::from_millis(config.redis_timeout_ms.max(1));
         let conn = ConnectionManager::new_lazy_with_config(
             client,

@@ -362,6 +362,7 @@ pub async fn start_query_with(
         clickhouse,
         auth,
         http: http_config(&[]),
+        deletion: config(&[]),
     };
     Service::spawn("query", |l, rx| eye_query::run(config, l, on_stop(rx))).await
 }

@@ -278,13 +278,12 @@ async fn deleting_a_user_session_and_machine_leaves_no_trace_and_nothing_comes_b
         Duration::from_secs(60),
         "U's quarantined record",
         || async {
-            let rejected = deletion::Target {
-                table: "rejected_events",
-                condition: deletion::plan(&subject(SubjectKind::Session, &u2), &[u2.clone()])
-                    .into_iter()
-                    .find(|t| t.table == "rejected_events")?
-                    .condition,
-            };
+            let rejected = deletion::plan(
+                &subject(SubjectKind::Session, &u2),
+                std::slice::from_ref(&u2),
+            )
+            .into_iter()
+            .find(|t| t.table == "rejected_events")?;
             (env.store.count_rows(&[rejected]).await.ok()?[0] > 0).then_some(())
         },
     )

@@ -33,6 +33,7 @@ struct Env {
     reader: reqwest::Client,
     admin_id: String,
     store: Store,
+    auth: eye_auth::config::AuthConfig,
 }
 
 fn client(key: &str) -> anyhow::Result<reqwest::Client> {
@@ -82,7 +83,7 @@ async fn start() -> anyhow::Result<Env> {
     let query = start_query_config(eye_query::Config {
         query: query_config(&[]),
         clickhouse: readonly_clickhouse_config(&ch.database),
-        auth,
+        auth: auth.clone(),
         http: eye_e2e::http_config(&[]),
         // Refresh 200 ms + batch wait 200 ms, with room to spare.
         deletion: eye_e2e::config(&[("SETTLE_MS", "1500"), ("CLICKHOUSE_USER", &ch.user)]),
@@ -97,6 +98,7 @@ async fn start() -> anyhow::Result<Env> {
         reader: client(&reader.api_key())?,
         admin_id: admin.id.clone(),
         store: Store::new(&ch)?,
+        auth,
     })
 }
 
@@ -483,9 +485,64 @@ async fn deleting_a_user_session_and_machine_leaves_no_trace_and_nothing_comes_b
         .await?;
     ensure!(res.status() == 403, "{}", res.status());
 
+    // A deletion left pending by a query service that stopped is resumed by the next one.
     let env = Arc::try_unwrap(env).map_err(|_| anyhow::anyhow!("env still shared"))?;
-    env.ingest.stop().await?;
-    env.consumer.stop().await?;
-    env.query.stop().await?;
+    let Env {
+        ingest,
+        consumer,
+        query,
+        admin,
+        store,
+        auth,
+        ..
+    } = env;
+    query.stop().await?;
+    let left = uuid::Uuid::now_v7();
+    let at = eye_model::time::EventTime::now().as_micros();
+    store
+        .insert_deletion(&deletion::DeletionRow {
+            deletion_id: left,
+            subject_kind: "session".into(),
+            subject_id: o2.clone(),
+            requested_by: "a-stopped-service".into(),
+            requested_at_us: at,
+            status: "pending".into(),
+            tables: vec![],
+            counts: vec![],
+            finished_at_us: 0,
+            error: String::new(),
+            updated_at_us: at,
+        })
+        .await?;
+    let ch = eye_e2e::clickhouse_config(store.database());
+    let query = start_query_config(eye_query::Config {
+        query: query_config(&[]),
+        clickhouse: readonly_clickhouse_config(store.database()),
+        auth,
+        http: eye_e2e::http_config(&[]),
+        deletion: eye_e2e::config(&[("SETTLE_MS", "200"), ("CLICKHOUSE_USER", &ch.user)]),
+    })
+    .await?;
+    wait_ready(&[&query]).await?;
+    let resumed = wait_for(Duration::from_secs(60), "resumed deletion", || async {
+        let res = admin
+            .get(query.url(&format!("/v1/deletions/{left}")))
+            .send()
+            .await
+            .ok()?;
+        let body: Value = res.json().await.ok()?;
+        (body["status"] == "done").then_some(body)
+    })
+    .await?;
+    ensure!(resumed["counts"]["events"] == 3, "{resumed}");
+    let res = admin
+        .get(query.url(&format!("/v1/sessions/{o2}/events")))
+        .send()
+        .await?;
+    ensure!(res.status() == 404, "{}", res.status());
+
+    ingest.stop().await?;
+    consumer.stop().await?;
+    query.stop().await?;
     Ok(())
 }

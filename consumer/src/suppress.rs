@@ -58,10 +58,11 @@ impl Suppressions {
 
     /// Reads the suppressions added since the last read, and forgets the expired.
     pub async fn refresh(&mut self, store: &Store, now_us: i64) -> Result<(), StoreError> {
+        // The first read takes the whole list (nothing was added before 1970).
         let since = if self.refreshed.is_some() {
             self.newest_us - CLOCK_SLACK_US
         } else {
-            i64::MIN
+            0
         };
         let rows = store.suppressions_since(since, now_us).await?;
         self.add(&rows, now_us);

@@ -208,8 +208,10 @@ up() {
     "$(bin eye-admin)" init
     dev_client
     start_service eye-ingest "$INGEST_PORT"
-    # The query service reads as the read-only user of deploy/clickhouse/users.d/.
-    EYE_CLICKHOUSE_USER=${EYE_QUERY_CLICKHOUSE_USER:-eye_query} \
+    # The query service reads as the read-only user of deploy/clickhouse/users.d/, and
+    # deletes (DELETE /v1/users/{id} ...) as the user the consumer writes as.
+    EYE_DELETION_CLICKHOUSE_USER=${EYE_DELETION_CLICKHOUSE_USER:-${EYE_CLICKHOUSE_USER:-default}} \
+        EYE_CLICKHOUSE_USER=${EYE_QUERY_CLICKHOUSE_USER:-eye_query} \
         EYE_CLICKHOUSE_PASSWORD=${EYE_QUERY_CLICKHOUSE_PASSWORD:-eye_query} \
         start_service eye-query "$QUERY_PORT"
     start_service eye-consumer "$CONSUMER_PORT"

@@ -13,6 +13,7 @@ eye_runtime::defaults! {
     d_batch_max_wait_ms: u64 = 500;
     d_insert_backoff_max_ms: u64 = 5_000;
     d_migrate_on_start: bool = true;
+    d_suppression_refresh_ms: u64 = 1_000;
 }
 
 /// A deliberate crash, for the tests that prove a crash loses nothing. Never set it in
@@ -50,6 +51,11 @@ pub struct ConsumerConfig {
     /// Apply ClickHouse migrations at start-up.
     #[serde(default = "d_migrate_on_start")]
     pub migrate_on_start: bool,
+    /// How old the suppression list (subjects whose data was deleted) may be when a batch
+    /// is written; older, the rows added since are read first. A deletion waits at least
+    /// this plus the batch wait before it deletes (`EYE_DELETION_SETTLE_MS`).
+    #[serde(default = "d_suppression_refresh_ms")]
+    pub suppression_refresh_ms: u64,
     #[serde(default)]
     pub fault: Option<ConsumerFault>,
 }

@@ -14,6 +14,7 @@ mod identity;
 mod metrics;
 mod ops;
 mod pipeline;
+mod suppress;
 mod writer;
 
 use config::ConsumerConfig;

@@ -1,5 +1,5 @@
 use eye_runtime::telemetry;
-use prometheus::{Histogram, IntCounter, IntCounterVec, Registry};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
 
 #[derive(Clone)]
 pub struct ConsumerMetrics {
@@ -18,6 +18,10 @@ pub struct ConsumerMetrics {
     pub insert_duration: Histogram,
     /// Stored time minus ingest's receipt time, per event.
     pub freshness: Histogram,
+    /// Rows not stored because their subject's data was deleted, by table.
+    pub suppressed: IntCounterVec,
+    /// Subjects on the suppression list.
+    pub suppressions: IntGauge,
 }
 
 impl ConsumerMetrics {
@@ -84,6 +88,17 @@ impl ConsumerMetrics {
                 "eye_consumer_freshness_seconds",
                 "Per event, from ingest's receipt to ClickHouse confirming its insert: how stale the queryable data is.",
                 prometheus::exponential_buckets(0.01, 2.0, 16).unwrap_or_default(),
+            ),
+            suppressed: telemetry::counter_vec(
+                registry,
+                "eye_consumer_rows_suppressed_total",
+                "Rows not stored because their session, user or machine was deleted (the suppression list), by table (events, sessions, rejected_events, identities).",
+                &["table"],
+            ),
+            suppressions: telemetry::gauge(
+                registry,
+                "eye_consumer_suppressions",
+                "Subjects (sessions, users, machines) on the suppression list the consumer honours.",
             ),
         }
     }

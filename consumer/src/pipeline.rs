@@ -79,6 +79,8 @@ impl Pipeline {
                 backoff_max: Duration::from_millis(c.insert_backoff_max_ms),
                 stopping,
                 insert_tokens,
+                suppressions: Default::default(),
+                suppression_refresh: Duration::from_millis(c.suppression_refresh_ms),
             },
             consumer: clients.consumer,
             topics: clients.topics,

@@ -22,6 +22,7 @@ use crate::dead_letter::DeadLetters;
 use crate::dedup;
 use crate::identity;
 use crate::metrics::ConsumerMetrics;
+use crate::suppress::Suppressions;
 use backon::{ExponentialBuilder, Retryable};
 use eye_model::time::EventTime;
 use eye_store::{Store, StoreError, StoredCopy};
@@ -167,6 +168,10 @@ pub struct Writer {
     pub stopping: Arc<AtomicBool>,
     /// The server deduplicates a retried insert by token (current ClickHouse; not 18.16).
     pub insert_tokens: bool,
+    /// Subjects whose data was deleted, read again before a batch is written when older
+    /// than `suppression_refresh` (`EYE_CONSUMER_SUPPRESSION_REFRESH_MS`).
+    pub suppressions: tokio::sync::Mutex<Suppressions>,
+    pub suppression_refresh: Duration,
 }
 
 impl Writer {
@@ -174,6 +179,23 @@ impl Writer {
     /// until it succeeds or shutdown gives up on it.
     pub async fn write<'a>(&self, batch: &'a mut Batch) -> Result<Written<'a>, WriteError> {
         let started = Instant::now();
+        self.retrying(|| self.refresh_suppressions()).await?;
+        let new = {
+            let mut list = self.suppressions.lock().await;
+            let dropped = list.filter(batch, EventTime::now().as_micros());
+            let m = &self.metrics.suppressed;
+            m.with_label_values(&["events"])
+                .inc_by(dropped.events as u64);
+            m.with_label_values(&["sessions"])
+                .inc_by(dropped.sessions as u64);
+            m.with_label_values(&["rejected_events"])
+                .inc_by(dropped.rejected as u64);
+            dropped.new
+        };
+        // Stored before the batch: a later event of such a session, read by any consumer
+        // (after a crash, this one again), is dropped too.
+        self.retrying(|| async { Ok(self.store.insert_suppressions(&new).await?) })
+            .await?;
         let stored = self.retrying(|| self.stored_copies(batch)).await?;
         self.metrics
             .lookup_duration
@@ -182,9 +204,30 @@ impl Writer {
         batch.events = kept;
         batch.identities = identity::derive(&batch.events);
         self.metrics.duplicates.inc_by(dropped as u64);
+        let suppressed = self
+            .suppressions
+            .lock()
+            .await
+            .filter_identities(&mut batch.identities);
+        self.metrics
+            .suppressed
+            .with_label_values(&["identities"])
+            .inc_by(suppressed as u64);
         self.retrying(|| self.insert(batch)).await?;
         self.count(batch, started);
         Ok(Written(batch))
+    }
+
+    /// Reads the suppressions added since the last read, when that is older than the
+    /// refresh interval.
+    async fn refresh_suppressions(&self) -> Result<(), WriteError> {
+        let mut list = self.suppressions.lock().await;
+        if list.due(self.suppression_refresh, Instant::now()) {
+            list.refresh(&self.store, EventTime::now().as_micros())
+                .await?;
+            self.metrics.suppressions.set(list.len() as i64);
+        }
+        Ok(())
     }
 
     /// What storage already holds of the batch's events (see [`dedup`]).

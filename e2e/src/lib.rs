@@ -357,11 +357,14 @@ pub async fn start_query_with(
     clickhouse: ClickHouseConfig,
     auth: AuthConfig,
 ) -> anyhow::Result<Service> {
+    // Deletions write as the harness's writer, whatever user the service reads as.
+    let writer = clickhouse_config(&clickhouse.database).user;
     let config = eye_query::Config {
         query,
         clickhouse,
         auth,
         http: http_config(&[]),
+        deletion: config(&[("CLICKHOUSE_USER", &writer)]),
     };
     Service::spawn("query", |l, rx| eye_query::run(config, l, on_stop(rx))).await
 }

@@ -318,6 +318,7 @@ async fn consumer_and_query_say_draining_and_the_consumer_commits_its_batch() ->
         clickhouse: readonly_clickhouse_config(&clickhouse.database),
         auth: test_auth().config.clone(),
         http: http_settings,
+        deletion: eye_e2e::config(&[]),
     };
     let query = eye_e2e::start_query_config(query_cfg).await?;
     let ingest = start_ingest(kafka.clone(), &[], &[]).await?;

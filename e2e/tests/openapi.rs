@@ -109,6 +109,10 @@ impl Req {
         Self::new(svc, "get", template)
     }
 
+    fn delete(svc: &Service, template: &'static str) -> Self {
+        Self::new(svc, "delete", template)
+    }
+
     fn post(svc: &Service, template: &'static str, body: Value) -> Self {
         let mut r = Self::new(svc, "post", template);
         r.body = Some(body.to_string().into_bytes());
@@ -1136,6 +1140,49 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         .await?;
     }
 
+    // Deletions, of subjects nothing else here reads: accepted, then shown until done.
+    let gone = |what: &str| format!("{id}-gone-{what}");
+    let deletes = [
+        ("/v1/users/{user_id}", "user_id", gone("user")),
+        ("/v1/sessions/{session_id}", "session_id", gone("session")),
+        ("/v1/machines/{machine_id}", "machine_id", gone("machine")),
+    ];
+    let delete_subject = |(template, param, value): &(&'static str, &'static str, String)| {
+        Req::delete(query, template).path(param, value)
+    };
+    let mut deletion_ids = Vec::new();
+    for d in &deletes {
+        let ans = c.expect(delete_subject(d), 202, None).await?;
+        deletion_ids.push(
+            ans.body["deletion_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        c.expect(delete_subject(d).query("now", "1"), 400, None)
+            .await?;
+    }
+    c.expect(
+        Req::delete(query, "/v1/users/{user_id}").path("user_id", "a\u{7}b"),
+        400,
+        None,
+    )
+    .await?;
+    let deletion = |deletion_id: &str| {
+        Req::get(query, "/v1/deletions/{deletion_id}").path("deletion_id", deletion_id)
+    };
+    for deletion_id in &deletion_ids {
+        c.poll(deletion(deletion_id), |a| a.body["status"] == "done")
+            .await?;
+    }
+    c.expect(deletion("not-a-uuid"), 400, None).await?;
+    c.expect(
+        deletion(&uuid::Uuid::now_v7().to_string()),
+        404,
+        Some("deletion_not_found"),
+    )
+    .await?;
+
     let aggregate = || {
         Req::get(query, "/v1/aggregate")
             .query("category", "page_interaction")
@@ -1394,6 +1441,10 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
             .query("start_time", "2024-03-01")
             .query("end_time", "2024-03-02"),
         Req::get(dq, "/eye/invalid-time"),
+        Req::delete(dq, "/v1/users/{user_id}").path("user_id", "u"),
+        Req::delete(dq, "/v1/sessions/{session_id}").path("session_id", "s"),
+        Req::delete(dq, "/v1/machines/{machine_id}").path("machine_id", "m"),
+        Req::get(dq, "/v1/deletions/{deletion_id}").path("deletion_id", &deletion_ids[0]),
     ] {
         c.expect(req, 503, Some("store_unavailable")).await?;
     }
@@ -1436,6 +1487,10 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         tracker_machine(json!({"machineId": machine})),
         pages(),
         measurements(),
+        delete_subject(&deletes[0]),
+        delete_subject(&deletes[1]),
+        delete_subject(&deletes[2]),
+        deletion(&deletion_ids[0]),
     ];
     let api: Vec<Req> = api
         .into_iter()

@@ -73,6 +73,48 @@ impl Group for QueryConfig {
     }
 }
 
+eye_runtime::defaults! {
+    d_suppression_days: u32 = 30;
+    d_settle_ms: u64 = 5_000;
+    d_mutation_timeout_ms: u64 = 3_600_000;
+}
+
+/// `EYE_DELETION_*`: how the query service deletes a subject's data
+/// (docs/lifecycle-deletion.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeletionConfig {
+    /// How long the consumer keeps dropping a deleted subject's rows: at least the events
+    /// topic's retention, so nothing still in Kafka comes back.
+    #[serde(default = "d_suppression_days")]
+    pub suppression_days: u32,
+    /// How long a deletion waits between storing its suppressions and deleting, so that
+    /// every consumer has read them first: at least `EYE_CONSUMER_SUPPRESSION_REFRESH_MS`
+    /// plus `EYE_CONSUMER_BATCH_MAX_WAIT_MS`.
+    #[serde(default = "d_settle_ms")]
+    pub settle_ms: u64,
+    /// How long a deletion waits for ClickHouse to finish its mutations before failing.
+    #[serde(default = "d_mutation_timeout_ms")]
+    pub mutation_timeout_ms: u64,
+    /// The ClickHouse user deletions write as, when the service reads as a read-only one
+    /// (`eye_query`); unset: `EYE_CLICKHOUSE_USER`.
+    #[serde(default)]
+    pub clickhouse_user: Option<String>,
+    /// Its password (`Debug` prints it redacted).
+    #[serde(default)]
+    pub clickhouse_password: secrecy::SecretString,
+}
+
+impl Group for DeletionConfig {
+    const PREFIX: &'static str = "EYE_DELETION_";
+
+    fn check(&self) -> Result<(), String> {
+        if self.suppression_days == 0 {
+            return Err("EYE_DELETION_SUPPRESSION_DAYS must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +132,21 @@ mod tests {
             assert!(e.is_err(), "{bad}");
         }
         assert!(from_pairs::<QueryConfig>(&[("EYE_QUERY_EXPORT_PAGE_ROWS", "100000")]).is_ok());
+    }
+
+    #[test]
+    fn deletion_defaults_and_bounds() {
+        let d: DeletionConfig = from_pairs(&[]).expect("defaults");
+        assert_eq!((d.suppression_days, d.settle_ms), (30, 5_000));
+        assert_eq!(d.clickhouse_user, None);
+        assert!(from_pairs::<DeletionConfig>(&[("EYE_DELETION_SUPPRESSION_DAYS", "0")]).is_err());
+        let d: DeletionConfig = from_pairs(&[
+            ("EYE_DELETION_CLICKHOUSE_USER", "writer"),
+            ("EYE_DELETION_CLICKHOUSE_PASSWORD", "a-secret-never-shown"),
+        ])
+        .expect("set");
+        assert_eq!(d.clickhouse_user.as_deref(), Some("writer"));
+        assert!(!format!("{d:?}").contains("a-secret-never-shown"));
     }
 
     #[test]

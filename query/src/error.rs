@@ -13,6 +13,8 @@ pub enum QueryError {
     SessionNotFound(String),
     #[error("no link and no stored event names {0:?}")]
     IdentityNotFound(String),
+    #[error("no deletion {0}")]
+    DeletionNotFound(String),
     /// A numbered page after the last one (the first page always exists, perhaps empty).
     #[error("Invalid page.")]
     PageNotFound(FieldError),
@@ -40,6 +42,9 @@ impl From<QueryError> for HttpError {
             }
             QueryError::IdentityNotFound(_) => {
                 HttpError::new(StatusCode::NOT_FOUND, "identity_not_found", message)
+            }
+            QueryError::DeletionNotFound(_) => {
+                HttpError::new(StatusCode::NOT_FOUND, "deletion_not_found", message)
             }
             QueryError::PageNotFound(detail) => {
                 HttpError::new(StatusCode::NOT_FOUND, "invalid_page", message)

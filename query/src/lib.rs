@@ -4,6 +4,7 @@ mod aggregate;
 mod body;
 mod collector;
 pub mod config;
+mod deletion;
 mod error;
 mod export;
 mod identities;
@@ -17,7 +18,7 @@ mod tracker;
 mod ui;
 mod view;
 
-use config::QueryConfig;
+use config::{DeletionConfig, QueryConfig};
 use eye_auth::config::AuthConfig;
 use eye_auth::Authenticator;
 use eye_http::config::HttpConfig;
@@ -34,6 +35,7 @@ pub struct Config {
     pub clickhouse: ClickHouseConfig,
     pub auth: AuthConfig,
     pub http: HttpConfig,
+    pub deletion: DeletionConfig,
 }
 
 impl Config {
@@ -43,6 +45,7 @@ impl Config {
             clickhouse: from_env()?,
             auth: from_env()?,
             http: from_env()?,
+            deletion: from_env()?,
         })
     }
 }
@@ -61,8 +64,11 @@ pub async fn run(
     let auth = Authenticator::load_for(&config.auth, "query")?;
     let reloader = auth.spawn_reloader();
     let guard = eye_http::auth::Guard::new(auth, &registry);
+    let deletions =
+        deletion::Deletions::new(deletion_store(&config).await?, &config.deletion, &registry);
+    deletions.resume();
     let drain = Drain::new();
-    let routes = routes::routes(&config, store, registry, guard, drain.clone());
+    let routes = routes::routes(&config, store, registry, guard, drain.clone(), deletions);
     let listeners = Listeners::bind_ops(listener, config.query.ops_listen_addr).await?;
     let ops_addr = listeners.ops_addr()?;
     tracing::info!(addr = %listeners.main.local_addr()?, ops_addr = ?ops_addr, "query listening");
@@ -70,4 +76,15 @@ pub async fn run(
     reloader.abort();
     tracing::info!("query stopped");
     Ok(())
+}
+
+/// The store deletions write with: the service's own, or as `EYE_DELETION_CLICKHOUSE_USER`
+/// when the service reads as a read-only user.
+async fn deletion_store(config: &Config) -> anyhow::Result<Store> {
+    let mut ch = config.clickhouse.clone();
+    if let Some(user) = &config.deletion.clickhouse_user {
+        ch.user = user.clone();
+        ch.password = config.deletion.clickhouse_password.clone();
+    }
+    Ok(Store::connect(&ch).await?)
 }

@@ -1,5 +1,6 @@
 //! Routes and handlers of the query API.
 
+use crate::deletion::{self, Deletions};
 use crate::error::QueryError;
 use crate::identities;
 use crate::params::{self, Params};
@@ -17,6 +18,7 @@ use eye_http::ops::{self, ReadyCheck};
 use eye_http::route;
 use eye_model::event::{Category, EventName, FieldError, SessionId};
 use eye_model::session;
+use eye_store::deletion::{Subject, SubjectKind};
 use eye_store::{EventFilter, EventRow, OwnerKind, OwnerSessionsFilter, RejectedFilter, Store};
 use futures::FutureExt;
 use prometheus::Registry;
@@ -36,6 +38,8 @@ const REJECTED_MAX_LIMIT: u32 = 1_000;
 const READ: Access = Access::Bearer(&[Scope::EventsRead]);
 const AGGREGATE: Access = Access::Bearer(&[Scope::AggregationsRead]);
 const CATALOGUE: Access = Access::Bearer(&[Scope::EventsRead, Scope::AggregationsRead]);
+/// Deleting a subject's data and reading how a deletion went.
+const DELETE: Access = Access::Bearer(&[Scope::Delete]);
 /// Seed 003's reads, whose clients send Django REST framework's `Authorization: Token`.
 const COLLECTOR_READ: Access = Access::BearerOrToken(&[Scope::EventsRead]);
 
@@ -62,6 +66,7 @@ pub fn routes(
     registry: Registry,
     guard: Guard,
     drain: eye_http::Drain,
+    deletions: Deletions,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
     let http = HttpMetrics::new(&registry);
     let ready_store = store.clone();
@@ -204,6 +209,25 @@ pub fn routes(
             COLLECTOR_READ,
             |s, p| async move { collector_refused(&s, &p).await }
         ),
+        delete_subject(
+            route!("v1" / "users" / { user_id }),
+            (&deletions, &guard),
+            SubjectKind::User
+        ),
+        delete_subject(
+            route!("v1" / "sessions" / { session_id }),
+            (&deletions, &guard),
+            SubjectKind::Session
+        ),
+        delete_subject(
+            route!("v1" / "machines" / { machine_id }),
+            (&deletions, &guard),
+            SubjectKind::Machine
+        ),
+        deletion_route(
+            route!("v1" / "deletions" / { deletion_id }),
+            (&deletions, &guard)
+        ),
         Route::new("/oauth/token", guard.token_route()),
         Route::new("/o/token/", guard.oauth_toolkit_token_route()),
     );
@@ -338,6 +362,96 @@ where
                 },
             )
     })
+}
+
+/// `DELETE <route with one {id}>`: starts the deletion of that subject's data.
+fn delete_subject<P>(
+    route: Route<P>,
+    (deletions, guard): (&Deletions, &Guard),
+    kind: SubjectKind,
+) -> Route<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone>
+where
+    P: Filter<Extract = (String,), Error = warp::Rejection> + Clone,
+{
+    let deletions = deletions.clone();
+    route.map(|path| {
+        path.and(warp::delete())
+            .and(DELETE.filter(guard))
+            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+            .and_then(move |raw: String, caller: Principal, query: String| {
+                let deletions = deletions.clone();
+                async move {
+                    to_reply(request_deletion(&deletions, kind, &raw, &caller, &query).await)
+                }
+            })
+    })
+}
+
+/// `GET /v1/deletions/{id}`.
+fn deletion_route<P>(
+    route: Route<P>,
+    (deletions, guard): (&Deletions, &Guard),
+) -> Route<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone>
+where
+    P: Filter<Extract = (String,), Error = warp::Rejection> + Clone,
+{
+    let deletions = deletions.clone();
+    route.map(|path| {
+        path.and(warp::get())
+            .and(DELETE.filter(guard))
+            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+            .and_then(move |raw: String, _caller: Principal, query: String| {
+                let deletions = deletions.clone();
+                async move { to_reply(show_deletion(&deletions, &raw, &query).await) }
+            })
+    })
+}
+
+/// The subject a `DELETE` names, its id checked as the reads check it.
+fn subject(kind: SubjectKind, raw: &str) -> Result<Subject, QueryError> {
+    let id = match kind {
+        SubjectKind::Session => session_id(raw)?.into_string(),
+        SubjectKind::User => owner_id(raw, "user_id")?,
+        SubjectKind::Machine => owner_id(raw, "machine_id")?,
+    };
+    Ok(Subject { kind, id })
+}
+
+/// `202 Accepted` with the deletion's id, status and `Location`.
+async fn request_deletion(
+    deletions: &Deletions,
+    kind: SubjectKind,
+    raw: &str,
+    caller: &Principal,
+    query: &str,
+) -> Reply_ {
+    params::only(&params::parse_query(query)?, &[])?;
+    let subject = subject(kind, raw)?;
+    let row = deletions.request(subject, &caller.client_id).await?;
+    let location = format!("/v1/deletions/{}", row.deletion_id);
+    let body = warp::reply::json(&serde_json::json!({
+        "deletion_id": row.deletion_id,
+        "status": row.status,
+        "location": location,
+    }));
+    let reply = warp::reply::with_header(body, "location", location);
+    Ok(warp::reply::with_status(reply, warp::http::StatusCode::ACCEPTED).into_response())
+}
+
+async fn show_deletion(deletions: &Deletions, raw: &str, query: &str) -> Reply_ {
+    params::only(&params::parse_query(query)?, &[])?;
+    let id = uuid::Uuid::parse_str(raw).map_err(|_| {
+        QueryError::BadParameter(FieldError::new(
+            "deletion_id",
+            "invalid_uuid",
+            "deletion_id must be a UUID, as DELETE answered it",
+        ))
+    })?;
+    let row = deletions
+        .get(id)
+        .await?
+        .ok_or_else(|| QueryError::DeletionNotFound(id.to_string()))?;
+    Ok(warp::reply::json(&deletion::view(row)).into_response())
 }
 
 fn session_id(raw: &str) -> Result<SessionId, QueryError> {
@@ -658,16 +772,19 @@ mod tests {
             clickhouse: from_pairs(&[]).expect("defaults"),
             auth,
             http: from_pairs(&[]).expect("defaults"),
+            deletion: from_pairs(&[]).expect("defaults"),
         };
         let registry = Registry::new();
         let guard = Guard::new(Authenticator::load(&config.auth).expect("loads"), &registry);
         let store = Store::new(&config.clickhouse).expect("a store handle");
+        let deletions = Deletions::new(store.clone(), &config.deletion, &registry);
         let filter = routes(
             &config,
             store,
             registry.clone(),
             guard,
             eye_http::Drain::new(),
+            deletions,
         );
         let _ = std::fs::remove_file(&clients);
         let cases = [
@@ -683,6 +800,9 @@ mod tests {
             ("/v1/users/u/sessions", "/v1/users/{user_id}/sessions"),
             ("/v1/identities/u%40x", "/v1/identities/{user_id}"),
             ("/v1/identities/u/events", "/v1/identities/{user_id}/events"),
+            ("/v1/users/u", "/v1/users/{user_id}"),
+            ("/v1/machines/m", "/v1/machines/{machine_id}"),
+            ("/v1/deletions/x", "/v1/deletions/{deletion_id}"),
             ("/v1/aggregate", "/v1/aggregate"),
             ("/v1/events", "/v1/events"),
             ("/v1/categories", "/v1/categories"),

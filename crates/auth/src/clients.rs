@@ -19,15 +19,19 @@ pub enum Scope {
     EventsRead,
     #[serde(rename = "aggregations:read")]
     AggregationsRead,
+    /// Deleting a user's, session's or machine's data, and reading how a deletion went.
+    #[serde(rename = "delete")]
+    Delete,
     #[serde(rename = "admin")]
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 5] = [
         Self::EventsWrite,
         Self::EventsRead,
         Self::AggregationsRead,
+        Self::Delete,
         Self::Admin,
     ];
 
@@ -36,6 +40,7 @@ impl Scope {
             Self::EventsWrite => "events:write",
             Self::EventsRead => "events:read",
             Self::AggregationsRead => "aggregations:read",
+            Self::Delete => "delete",
             Self::Admin => "admin",
         }
     }
@@ -328,6 +333,7 @@ mod tests {
             ("aggregation", Some(Scope::AggregationsRead)),
             ("aggregations:read", Some(Scope::AggregationsRead)),
             ("admin", Some(Scope::Admin)),
+            ("delete", Some(Scope::Delete)),
             ("root", None),
             ("", None),
         ];

@@ -118,12 +118,12 @@ mod tests {
             .collect();
         let mut ids = BTreeSet::new();
         let ops = operations(&doc);
-        assert_eq!(ops.len(), 46, "operations documented");
+        assert_eq!(ops.len(), 50, "operations documented");
         for (path, method, op) in ops {
             let at = format!("{method} {path}");
             assert!(
-                ["get", "post"].contains(&method),
-                "{at}: the services answer GET and POST only"
+                ["get", "post", "delete"].contains(&method),
+                "{at}: the services answer GET, POST and DELETE only"
             );
             let id = op["operationId"].as_str().expect("operationId");
             assert!(ids.insert(id), "{at}: operationId {id} twice");
@@ -185,7 +185,13 @@ mod tests {
             .map(String::as_str)
             .collect();
         // The scopes eye_auth::Scope knows, by the names the clients file uses.
-        let known = ["events:write", "events:read", "aggregations:read", "admin"];
+        let known = [
+            "events:write",
+            "events:read",
+            "aggregations:read",
+            "delete",
+            "admin",
+        ];
         assert_eq!(scopes, known.into_iter().collect());
         // The explorer's page needs none either: its script sends the person's credential.
         let open = [

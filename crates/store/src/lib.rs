@@ -3,6 +3,7 @@
 //! runs them.
 
 pub mod config;
+pub mod deletion;
 pub mod export;
 pub mod filters;
 mod http;

@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_rejected_raw_digest"),
     migration!(8, "0008_event_keys"),
     migration!(9, "0009_identities"),
+    migration!(11, "0011_deletions"),
 ];
 
 /// Splits a migration file into statements: `;` at the end of a line ends one. Comment
@@ -84,6 +85,9 @@ pub fn already_applied(error: &str) -> bool {
 /// * `identity_links` by `user_id`: a `(user_id, anonymous_id)` pair then always lands on
 ///   one shard and folds there, whichever session linked it; reads take `DISTINCT`.
 /// * `schema_migrations` by `version`.
+/// * `deletions` by `deletion_id`: a deletion's state rows fold on one shard.
+/// * `suppressions` by `subject_id`: every consumer reads them all, so any key would do;
+///   this one spreads them.
 pub fn sharding_key(table: &str) -> Option<&'static str> {
     match table {
         "events" | "events_by_type" | "event_keys" | "sessions" | "sessions_by_owner"
@@ -91,6 +95,8 @@ pub fn sharding_key(table: &str) -> Option<&'static str> {
         "rejected_events" => Some("cityHash64(toString(rejection_id))"),
         "identity_links" => Some("cityHash64(user_id)"),
         "schema_migrations" => Some("version"),
+        "deletions" => Some("cityHash64(toString(deletion_id))"),
+        "suppressions" => Some("cityHash64(subject_id)"),
         _ => None,
     }
 }

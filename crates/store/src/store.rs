@@ -350,7 +350,7 @@ impl Store {
         self.insert(sql::ACTORS_TABLE, rows).await
     }
 
-    async fn insert<T>(&self, table: &str, rows: &[T]) -> Result<(), StoreError>
+    pub(crate) async fn insert<T>(&self, table: &str, rows: &[T]) -> Result<(), StoreError>
     where
         T: clickhouse::RowOwned + clickhouse::RowWrite,
     {
@@ -558,8 +558,22 @@ impl Store {
     /// a result limit behind the LIMIT each statement has: a statement that lost its LIMIT
     /// fails instead of streaming a table. (ClickHouse applies it to the final result only,
     /// not to subqueries; checked on 18.16 and 26.)
-    fn read(&self, statement: Statement) -> clickhouse::query::Query {
+    pub(crate) fn read(&self, statement: Statement) -> clickhouse::query::Query {
         self.read_within(statement, self.max_execution_time)
+    }
+
+    /// [`Store::read`] without the result limit: for the few statements whose answer must
+    /// be whole however long (a subject's sessions, the suppression list).
+    pub(crate) fn unbounded(&self, statement: Statement) -> clickhouse::query::Query {
+        let secs = self.max_execution_time.as_secs().max(1);
+        statement
+            .query(&self.client)
+            .with_option("max_execution_time", secs.to_string())
+    }
+
+    /// The client on the database, for statements that are no read (mutations).
+    pub(crate) fn client(&self) -> &clickhouse::Client {
+        &self.client
     }
 
     /// [`Store::read`] with its own time limit (whole seconds, at least 1).

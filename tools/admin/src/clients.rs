@@ -15,7 +15,7 @@ pub enum ClientsCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// Comma-separated: events:write, events:read, aggregations:read, admin.
+        /// Comma-separated: events:write, events:read, aggregations:read, delete, admin.
         #[arg(long, value_delimiter = ',', required = true, value_parser = parse_scope)]
         scopes: Vec<Scope>,
         /// Comma-separated categories the client may write; any when absent.
@@ -55,7 +55,7 @@ fn parse_unknown_types(s: &str) -> Result<UnknownTypePolicy, String> {
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
     Scope::parse(s).ok_or_else(|| {
-        format!("unknown scope {s:?}; one of events:write, events:read, aggregations:read, admin")
+        format!("unknown scope {s:?}; one of events:write, events:read, aggregations:read, delete, admin")
     })
 }
 

@@ -13,6 +13,7 @@ eye_runtime::defaults! {
     d_batch_max_wait_ms: u64 = 500;
     d_insert_backoff_max_ms: u64 = 5_000;
     d_migrate_on_start: bool = true;
+    d_retention_interval_ms: u64 = 3_600_000;
 }
 
 /// A deliberate crash, for the tests that prove a crash loses nothing. Never set it in
@@ -50,12 +51,23 @@ pub struct ConsumerConfig {
     /// Apply ClickHouse migrations at start-up.
     #[serde(default = "d_migrate_on_start")]
     pub migrate_on_start: bool,
+    /// How often the consumer removes expired data (`EYE_RETENTION_*`,
+    /// docs/lifecycle-retention.md); no runs when no retention is configured.
+    #[serde(default = "d_retention_interval_ms")]
+    pub retention_interval_ms: u64,
     #[serde(default)]
     pub fault: Option<ConsumerFault>,
 }
 
 impl Group for ConsumerConfig {
     const PREFIX: &'static str = "EYE_CONSUMER_";
+
+    fn check(&self) -> Result<(), String> {
+        if self.retention_interval_ms == 0 {
+            return Err("EYE_CONSUMER_RETENTION_INTERVAL_MS must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

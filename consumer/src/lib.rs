@@ -14,6 +14,7 @@ mod identity;
 mod metrics;
 mod ops;
 mod pipeline;
+mod retention;
 mod writer;
 
 use config::ConsumerConfig;
@@ -21,6 +22,7 @@ use eye_http::config::HttpConfig;
 use eye_kafka::config::KafkaConfig;
 use eye_runtime::config::{from_env, ConfigError};
 use eye_store::config::ClickHouseConfig;
+use eye_store::retention::RetentionConfig;
 use eye_store::Store;
 use std::future::Future;
 use tokio::net::TcpListener;
@@ -31,6 +33,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub clickhouse: ClickHouseConfig,
     pub http: HttpConfig,
+    pub retention: RetentionConfig,
 }
 
 impl Config {
@@ -40,6 +43,7 @@ impl Config {
             kafka: from_env()?,
             clickhouse: from_env()?,
             http: from_env()?,
+            retention: from_env()?,
         })
     }
 }

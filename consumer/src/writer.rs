@@ -55,6 +55,7 @@ impl WriteError {
             Self::Store(StoreError::Config(_) | StoreError::ClusterDdl(_) | StoreError::Tls(_)) => {
                 Class::Permanent
             }
+            Self::Store(StoreError::MutationsPending { .. }) => Class::Transient,
             Self::DeadLetter(e) => kafka_class(e),
         }
     }

@@ -41,6 +41,7 @@ async fn query() -> anyhow::Result<Service> {
         clickhouse: clickhouse_config("eye"),
         auth: test_auth().config.clone(),
         http: http_config(&[]),
+        retention: Default::default(),
     })
     .await
 }

@@ -37,6 +37,7 @@ async fn query(http: &[(&str, &str)], query: &[(&str, &str)]) -> anyhow::Result<
         clickhouse: clickhouse_config("eye"),
         auth: test_auth().config.clone(),
         http: http_config(http),
+        retention: Default::default(),
     })
     .await
 }

@@ -17,6 +17,7 @@ async fn query(trusted_proxies: &str) -> anyhow::Result<Service> {
         clickhouse: clickhouse_config("eye"),
         auth: test_auth().config.clone(),
         http: http_config(&[("TRUSTED_PROXIES", trusted_proxies)]),
+        retention: Default::default(),
     })
     .await
 }

@@ -24,6 +24,7 @@ use eye_http::config::HttpConfig;
 use eye_http::{Drain, Listeners};
 use eye_runtime::config::{from_env, ConfigError};
 use eye_store::config::ClickHouseConfig;
+use eye_store::retention::RetentionConfig;
 use eye_store::Store;
 use std::future::Future;
 use tokio::net::TcpListener;
@@ -34,6 +35,7 @@ pub struct Config {
     pub clickhouse: ClickHouseConfig,
     pub auth: AuthConfig,
     pub http: HttpConfig,
+    pub retention: RetentionConfig,
 }
 
 impl Config {
@@ -43,6 +45,7 @@ impl Config {
             clickhouse: from_env()?,
             auth: from_env()?,
             http: from_env()?,
+            retention: from_env()?,
         })
     }
 }
@@ -56,7 +59,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = Store::connect(&config.clickhouse)
         .await?
-        .with_raw_reads(!config.query.deduplicate);
+        .with_raw_reads(!config.query.deduplicate)
+        .with_retention(config.retention.clone());
     let registry = prometheus::Registry::new();
     let auth = Authenticator::load_for(&config.auth, "query")?;
     let reloader = auth.spawn_reloader();

@@ -658,6 +658,7 @@ mod tests {
             clickhouse: from_pairs(&[]).expect("defaults"),
             auth,
             http: from_pairs(&[]).expect("defaults"),
+            retention: Default::default(),
         };
         let registry = Registry::new();
         let guard = Guard::new(Authenticator::load(&config.auth).expect("loads"), &registry);

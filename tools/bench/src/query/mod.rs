@@ -139,6 +139,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             clickhouse: service_ch,
             auth,
             http: config::from_env()?,
+            retention: Default::default(),
         },
         listener,
         async move {

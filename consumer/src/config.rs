@@ -80,6 +80,15 @@ mod tests {
         let c: ConsumerConfig = from_pairs(&[]).expect("defaults");
         assert_eq!((c.batch_max_rows, c.batch_max_wait_ms), (10_000, 500));
         assert_eq!(c.fault, None);
+        assert_eq!(c.retention_interval_ms, 3_600_000);
+    }
+
+    #[test]
+    fn a_retention_interval_of_zero_is_refused() {
+        let err = from_pairs::<ConsumerConfig>(&[("EYE_CONSUMER_RETENTION_INTERVAL_MS", "0")])
+            .expect_err("must fail")
+            .to_string();
+        assert!(err.contains("EYE_CONSUMER_RETENTION_INTERVAL_MS"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ eye_runtime::defaults! {
     d_insert_backoff_max_ms: u64 = 5_000;
     d_migrate_on_start: bool = true;
     d_suppression_refresh_ms: u64 = 1_000;
+    d_retention_interval_ms: u64 = 3_600_000;
 }
 
 /// A deliberate crash, for the tests that prove a crash loses nothing. Never set it in
@@ -56,12 +57,23 @@ pub struct ConsumerConfig {
     /// this plus the batch wait before it deletes (`EYE_DELETION_SETTLE_MS`).
     #[serde(default = "d_suppression_refresh_ms")]
     pub suppression_refresh_ms: u64,
+    /// How often the consumer removes expired data (`EYE_RETENTION_*`,
+    /// docs/lifecycle-retention.md); no runs when no retention is configured.
+    #[serde(default = "d_retention_interval_ms")]
+    pub retention_interval_ms: u64,
     #[serde(default)]
     pub fault: Option<ConsumerFault>,
 }
 
 impl Group for ConsumerConfig {
     const PREFIX: &'static str = "EYE_CONSUMER_";
+
+    fn check(&self) -> Result<(), String> {
+        if self.retention_interval_ms == 0 {
+            return Err("EYE_CONSUMER_RETENTION_INTERVAL_MS must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +86,15 @@ mod tests {
         let c: ConsumerConfig = from_pairs(&[]).expect("defaults");
         assert_eq!((c.batch_max_rows, c.batch_max_wait_ms), (10_000, 500));
         assert_eq!(c.fault, None);
+        assert_eq!(c.retention_interval_ms, 3_600_000);
+    }
+
+    #[test]
+    fn a_retention_interval_of_zero_is_refused() {
+        let err = from_pairs::<ConsumerConfig>(&[("EYE_CONSUMER_RETENTION_INTERVAL_MS", "0")])
+            .expect_err("must fail")
+            .to_string();
+        assert!(err.contains("EYE_CONSUMER_RETENTION_INTERVAL_MS"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod identity;
 mod metrics;
 mod ops;
 mod pipeline;
+mod retention;
 mod suppress;
 mod writer;
 
@@ -22,6 +23,7 @@ use eye_http::config::HttpConfig;
 use eye_kafka::config::KafkaConfig;
 use eye_runtime::config::{from_env, ConfigError};
 use eye_store::config::ClickHouseConfig;
+use eye_store::retention::RetentionConfig;
 use eye_store::Store;
 use std::future::Future;
 use tokio::net::TcpListener;
@@ -32,6 +34,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub clickhouse: ClickHouseConfig,
     pub http: HttpConfig,
+    pub retention: RetentionConfig,
 }
 
 impl Config {
@@ -41,6 +44,7 @@ impl Config {
             kafka: from_env()?,
             clickhouse: from_env()?,
             http: from_env()?,
+            retention: from_env()?,
         })
     }
 }

@@ -40,6 +40,12 @@ impl Pipeline {
         let metrics = ConsumerMetrics::new(&registry);
         let c = &config.consumer;
         let clients = clients::build(&config.kafka, &c.group_id, c.session_timeout_ms, &registry)?;
+        let retention = crate::retention::spawn(
+            store.clone(),
+            config.retention.clone(),
+            Duration::from_millis(c.retention_interval_ms),
+            &registry,
+        );
 
         // Health and metrics run beside the loop and stop with it; `/readyz` says draining
         // from the moment shutdown begins, while the last batch is still being written.
@@ -94,6 +100,9 @@ impl Pipeline {
         };
         tracing::info!(topics = ?pipeline.topics, group = %c.group_id, ?limits, "consumer running");
         let result = pipeline.run(limits, stop_rx).await;
+        if let Some(task) = retention {
+            task.abort();
+        }
         let _ = ops_stop_tx.send(());
         let _ = ops_task.await;
         tracing::info!("consumer stopped");

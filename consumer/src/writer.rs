@@ -56,6 +56,7 @@ impl WriteError {
             Self::Store(StoreError::Config(_) | StoreError::ClusterDdl(_) | StoreError::Tls(_)) => {
                 Class::Permanent
             }
+            Self::Store(StoreError::MutationsPending { .. }) => Class::Transient,
             Self::DeadLetter(e) => kafka_class(e),
         }
     }

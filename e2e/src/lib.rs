@@ -333,6 +333,7 @@ pub async fn start_consumer(
         kafka,
         clickhouse,
         http: http_config(&[]),
+        retention: Default::default(),
     };
     Service::spawn("consumer", |l, rx| {
         eye_consumer::run(config, l, on_stop(rx))
@@ -365,6 +366,7 @@ pub async fn start_query_with(
         auth,
         http: http_config(&[]),
         deletion: config(&[("CLICKHOUSE_USER", &writer)]),
+        retention: Default::default(),
     };
     Service::spawn("query", |l, rx| eye_query::run(config, l, on_stop(rx))).await
 }

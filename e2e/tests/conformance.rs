@@ -42,6 +42,7 @@ async fn query() -> anyhow::Result<Service> {
         auth: test_auth().config.clone(),
         http: http_config(&[]),
         deletion: eye_e2e::config(&[]),
+        retention: Default::default(),
     })
     .await
 }

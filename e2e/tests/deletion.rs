@@ -87,6 +87,7 @@ async fn start() -> anyhow::Result<Env> {
         http: eye_e2e::http_config(&[]),
         // Refresh 200 ms + batch wait 200 ms, with room to spare.
         deletion: eye_e2e::config(&[("SETTLE_MS", "1500"), ("CLICKHOUSE_USER", &ch.user)]),
+        retention: Default::default(),
     })
     .await?;
     wait_ready(&[&query]).await?;
@@ -521,6 +522,7 @@ async fn deleting_a_user_session_and_machine_leaves_no_trace_and_nothing_comes_b
         auth,
         http: eye_e2e::http_config(&[]),
         deletion: eye_e2e::config(&[("SETTLE_MS", "200"), ("CLICKHOUSE_USER", &ch.user)]),
+        retention: Default::default(),
     })
     .await?;
     wait_ready(&[&query]).await?;

@@ -306,6 +306,7 @@ async fn consumer_and_query_say_draining_and_the_consumer_commits_its_batch() ->
         kafka: kafka.clone(),
         clickhouse: clickhouse.clone(),
         http: http_settings.clone(),
+        retention: Default::default(),
     };
     let consumer = Service::spawn("consumer", |l, rx| {
         eye_consumer::run(consumer_cfg, l, async move {
@@ -319,6 +320,7 @@ async fn consumer_and_query_say_draining_and_the_consumer_commits_its_batch() ->
         auth: test_auth().config.clone(),
         http: http_settings,
         deletion: eye_e2e::config(&[]),
+        retention: Default::default(),
     };
     let query = eye_e2e::start_query_config(query_cfg).await?;
     let ingest = start_ingest(kafka.clone(), &[], &[]).await?;

@@ -38,6 +38,7 @@ async fn query(http: &[(&str, &str)], query: &[(&str, &str)]) -> anyhow::Result<
         auth: test_auth().config.clone(),
         http: http_config(http),
         deletion: eye_e2e::config(&[]),
+        retention: Default::default(),
     })
     .await
 }

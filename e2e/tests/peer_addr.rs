@@ -18,6 +18,7 @@ async fn query(trusted_proxies: &str) -> anyhow::Result<Service> {
         auth: test_auth().config.clone(),
         http: http_config(&[("TRUSTED_PROXIES", trusted_proxies)]),
         deletion: eye_e2e::config(&[]),
+        retention: Default::default(),
     })
     .await
 }

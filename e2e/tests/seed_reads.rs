@@ -289,6 +289,7 @@ async fn tracker_sessions_and_machines_read_as_the_tracker_answers() -> anyhow::
         auth: eye_e2e::test_auth().config.clone(),
         http: eye_e2e::http_config(&[]),
         deletion: eye_e2e::config(&[]),
+        retention: Default::default(),
     };
     let small = start_query_config(bounded).await?;
     wait_ready(&[&small]).await?;

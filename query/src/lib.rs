@@ -25,6 +25,7 @@ use eye_http::config::HttpConfig;
 use eye_http::{Drain, Listeners};
 use eye_runtime::config::{from_env, ConfigError};
 use eye_store::config::ClickHouseConfig;
+use eye_store::retention::RetentionConfig;
 use eye_store::Store;
 use std::future::Future;
 use tokio::net::TcpListener;
@@ -36,6 +37,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub deletion: DeletionConfig,
+    pub retention: RetentionConfig,
 }
 
 impl Config {
@@ -46,6 +48,7 @@ impl Config {
             auth: from_env()?,
             http: from_env()?,
             deletion: from_env()?,
+            retention: from_env()?,
         })
     }
 }
@@ -59,7 +62,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = Store::connect(&config.clickhouse)
         .await?
-        .with_raw_reads(!config.query.deduplicate);
+        .with_raw_reads(!config.query.deduplicate)
+        .with_retention(config.retention.clone());
     let registry = prometheus::Registry::new();
     let auth = Authenticator::load_for(&config.auth, "query")?;
     let reloader = auth.spawn_reloader();

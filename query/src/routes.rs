@@ -773,6 +773,7 @@ mod tests {
             auth,
             http: from_pairs(&[]).expect("defaults"),
             deletion: from_pairs(&[]).expect("defaults"),
+            retention: Default::default(),
         };
         let registry = Registry::new();
         let guard = Guard::new(Authenticator::load(&config.auth).expect("loads"), &registry);

@@ -8,6 +8,7 @@ pub mod export;
 pub mod filters;
 mod http;
 pub mod migrations;
+pub mod retention;
 pub mod rows;
 pub mod sql;
 pub mod statement;

@@ -7,6 +7,7 @@
 //! a sort direction). Each statement runs on ClickHouse 18.16 and on current releases: the
 //! chdb check in `make test` runs them on ClickHouse 26 (`eye-admin sql`).
 
+pub mod retention;
 #[cfg(test)]
 mod tests;
 
@@ -14,9 +15,11 @@ use crate::filters::{
     AggregateFilter, EventFilter, IdentityEventsFilter, OwnerKind, OwnerSessionsFilter,
     RefusedTimeFilter, RejectedFilter,
 };
+use crate::retention::Cutoffs;
 use crate::rows::EventKey;
 use crate::statement::{sql, Statement, Value};
 use eye_model::aggregate::{Aggregation, Granularity};
+use retention::{kept_events, kept_rejected, maybe_kept};
 use uuid::Uuid;
 
 /// Columns of [`crate::EventRow`], in its field order (RowBinary is positional).
@@ -137,18 +140,18 @@ pub fn session_meta(session: &str) -> Statement {
 
 /// Distinct events of a session and their first and last time; one row (of zeros) even
 /// when the session has no events.
-pub fn session_stats(session: &str) -> Statement {
-    Statement::new(&format!(
+pub fn session_stats(session: &str, cut: &Cutoffs) -> Statement {
+    let s = Statement::new(&format!(
         "SELECT uniqExact(event_id, client_ts_us) AS events, min(ts_us) AS first_us, max(ts_us) AS last_us \
          FROM {EVENTS_TABLE} WHERE "
-    ))
-    .push(sql!("session_id = ?"), [session.into()])
+    ));
+    kept_events(s.push(sql!("session_id = ?"), [session.into()]), cut)
 }
 
 /// An owner's sessions, newest start first, each with its metadata and event statistics,
 /// resumable after a cursor. Both sides of the join read key prefixes: `sessions` and
 /// `events` are ordered by session_id first.
-pub fn owner_sessions(f: &OwnerSessionsFilter) -> Statement {
+pub fn owner_sessions(f: &OwnerSessionsFilter, cut: &Cutoffs) -> Statement {
     let s = Statement::new(&format!(
         "SELECT session_id, user_id, machine_id, org_id, started_at_us, ended_at_us, starts, ends, \
          events, first_us, last_us FROM \
@@ -160,7 +163,7 @@ pub fn owner_sessions(f: &OwnerSessionsFilter) -> Statement {
          (SELECT session_id, uniqExact(event_id, client_ts_us) AS events, min(ts_us) AS first_us, max(ts_us) AS last_us \
           FROM {EVENTS_TABLE} WHERE "
     ));
-    let mut s = owned_sessions(s, f.kind, &f.owner_id)
+    let mut s = kept_events(owned_sessions(s, f.kind, &f.owner_id), cut)
         .push_text(" GROUP BY session_id) AS stats USING session_id ");
     if let Some((started, id)) = &f.after {
         s = s.push(
@@ -174,19 +177,21 @@ pub fn owner_sessions(f: &OwnerSessionsFilter) -> Statement {
 
 /// Every (category, name) pair with its distinct events and first and last event time.
 /// Reads the type ordering, so each pair's rows are contiguous.
-pub fn categories(limit: u32) -> Statement {
-    Statement::new(&format!(
+pub fn categories(limit: u32, cut: &Cutoffs) -> Statement {
+    let s = Statement::new(&format!(
         "SELECT category, name, uniqExact(session_id, event_id, client_ts_us) AS events, \
          min(ts_us) AS first_us, max(ts_us) AS last_us \
-         FROM {EVENTS_BY_TYPE} GROUP BY category, name ORDER BY category, name "
-    ))
-    .push(sql!("LIMIT ?"), [limit.into()])
+         FROM {EVENTS_BY_TYPE} WHERE 1 = 1"
+    ));
+    kept_events(s, cut)
+        .push_text(" GROUP BY category, name ORDER BY category, name ")
+        .push(sql!("LIMIT ?"), [limit.into()])
 }
 
 /// The partition bound `toDateTime(?)` for a time in µs. `DateTime` is a UInt32 of seconds,
 /// and 18.16's `toDateTime` wraps values outside it (`toDateTime(-1)` is 2106): clamped, the
 /// bound stays a superset of the exact `ts_us` condition next to it.
-fn partition_second(us: i64) -> i64 {
+pub(crate) fn partition_second(us: i64) -> i64 {
     us.div_euclid(1_000_000).clamp(0, i64::from(u32::MAX))
 }
 
@@ -218,8 +223,8 @@ fn time_range(mut s: Statement, from_us: Option<i64>, to_us: Option<i64>) -> Sta
 /// name) range of the key, of which there are few. `raw` keeps every stored copy, replays
 /// included: only for the fault-injection suite's negative control
 /// (`EYE_QUERY_DEDUPLICATE=false`).
-pub fn events(f: &EventFilter, raw: bool) -> Statement {
-    let s = event_conditions(f, EVENT_COLUMNS);
+pub fn events(f: &EventFilter, raw: bool, cut: &Cutoffs) -> Statement {
+    let s = event_conditions(f, EVENT_COLUMNS, cut);
     let s = after_event(s, f.after.as_ref(), f.descending);
     let s = listing_order(s, f.descending, raw);
     if f.offset > 0 {
@@ -232,23 +237,24 @@ pub fn events(f: &EventFilter, raw: bool) -> Statement {
 /// How many distinct events (by session_id, event_id, client_ts_us, the identity the
 /// listing's `LIMIT 1 BY` keeps one row of) match the filter's conditions; its cursor,
 /// order, offset and limit play no part. One row, 0 when nothing matches.
-pub fn event_count(f: &EventFilter) -> Statement {
-    event_conditions(f, "uniqExact(session_id, event_id, client_ts_us)")
+pub fn event_count(f: &EventFilter, cut: &Cutoffs) -> Statement {
+    event_conditions(f, "uniqExact(session_id, event_id, client_ts_us)", cut)
 }
 
 /// How many stored copies match the filter after its cursor, and their first and last
 /// `ts_us` ([`crate::EventSpan`]); order, offset and limit play no part. An export sizes
 /// its time windows by it ([`crate::export`]).
-pub fn event_span(f: &EventFilter) -> Statement {
+pub fn event_span(f: &EventFilter, cut: &Cutoffs) -> Statement {
     let s = event_conditions(
         f,
         "count() AS copies, min(ts_us) AS first_us, max(ts_us) AS last_us",
+        cut,
     );
     after_event(s, f.after.as_ref(), f.descending)
 }
 
 /// `SELECT <columns> FROM <the table serving the filters> WHERE 1 = 1 AND <each filter>`.
-fn event_conditions(f: &EventFilter, columns: &str) -> Statement {
+fn event_conditions(f: &EventFilter, columns: &str, cut: &Cutoffs) -> Statement {
     let table = if f.session_id.is_some() || f.owner.is_some() {
         EVENTS_TABLE
     } else {
@@ -267,7 +273,7 @@ fn event_conditions(f: &EventFilter, columns: &str) -> Statement {
     if let Some(name) = &f.name {
         s = s.push(sql!(" AND name = ?"), [name.into()]);
     }
-    time_range(s, f.from_us, f.to_us)
+    kept_events(time_range(s, f.from_us, f.to_us), cut)
 }
 
 /// ` AND` the rows after a keyset cursor over `(ts_us, event_id, session_id)`, in the
@@ -348,14 +354,14 @@ fn merged_pages(inner: Statement, order: &str, offset: u64, limit: u32) -> State
 }
 
 /// [`events`] for cluster mode: each shard's first `offset + limit`, merged.
-pub fn events_on_cluster(f: &EventFilter, raw: bool) -> Statement {
+pub fn events_on_cluster(f: &EventFilter, raw: bool, cut: &Cutoffs) -> Statement {
     let per_shard = EventFilter {
         offset: 0,
         limit: page_end(f.offset, f.limit),
         ..f.clone()
     };
     merged_pages(
-        events(&per_shard, raw),
+        events(&per_shard, raw, cut),
         &event_order(f.descending),
         f.offset,
         f.limit,
@@ -363,9 +369,9 @@ pub fn events_on_cluster(f: &EventFilter, raw: bool) -> Statement {
 }
 
 /// [`identity_events`] for cluster mode.
-pub fn identity_events_on_cluster(f: &IdentityEventsFilter, raw: bool) -> Statement {
+pub fn identity_events_on_cluster(f: &IdentityEventsFilter, raw: bool, cut: &Cutoffs) -> Statement {
     merged_pages(
-        identity_events(f, raw),
+        identity_events(f, raw, cut),
         &event_order(f.descending),
         0,
         f.limit,
@@ -374,19 +380,24 @@ pub fn identity_events_on_cluster(f: &IdentityEventsFilter, raw: bool) -> Statem
 
 /// [`session_events`] for cluster mode (a session lives on one shard; the others answer
 /// nothing).
-pub fn session_events_on_cluster(session: &str, limit: u32) -> Statement {
-    merged_pages(session_events(session, limit), "ts_us, event_id", 0, limit)
+pub fn session_events_on_cluster(session: &str, limit: u32, cut: &Cutoffs) -> Statement {
+    merged_pages(
+        session_events(session, limit, cut),
+        "ts_us, event_id",
+        0,
+        limit,
+    )
 }
 
 /// [`rejected`] for cluster mode.
-pub fn rejected_on_cluster(f: &RejectedFilter) -> Statement {
-    merged_pages(rejected(f), "received_at_us, rejection_id", 0, f.limit)
+pub fn rejected_on_cluster(f: &RejectedFilter, cut: &Cutoffs) -> Statement {
+    merged_pages(rejected(f, cut), "received_at_us, rejection_id", 0, f.limit)
 }
 
 /// [`refused_for_time`] for cluster mode.
-pub fn refused_for_time_on_cluster(f: &RefusedTimeFilter) -> Statement {
+pub fn refused_for_time_on_cluster(f: &RefusedTimeFilter, cut: &Cutoffs) -> Statement {
     merged_pages(
-        refused_for_time(f),
+        refused_for_time(f, cut),
         "received_at_us DESC, rejection_id DESC",
         0,
         f.limit,
@@ -414,12 +425,12 @@ pub fn linked_ids(user_ids: &[&str], limit: u32) -> Statement {
 
 /// 1 when some stored event names `id` as its userId or anonymousId, else 0; reads the
 /// first granule of the id's key prefix at most.
-pub fn actor_seen(id: &str) -> Statement {
-    Statement::new(&format!(
+pub fn actor_seen(id: &str, cut: &Cutoffs) -> Statement {
+    let s = Statement::new(&format!(
         "SELECT count() FROM (SELECT 1 FROM {ACTORS_TABLE} WHERE "
     ))
-    .push(sql!("actor_id = ?"), [id.into()])
-    .push_text(" LIMIT 1)")
+    .push(sql!("actor_id = ?"), [id.into()]);
+    maybe_kept(s, cut).push_text(" LIMIT 1)")
 }
 
 /// A page of the events of a set of ids, in the event listings' order, once each. The page
@@ -427,7 +438,7 @@ pub fn actor_seen(id: &str) -> Statement {
 /// its first `limit` events after the cursor (an event naming two of the ids counts once).
 /// `events` is then read for exactly those (session_id, event_id, client_ts_us), through
 /// their sessions: a key prefix there. `raw` keeps every stored copy, as in [`events`].
-pub fn identity_events(f: &IdentityEventsFilter, raw: bool) -> Statement {
+pub fn identity_events(f: &IdentityEventsFilter, raw: bool, cut: &Cutoffs) -> Statement {
     let page = |s: Statement| {
         let s = s
             .push_text(&format!(
@@ -437,6 +448,7 @@ pub fn identity_events(f: &IdentityEventsFilter, raw: bool) -> Statement {
                 sql!("actor_id IN (SELECT arrayJoin(?))"),
                 [f.actor_ids.clone().into()],
             );
+        let s = maybe_kept(s, cut);
         listing_order(
             after_event(s, f.after.as_ref(), f.descending),
             f.descending,
@@ -449,7 +461,7 @@ pub fn identity_events(f: &IdentityEventsFilter, raw: bool) -> Statement {
     ));
     let s = page(s).push_text(")) AND (session_id, event_id, client_ts_us) IN (");
     let s = page(s).push_text(")");
-    let s = after_event(s, f.after.as_ref(), f.descending);
+    let s = kept_events(after_event(s, f.after.as_ref(), f.descending), cut);
     listing_order(s, f.descending, raw).push(sql!("LIMIT ?"), [f.limit.into()])
 }
 
@@ -482,7 +494,7 @@ pub fn stored_copies(keys: &[EventKey<'_>]) -> Statement {
 
 /// The quarantine in arrival order, one row per rejection_id, optionally filtered and
 /// resumable after a cursor.
-pub fn rejected(f: &RejectedFilter) -> Statement {
+pub fn rejected(f: &RejectedFilter, cut: &Cutoffs) -> Statement {
     let mut s = Statement::new(&format!(
         "SELECT {REJECTED_COLUMNS} FROM {REJECTED_TABLE} WHERE 1 = 1"
     ));
@@ -501,7 +513,8 @@ pub fn rejected(f: &RejectedFilter) -> Statement {
             [ts.into(), ts.into(), id.into()],
         );
     }
-    s.push_text(" ORDER BY received_at_us, rejection_id LIMIT 1 BY rejection_id ")
+    kept_rejected(s, cut)
+        .push_text(" ORDER BY received_at_us, rejection_id LIMIT 1 BY rejection_id ")
         .push(sql!("LIMIT ?"), [f.limit.into()])
 }
 
@@ -509,7 +522,7 @@ pub fn rejected(f: &RejectedFilter) -> Statement {
 /// rejection_id, optionally of one session. The quarantine is ordered by arrival time, so
 /// this reads it newest first until the limit: no index serves a code (as for
 /// `/v1/rejected?reason=`). The caller checks which field each code was given to.
-pub fn refused_for_time(f: &RefusedTimeFilter) -> Statement {
+pub fn refused_for_time(f: &RefusedTimeFilter, cut: &Cutoffs) -> Statement {
     let mut s = Statement::new(&format!(
         "SELECT {REJECTED_COLUMNS} FROM {REJECTED_TABLE} WHERE "
     ))
@@ -517,7 +530,8 @@ pub fn refused_for_time(f: &RefusedTimeFilter) -> Statement {
     if let Some(session) = &f.session_id {
         s = s.push(sql!(" AND session_id = ?"), [session.into()]);
     }
-    s.push_text(" ORDER BY received_at_us DESC, rejection_id DESC LIMIT 1 BY rejection_id ")
+    kept_rejected(s, cut)
+        .push_text(" ORDER BY received_at_us DESC, rejection_id DESC LIMIT 1 BY rejection_id ")
         .push(sql!("LIMIT ?"), [f.limit.into()])
 }
 
@@ -562,7 +576,7 @@ fn aggregation(a: Aggregation) -> &'static str {
 /// value, so the aggregate is never null. `HAVING` drops the one row 18.16 returns for an
 /// empty set when the key is the constant of `Granularity::None` (newer releases return
 /// none).
-pub fn aggregate(f: &AggregateFilter) -> Statement {
+pub fn aggregate(f: &AggregateFilter, cut: &Cutoffs) -> Statement {
     let s = bucket_start(Statement::new("SELECT toInt64("), f.granularity, &f.tz);
     let s = s
         .push_text(&format!(
@@ -576,7 +590,7 @@ pub fn aggregate(f: &AggregateFilter) -> Statement {
             sql!("category = ? AND name = ?"),
             [(&f.category).into(), (&f.name).into()],
         );
-    let mut s = time_range(s, f.from_us, f.to_us);
+    let mut s = kept_events(time_range(s, f.from_us, f.to_us), cut);
     if f.aggregation.needs_value() {
         s = s.push_text(" AND isNotNull(value)");
     }
@@ -589,13 +603,14 @@ pub fn aggregate(f: &AggregateFilter) -> Statement {
 
 /// A session's events, ordered by event time, ties by event_id; `LIMIT 1 BY` keeps one row
 /// per event whether or not ReplacingMergeTree has merged replays yet.
-pub fn session_events(session: &str, limit: u32) -> Statement {
-    Statement::new(&format!(
+pub fn session_events(session: &str, limit: u32, cut: &Cutoffs) -> Statement {
+    let s = Statement::new(&format!(
         "SELECT {EVENT_COLUMNS} FROM {EVENTS_TABLE} WHERE "
     ))
-    .push(sql!("session_id = ?"), [session.into()])
-    .push_text(" ORDER BY ts_us, event_id LIMIT 1 BY event_id, client_ts_us ")
-    .push(sql!("LIMIT ?"), [limit.into()])
+    .push(sql!("session_id = ?"), [session.into()]);
+    kept_events(s, cut)
+        .push_text(" ORDER BY ts_us, event_id LIMIT 1 BY event_id, client_ts_us ")
+        .push(sql!("LIMIT ?"), [limit.into()])
 }
 
 /// Rows stored against distinct events: the difference is the replayed copies not yet

@@ -6,6 +6,7 @@ use crate::filters::{
     AggregateFilter, EventFilter, IdentityEventsFilter, OwnerSessionsFilter, RefusedTimeFilter,
     RejectedFilter,
 };
+use crate::retention::{self, Cutoffs, PartitionStat, RetentionConfig};
 use crate::rows::{
     ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, EventSpan, LinkRow,
     OwnerSessionRow, RejectedRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
@@ -33,6 +34,9 @@ pub enum StoreError {
     ClusterDdl(#[from] migrations::ClusterDdlError),
     #[error(transparent)]
     Tls(#[from] crate::http::TlsError),
+    /// Retention waited for a table's mutations in vain; the next run takes up what is left.
+    #[error("retention: {pending} mutation(s) of {table} still running")]
+    MutationsPending { table: &'static str, pending: u64 },
 }
 
 /// `e: cause: its cause…`, each text once (wrappers often repeat their source's).
@@ -78,6 +82,10 @@ pub struct Store {
     /// server (see `docs/cluster.md`).
     cluster: Option<String>,
     compressed: Compressed,
+    /// `EYE_RETENTION_*`: what reads leave out as expired ([`Store::with_retention`]).
+    retention: Option<std::sync::Arc<RetentionConfig>>,
+    /// The instant reads take as now: the wall clock, or a fixed one in tests.
+    clock: Option<i64>,
 }
 
 impl Store {
@@ -132,6 +140,8 @@ impl Store {
             raw_reads: false,
             cluster,
             compressed,
+            retention: None,
+            clock: None,
         })
     }
 
@@ -195,6 +205,32 @@ impl Store {
         self
     }
 
+    /// With `retention`, every read of events and of the quarantine leaves out what has
+    /// expired at the time of the read, whether or not it is still stored.
+    pub fn with_retention(mut self, retention: RetentionConfig) -> Self {
+        self.retention = retention
+            .is_configured()
+            .then(|| std::sync::Arc::new(retention));
+        self
+    }
+
+    /// Reads take `now_us` as the present instead of the clock: for tests of the boundary.
+    pub fn with_fixed_clock(mut self, now_us: i64) -> Self {
+        self.clock = Some(now_us);
+        self
+    }
+
+    /// The cutoffs reads apply now.
+    pub fn cutoffs(&self) -> Cutoffs {
+        match &self.retention {
+            None => Cutoffs::none(),
+            Some(r) => r.cutoffs(
+                self.clock
+                    .unwrap_or_else(|| eye_model::time::EventTime::now().as_micros()),
+            ),
+        }
+    }
+
     pub fn database(&self) -> &str {
         &self.database
     }
@@ -202,6 +238,62 @@ impl Store {
     /// The cluster the tables are laid out on (`EYE_CLICKHOUSE_CLUSTER`), if any.
     pub fn cluster(&self) -> Option<&str> {
         self.cluster.as_deref()
+    }
+
+    /// Where retention's `ALTER`s go in cluster mode ([`crate::sql::retention`]).
+    pub(crate) fn cluster_target(&self) -> Option<migrations::Cluster<'_>> {
+        self.cluster_layout()
+    }
+
+    /// The server's version, e.g. `18.16.1`.
+    pub async fn server_version(&self) -> Result<String, StoreError> {
+        Ok(sql::server_version()
+            .query(&self.server)
+            .fetch_one()
+            .await?)
+    }
+
+    /// Retention's per-partition statistics: a maintenance read, without the reads' row
+    /// limit (a row per month and category) but with their time limit.
+    pub(crate) async fn retention_stats(
+        &self,
+        statement: Statement,
+    ) -> Result<Vec<PartitionStat>, StoreError> {
+        Ok(self.read(statement).fetch_all().await?)
+    }
+
+    pub(crate) async fn retention_count(&self, statement: Statement) -> Result<u64, StoreError> {
+        Ok(self.read(statement).fetch_one().await?)
+    }
+
+    /// One retention `ALTER` (a partition drop, a mutation, a TTL).
+    pub(crate) async fn retention_alter(&self, statement: Statement) -> Result<(), StoreError> {
+        tracing::info!(statement = %statement.render(), "retention");
+        Ok(statement.query(&self.client).execute().await?)
+    }
+
+    /// Waits until `t` has no mutation left to do, polling, at most `wait`.
+    pub(crate) async fn await_mutations(
+        &self,
+        t: retention::Table,
+        wait: Duration,
+    ) -> Result<(), StoreError> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let statement =
+                sql::retention::pending_mutations(t, &self.database, self.cluster_layout());
+            let pending: u64 = self.read(statement).fetch_one().await?;
+            if pending == 0 {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::MutationsPending {
+                    table: t.name(),
+                    pending,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     fn cluster_layout(&self) -> Option<migrations::Cluster<'_>> {
@@ -394,9 +486,9 @@ impl Store {
     /// Events matching the filter, one per event_id, in time order.
     pub async fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
         let statement = if self.cluster.is_some() {
-            sql::events_on_cluster(f, self.raw_reads)
+            sql::events_on_cluster(f, self.raw_reads, &self.cutoffs())
         } else {
-            sql::events(f, self.raw_reads)
+            sql::events(f, self.raw_reads, &self.cutoffs())
         };
         Ok(self.read_listing(statement).fetch_all().await?)
     }
@@ -410,9 +502,9 @@ impl Store {
         limit: Duration,
     ) -> Result<Vec<EventRow>, StoreError> {
         let statement = if self.cluster.is_some() {
-            sql::events_on_cluster(f, self.raw_reads)
+            sql::events_on_cluster(f, self.raw_reads, &self.cutoffs())
         } else {
-            sql::events(f, self.raw_reads)
+            sql::events(f, self.raw_reads, &self.cutoffs())
         };
         Ok(self
             .read_listing_within(statement, limit)
@@ -427,7 +519,7 @@ impl Store {
         limit: Duration,
     ) -> Result<EventSpan, StoreError> {
         Ok(self
-            .read_within(sql::event_span(f), limit)
+            .read_within(sql::event_span(f, &self.cutoffs()), limit)
             .fetch_one()
             .await?)
     }
@@ -435,7 +527,10 @@ impl Store {
     /// How many distinct events match the filter's conditions (its cursor, order, offset
     /// and limit aside).
     pub async fn event_count(&self, f: &EventFilter) -> Result<u64, StoreError> {
-        Ok(self.read(sql::event_count(f)).fetch_one().await?)
+        Ok(self
+            .read(sql::event_count(f, &self.cutoffs()))
+            .fetch_one()
+            .await?)
     }
 
     /// Quarantined records holding one of the filter's codes, newest first.
@@ -444,24 +539,27 @@ impl Store {
         f: &RefusedTimeFilter,
     ) -> Result<Vec<RejectedRow>, StoreError> {
         let statement = if self.cluster.is_some() {
-            sql::refused_for_time_on_cluster(f)
+            sql::refused_for_time_on_cluster(f, &self.cutoffs())
         } else {
-            sql::refused_for_time(f)
+            sql::refused_for_time(f, &self.cutoffs())
         };
         Ok(self.read_listing(statement).fetch_all().await?)
     }
 
     /// Every event type stored, with counts of distinct events; at most `limit` types.
     pub async fn categories(&self, limit: u32) -> Result<Vec<CategoryRow>, StoreError> {
-        Ok(self.read(sql::categories(limit)).fetch_all().await?)
+        Ok(self
+            .read(sql::categories(limit, &self.cutoffs()))
+            .fetch_all()
+            .await?)
     }
 
     /// Quarantined records in arrival order, one per rejection_id.
     pub async fn rejected(&self, f: &RejectedFilter) -> Result<Vec<RejectedRow>, StoreError> {
         let statement = if self.cluster.is_some() {
-            sql::rejected_on_cluster(f)
+            sql::rejected_on_cluster(f, &self.cutoffs())
         } else {
-            sql::rejected(f)
+            sql::rejected(f, &self.cutoffs())
         };
         Ok(self.read_listing(statement).fetch_all().await?)
     }
@@ -480,7 +578,7 @@ impl Store {
     /// How many distinct events a session has, and their first and last time.
     pub async fn session_stats(&self, session: &SessionId) -> Result<SessionStats, StoreError> {
         Ok(self
-            .read(sql::session_stats(session.as_str()))
+            .read(sql::session_stats(session.as_str(), &self.cutoffs()))
             .fetch_one()
             .await?)
     }
@@ -490,12 +588,18 @@ impl Store {
         &self,
         f: &OwnerSessionsFilter,
     ) -> Result<Vec<OwnerSessionRow>, StoreError> {
-        Ok(self.read(sql::owner_sessions(f)).fetch_all().await?)
+        Ok(self
+            .read(sql::owner_sessions(f, &self.cutoffs()))
+            .fetch_all()
+            .await?)
     }
 
     /// The buckets of an aggregation that hold events, in time order; at most `limit`.
     pub async fn aggregate(&self, f: &AggregateFilter) -> Result<Vec<BucketRow>, StoreError> {
-        Ok(self.read(sql::aggregate(f)).fetch_all().await?)
+        Ok(self
+            .read(sql::aggregate(f, &self.cutoffs()))
+            .fetch_all()
+            .await?)
     }
 
     /// A session's events in time order, one per event_id.
@@ -505,9 +609,9 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<EventRow>, StoreError> {
         let statement = if self.cluster.is_some() {
-            sql::session_events_on_cluster(session.as_str(), limit)
+            sql::session_events_on_cluster(session.as_str(), limit, &self.cutoffs())
         } else {
-            sql::session_events(session.as_str(), limit)
+            sql::session_events(session.as_str(), limit, &self.cutoffs())
         };
         Ok(self.read_listing(statement).fetch_all().await?)
     }
@@ -530,7 +634,10 @@ impl Store {
 
     /// Whether some stored event names `id` as its userId or anonymousId.
     pub async fn actor_seen(&self, id: &str) -> Result<bool, StoreError> {
-        let n: u64 = self.read(sql::actor_seen(id)).fetch_one().await?;
+        let n: u64 = self
+            .read(sql::actor_seen(id, &self.cutoffs()))
+            .fetch_one()
+            .await?;
         Ok(n > 0)
     }
 
@@ -543,9 +650,9 @@ impl Store {
             return Ok(Vec::new());
         }
         let statement = if self.cluster.is_some() {
-            sql::identity_events_on_cluster(f, self.raw_reads)
+            sql::identity_events_on_cluster(f, self.raw_reads, &self.cutoffs())
         } else {
-            sql::identity_events(f, self.raw_reads)
+            sql::identity_events(f, self.raw_reads, &self.cutoffs())
         };
         Ok(self.read_listing(statement).fetch_all().await?)
     }

@@ -3,6 +3,7 @@
 
 mod clients;
 mod export;
+mod retention;
 mod samples;
 
 use anyhow::Context;
@@ -36,6 +37,9 @@ enum Command {
     /// Write every event matching the filters to a file (NDJSON or CSV, as GET /v1/export),
     /// with a progress bar; --resume continues a cut file.
     Export(export::ExportArgs),
+    /// Retention (EYE_RETENTION_*): show what has expired, or remove it.
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
 }
 
 /// Topic settings; each flag overrides its `EYE_KAFKA_*` variable.
@@ -68,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Sql => print_sql(),
         Command::Clients(cmd) => clients::run(cmd),
         Command::Export(args) => export::run(args).await,
+        Command::Retention(cmd) => retention::run(cmd).await,
     }
 }
 

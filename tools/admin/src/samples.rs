@@ -4,6 +4,7 @@
 //! `eye_store::sql` functions the Store calls, so the check covers the SQL that runs.
 
 use eye_model::aggregate::{Aggregation, Granularity};
+use eye_store::retention::Cutoffs;
 use eye_store::sql;
 use eye_store::statement::Statement;
 use eye_store::{
@@ -51,7 +52,7 @@ pub fn statements() -> Vec<(String, Statement)> {
             "linked_ids",
             sql::linked_ids(&["sample-user", "nobody"], 1_000),
         ),
-        ("actor_seen", sql::actor_seen("sample-anon")),
+        ("actor_seen", sql::actor_seen("sample-anon", &kept())),
         (
             "identity_events",
             sql::identity_events(
@@ -61,6 +62,7 @@ pub fn statements() -> Vec<(String, Statement)> {
                     ..IdentityEventsFilter::default()
                 },
                 false,
+                &kept(),
             ),
         ),
         (
@@ -73,6 +75,7 @@ pub fn statements() -> Vec<(String, Statement)> {
                     limit: 1,
                 },
                 false,
+                &kept(),
             ),
         ),
         ("create_migrations_table", sql::create_migrations_table()),
@@ -81,27 +84,33 @@ pub fn statements() -> Vec<(String, Statement)> {
             "record_migration",
             sql::record_migration(999, "0999_sample"),
         ),
-        ("session_events", sql::session_events(SESSION, 100)),
+        ("session_events", sql::session_events(SESSION, 100, &kept())),
         ("event_counts", sql::event_counts()),
         (
             "rejected_all",
-            sql::rejected(&RejectedFilter {
-                limit: 100,
-                ..RejectedFilter::default()
-            }),
+            sql::rejected(
+                &RejectedFilter {
+                    limit: 100,
+                    ..RejectedFilter::default()
+                },
+                &kept(),
+            ),
         ),
         (
             "rejected_filtered",
-            sql::rejected(&RejectedFilter {
-                reason: Some("invalid_timestamp".into()),
-                from_us: Some(0),
-                to_us: Some(4_000_000_000_000_000),
-                after: Some((1, Uuid::nil())),
-                limit: 100,
-            }),
+            sql::rejected(
+                &RejectedFilter {
+                    reason: Some("invalid_timestamp".into()),
+                    from_us: Some(0),
+                    to_us: Some(4_000_000_000_000_000),
+                    after: Some((1, Uuid::nil())),
+                    limit: 100,
+                },
+                &kept(),
+            ),
         ),
         ("session_meta", sql::session_meta(SESSION)),
-        ("categories", sql::categories(100)),
+        ("categories", sql::categories(100, &kept())),
         (
             "events_by_type_page",
             events(EventFilter {
@@ -115,7 +124,7 @@ pub fn statements() -> Vec<(String, Statement)> {
                 ..EventFilter::default()
             }),
         ),
-        ("session_stats", sql::session_stats(SESSION)),
+        ("session_stats", sql::session_stats(SESSION, &kept())),
         (
             "stored_copies",
             sql::stored_copies(&[
@@ -125,21 +134,27 @@ pub fn statements() -> Vec<(String, Statement)> {
         ),
         (
             "user_sessions",
-            sql::owner_sessions(&OwnerSessionsFilter {
-                kind: OwnerKind::User,
-                owner_id: "u".into(),
-                after: None,
-                limit: 100,
-            }),
+            sql::owner_sessions(
+                &OwnerSessionsFilter {
+                    kind: OwnerKind::User,
+                    owner_id: "u".into(),
+                    after: None,
+                    limit: 100,
+                },
+                &kept(),
+            ),
         ),
         (
             "user_sessions_after",
-            sql::owner_sessions(&OwnerSessionsFilter {
-                kind: OwnerKind::User,
-                owner_id: "u".into(),
-                after: Some((1_000_000, SESSION.into())),
-                limit: 100,
-            }),
+            sql::owner_sessions(
+                &OwnerSessionsFilter {
+                    kind: OwnerKind::User,
+                    owner_id: "u".into(),
+                    after: Some((1_000_000, SESSION.into())),
+                    limit: 100,
+                },
+                &kept(),
+            ),
         ),
         (
             "machine_events",
@@ -181,28 +196,37 @@ pub fn statements() -> Vec<(String, Statement)> {
         ),
         (
             "event_count",
-            sql::event_count(&EventFilter {
-                session_id: Some(SESSION.into()),
-                to_us: Some(4_000_000),
-                ..EventFilter::default()
-            }),
+            sql::event_count(
+                &EventFilter {
+                    session_id: Some(SESSION.into()),
+                    to_us: Some(4_000_000),
+                    ..EventFilter::default()
+                },
+                &kept(),
+            ),
         ),
         (
             "event_span",
-            sql::event_span(&EventFilter {
-                category: Some("page_interaction".into()),
-                from_us: Some(1_000_000),
-                after: Some((2_000_000, Uuid::from_u128(7), SESSION.into())),
-                ..EventFilter::default()
-            }),
+            sql::event_span(
+                &EventFilter {
+                    category: Some("page_interaction".into()),
+                    from_us: Some(1_000_000),
+                    after: Some((2_000_000, Uuid::from_u128(7), SESSION.into())),
+                    ..EventFilter::default()
+                },
+                &kept(),
+            ),
         ),
         (
             "refused_for_time",
-            sql::refused_for_time(&RefusedTimeFilter {
-                codes: vec!["invalid_timestamp".into(), "timestamp_in_future".into()],
-                session_id: Some(SESSION.into()),
-                limit: 100,
-            }),
+            sql::refused_for_time(
+                &RefusedTimeFilter {
+                    codes: vec!["invalid_timestamp".into(), "timestamp_in_future".into()],
+                    session_id: Some(SESSION.into()),
+                    limit: 100,
+                },
+                &kept(),
+            ),
         ),
         (
             "session_events_page_desc",
@@ -233,24 +257,37 @@ pub fn statements() -> Vec<(String, Statement)> {
         if out.iter().any(|(n, _)| *n == name) {
             continue;
         }
-        let statement = sql::aggregate(&AggregateFilter {
-            category: "metric".into(),
-            name: "cpu".into(),
-            from_us: Some(1_774_656_000_000_000), // 2026-03-28T00:00:00Z
-            to_us: Some(1_775_001_600_000_000),   // 2026-04-01T00:00:00Z
-            granularity,
-            aggregation,
-            tz: "Europe/Paris".into(),
-            limit: 10_001,
-        });
+        let statement = sql::aggregate(
+            &AggregateFilter {
+                category: "metric".into(),
+                name: "cpu".into(),
+                from_us: Some(1_774_656_000_000_000), // 2026-03-28T00:00:00Z
+                to_us: Some(1_775_001_600_000_000),   // 2026-04-01T00:00:00Z
+                granularity,
+                aggregation,
+                tz: "Europe/Paris".into(),
+                limit: 10_001,
+            },
+            &kept(),
+        );
         out.push((name, statement));
     }
     out
 }
 
+/// Retention cutoffs that keep every sample row (all at the epoch), so each read runs with
+/// its retention condition and still finds what deploy/sqlcheck.py expects.
+fn kept() -> Cutoffs {
+    Cutoffs {
+        categories: vec![("metric".into(), 0)],
+        default: Some(0),
+        quarantine: Some(0),
+    }
+}
+
 /// An event listing as the Store runs it, with read-time deduplication.
 fn events(f: EventFilter) -> Statement {
-    sql::events(&f, false)
+    sql::events(&f, false, &kept())
 }
 
 #[cfg(test)]

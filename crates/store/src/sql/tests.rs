@@ -1,4 +1,10 @@
 use super::*;
+
+const NONE: Cutoffs = Cutoffs {
+    categories: Vec::new(),
+    default: None,
+    quarantine: None,
+};
 use uuid::Uuid;
 
 fn text(s: &str) -> Value {
@@ -90,14 +96,14 @@ fn fixed_and_single_session_statements() {
             vec![text("s1")],
         ),
         (
-            session_stats("s1"),
+            session_stats("s1", &NONE),
             "SELECT uniqExact(event_id, client_ts_us) AS events, min(ts_us) AS first_us, \
              max(ts_us) AS last_us FROM events WHERE session_id = ?"
                 .into(),
             vec![text("s1")],
         ),
         (
-            session_events("s1", 50),
+            session_events("s1", 50, &NONE),
             format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE session_id = ? ORDER BY ts_us, event_id \
                  LIMIT 1 BY event_id, client_ts_us LIMIT ?"
@@ -105,20 +111,20 @@ fn fixed_and_single_session_statements() {
             vec![text("s1"), Value::UInt(50)],
         ),
         (
-            categories(10),
+            categories(10, &NONE),
             "SELECT category, name, uniqExact(session_id, event_id, client_ts_us) AS events, \
              min(ts_us) AS first_us, max(ts_us) AS last_us FROM events_by_type \
-             GROUP BY category, name ORDER BY category, name LIMIT ?"
+             WHERE 1 = 1 GROUP BY category, name ORDER BY category, name LIMIT ?"
                 .into(),
             vec![Value::UInt(10)],
         ),
-        (owner_sessions(&owner(None)), owner_sessions_text(""), {
+        (owner_sessions(&owner(None), &NONE), owner_sessions_text(""), {
             let mut v = owner_values.clone();
             v.push(Value::UInt(7));
             v
         }),
         (
-            owner_sessions(&owner(Some((5, "s9".into())))),
+            owner_sessions(&owner(Some((5, "s9".into()))), &NONE),
             owner_sessions_text(
                 "WHERE (started_at_us < ? OR (started_at_us = ? AND session_id < ?)) ",
             ),
@@ -167,22 +173,22 @@ fn rejected_listing_binds_each_filter_with_its_condition() {
     };
     check(vec![
         (
-            rejected(&f(None, None, None, None)),
+            rejected(&f(None, None, None, None), &NONE),
             text_of(""),
             vec![Value::UInt(9)],
         ),
         (
-            rejected(&f(Some("bad"), None, None, None)),
+            rejected(&f(Some("bad"), None, None, None), &NONE),
             text_of(" AND has(codes, ?)"),
             vec![text("bad"), Value::UInt(9)],
         ),
         (
-            rejected(&f(None, Some(1), Some(2), None)),
+            rejected(&f(None, Some(1), Some(2), None), &NONE),
             text_of(" AND received_at_us >= ? AND received_at_us < ?"),
             vec![Value::Int(1), Value::Int(2), Value::UInt(9)],
         ),
         (
-            rejected(&f(Some("bad"), Some(1), Some(2), Some((3, id)))),
+            rejected(&f(Some("bad"), Some(1), Some(2), Some((3, id))), &NONE),
             text_of(
                 " AND has(codes, ?) AND received_at_us >= ? AND received_at_us < ? \
                  AND (received_at_us > ? OR (received_at_us = ? AND rejection_id > toUUID(?)))",
@@ -289,12 +295,16 @@ fn event_listing_picks_the_ordering_that_serves_its_filters() {
         let head = format!("SELECT {EVENT_COLUMNS} FROM {table} WHERE 1 = 1{conditions} {order} ");
         check(vec![
             (
-                events(&filter, false),
+                events(&filter, false, &NONE),
                 format!("{head}{dedup}LIMIT ?"),
                 values.clone(),
             ),
             // The negative control's raw listing differs only by the deduplication.
-            (events(&filter, true), format!("{head}LIMIT ?"), values),
+            (
+                events(&filter, true, &NONE),
+                format!("{head}LIMIT ?"),
+                values,
+            ),
         ]);
     }
 }
@@ -367,16 +377,19 @@ fn aggregation_binds_zone_type_range_and_limit_in_order() {
         } else {
             " AND isNotNull(value)"
         };
-        let statement = aggregate(&AggregateFilter {
-            category: "metric".into(),
-            name: "cpu".into(),
-            from_us,
-            to_us,
-            granularity,
-            aggregation,
-            tz: "Europe/Paris".into(),
-            limit: 100,
-        });
+        let statement = aggregate(
+            &AggregateFilter {
+                category: "metric".into(),
+                name: "cpu".into(),
+                from_us,
+                to_us,
+                granularity,
+                aggregation,
+                tz: "Europe/Paris".into(),
+                limit: 100,
+            },
+            &NONE,
+        );
         check(vec![(
             statement,
             format!(
@@ -405,7 +418,7 @@ fn identity_statements_bind_ids_cursor_and_limits_in_order() {
             ],
         ),
         (
-            actor_seen("u1"),
+            actor_seen("u1", &NONE),
             "SELECT count() FROM (SELECT 1 FROM identity_actors WHERE actor_id = ? LIMIT 1)".into(),
             vec![text("u1")],
         ),
@@ -470,7 +483,7 @@ fn identity_statements_bind_ids_cursor_and_limits_in_order() {
             descending,
             limit: 3,
         };
-        check(vec![(identity_events(&filter, raw), want, values)]);
+        check(vec![(identity_events(&filter, raw, &NONE), want, values)]);
     }
 }
 
@@ -489,7 +502,7 @@ fn numbered_pages_and_counts_share_the_listing_conditions() {
     let bound = vec![text("s1"), text("c"), Value::Int(2_000_000), Value::Int(2)];
     check(vec![
         (
-            events(&filter, false),
+            events(&filter, false, &NONE),
             format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1{conditions} \
                  ORDER BY ts_us DESC, event_id DESC, session_id DESC \
@@ -499,17 +512,20 @@ fn numbered_pages_and_counts_share_the_listing_conditions() {
         ),
         // The count ignores order, offset and limit: the matches of every page.
         (
-            event_count(&filter),
+            event_count(&filter, &NONE),
             format!(
                 "SELECT uniqExact(session_id, event_id, client_ts_us) FROM events WHERE 1 = 1{conditions}"
             ),
             bound,
         ),
         (
-            event_count(&EventFilter {
-                category: Some("c".into()),
-                ..EventFilter::default()
-            }),
+            event_count(
+                &EventFilter {
+                    category: Some("c".into()),
+                    ..EventFilter::default()
+                },
+                &NONE,
+            ),
             "SELECT uniqExact(session_id, event_id, client_ts_us) FROM events_by_type \
              WHERE 1 = 1 AND category = ?"
                 .into(),
@@ -533,12 +549,12 @@ fn refused_times_bind_the_codes_as_one_array() {
     };
     check(vec![
         (
-            refused_for_time(&f(None)),
+            refused_for_time(&f(None), &NONE),
             format!("{head}{tail}"),
             vec![Value::Texts(codes.clone()), Value::UInt(5)],
         ),
         (
-            refused_for_time(&f(Some("s"))),
+            refused_for_time(&f(Some("s")), &NONE),
             format!("{head} AND session_id = ?{tail}"),
             vec![Value::Texts(codes.clone()), text("s"), Value::UInt(5)],
         ),
@@ -566,7 +582,7 @@ fn cluster_listings_take_each_shards_first_rows_then_sort_and_cut_once_more() {
     };
     check(vec![
         (
-            events_on_cluster(&filter, false),
+            events_on_cluster(&filter, false, &NONE),
             format!("SELECT * FROM ({inner}) ORDER BY {order} LIMIT ?, ?"),
             vec![
                 text("web"),
@@ -576,7 +592,7 @@ fn cluster_listings_take_each_shards_first_rows_then_sort_and_cut_once_more() {
             ],
         ),
         (
-            session_events_on_cluster("s1", 50),
+            session_events_on_cluster("s1", 50, &NONE),
             format!(
                 "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events WHERE session_id = ? \
                  ORDER BY ts_us, event_id LIMIT 1 BY event_id, client_ts_us LIMIT ?) \
@@ -585,7 +601,7 @@ fn cluster_listings_take_each_shards_first_rows_then_sort_and_cut_once_more() {
             vec![text("s1"), Value::UInt(50), Value::UInt(50)],
         ),
         (
-            rejected_on_cluster(&rejected_filter),
+            rejected_on_cluster(&rejected_filter, &NONE),
             format!(
                 "SELECT * FROM (SELECT {REJECTED_COLUMNS} FROM rejected_events WHERE 1 = 1 \
                  ORDER BY received_at_us, rejection_id LIMIT 1 BY rejection_id LIMIT ?) \

@@ -140,6 +140,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             auth,
             http: config::from_env()?,
             deletion: config::from_env()?,
+            retention: Default::default(),
         },
         listener,
         async move {

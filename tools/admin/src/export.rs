@@ -152,7 +152,9 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     }
 
     let c: ClickHouseConfig = config::from_env()?;
-    let store = Store::connect(&c).await?;
+    // The service's reads leave out what has expired; so does a file written beside them.
+    let r: eye_store::retention::RetentionConfig = config::from_env()?;
+    let store = Store::connect(&c).await?.with_retention(r);
     let total = store
         .event_count(&filter)
         .await

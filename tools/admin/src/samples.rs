@@ -98,6 +98,7 @@ pub fn statements() -> Vec<(String, Statement)> {
                 to_us: Some(4_000_000_000_000_000),
                 after: Some((1, Uuid::nil())),
                 limit: 100,
+                ..RejectedFilter::default()
             }),
         ),
         ("session_meta", sql::session_meta(SESSION)),

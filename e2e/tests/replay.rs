@@ -182,8 +182,9 @@ async fn a_schema_fix_then_a_replay_stores_what_now_passes_once() -> anyhow::Res
     let quarantined = wait_for(Duration::from_secs(30), "9 quarantined records", || async {
         let rows = stack
             .walk_pages("/v1/rejected?limit=100", "rejected")
-            .await?;
-        Ok((rows.len() == 9).then_some(rows))
+            .await
+            .ok()?;
+        (rows.len() == 9).then_some(rows)
     })
     .await?;
     let codes: Vec<String> = quarantined
@@ -207,13 +208,15 @@ async fn a_schema_fix_then_a_replay_stores_what_now_passes_once() -> anyhow::Res
         .success());
     wait_for(Duration::from_secs(10), "the schemas reloaded", || async {
         let metrics = reqwest::get(stack.ingest.url("/metrics"))
-            .await?
+            .await
+            .ok()?
             .text()
-            .await?;
-        Ok(metrics
+            .await
+            .ok()?;
+        metrics
             .lines()
             .any(|l| l.starts_with("eye_ingest_schema_reloads_total{result=\"ok\"} 1"))
-            .then_some(()))
+            .then_some(())
     })
     .await?;
 
@@ -288,9 +291,9 @@ async fn a_schema_fix_then_a_replay_stores_what_now_passes_once() -> anyhow::Res
     ensure!(counts(summary) == (9, 6, 3, 0, 0), "{summary}");
     ensure!(by_reason(summary) == want, "{summary}");
     let events = wait_for(Duration::from_secs(30), "6 replayed events", || async {
-        let (_, page) = stack.session(&session).await?;
+        let (_, page) = stack.session(&session).await.ok()?;
         let events = page["events"].as_array().cloned().unwrap_or_default();
-        Ok((events.len() == GOOD).then_some(events))
+        (events.len() == GOOD).then_some(events)
     })
     .await?;
     ensure!(stored_rows(&stack, &session).await? == GOOD as u64);

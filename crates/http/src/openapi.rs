@@ -118,7 +118,7 @@ mod tests {
             .collect();
         let mut ids = BTreeSet::new();
         let ops = operations(&doc);
-        assert_eq!(ops.len(), 46, "operations documented");
+        assert_eq!(ops.len(), 47, "operations documented");
         for (path, method, op) in ops {
             let at = format!("{method} {path}");
             assert!(

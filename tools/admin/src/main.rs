@@ -3,6 +3,7 @@
 
 mod clients;
 mod export;
+mod replay;
 mod samples;
 
 use anyhow::Context;
@@ -36,6 +37,10 @@ enum Command {
     /// Write every event matching the filters to a file (NDJSON or CSV, as GET /v1/export),
     /// with a progress bar; --resume continues a cut file.
     Export(export::ExportArgs),
+    /// The quarantine: `rejected replay` runs quarantined records through today's rules
+    /// again, on ingest (POST /v1/rejected/replay), with its progress.
+    #[command(subcommand)]
+    Rejected(replay::RejectedCommand),
 }
 
 /// Topic settings; each flag overrides its `EYE_KAFKA_*` variable.
@@ -68,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Sql => print_sql(),
         Command::Clients(cmd) => clients::run(cmd),
         Command::Export(args) => export::run(args).await,
+        Command::Rejected(cmd) => replay::run(cmd).await,
     }
 }
 

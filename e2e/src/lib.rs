@@ -316,7 +316,17 @@ pub async fn start_ingest_replaying(
     kafka: KafkaConfig,
     clickhouse: ClickHouseConfig,
 ) -> anyhow::Result<Service> {
-    let config = ingest_run_config(ingest, kafka, test_auth().config.clone(), clickhouse);
+    start_ingest_replaying_authed(ingest, kafka, test_auth().config.clone(), clickhouse).await
+}
+
+/// [`start_ingest_replaying`] with the clients of `auth`.
+pub async fn start_ingest_replaying_authed(
+    ingest: IngestConfig,
+    kafka: KafkaConfig,
+    auth: AuthConfig,
+    clickhouse: ClickHouseConfig,
+) -> anyhow::Result<Service> {
+    let config = ingest_run_config(ingest, kafka, auth, clickhouse);
     Service::spawn("ingest", |l, rx| eye_ingest::run(config, l, on_stop(rx))).await
 }
 

@@ -1337,6 +1337,17 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
         Some("insufficient_scope"),
     )
     .await?;
+    let mut throttled = None;
+    for _ in 0..5 {
+        let req = replay(json!({"dry_run": true})).cred(clients.throttled.clone());
+        let ans = c.send(&req).await?;
+        if ans.status == 429 {
+            throttled = Some(ans);
+            break;
+        }
+    }
+    let ans = throttled.context("the replay was never throttled")?;
+    ensure!(ans.body["error"]["code"] == "rate_limited", "{}", ans.text);
     c.expect(
         Req::post(
             &dead_ingest,

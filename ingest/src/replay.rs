@@ -76,7 +76,7 @@ pub fn selection(req: &ReplayRequest) -> Result<RejectedFilter, IngestError> {
             .map(|t| {
                 EventTime::parse(t).map(EventTime::as_micros).map_err(|_| {
                     IngestError::InvalidReplay(FieldError::new(
-                        &format!("/{field}"),
+                        format!("/{field}"),
                         "invalid_time",
                         format!("{field} must be an RFC 3339 time, e.g. 2024-01-01T00:00:00Z"),
                     ))
@@ -97,7 +97,7 @@ pub fn selection(req: &ReplayRequest) -> Result<RejectedFilter, IngestError> {
     let text = |field: &str, v: &Option<String>| -> Result<Option<String>, IngestError> {
         match v.as_deref() {
             Some("") => Err(IngestError::InvalidReplay(FieldError::new(
-                &format!("/{field}"),
+                format!("/{field}"),
                 "empty",
                 format!("{field} must not be empty; leave it out to select any"),
             ))),

@@ -101,6 +101,20 @@ pub fn statements() -> Vec<(String, Statement)> {
                 ..RejectedFilter::default()
             }),
         ),
+        (
+            "rejected_by_origin",
+            sql::rejected(&RejectedFilter {
+                client: Some("c1".into()),
+                category: Some("page_interaction".into()),
+                name: Some("page_view".into()),
+                limit: 100,
+                ..RejectedFilter::default()
+            }),
+        ),
+        (
+            "replay_outcomes",
+            sql::replay_outcomes(&[FIRST_EVENT, Uuid::nil()]),
+        ),
         ("session_meta", sql::session_meta(SESSION)),
         ("categories", sql::categories(100)),
         (

@@ -8,7 +8,8 @@
 //! the records that now pass, once, keeping the client's event_id or deriving one from the
 //! rejection id; a second replay must store nothing more (direct ClickHouse count); the
 //! records still failing keep their new reasons; every outcome shows in `/v1/rejected`; and
-//! a client without the `admin` scope is refused.
+//! a client without the `admin` scope is refused. `eye-admin rejected replay --dry-run`
+//! then reports, through the same endpoint, only the records that still fail.
 
 use anyhow::{ensure, Context};
 use eye_auth::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
@@ -27,6 +28,22 @@ const STRICT_PAGE_VIEW: &str = r#"{
 
 /// Good page views: the first three carry their own event_id.
 const GOOD: usize = 6;
+
+/// A binary of the workspace, built beside the tests (`make test` builds them all).
+fn bin(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("target/<profile>/deps")?;
+    let bin = dir.join(name);
+    ensure!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build --workspace --bins` (make test does)",
+        bin.display()
+    );
+    Ok(bin)
+}
 
 fn given_id(n: usize) -> String {
     format!("0191e4e5-6a38-7d2c-9d3e-{n:012x}")
@@ -362,6 +379,31 @@ async fn a_schema_fix_then_a_replay_stores_what_now_passes_once() -> anyhow::Res
     ensure!(
         results == BTreeMap::from([("rejected".to_owned(), 3), ("replayed".to_owned(), 6)]),
         "{results:?}"
+    );
+
+    // eye-admin runs the same endpoint: a dry run now finds only the still-failing.
+    // Off the runtime's thread: the ingest it calls runs on it.
+    let mut cmd = std::process::Command::new(bin("eye-admin")?);
+    cmd.args(["rejected", "replay", "--dry-run", "--quiet"])
+        .env("EYE_INGEST_URL", stack.ingest.url(""))
+        .env("EYE_API_KEY", &test_auth().api_key);
+    let admin = tokio::task::spawn_blocking(move || cmd.output()).await??;
+    let out = String::from_utf8_lossy(&admin.stdout);
+    ensure!(
+        admin.status.success(),
+        "eye-admin: {out} {}",
+        String::from_utf8_lossy(&admin.stderr)
+    );
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    ensure!(
+        out.starts_with("dry run ")
+            && out.contains("9 scanned · 0 replayed · 3 still failing · 6 skipped")
+            && rows.contains(&vec!["malformed_json", "0", "2"])
+            && rows.contains(&vec!["schema_required", "0", "1"]),
+        "{out}"
     );
 
     let metrics = reqwest::get(stack.ingest.url("/metrics"))

@@ -306,7 +306,27 @@ pub async fn start_ingest_authed(
     kafka: KafkaConfig,
     auth: AuthConfig,
 ) -> anyhow::Result<Service> {
-    let config = ingest_run_config(ingest, kafka, auth);
+    let config = ingest_run_config(ingest, kafka, auth, clickhouse_config("default"));
+    Service::spawn("ingest", |l, rx| eye_ingest::run(config, l, on_stop(rx))).await
+}
+
+/// Ingest whose replays (`POST /v1/rejected/replay`) read the quarantine of `clickhouse`.
+pub async fn start_ingest_replaying(
+    ingest: IngestConfig,
+    kafka: KafkaConfig,
+    clickhouse: ClickHouseConfig,
+) -> anyhow::Result<Service> {
+    start_ingest_replaying_authed(ingest, kafka, test_auth().config.clone(), clickhouse).await
+}
+
+/// [`start_ingest_replaying`] with the clients of `auth`.
+pub async fn start_ingest_replaying_authed(
+    ingest: IngestConfig,
+    kafka: KafkaConfig,
+    auth: AuthConfig,
+    clickhouse: ClickHouseConfig,
+) -> anyhow::Result<Service> {
+    let config = ingest_run_config(ingest, kafka, auth, clickhouse);
     Service::spawn("ingest", |l, rx| eye_ingest::run(config, l, on_stop(rx))).await
 }
 
@@ -314,12 +334,14 @@ fn ingest_run_config(
     ingest: IngestConfig,
     kafka: KafkaConfig,
     auth: AuthConfig,
+    clickhouse: ClickHouseConfig,
 ) -> eye_ingest::Config {
     eye_ingest::Config {
         ingest,
         kafka,
         auth,
         http: http_config(&[]),
+        clickhouse,
     }
 }
 
@@ -377,7 +399,12 @@ pub async fn start_ingest_at(
     ingest: IngestConfig,
     kafka: KafkaConfig,
 ) -> anyhow::Result<Service> {
-    let config = ingest_run_config(ingest, kafka, test_auth().config.clone());
+    let config = ingest_run_config(
+        ingest,
+        kafka,
+        test_auth().config.clone(),
+        clickhouse_config("default"),
+    );
     Service::spawn_at("ingest", addr, |l, rx| {
         eye_ingest::run(config, l, on_stop(rx))
     })
@@ -422,7 +449,12 @@ impl Stack {
         let clickhouse = clickhouse_config(&format!("eye_test_{id}"));
         let group = format!("eye-test-{id}");
         create_topics(&kafka).await?;
-        let ingest = start_ingest_with(ingest_config(ingest_overrides), kafka.clone()).await?;
+        let ingest = start_ingest_replaying(
+            ingest_config(ingest_overrides),
+            kafka.clone(),
+            clickhouse.clone(),
+        )
+        .await?;
         let consumer =
             start_consumer(consumer_config(&group), kafka.clone(), clickhouse.clone()).await?;
         // The query service reads as the read-only user, as it does under `make up`, and

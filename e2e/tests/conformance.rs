@@ -30,6 +30,8 @@ async fn ingest(kafka: KafkaConfig) -> anyhow::Result<Service> {
         kafka,
         auth: test_auth().config.clone(),
         http: http_config(&[]),
+        // Replay only; never reached here.
+        clickhouse: eye_e2e::clickhouse_config("default"),
     })
     .await
 }

@@ -62,6 +62,8 @@ async fn start_ingest(
         kafka,
         auth: test_auth().config.clone(),
         http: http_config(http),
+        // Replay only; never reached here.
+        clickhouse: eye_e2e::clickhouse_config("default"),
     };
     eye_e2e::start_ingest_config(config).await
 }

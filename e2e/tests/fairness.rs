@@ -83,6 +83,8 @@ async fn start_ingest(
         kafka,
         auth: clients.auth.clone(),
         http: http_config(&[]),
+        // Replay only; never reached here.
+        clickhouse: eye_e2e::clickhouse_config("default"),
     })
     .await?;
     wait_ready(&[&ingest]).await?;

@@ -25,6 +25,8 @@ async fn ingest(http: &[(&str, &str)], ingest: &[(&str, &str)]) -> anyhow::Resul
         kafka: kafka_config(&format!("eye.test.{}", unique("hardening"))),
         auth: test_auth().config.clone(),
         http: http_config(http),
+        // Replay only; never reached here.
+        clickhouse: eye_e2e::clickhouse_config("default"),
     })
     .await
 }

@@ -717,7 +717,13 @@ async fn start_stack(auth: &AuthConfig) -> anyhow::Result<Stack> {
     let clickhouse = clickhouse_config(&format!("eye_test_{id}"));
     let group = format!("eye-test-{id}");
     create_topics(&kafka).await?;
-    let ingest = start_ingest_authed(ingest_config(&[]), kafka.clone(), auth.clone()).await?;
+    let ingest = eye_e2e::start_ingest_replaying_authed(
+        ingest_config(&[]),
+        kafka.clone(),
+        auth.clone(),
+        clickhouse.clone(),
+    )
+    .await?;
     let consumer =
         start_consumer(consumer_config(&group), kafka.clone(), clickhouse.clone()).await?;
     let ro = readonly_clickhouse_config(&clickhouse.database);
@@ -771,14 +777,15 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
     let mut dead_kafka = kafka_config(&format!("eye.test.{id}"));
     dead_kafka.brokers = CLOSED.into();
     dead_kafka.message_timeout_ms = 1_000;
-    let dead_ingest = start_ingest_authed(
+    let mut dead_clickhouse = clickhouse_config(&format!("eye_test_{id}"));
+    dead_clickhouse.url = format!("http://{CLOSED}");
+    let dead_ingest = eye_e2e::start_ingest_replaying_authed(
         ingest_config(&[("MAX_BODY_BYTES", "1000")]),
         dead_kafka,
         clients.auth.clone(),
+        dead_clickhouse.clone(),
     )
     .await?;
-    let mut dead_clickhouse = clickhouse_config(&format!("eye_test_{id}"));
-    dead_clickhouse.url = format!("http://{CLOSED}");
     // Its schema and explorer directories are missing too, its ingest does not answer and
     // it has no consumer to read.
     let missing = clients.dir.join("missing");
@@ -1326,6 +1333,78 @@ async fn every_documented_answer_matches_the_document() -> anyhow::Result<()> {
     .await?;
     c.expect(rejected().query("reason", "Bad"), 400, None)
         .await?;
+
+    // The replay of the quarantine: a dry run of all of it, then a replay of the malformed
+    // body alone (it still fails, so nothing is produced, and its outcome is listed).
+    let replay = |body: Value| Req::post(ingest, "/v1/rejected/replay", body);
+    let lines = |text: &str| -> anyhow::Result<Vec<Value>> {
+        Ok(text
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?)
+    };
+    let dry = c
+        .expect(replay(json!({"dry_run": true})), 200, None)
+        .await?;
+    let done = c
+        .expect(replay(json!({"reason": "malformed_json"})), 200, None)
+        .await?;
+    for line in lines(&dry.text)?.iter().chain(&lines(&done.text)?) {
+        c.check_value("/components/schemas/ReplayLine", line, "a replay line")?;
+    }
+    let judged = lines(&done.text)?
+        .last()
+        .and_then(|l| l["counts"]["rejected"].as_u64())
+        .unwrap_or(0);
+    ensure!(judged >= 1, "{}", done.text);
+    let outcome = c
+        .expect(rejected().query("reason", "malformed_json"), 200, None)
+        .await?;
+    let listed = outcome.body["rejected"].as_array().context("a page")?;
+    ensure!(
+        listed.len() as u64 == judged && listed.iter().all(|r| r["replay"]["result"] == "rejected"),
+        "{}",
+        outcome.text
+    );
+    c.expect(
+        replay(json!({"from": "yesterday"})),
+        400,
+        Some("invalid_replay"),
+    )
+    .await?;
+    c.expect(
+        replay(json!({"dry_run": true})).anonymous(),
+        401,
+        Some("unauthenticated"),
+    )
+    .await?;
+    c.expect(
+        replay(json!({"dry_run": true})).cred(clients.writer.clone()),
+        403,
+        Some("insufficient_scope"),
+    )
+    .await?;
+    let mut throttled = None;
+    for _ in 0..5 {
+        let req = replay(json!({"dry_run": true})).cred(clients.throttled.clone());
+        let ans = c.send(&req).await?;
+        if ans.status == 429 {
+            throttled = Some(ans);
+            break;
+        }
+    }
+    let ans = throttled.context("the replay was never throttled")?;
+    ensure!(ans.body["error"]["code"] == "rate_limited", "{}", ans.text);
+    c.expect(
+        Req::post(
+            &dead_ingest,
+            "/v1/rejected/replay",
+            json!({"dry_run": true}),
+        ),
+        503,
+        Some("clickhouse_unavailable"),
+    )
+    .await?;
 
     // ---- the seeds' read APIs, on the same events.
     let tracker_session = |body: Value| Req::post(query, "/get_session", body);

@@ -118,6 +118,8 @@ async fn replicas(
             kafka: kafka.clone(),
             auth: config.clone(),
             http: http_config(&[]),
+            // Replay only; never reached here.
+            clickhouse: eye_e2e::clickhouse_config("default"),
         })
         .await?;
         wait_ready(&[&svc]).await?;

@@ -21,17 +21,20 @@ pub enum Adapter {
     Measurements,
     /// One event per `POST /eye/collector`, token-authenticated.
     Collector,
+    /// Records of the quarantine run through the rules again (`POST /v1/rejected/replay`).
+    Replay,
 }
 
 #[allow(dead_code)]
 impl Adapter {
-    pub const ALL: [Adapter; 6] = [
+    pub const ALL: [Adapter; 7] = [
         Self::V1,
         Self::Segment,
         Self::Tracker,
         Self::RestEvents,
         Self::Measurements,
         Self::Collector,
+        Self::Replay,
     ];
 
     /// The metrics label.
@@ -43,6 +46,7 @@ impl Adapter {
             Self::RestEvents => "rest_events",
             Self::Measurements => "measurements",
             Self::Collector => "collector",
+            Self::Replay => "replay",
         }
     }
 
@@ -56,6 +60,7 @@ impl Adapter {
             Self::RestEvents => "ingest/rest_events",
             Self::Measurements => "ingest/measurements",
             Self::Collector => "ingest/collector",
+            Self::Replay => "ingest/replay",
         }
     }
 }

@@ -234,7 +234,7 @@ fn sort(
 
 /// An event of a category the client may not write: rejected like any invalid event, and
 /// quarantined (its raw text is the event as parsed, since the client's text is gone).
-fn category_not_allowed(ev: Event) -> Rejected {
+pub(crate) fn category_not_allowed(ev: Event) -> Rejected {
     let category = ev.category.as_str().to_owned();
     Rejected {
         raw: String::from_utf8_lossy(&eye_kafka::wire::encode(&ev)).into_owned(),

@@ -55,6 +55,12 @@ pub enum IngestError {
     /// Refused by Segment's tracking API, by its rules.
     #[error(transparent)]
     Segment(crate::segment::SegmentError),
+    /// A replay's selection that cannot be run, with the field at fault.
+    #[error("invalid replay request: {}", .0.message)]
+    InvalidReplay(FieldError),
+    /// The quarantine (ClickHouse) could not be read: a replay cannot start.
+    #[error("the quarantine cannot be read: {0}")]
+    QuarantineUnavailable(String),
 }
 
 /// What was full when a request was refused as `overloaded`.
@@ -93,6 +99,7 @@ impl IngestError {
             Self::Produce(_)
             | Self::Unacknowledged { .. }
             | Self::Segment(crate::segment::SegmentError::PartlyStored { .. }) => Some("broker"),
+            Self::QuarantineUnavailable(_) => Some("clickhouse"),
             _ => None,
         }
     }
@@ -116,6 +123,8 @@ impl IngestError {
             Self::Auth(a) => eye_http::auth::error_code(a),
             Self::Produce(_) | Self::Unacknowledged { .. } => "broker_unavailable",
             Self::Segment(e) => e.code(),
+            Self::InvalidReplay(_) => "invalid_replay",
+            Self::QuarantineUnavailable(_) => "clickhouse_unavailable",
         }
     }
 }
@@ -145,7 +154,8 @@ impl From<IngestError> for HttpError {
             }
             IngestError::Overloaded(_)
             | IngestError::Produce(_)
-            | IngestError::Unacknowledged { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | IngestError::Unacknowledged { .. }
+            | IngestError::QuarantineUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             IngestError::Segment(s) => s.status(),
             _ => StatusCode::BAD_REQUEST,
@@ -155,6 +165,7 @@ impl From<IngestError> for HttpError {
             IngestError::Session(SessionError::Invalid(d)) => d,
             IngestError::Door(d) => d.details,
             IngestError::Segment(s) => s.details(),
+            IngestError::InvalidReplay(d) => vec![d],
             _ => Vec::new(),
         };
         let err = HttpError::new(status, code, message).with_details(details);

@@ -13,6 +13,7 @@ pub mod config;
 mod error;
 mod measurements;
 mod metrics;
+mod replay;
 mod rest_events;
 mod routes;
 mod segment;
@@ -32,6 +33,7 @@ use eye_http::{Drain, Listeners};
 use eye_kafka::config::KafkaConfig;
 use eye_model::schema::SharedRegistry;
 use eye_runtime::config::{from_env, ConfigError};
+use eye_store::config::ClickHouseConfig;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +45,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub auth: AuthConfig,
     pub http: HttpConfig,
+    /// The quarantine's store, for replays only.
+    pub clickhouse: ClickHouseConfig,
 }
 
 impl Config {
@@ -52,6 +56,7 @@ impl Config {
             kafka: from_env()?,
             auth: from_env()?,
             http: from_env()?,
+            clickhouse: from_env()?,
         })
     }
 }
@@ -91,6 +96,9 @@ pub async fn run(
         max_body_bytes: config.ingest.max_body_bytes,
         max_decompressed_bytes: config.ingest.max_decompressed_bytes,
         segment: config.ingest.segment_limits(),
+        // No connection is made here: ClickHouse down leaves every other door working,
+        // and a replay answers 503.
+        quarantine: eye_store::Store::new(&config.clickhouse)?,
         body_read_timeout: Duration::from_millis(config.http.body_read_timeout_ms),
         metrics: metrics.clone(),
     });

@@ -22,6 +22,9 @@ pub struct IngestMetrics {
     /// 503 answers by reason: `inflight_bytes`, `producer_queue` (both `overloaded`) or
     /// `broker` (`broker_unavailable`).
     pub unavailable: IntCounterVec,
+    /// Quarantine records a replay went through, by result: `replayed`, `rejected` (still
+    /// failing), `skipped` (replayed before), `failed` (the broker did not take them).
+    pub replay_records: IntCounterVec,
 }
 
 impl IngestMetrics {
@@ -76,6 +79,12 @@ impl IngestMetrics {
                 "eye_ingest_unavailable_total",
                 "Requests answered 503, by reason (inflight_bytes, producer_queue, broker).",
                 &["reason"],
+            ),
+            replay_records: telemetry::counter_vec(
+                registry,
+                "eye_ingest_replay_records_total",
+                "Quarantine records replayed (POST /v1/rejected/replay), by result (replayed, rejected, skipped, failed); dry runs are not counted.",
+                &["result"],
             ),
         }
     }

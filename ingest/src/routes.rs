@@ -9,7 +9,7 @@ use crate::error::IngestError;
 use crate::metrics::IngestMetrics;
 use crate::segment::{self, Door, SegmentLimits};
 use crate::sink::{EventSink, KafkaSink, Records};
-use crate::{collector, measurements, rest_events, tracker};
+use crate::{collector, measurements, replay, rest_events, tracker};
 use bytes::Buf;
 use eye_auth::{Principal, Scope};
 use eye_http::auth::Guard;
@@ -44,6 +44,10 @@ pub struct State<S = KafkaSink> {
     pub max_decompressed_bytes: u64,
     /// Segment's per-message and per-batch limits (`EYE_INGEST_SEGMENT_*`).
     pub segment: SegmentLimits,
+    /// The quarantine, read by replays (`POST /v1/rejected/replay`) and where their
+    /// outcomes are written. Connected lazily: ingest serves its other doors whether or not
+    /// ClickHouse is up.
+    pub quarantine: eye_store::Store,
     /// The whole body must arrive within this (`EYE_HTTP_BODY_READ_TIMEOUT_MS`), or 408.
     pub body_read_timeout: std::time::Duration,
     pub metrics: IngestMetrics,
@@ -143,6 +147,13 @@ pub fn routes<S: EventSink>(
             collector::collect::<S>
         ),
         Route::new("/o/token/", guard.oauth_toolkit_token_route()),
+        post_admitted(
+            no_id(route!("v1" / "rejected" / "replay")),
+            &state,
+            &guard,
+            guard.require(replay::REPLAY),
+            replay::replay::<S>
+        ),
     );
     api.or(ops::routes(registry, ready, drain))
         .or(eye_http::openapi::route())
@@ -505,6 +516,7 @@ mod tests {
             max_body_bytes: 1 << 20,
             max_decompressed_bytes: 1 << 20,
             segment: SegmentLimits::default(),
+            quarantine: crate::replay::offline_store(),
             body_read_timeout: Duration::from_secs(5),
             metrics,
         });

@@ -648,13 +648,27 @@ async fn rejected(store: &Store, params: &Params) -> Result<warp::reply::Respons
         to_us: to.map(|t| t.as_micros()),
         after: params::cursor(params)?,
         limit: params::limit(params, REJECTED_DEFAULT_LIMIT, REJECTED_MAX_LIMIT)?,
+        ..RejectedFilter::default()
     };
     let rows = store.rejected(&filter).await?;
+    let ids: Vec<_> = rows.iter().map(|r| r.rejection_id).collect();
+    let mut outcomes: std::collections::HashMap<_, _> = store
+        .replay_outcomes(&ids)
+        .await?
+        .into_iter()
+        .map(|o| (o.rejection_id, o))
+        .collect();
     let next_cursor = next_cursor(&rows, filter.limit, |r| {
         params::encode_cursor(r.received_at_us, r.rejection_id)
     });
     Ok(warp::reply::json(&RejectedPage {
-        rejected: rows.into_iter().map(view::rejected).collect(),
+        rejected: rows
+            .into_iter()
+            .map(|r| {
+                let outcome = outcomes.remove(&r.rejection_id);
+                view::rejected(r, outcome)
+            })
+            .collect(),
         next_cursor,
     })
     .into_response())

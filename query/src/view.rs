@@ -6,8 +6,8 @@ use chrono_tz::Tz;
 use eye_model::aggregate::Bucket;
 pub use eye_model::api::{
     Aggregate, BucketView, Categories, CategoryView, EventPage, EventView, OwnerSessions,
-    RejectedPage, RejectedView, Schemas, SentEvent, SessionDetail, SessionEvents, SessionSummary,
-    SessionView,
+    RejectedPage, RejectedView, ReplayOutcomeView, Schemas, SentEvent, SessionDetail,
+    SessionEvents, SessionSummary, SessionView,
 };
 use eye_model::time::EventTime;
 use eye_store::{EventRow, OwnerSessionRow, RejectedRow, SessionMeta, SessionStats};
@@ -107,8 +107,16 @@ pub fn category(r: eye_store::CategoryRow) -> CategoryView {
     }
 }
 
-pub fn rejected(r: RejectedRow) -> RejectedView {
+/// A quarantine record with its latest replay outcome, if it has one.
+pub fn rejected(r: RejectedRow, replay: Option<eye_store::ReplayRow>) -> RejectedView {
     RejectedView {
+        replay: replay.map(|o| ReplayOutcomeView {
+            replay_id: o.replay_id,
+            replayed_at: time(o.replayed_at_us),
+            replayed_by: o.replayed_by,
+            result: o.result,
+            reasons: raw_json(o.reasons),
+        }),
         rejection_id: r.rejection_id,
         received_at: time(r.received_at_us),
         source: r.source,

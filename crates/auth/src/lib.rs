@@ -42,6 +42,24 @@ pub enum Via {
     Token,
 }
 
+/// A client's rules for what it writes, as its record in the clients file sets them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRules {
+    /// Categories the client may write; `None` means any.
+    pub categories: Option<Vec<String>>,
+    /// Its own policy for event types without a schema, if it has one.
+    pub unknown_types: Option<eye_model::schema::UnknownTypePolicy>,
+}
+
+impl ClientRules {
+    /// Whether the client may write events of `category`.
+    pub fn may_write(&self, category: &str) -> bool {
+        self.categories
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|c| c == category))
+    }
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -619,6 +637,21 @@ impl Authenticator {
         if let Some(s) = &self.inner.shared {
             s.register(registry);
         }
+    }
+
+    /// What the client `id` may write now, as the clients file says (its category
+    /// allow-list and its policy for types without a schema); `None` when no such client
+    /// is declared, or it was revoked. Replays hold a record to its client's rules of today.
+    pub fn client_rules(&self, id: &str) -> Option<ClientRules> {
+        let loaded = self.inner.loaded.load();
+        let (record, _) = loaded.clients.get(id)?;
+        if record.revoked_at.is_some() {
+            return None;
+        }
+        Some(ClientRules {
+            categories: record.categories.clone(),
+            unknown_types: record.unknown_types,
+        })
     }
 
     /// Ids of the declared clients, for bounded metric labels.

@@ -179,6 +179,11 @@ impl Guard {
         &self.metrics
     }
 
+    /// The clients as the file declares them now.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
     /// Admits a caller holding any of `scopes`, within its request budget; rejects with
     /// 401, 403 or 429 otherwise.
     pub fn require(

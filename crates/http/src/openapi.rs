@@ -118,7 +118,7 @@ mod tests {
             .collect();
         let mut ids = BTreeSet::new();
         let ops = operations(&doc);
-        assert_eq!(ops.len(), 50, "operations documented");
+        assert_eq!(ops.len(), 51, "operations documented");
         for (path, method, op) in ops {
             let at = format!("{method} {path}");
             assert!(

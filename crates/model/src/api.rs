@@ -292,6 +292,23 @@ pub struct RejectedView {
     pub session_id: String,
     pub category: String,
     pub name: String,
+    /// The record's latest replay (`POST /v1/rejected/replay`); absent when it was never
+    /// replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayOutcomeView>,
+}
+
+/// What the latest replay of a quarantined record did.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReplayOutcomeView {
+    pub replay_id: Uuid,
+    pub replayed_at: String,
+    /// The id of the client that asked for the replay.
+    pub replayed_by: String,
+    /// `replayed`: produced as an event; `rejected`: still quarantined, for `reasons`.
+    pub result: String,
+    /// What the record breaks now (empty when replayed).
+    pub reasons: Box<RawValue>,
 }
 
 /// `GET /v1/rejected`.
@@ -300,6 +317,73 @@ pub struct RejectedPage {
     pub rejected: Vec<RejectedView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// What `POST /v1/rejected/replay` selects from the quarantine and how it runs (its body).
+/// Every filter is optional; `from`/`to` bound the original time of receipt (`to`
+/// excluded), as `GET /v1/rejected`'s do.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Report what would pass, per reason, producing nothing and recording no outcome.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Running counts of a replay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayCounts {
+    /// Records read from the quarantine.
+    pub scanned: u64,
+    /// Produced as events (a dry run: would be).
+    pub replayed: u64,
+    /// Still breaking a rule: kept in the quarantine with their new reasons.
+    pub rejected: u64,
+    /// Already replayed by an earlier replay: left alone.
+    pub skipped: u64,
+    /// Passed, but the broker did not take their events: no outcome recorded; replay again.
+    pub failed: u64,
+}
+
+/// Per original reason code: how many of the records quarantined for it pass now and how
+/// many still fail (a record with several codes counts under each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonCounts {
+    pub pass: u64,
+    pub fail: u64,
+}
+
+/// One line of `POST /v1/rejected/replay`'s answer (NDJSON): progress lines as pages are
+/// done, then one `summary`, or an `error` that ends the answer early.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ReplayLine {
+    Progress {
+        counts: ReplayCounts,
+    },
+    Summary {
+        replay_id: Uuid,
+        dry_run: bool,
+        counts: ReplayCounts,
+        by_reason: std::collections::BTreeMap<String, ReasonCounts>,
+    },
+    Error {
+        code: String,
+        message: String,
+        counts: ReplayCounts,
+    },
 }
 
 #[cfg(test)]

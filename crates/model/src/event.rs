@@ -20,7 +20,8 @@ mod parse;
 
 pub(crate) use parse::escape_pointer;
 pub use parse::{
-    json_error_message, parse_batch, parse_events, parse_mapped, ParseEventsError, KNOWN_FIELDS,
+    json_error_message, parse_again, parse_batch, parse_events, parse_mapped, ParseEventsError,
+    KNOWN_FIELDS,
 };
 
 /// Longest `session_id`, in characters.

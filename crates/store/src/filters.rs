@@ -81,6 +81,11 @@ pub struct RejectedFilter {
     pub reason: Option<String>,
     pub from_us: Option<i64>,
     pub to_us: Option<i64>,
+    /// The client the record came from (a replay's selection).
+    pub client: Option<String>,
+    /// The category and name the record said it was (a replay's selection).
+    pub category: Option<String>,
+    pub name: Option<String>,
     /// Keyset cursor: the last `(received_at_us, rejection_id)` already returned.
     pub after: Option<(i64, Uuid)>,
     pub limit: u32,

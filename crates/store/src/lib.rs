@@ -21,6 +21,6 @@ pub use filters::{
 pub use http::TlsError;
 pub use rows::{
     ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, EventSpan, LinkRow,
-    OwnerSessionRow, RejectedRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
+    OwnerSessionRow, RejectedRow, ReplayRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
 };
 pub use store::{Compressed, Store, StoreError, MAX_RESULT_ROWS};

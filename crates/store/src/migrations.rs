@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_rejected_raw_digest"),
     migration!(8, "0008_event_keys"),
     migration!(9, "0009_identities"),
+    migration!(10, "0010_rejected_replays"),
     migration!(11, "0011_deletions"),
 ];
 
@@ -82,6 +83,7 @@ pub fn already_applied(error: &str) -> bool {
 /// * `rejected_events` by `rejection_id`: a quarantine record's copies (replays) share it,
 ///   and undecodable messages have no session (an empty key would put them all on one
 ///   shard). 18.16's `cityHash64` takes no UUID, hence `toString`.
+/// * `rejected_replays` by `rejection_id` too: a record's outcomes sit beside it.
 /// * `identity_links` by `user_id`: a `(user_id, anonymous_id)` pair then always lands on
 ///   one shard and folds there, whichever session linked it; reads take `DISTINCT`.
 /// * `schema_migrations` by `version`.
@@ -92,7 +94,7 @@ pub fn sharding_key(table: &str) -> Option<&'static str> {
     match table {
         "events" | "events_by_type" | "event_keys" | "sessions" | "sessions_by_owner"
         | "identity_actors" => Some("cityHash64(session_id)"),
-        "rejected_events" => Some("cityHash64(toString(rejection_id))"),
+        "rejected_events" | "rejected_replays" => Some("cityHash64(toString(rejection_id))"),
         "identity_links" => Some("cityHash64(user_id)"),
         "schema_migrations" => Some("version"),
         "deletions" => Some("cityHash64(toString(deletion_id))"),

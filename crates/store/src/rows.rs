@@ -61,6 +61,25 @@ pub struct RejectedRow {
     pub raw_sha256: String,
 }
 
+/// One outcome of a replay of a quarantined record, in the column order of
+/// [`crate::sql::REPLAY_COLUMNS`]; read back as a record's latest outcome.
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Serialize, Deserialize)]
+pub struct ReplayRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub rejection_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub replay_id: Uuid,
+    pub replayed_at_us: i64,
+    /// The id of the client that asked for the replay.
+    pub replayed_by: String,
+    /// `replayed` or `rejected`.
+    pub result: String,
+    /// What the record breaks now (empty when replayed).
+    pub codes: Vec<String>,
+    /// JSON array of `{field, code, message}`.
+    pub reasons: String,
+}
+
 /// An id linked to a user by an `identify` (its anonymousId) or an `alias` (its
 /// previousId), in the column order of [`crate::sql::LINK_COLUMNS`].
 #[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Serialize, Deserialize)]

@@ -46,6 +46,12 @@ pub const ACTORS_TABLE: &str = "identity_actors";
 pub const EVENTS_BY_TYPE: &str = "events_by_type";
 pub const REJECTED_TABLE: &str = "rejected_events";
 pub const SESSIONS_TABLE: &str = "sessions";
+/// The outcome of each replay of a quarantined record (migration 0010).
+pub const REPLAYS_TABLE: &str = "rejected_replays";
+
+/// Columns of [`crate::ReplayRow`], in its field order.
+pub const REPLAY_COLUMNS: &str =
+    "rejection_id, replay_id, replayed_at_us, replayed_by, result, codes, reasons";
 
 /// A session's metadata from its lifecycle records, whatever order they arrived in: the
 /// earliest start, the latest end, and the attributes of the latest-received start.
@@ -507,6 +513,15 @@ pub fn rejected(f: &RejectedFilter, cut: &Cutoffs) -> Statement {
     if let Some(to) = f.to_us {
         s = s.push(sql!(" AND received_at_us < ?"), [to.into()]);
     }
+    if let Some(client) = &f.client {
+        s = s.push(sql!(" AND client = ?"), [client.into()]);
+    }
+    if let Some(category) = &f.category {
+        s = s.push(sql!(" AND category = ?"), [category.into()]);
+    }
+    if let Some(name) = &f.name {
+        s = s.push(sql!(" AND name = ?"), [name.into()]);
+    }
     if let Some((ts, id)) = f.after {
         s = s.push(
             sql!(" AND (received_at_us > ? OR (received_at_us = ? AND rejection_id > toUUID(?)))"),
@@ -516,6 +531,27 @@ pub fn rejected(f: &RejectedFilter, cut: &Cutoffs) -> Statement {
     kept_rejected(s, cut)
         .push_text(" ORDER BY received_at_us, rejection_id LIMIT 1 BY rejection_id ")
         .push(sql!("LIMIT ?"), [f.limit.into()])
+}
+
+/// The latest replay outcome of each of `ids` that has one: a key look-up of
+/// `rejected_replays`, one row per record (its row with the latest `replayed_at_us`).
+pub fn replay_outcomes(ids: &[Uuid]) -> Statement {
+    let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    Statement::new(&format!(
+        "SELECT rejection_id, \
+         argMax(replay_id, replayed_at_us) AS last_replay_id, \
+         max(replayed_at_us) AS last_at_us, \
+         argMax(replayed_by, replayed_at_us) AS last_by, \
+         argMax(result, replayed_at_us) AS last_result, \
+         argMax(codes, replayed_at_us) AS last_codes, \
+         argMax(reasons, replayed_at_us) AS last_reasons \
+         FROM {REPLAYS_TABLE} WHERE "
+    ))
+    .push(
+        sql!("rejection_id IN (SELECT toUUID(arrayJoin(?)))"),
+        [ids.into()],
+    )
+    .push_text(" GROUP BY rejection_id")
 }
 
 /// Quarantined records holding any of the filter's codes, newest first, one per

@@ -9,7 +9,7 @@ use crate::filters::{
 use crate::retention::{self, Cutoffs, PartitionStat, RetentionConfig};
 use crate::rows::{
     ActorRow, BucketRow, CategoryRow, EventCounts, EventKey, EventRow, EventSpan, LinkRow,
-    OwnerSessionRow, RejectedRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
+    OwnerSessionRow, RejectedRow, ReplayRow, SessionMeta, SessionRow, SessionStats, StoredCopy,
 };
 use crate::statement::Statement;
 use crate::{migrations, sql};
@@ -430,6 +430,11 @@ impl Store {
         self.insert(sql::REJECTED_TABLE, rows).await
     }
 
+    /// Records what became of replayed quarantine records.
+    pub async fn insert_replays(&self, rows: &[ReplayRow]) -> Result<(), StoreError> {
+        self.insert(sql::REPLAYS_TABLE, rows).await
+    }
+
     pub async fn insert_sessions(&self, rows: &[SessionRow]) -> Result<(), StoreError> {
         self.insert(sql::SESSIONS_TABLE, rows).await
     }
@@ -562,6 +567,14 @@ impl Store {
             sql::rejected(f, &self.cutoffs())
         };
         Ok(self.read_listing(statement).fetch_all().await?)
+    }
+
+    /// The latest replay outcome of each of `ids` that was ever replayed.
+    pub async fn replay_outcomes(&self, ids: &[uuid::Uuid]) -> Result<Vec<ReplayRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.read(sql::replay_outcomes(ids)).fetch_all().await?)
     }
 
     /// A session's metadata, or `None` when no start or end record has arrived.

@@ -70,6 +70,7 @@ fn state(sink: MemorySink, budget_bytes: u64) -> State<MemorySink> {
         max_body_bytes: 1 << 20,
         max_decompressed_bytes: 1 << 20,
         segment: crate::segment::SegmentLimits::default(),
+        quarantine: crate::replay::offline_store(),
         body_read_timeout: Duration::from_secs(5),
         metrics,
     }

@@ -50,6 +50,7 @@ fn state(sink: MemorySink, segment: SegmentLimits) -> State<MemorySink> {
         max_body_bytes: 1 << 22,
         max_decompressed_bytes: 1 << 22,
         segment,
+        quarantine: crate::replay::offline_store(),
         body_read_timeout: Duration::from_secs(5),
         metrics,
     }

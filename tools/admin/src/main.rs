@@ -3,6 +3,7 @@
 
 mod clients;
 mod export;
+mod replay;
 mod retention;
 mod samples;
 
@@ -40,6 +41,10 @@ enum Command {
     /// Retention (EYE_RETENTION_*): show what has expired, or remove it.
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
+    /// The quarantine: `rejected replay` runs quarantined records through today's rules
+    /// again, on ingest (POST /v1/rejected/replay), with its progress.
+    #[command(subcommand)]
+    Rejected(replay::RejectedCommand),
 }
 
 /// Topic settings; each flag overrides its `EYE_KAFKA_*` variable.
@@ -73,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Clients(cmd) => clients::run(cmd),
         Command::Export(args) => export::run(args).await,
         Command::Retention(cmd) => retention::run(cmd).await,
+        Command::Rejected(cmd) => replay::run(cmd).await,
     }
 }
 

@@ -105,9 +105,27 @@ pub fn statements() -> Vec<(String, Statement)> {
                     to_us: Some(4_000_000_000_000_000),
                     after: Some((1, Uuid::nil())),
                     limit: 100,
+                    ..RejectedFilter::default()
                 },
                 &kept(),
             ),
+        ),
+        (
+            "rejected_by_origin",
+            sql::rejected(
+                &RejectedFilter {
+                    client: Some("c1".into()),
+                    category: Some("page_interaction".into()),
+                    name: Some("page_view".into()),
+                    limit: 100,
+                    ..RejectedFilter::default()
+                },
+                &kept(),
+            ),
+        ),
+        (
+            "replay_outcomes",
+            sql::replay_outcomes(&[FIRST_EVENT, Uuid::nil()]),
         ),
         ("session_meta", sql::session_meta(SESSION)),
         ("categories", sql::categories(100, &kept())),

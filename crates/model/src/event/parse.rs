@@ -25,7 +25,7 @@ pub fn parse_batch(
     }
     Ok(raws
         .into_iter()
-        .map(|raw| match parse_item(raw, received_at, rules) {
+        .map(|raw| match parse_item(raw, received_at, rules, None) {
             Ok(ev) => Item::Accepted(ev),
             Err((errors, hints)) => Item::Rejected(Rejected {
                 raw: raw.get().to_owned(),
@@ -46,7 +46,7 @@ pub fn parse_mapped(
     received_at: EventTime,
     rules: Rules<'_>,
 ) -> Item {
-    match parse_item(mapped, received_at, rules) {
+    match parse_item(mapped, received_at, rules, None) {
         Ok(ev) => Item::Accepted(ev),
         Err((errors, hints)) => Item::Rejected(Rejected {
             raw: sent.to_owned(),
@@ -54,6 +54,39 @@ pub fn parse_mapped(
             hints,
         }),
     }
+}
+
+/// Parses a quarantined record's text again, as [`parse_batch`] parses a body, with its
+/// original time of receipt: the replay of a record. An item that carries no `event_id`
+/// gets `default_id(index)` instead of a fresh UUIDv7, so that replaying the same record
+/// again yields the very same events (same id, same skew-corrected time).
+pub fn parse_again(
+    text: &[u8],
+    received_at: EventTime,
+    rules: Rules<'_>,
+    default_id: impl Fn(usize) -> Uuid,
+) -> Result<Vec<Item>, RequestError> {
+    let raws = split_items(text)?;
+    if raws.len() > rules.limits.max_batch_events {
+        return Err(RequestError::TooManyEvents {
+            count: raws.len(),
+            max: rules.limits.max_batch_events,
+        });
+    }
+    Ok(raws
+        .into_iter()
+        .enumerate()
+        .map(
+            |(i, raw)| match parse_item(raw, received_at, rules, Some(default_id(i))) {
+                Ok(ev) => Item::Accepted(ev),
+                Err((errors, hints)) => Item::Rejected(Rejected {
+                    raw: raw.get().to_owned(),
+                    errors,
+                    hints,
+                }),
+            },
+        )
+        .collect())
 }
 
 /// Splits the body into the raw text of each item, without parsing the items yet.
@@ -137,6 +170,7 @@ fn parse_item(
     raw: &RawValue,
     received_at: EventTime,
     rules: Rules<'_>,
+    default_id: Option<Uuid>,
 ) -> Result<Event, (Vec<FieldError>, Hints)> {
     let limits = rules.limits;
     let text = raw.get();
@@ -175,7 +209,10 @@ fn parse_item(
             ))
         }
     };
-    let mut c = Checker::default();
+    let mut c = Checker {
+        errors: Vec::new(),
+        default_id,
+    };
     let event = c.event(fields, received_at, rules);
     match event {
         Some(ev) if c.errors.is_empty() => Ok(ev),
@@ -183,9 +220,10 @@ fn parse_item(
     }
 }
 
-#[derive(Default)]
 struct Checker {
     errors: Vec<FieldError>,
+    /// The id of an event that carries none; a fresh UUIDv7 when `None`.
+    default_id: Option<Uuid>,
 }
 
 impl Checker {
@@ -293,7 +331,7 @@ impl Checker {
             }
         };
         let event_id = match f.event_id {
-            None | Some(Value::Null) => Some(Uuid::now_v7()),
+            None | Some(Value::Null) => Some(self.default_id.unwrap_or_else(Uuid::now_v7)),
             Some(Value::String(s)) => match Uuid::try_parse(&s) {
                 Ok(id) => Some(id),
                 Err(_) => {

@@ -170,8 +170,26 @@ fn rejected_listing_binds_each_filter_with_its_condition() {
         to_us,
         after,
         limit: 9,
+        ..RejectedFilter::default()
+    };
+    let by_origin = RejectedFilter {
+        client: Some("c1".into()),
+        category: Some("page_interaction".into()),
+        name: Some("page_view".into()),
+        limit: 9,
+        ..RejectedFilter::default()
     };
     check(vec![
+        (
+            rejected(&by_origin, &NONE),
+            text_of(" AND client = ? AND category = ? AND name = ?"),
+            vec![
+                text("c1"),
+                text("page_interaction"),
+                text("page_view"),
+                Value::UInt(9),
+            ],
+        ),
         (
             rejected(&f(None, None, None, None), &NONE),
             text_of(""),

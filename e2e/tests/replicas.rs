@@ -39,6 +39,31 @@ const CONNECTIONS: usize = 6;
 /// the other's load.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The process's one log capture (a second subscriber cannot be installed), read from a
+/// test's start: the tests take turns, so what follows is that test's.
+struct Log {
+    buffer: LogBuffer,
+    from: usize,
+}
+
+impl Log {
+    fn since_now() -> Self {
+        static CAPTURE: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+        let buffer = CAPTURE
+            .get_or_init(|| {
+                LogBuffer::install(tracing_subscriber::filter::LevelFilter::INFO)
+                    .expect("the only log capture of this test binary")
+            })
+            .clone();
+        let from = buffer.text().len();
+        Self { buffer, from }
+    }
+
+    fn text(&self) -> String {
+        self.buffer.text()[self.from..].to_owned()
+    }
+}
+
 fn redis_url() -> String {
     std::env::var("EYE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:16379".into())
 }
@@ -369,8 +394,8 @@ impl Drop for OwnRedis {
 
 #[tokio::test]
 async fn redis_down_each_replica_keeps_its_share_then_shares_again() -> anyhow::Result<()> {
-    let log = LogBuffer::install(tracing_subscriber::filter::LevelFilter::INFO)?;
     let _turn = ONE_AT_A_TIME.lock().await;
+    let log = Log::since_now();
     // A free port for a Redis of this test's own.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -486,8 +511,8 @@ fn tls_var(name: &str) -> String {
 /// the replicas refuse the connection and keep to their own shares, and say why.
 #[tokio::test]
 async fn shared_limits_over_tls_trust_only_the_configured_ca() -> anyhow::Result<()> {
-    let log = LogBuffer::install(tracing_subscriber::filter::LevelFilter::INFO)?;
     let _turn = ONE_AT_A_TIME.lock().await;
+    let log = Log::since_now();
     require_redis(&redis_url()).await;
     let tls_url = tls_var("EYE_TEST_TLS_REDIS_URL");
     assert!(tls_url.starts_with("rediss://"), "{tls_url}");

@@ -16,24 +16,7 @@ pub fn parse_batch(
     received_at: EventTime,
     rules: Rules<'_>,
 ) -> Result<Vec<Item>, RequestError> {
-    let raws = split_items(body)?;
-    if raws.len() > rules.limits.max_batch_events {
-        return Err(RequestError::TooManyEvents {
-            count: raws.len(),
-            max: rules.limits.max_batch_events,
-        });
-    }
-    Ok(raws
-        .into_iter()
-        .map(|raw| match parse_item(raw, received_at, rules, None) {
-            Ok(ev) => Item::Accepted(ev),
-            Err((errors, hints)) => Item::Rejected(Rejected {
-                raw: raw.get().to_owned(),
-                errors,
-                hints,
-            }),
-        })
-        .collect())
+    parse_items(body, received_at, rules, |_| None)
 }
 
 /// Parses one item an adapter translated into the event shape (`mapped`), checking it as
@@ -66,7 +49,18 @@ pub fn parse_again(
     rules: Rules<'_>,
     default_id: impl Fn(usize) -> Uuid,
 ) -> Result<Vec<Item>, RequestError> {
-    let raws = split_items(text)?;
+    parse_items(text, received_at, rules, |i| Some(default_id(i)))
+}
+
+/// Splits `body` into items and checks each on its own; the item at index `i` without an
+/// `event_id` gets `default_id(i)`, or a fresh UUIDv7 when that is `None`.
+fn parse_items(
+    body: &[u8],
+    received_at: EventTime,
+    rules: Rules<'_>,
+    default_id: impl Fn(usize) -> Option<Uuid>,
+) -> Result<Vec<Item>, RequestError> {
+    let raws = split_items(body)?;
     if raws.len() > rules.limits.max_batch_events {
         return Err(RequestError::TooManyEvents {
             count: raws.len(),
@@ -77,7 +71,7 @@ pub fn parse_again(
         .into_iter()
         .enumerate()
         .map(
-            |(i, raw)| match parse_item(raw, received_at, rules, Some(default_id(i))) {
+            |(i, raw)| match parse_item(raw, received_at, rules, default_id(i)) {
                 Ok(ev) => Item::Accepted(ev),
                 Err((errors, hints)) => Item::Rejected(Rejected {
                     raw: raw.get().to_owned(),

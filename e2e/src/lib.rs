@@ -88,6 +88,22 @@ pub fn http_client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
+/// A binary of the workspace, built beside the tests (`make test` builds them all).
+pub fn bin(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .context("target/<profile>/deps")?;
+    let bin = dir.join(name);
+    anyhow::ensure!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build --workspace --bins` (make test does)",
+        bin.display()
+    );
+    Ok(bin)
+}
+
 /// Unique-per-run names for one test's topic, group and database.
 pub fn unique(name: &str) -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();

@@ -10,10 +10,10 @@
 //! rest; and `eye-admin export --resume` must rebuild a cut file byte for byte.
 
 use anyhow::{ensure, Context};
-use eye_e2e::{clickhouse_config, test_auth, unique, wait_for, SCHEMA_DIR, TEST_TOKEN_SECRET};
+use eye_e2e::{bin, clickhouse_config, test_auth, unique, wait_for, SCHEMA_DIR, TEST_TOKEN_SECRET};
 use eye_model::time::EventTime;
 use eye_store::{EventRow, Store};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -53,21 +53,6 @@ fn event(base_us: i64, n: usize) -> EventRow {
 
 fn event_id(n: usize) -> Uuid {
     Uuid::from_u128(0xe7_0000_0000 + n as u128)
-}
-
-fn bin(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("target/<profile>/deps")?;
-    let bin = dir.join(name);
-    ensure!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build --workspace --bins` (make test does)",
-        bin.display()
-    );
-    Ok(bin)
 }
 
 /// The real `eye-query`, reading `database` as the read-only user.

@@ -13,7 +13,7 @@
 
 use anyhow::{ensure, Context};
 use eye_auth::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
-use eye_e2e::{test_auth, wait_for, Stack, SCHEMA_DIR};
+use eye_e2e::{bin, test_auth, wait_for, Stack, SCHEMA_DIR};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,22 +28,6 @@ const STRICT_PAGE_VIEW: &str = r#"{
 
 /// Good page views: the first three carry their own event_id.
 const GOOD: usize = 6;
-
-/// A binary of the workspace, built beside the tests (`make test` builds them all).
-fn bin(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("target/<profile>/deps")?;
-    let bin = dir.join(name);
-    ensure!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build --workspace --bins` (make test does)",
-        bin.display()
-    );
-    Ok(bin)
-}
 
 fn given_id(n: usize) -> String {
     format!("0191e4e5-6a38-7d2c-9d3e-{n:012x}")

@@ -9,6 +9,7 @@ import datetime
 import json
 import sys
 import tempfile
+import time
 import zoneinfo
 
 from chdb import session
@@ -93,6 +94,35 @@ def check_aggregates(run, expect, queries):
         got = run(name, queries[name]) or []
         got = [(int(r["start_s"]), float(r["value"]), int(r["events"])) for r in got]
         expect(f"{name}: buckets, values and counts as computed independently", got == want, (got, want))
+
+
+def check_lifecycle(run, expect, queries):
+    """Deletion and retention, last: they remove sample rows. The view's storage table is
+    named as Store::view_storage names it, from the view's UUID (an Atomic database)."""
+    uuid = (run("lifecycle_view_uuid", queries["lifecycle_view_uuid"]) or [{}])[0]
+    uuid = next(iter(uuid.values()), "")
+    expect("lifecycle_view_uuid: events_by_type has a UUID here (Atomic database)",
+           bool(uuid) and uuid != "00000000-0000-0000-0000-000000000000", uuid)
+    storage = f"`.inner_id.{uuid}`"
+    names = sorted(n for n in queries if n.startswith("lifecycle_") and n != "lifecycle_view_uuid")
+    # Reads and counts, then the mutations and drops, then the TTL.
+    order = lambda n: (n.startswith("lifecycle_ttl_"), "_mutation_" in n or "_delete_" in n or "_drop_" in n)
+    session_rows = f"SELECT count() AS n FROM events WHERE session_id = '{SESSION}'"
+    before = run("lifecycle: the deleted session's rows, before", session_rows) or [{}]
+    expect("lifecycle: the session to delete has rows", int(before[0].get("n", 0)) > 0, before)
+    for name in sorted(names, key=order):
+        run(name, queries[name].replace("`.inner.events_by_type`", storage))
+    for _ in range(300):
+        pending = run("lifecycle: mutations pending", queries["lifecycle_deletion_pending"]) or [{}]
+        if int(next(iter(pending[0].values()), 1)) == 0:
+            break
+        time.sleep(0.1)
+    left = run("lifecycle: the deleted session's rows, after", session_rows) or [{}]
+    expect("lifecycle: deletion mutations removed the session's events", int(left[0].get("n", 1)) == 0, left)
+    ttl = run("lifecycle: TTL set on the view's storage",
+              f"SELECT create_table_query AS q FROM system.tables WHERE database = 'eye' "
+              f"AND name = '.inner_id.{uuid}'") or [{}]
+    expect("lifecycle: the view's storage has the TTL", "TTL" in ttl[0].get("q", ""), ttl)
 
 
 def main() -> int:
@@ -332,8 +362,10 @@ def main() -> int:
                "insert_dedup_window_actors", "linked_ids", "actor_seen", "identity_events",
                "identity_events_desc_after"}
     for name in queries:
-        if name not in covered and not name.startswith("aggregate_"):
+        if name not in covered and not name.startswith(("aggregate_", "lifecycle_")):
             run(name, queries[name])
+
+    check_lifecycle(run, expect, queries)
 
     print(f"sqlcheck on ClickHouse {version}: {passed} passed, {len(failed)} failed")
     return 1 if failed else 0

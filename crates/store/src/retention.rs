@@ -113,7 +113,7 @@ pub fn droppable(stats: &[PartitionStat], cutoff: impl Fn(&str) -> Option<i64>) 
 pub enum Table {
     /// `events`: by category and `ts_us`, monthly partitions of `ts`.
     Events,
-    /// `events_by_type` (migration 0005's view; its rows live in `.inner.events_by_type`).
+    /// `events_by_type` (migration 0005's view).
     EventsByType,
     /// `identity_actors` (0009): no category, so by the identity of an expired event;
     /// partitioned by the event's month like `events`, whose dropped months it drops.
@@ -145,13 +145,9 @@ impl Table {
         }
     }
 
-    /// The table that holds the rows, which `ALTER` must name: a materialized view's inner
-    /// table.
-    pub fn storage(self) -> String {
-        match self {
-            Table::EventsByType | Table::EventKeys => format!(".inner.{}", self.name()),
-            _ => self.name().to_owned(),
-        }
+    /// Whether it is a materialized view (its rows live in its storage table).
+    pub fn is_view(self) -> bool {
+        matches!(self, Table::EventsByType | Table::EventKeys)
     }
 }
 
@@ -355,7 +351,12 @@ pub async fn apply_ttl(store: &Store, config: &RetentionConfig) -> Result<bool, 
     if !config.is_configured() || !has_ttl(&store.server_version().await?) {
         return Ok(false);
     }
-    for statement in rsql::ttl_statements(config, store.cluster_target()) {
+    let view = match store.cluster_target() {
+        None => Table::EventsByType.name().to_owned(),
+        Some(_) => format!("{}_local", Table::EventsByType.name()),
+    };
+    let by_type = store.view_storage(&view).await?;
+    for statement in rsql::ttl_statements(config, store.cluster_target(), &by_type) {
         store.retention_alter(statement).await?;
     }
     Ok(true)

@@ -73,6 +73,15 @@ pub fn server_version() -> Statement {
     Statement::new("SELECT version()")
 }
 
+/// A table's UUID as text (all zeros outside an Atomic database). Servers before 20.5
+/// have no `uuid` column and refuse the statement.
+pub fn table_uuid(database: &str, table: &str) -> Statement {
+    Statement::new("SELECT toString(uuid) FROM system.tables WHERE ").push(
+        sql!("database = ? AND name = ?"),
+        [database.into(), table.into()],
+    )
+}
+
 pub fn create_database(name: &str) -> Result<Statement, InvalidIdentifier> {
     Ok(Statement::new("CREATE DATABASE IF NOT EXISTS ").push_text(identifier(name)?))
 }

@@ -253,6 +253,25 @@ impl Store {
             .await?)
     }
 
+    /// The table that stores materialized view `view`'s rows: `.inner_id.<uuid>` in an
+    /// Atomic database (20.5+), else `.inner.<view>` (18.16's only form).
+    pub async fn view_storage(&self, view: &str) -> Result<String, StoreError> {
+        let uuid = sql::table_uuid(&self.database, view)
+            .query(&self.server)
+            .fetch_optional::<String>()
+            .await;
+        Ok(match uuid {
+            Ok(Some(u)) if u != uuid::Uuid::nil().to_string() => format!(".inner_id.{u}"),
+            // An Ordinary database.
+            Ok(_) => format!(".inner.{view}"),
+            // No `uuid` column: a server before 20.5, where every database is Ordinary.
+            Err(clickhouse::error::Error::BadResponse(m)) if m.contains("uuid") => {
+                format!(".inner.{view}")
+            }
+            Err(e) => return Err(e.into()),
+        })
+    }
+
     /// Retention's per-partition statistics: a maintenance read, without the reads' row
     /// limit (a row per month and category) but with their time limit.
     pub(crate) async fn retention_stats(

@@ -290,6 +290,85 @@ pub fn statements() -> Vec<(String, Statement)> {
         );
         out.push((name, statement));
     }
+    out.extend(lifecycle());
+    out
+}
+
+/// The data lifecycle's maintenance statements: deleting a subject, removing expired data
+/// (partition drops, mutations, TTL). deploy/sqlcheck.py runs them after every read has
+/// been checked (they change the sample rows), resolving the view storage that
+/// `MODIFY TTL` must name as `Store::view_storage` does (`lifecycle_view_uuid`).
+fn lifecycle() -> Vec<(String, Statement)> {
+    use eye_store::deletion::{self, Subject, SubjectKind};
+    use eye_store::retention::{RetentionConfig, Table};
+    use eye_store::sql::retention as rsql;
+    let mut out = vec![(
+        "lifecycle_view_uuid".to_owned(),
+        sql::table_uuid("eye", "events_by_type"),
+    )];
+    let user = Subject {
+        kind: SubjectKind::User,
+        id: "sample-user".into(),
+    };
+    for (i, lookup) in user.session_lookups().into_iter().enumerate() {
+        out.push((format!("lifecycle_deletion_lookup_{i}"), lookup));
+    }
+    for target in deletion::plan(&user, &[SESSION.into()]) {
+        out.push((
+            format!("lifecycle_deletion_count_{}", target.table),
+            deletion::count(&target),
+        ));
+        out.push((
+            format!("lifecycle_deletion_mutation_{}", target.table),
+            deletion::mutation(&target, None),
+        ));
+    }
+    out.push((
+        "lifecycle_deletion_pending".into(),
+        deletion::pending_mutations("eye"),
+    ));
+    let cut = Cutoffs {
+        categories: vec![("metric".into(), 1_000_000)],
+        default: None,
+        quarantine: Some(1_000_000),
+    };
+    for t in Table::ALL {
+        let name = t.name();
+        out.push((
+            format!("lifecycle_retention_stats_{name}"),
+            rsql::partition_stats(t),
+        ));
+        out.push((
+            format!("lifecycle_retention_count_{name}"),
+            rsql::expired_count(t, &cut, &[197001]),
+        ));
+        out.push((
+            format!("lifecycle_retention_delete_{name}"),
+            rsql::delete_expired(t, &cut, &[197001], None),
+        ));
+        out.push((
+            format!("lifecycle_retention_drop_{name}"),
+            rsql::drop_partition(t, 197001, None),
+        ));
+        out.push((
+            format!("lifecycle_retention_pending_{name}"),
+            rsql::pending_mutations(t, "eye", None),
+        ));
+    }
+    let config: RetentionConfig = eye_runtime::config::from_iter([
+        (
+            "EYE_RETENTION_CATEGORY_DAYS".to_owned(),
+            "metric=30".to_owned(),
+        ),
+        ("EYE_RETENTION_QUARANTINE_DAYS".to_owned(), "14".to_owned()),
+    ])
+    .expect("sample retention settings");
+    for (i, ttl) in rsql::ttl_statements(&config, None, ".inner.events_by_type")
+        .into_iter()
+        .enumerate()
+    {
+        out.push((format!("lifecycle_ttl_{i}"), ttl));
+    }
     out
 }
 

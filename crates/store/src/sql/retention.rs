@@ -150,15 +150,28 @@ pub fn expired_count(t: Table, cut: &Cutoffs, gone: &[u32]) -> Statement {
     outside(expired(s, t, cut, crate::sql::EVENTS_TABLE), t, gone)
 }
 
-/// `ALTER TABLE <t's storage> [ON CLUSTER c] `.
+/// `ALTER TABLE <t> [ON CLUSTER c] `. A view is named itself: partition drops and
+/// mutations on a materialized view reach its storage table, on 18.16 (`.inner.<view>`) as on
+/// current servers (`.inner_id.<uuid>`), both checked.
 fn alter(t: Table, cluster: Option<Cluster<'_>>) -> Statement {
+    alter_named(t.name(), cluster)
+}
+
+/// `ALTER TABLE <table> [ON CLUSTER c] ` (`<table>_local` on a cluster).
+fn alter_named(table: &str, cluster: Option<Cluster<'_>>) -> Statement {
     match cluster {
-        None => Statement::new(&format!("ALTER TABLE `{}` ", t.storage())),
+        None => alter_exact(table, None),
+        Some(_) => alter_exact(&format!("{table}_local"), cluster),
+    }
+}
+
+/// `ALTER TABLE <table> [ON CLUSTER c] `, `table` named as it is on each server.
+fn alter_exact(table: &str, cluster: Option<Cluster<'_>>) -> Statement {
+    match cluster {
+        None => Statement::new(&format!("ALTER TABLE `{table}` ")),
         Some(c) => Statement::new(&format!(
-            "ALTER TABLE {}.`{}_local` ON CLUSTER {} ",
-            c.database,
-            t.storage(),
-            c.name
+            "ALTER TABLE {}.`{table}` ON CLUSTER {} ",
+            c.database, c.name
         )),
     }
 }
@@ -183,22 +196,24 @@ pub fn drop_partition(t: Table, month: u32, cluster: Option<Cluster<'_>>) -> Sta
     alter(t, cluster).push(sql!("DROP PARTITION ?"), [month.into()])
 }
 
-/// The mutations of `t` not done yet, on every server of the cluster when there is one.
+/// The mutations of `t` not done yet, on every server of the cluster when there is one. A
+/// view's mutations are recorded under its storage table, whose name only 18.16 derives
+/// from the view's (current servers use the view's UUID), so for a view every view
+/// storage of the database counts: waiting for another's is only longer.
 pub fn pending_mutations(t: Table, database: &str, cluster: Option<Cluster<'_>>) -> Statement {
-    let (from, table) = match cluster {
-        None => ("system.mutations".to_owned(), t.storage()),
-        Some(c) => (
-            format!("cluster('{}', system, mutations)", c.name),
-            format!("{}_local", t.storage()),
-        ),
+    let from = match cluster {
+        None => "system.mutations".to_owned(),
+        Some(c) => format!("cluster('{}', system, mutations)", c.name),
     };
-    Statement::new(&format!(
+    let s = Statement::new(&format!(
         "SELECT count() FROM {from} WHERE is_done = 0 AND "
     ))
-    .push(
-        sql!("database = ? AND table = ?"),
-        [database.into(), table.into()],
-    )
+    .push(sql!("database = ? AND "), [database.into()]);
+    match (t.is_view(), cluster) {
+        (true, _) => s.push_text("substring(table, 1, 6) = '.inner'"),
+        (false, None) => s.push(sql!("table = ?"), [t.name().into()]),
+        (false, Some(_)) => s.push(sql!("table = ?"), [format!("{}_local", t.name()).into()]),
+    }
 }
 
 /// `MODIFY TTL` statements setting `config` as the TTL of the tables that carry a
@@ -206,12 +221,23 @@ pub fn pending_mutations(t: Table, database: &str, cluster: Option<Cluster<'_>>)
 /// plus its category's days; a category kept forever gets the last instant a DateTime
 /// holds. `event_keys` and `identity_actors` have no category: the scheduled run removes
 /// theirs ([`crate::retention::apply`]).
-pub fn ttl_statements(config: &RetentionConfig, cluster: Option<Cluster<'_>>) -> Vec<Statement> {
+///
+/// `MODIFY TTL` is the one `ALTER` a view does not pass on, so `events_by_type` is named by
+/// its storage table as each server names it, `by_type_storage`
+/// ([`crate::Store::view_storage`] of `events_by_type`, `events_by_type_local` on a cluster).
+pub fn ttl_statements(
+    config: &RetentionConfig,
+    cluster: Option<Cluster<'_>>,
+    by_type_storage: &str,
+) -> Vec<Statement> {
     let mut out = Vec::new();
     let categories = config.category_days.entries();
     if !categories.is_empty() || config.default_days.is_some() {
-        for t in [Table::Events, Table::EventsByType] {
-            let mut s = alter(t, cluster).push_text("MODIFY TTL ");
+        for target in [
+            alter(Table::Events, cluster),
+            alter_exact(by_type_storage, cluster),
+        ] {
+            let mut s = target.push_text("MODIFY TTL ");
             if !categories.is_empty() {
                 s = s.push_text("multiIf(");
             }

@@ -176,7 +176,7 @@ bin() {
     if [ "$1" = eye-ingest ] && [ -n "${EYE_STACK_INGEST_BIN:-}" ]; then
         echo "$EYE_STACK_INGEST_BIN"
     else
-        echo "$ROOT/target/$PROFILE/$1"
+        echo "${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/$1"
     fi
 }
 
@@ -234,7 +234,7 @@ Logs: $EYE_HOME/log/    Stop: make down    Status: make status
 
 Development client (every scope, types without a schema accepted), in $EYE_HOME/dev-credentials:
 $(cat "$EYE_HOME/dev-credentials")
-Use it:  source .eye/dev-credentials
+Use it:  source $EYE_HOME/dev-credentials
          curl -H "Authorization: Bearer \$EYE_API_KEY" http://127.0.0.1:$QUERY_PORT/v1/categories
 MSG
 }

@@ -192,6 +192,27 @@ pub fn has_ttl(version: &str) -> bool {
     (major, minor) >= (19, 6)
 }
 
+/// `t`'s part of a plan: the whole `partitions` it drops (month, rows), and the expired
+/// rows outside them, counted.
+async fn table_plan(
+    store: &Store,
+    t: Table,
+    cut: &Cutoffs,
+    partitions: Vec<(u32, u64)>,
+) -> Result<(Table, TablePlan), StoreError> {
+    let gone: Vec<u32> = partitions.iter().map(|(p, _)| *p).collect();
+    let rows_to_delete = store
+        .retention_count(rsql::expired_count(t, cut, &gone))
+        .await?;
+    Ok((
+        t,
+        TablePlan {
+            partitions,
+            rows_to_delete,
+        },
+    ))
+}
+
 /// What would expire at `now_us`: the partitions that go whole and the rows deleted
 /// otherwise, per table. Reads only.
 pub async fn plan(
@@ -207,82 +228,39 @@ pub async fn plan(
             .await?;
         let events_drop = droppable(&events, |c| cut.event(c));
         let months: Vec<u32> = events_drop.iter().map(|(p, _)| *p).collect();
-        for t in [Table::Events, Table::EventsByType] {
-            let partitions = if t == Table::Events {
-                events_drop.clone()
-            } else {
-                let stats = store.retention_stats(rsql::partition_stats(t)).await?;
-                droppable(&stats, |c| cut.event(c))
-            };
-            let keep: Vec<u32> = partitions.iter().map(|(p, _)| *p).collect();
-            let rows_to_delete = store
-                .retention_count(rsql::expired_count(t, &cut, &keep))
-                .await?;
-            tables.push((
-                t,
-                TablePlan {
-                    partitions,
-                    rows_to_delete,
-                },
-            ));
-        }
+        tables.push(table_plan(store, Table::Events, &cut, events_drop).await?);
+        let by_type = store
+            .retention_stats(rsql::partition_stats(Table::EventsByType))
+            .await?;
+        let by_type = droppable(&by_type, |c| cut.event(c));
+        tables.push(table_plan(store, Table::EventsByType, &cut, by_type).await?);
         // Actors: the months every event of which expired.
         let actors = store
             .retention_stats(rsql::partition_stats(Table::IdentityActors))
             .await?;
-        let partitions: Vec<(u32, u64)> = actors
+        let actors = actors
             .iter()
             .filter(|s| months.contains(&s.partition))
             .map(|s| (s.partition, s.rows))
             .collect();
-        let gone: Vec<u32> = partitions.iter().map(|(p, _)| *p).collect();
-        let rows_to_delete = store
-            .retention_count(rsql::expired_count(Table::IdentityActors, &cut, &gone))
-            .await?;
-        tables.push((
-            Table::IdentityActors,
-            TablePlan {
-                partitions,
-                rows_to_delete,
-            },
-        ));
+        tables.push(table_plan(store, Table::IdentityActors, &cut, actors).await?);
         // Keys: partitioned by the client's month, with no category; a month goes when its
         // newest event time is before every category's cutoff.
         let keys = store
             .retention_stats(rsql::partition_stats(Table::EventKeys))
             .await?;
-        let partitions = match cut.all_expired_before() {
+        let keys = match cut.all_expired_before() {
             Some(before) => droppable(&keys, |_| Some(before)),
             None => Vec::new(),
         };
-        let gone: Vec<u32> = partitions.iter().map(|(p, _)| *p).collect();
-        let rows_to_delete = store
-            .retention_count(rsql::expired_count(Table::EventKeys, &cut, &gone))
-            .await?;
-        tables.push((
-            Table::EventKeys,
-            TablePlan {
-                partitions,
-                rows_to_delete,
-            },
-        ));
+        tables.push(table_plan(store, Table::EventKeys, &cut, keys).await?);
     }
     if let Some(q) = cut.quarantine {
         let stats = store
             .retention_stats(rsql::partition_stats(Table::Quarantine))
             .await?;
         let partitions = droppable(&stats, |_| Some(q));
-        let gone: Vec<u32> = partitions.iter().map(|(p, _)| *p).collect();
-        let rows_to_delete = store
-            .retention_count(rsql::expired_count(Table::Quarantine, &cut, &gone))
-            .await?;
-        tables.push((
-            Table::Quarantine,
-            TablePlan {
-                partitions,
-                rows_to_delete,
-            },
-        ));
+        tables.push(table_plan(store, Table::Quarantine, &cut, partitions).await?);
     }
     Ok(Plan {
         now_us,

@@ -30,8 +30,10 @@
 //               trends_year, trends_year_redraw} (null if absent): each view's open → ready
 //   cold_open_ms {view: ms} each view loaded cold from its link: navigation start → ready
 //   trend_year_points  rows drawn for `trend_year` (a year of daily buckets), when given
-//   live {sent [id…], shown [id…], ms}: with `live`, events posted to ingest (with api_key)
-//        after the events view opened in live mode, and what that view then showed
+//   live {sent [id…], late, shown [id…], ms}: with `live`, events posted to ingest (with api_key)
+//        after the events view opened in live mode, and what that view then showed; the last
+//        sent (`late`) is timed a minute before the others and sent once they were shown;
+//        ms: from the first send until the others were shown
 //   screenshots [path…] signin, session, events, trends, trends-year, rejected, catalogue, pipeline, find,
 //               find-machine, unauthorized (.png, 1280 wide, full page up to 2400 px tall)
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -263,30 +265,38 @@ async function run(input) {
       const lv = input.live;
       await go('events', { category: lv.category, live: 1 });
       const sent = [];
-      const startedAt = Date.now();
-      for (let i = 0; i < (lv.count ?? 3); i++) {
+      const post = async (i, at) => {
         const id = crypto.randomUUID();
-        sent.push(id);
         const res = await fetch(`${lv.ingest_url.replace(/\/+$/, '')}/v1/events`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${input.api_key}` },
-          body: JSON.stringify([{ event_id: id, session_id: `live-${i}`, category: lv.category, name: lv.name ?? 'tick', timestamp: new Date().toISOString(), data: { i } }]),
+          body: JSON.stringify([{ event_id: id, session_id: `live-${i}`, category: lv.category, name: lv.name ?? 'tick', timestamp: at.toISOString(), data: { i } }]),
         });
         if (!res.ok) throw new DriveError(`sending a live event: ${res.status} ${await res.text()}`);
-      }
-      try {
-        await page.waitForFunction(
-          (ids) => ids.every((id) => document.querySelector(`[data-testid="events-results"] tr[data-event-id="${id}"]`)),
-          sent,
-          { timeout: 30_000, polling: 100 },
-        );
-      } catch {
-        log('live mode did not show every sent event within 30 s');
-      }
+        return id;
+      };
+      const shownAll = async (ids, what) => {
+        try {
+          await page.waitForFunction((want) => want.every((id) => document.querySelector(`[data-testid="events-results"] tr[data-event-id="${id}"]`)), ids, { timeout: 30_000, polling: 100 });
+        } catch {
+          log(`live mode did not show ${what} within 30 s`);
+        }
+      };
+      const startedAt = Date.now();
+      const count = lv.count ?? 3;
+      for (let i = 0; i < count; i++) sent.push(await post(i, new Date()));
+      await shownAll(sent, 'every sent event');
+      const ms = Date.now() - startedAt;
+      // A late arrival: timed a minute before the events already shown, as an event held up
+      // on its way (another partition, a client's retry) is.
+      const late = await post(count, new Date(startedAt - 60_000));
+      sent.push(late);
+      await shownAll([late], 'the late event');
       out.live = {
         sent,
+        late,
         shown: await page.$$eval('[data-testid="events-results"] tr[data-event-id]', (rows) => rows.map((r) => r.getAttribute('data-event-id'))),
-        ms: Date.now() - startedAt,
+        ms,
       };
     }
 
@@ -463,25 +473,21 @@ async function run(input) {
 
     // ---- 7. A bad token returns to sign-in with the API's reason ----
     enter('unauthorized');
-    // The bogus credential goes in and the page reloads in one step: were the running page
-    // to use it first, its 401 would sign out before the reload and the reason (kept in the
-    // page's memory) would be gone with it.
+    // The bogus credential is planted before the app's own script runs, on a fresh page load:
+    // planted into a running page, any request that page starts before it unloads would meet
+    // the 401 first and sign out, and the reason (kept in the page's memory) would go with it.
+    await page.goto('about:blank');
+    await page.addInitScript(() => {
+      sessionStorage.setItem('eye.auth', JSON.stringify({ kind: 'api_key', token: 'eye_bogus0000.bogus0000', label: 'bogus', expires_at: null }));
+    });
     await page.goto(`${ui}#/catalogue`, { waitUntil: 'domcontentloaded' });
-    await Promise.all([
-      page.waitForEvent('load', { timeout: TIMEOUT_MS }),
-      page
-        .evaluate(() => {
-          sessionStorage.setItem('eye.auth', JSON.stringify({ kind: 'api_key', token: 'eye_bogus0000.bogus0000', label: 'bogus', expires_at: null }));
-          location.reload();
-        })
-        .catch(() => {}),
-    ]);
     try {
       await page.waitForSelector('[data-testid="signin-form"] [data-testid="signin-reason"]', { timeout: TIMEOUT_MS, state: 'visible' });
       out.signin.unauthorized_reason = (await page.$eval('[data-testid="signin-reason"]', (e) => e.textContent)) ?? '';
       out.signin.unauthorized_returns_to_signin = out.signin.unauthorized_reason.trim().length > 0;
     } catch {
       out.signin.unauthorized_returns_to_signin = false;
+      log(`no sign-in reason within ${TIMEOUT_MS / 1000} s at ${page.url()}: ${(await page.evaluate(() => document.body?.innerText ?? '').catch(() => '')).slice(0, 300)}`);
     }
     await shot('unauthorized');
 

@@ -3,11 +3,28 @@ import type { EventPage, EyeEvent } from '../api';
 import { api } from '../api';
 import { Card, EventTable, FilterActions, Filters, PageHead, RangeInputs, TextField } from '../components';
 import { useCategories } from '../data';
+import { parseInputTime } from '../format';
 import { Paged, apiPages, usePages } from '../pages';
 import type { Route } from '../router';
 import { navigate } from '../router';
 
 const LIVE_MS = 2000;
+/** How far back live mode looks for events that became readable late (as `eye tail --window-s`). */
+const LIVE_WINDOW_MS = 5 * 60_000;
+
+const eventKey = (e: EyeEvent) => `${e.session_id}\u0000${e.event_id}`;
+
+/**
+ * Where live mode's read for late arrivals starts: LIVE_WINDOW_MS before `now`, but not before
+ * the filters' `from`; null when the filters' `to` is already past that.
+ */
+function lateWindow(from: string, to: string, now: number): string | null {
+  const start = now - LIVE_WINDOW_MS;
+  const fromMs = parseInputTime(from);
+  const toMs = parseInputTime(to);
+  if (!Number.isNaN(toMs) && toMs <= Math.max(start, Number.isNaN(fromMs) ? start : fromMs)) return null;
+  return !Number.isNaN(fromMs) && fromMs >= start ? from : new Date(start).toISOString();
+}
 
 function pageSize(p: string | undefined): number {
   const n = Number(p);
@@ -31,12 +48,14 @@ export function Events({ route }: { route: Route }) {
   const key = JSON.stringify([filters, limit]);
   const params = (extra: Record<string, string | number | null>) => ({ ...filters, order: 'asc', limit, ...extra });
   const page = apiPages('/v1/events', params({}), (r: EventPage) => r.events);
-  const pages = usePages<EyeEvent>('events', page, [key], { keyOf: (e) => `${e.session_id}\u0000${e.event_id}` });
+  const pages = usePages<EyeEvent>('events', page, [key], { keyOf: eventKey });
   const { items: events, loaded } = pages;
   useEffect(() => setFresh(new Set()), [key]);
 
-  // Live mode: follow the cursor while there are pages, then ask for anything at or after
-  // the newest event shown (duplicates are dropped), every LIVE_MS.
+  // Live mode: follow the cursor while there are pages, then, every LIVE_MS, ask for what is
+  // at or after the newest event shown, and for the newest of the last LIVE_WINDOW_MS.
+  // The second read catches late arrivals: events reach the store by partition, so one can
+  // become readable after a newer one was already shown. Duplicates are dropped by key.
   useEffect(() => {
     if (!live || !loaded) return;
     const stop = new AbortController();
@@ -44,9 +63,14 @@ export function Events({ route }: { route: Route }) {
     const tick = async () => {
       const added = await pages.poll(async ({ cursor, items }, signal) => {
         if (cursor) return page(cursor, signal);
-        const newest = items.length ? items[items.length - 1].timestamp : filters.from;
-        const r = await api<EventPage>('/v1/events', params({ from: newest || null, limit: 1000 }), { signal });
-        return { items: r.events };
+        const newest = items.reduce<string | null>((m, e) => (m === null || e.timestamp > m ? e.timestamp : m), null) ?? (filters.from || null);
+        const after = api<EventPage>('/v1/events', params({ from: newest, limit: 1000 }), { signal });
+        const late = lateWindow(filters.from, filters.to, Date.now());
+        const recent = late ? api<EventPage>('/v1/events', params({ from: late, order: 'desc', limit: 1000 }), { signal }) : null;
+        const found = new Map<string, EyeEvent>();
+        for (const r of await Promise.all([after, recent])) for (const e of r?.events ?? []) found.set(eventKey(e), e);
+        const byTime = [...found.values()].sort((a, b) => (a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0));
+        return { items: byTime };
       }, stop.signal);
       if (stop.signal.aborted) return;
       if (added) {

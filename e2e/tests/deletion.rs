@@ -8,13 +8,15 @@
 //! any table finds U or any of its sessions, including the events sent while it ran and
 //! after; the same for S and M; everyone else's data is intact; `GET /v1/deletions/{id}`
 //! shows `done` with counts, and the audit row names who asked. A caller without the
-//! `delete` scope is refused, an unknown deletion id is a JSON 404.
+//! `delete` scope is refused, an unknown deletion id is a JSON 404. M is deleted with
+//! `eye-admin delete machine`, which follows the deletion to its end, and
+//! `eye-admin deletion` shows it.
 
 use anyhow::{ensure, Context};
 use eye_auth::{ClientRecord, ClientsFile, NewCredentials, RateLimits, Scope};
 use eye_e2e::{
-    auth_config, clickhouse_config, consumer_config, create_topics, ingest_config, kafka_config,
-    query_config, readonly_clickhouse_config, start_consumer, start_ingest_authed,
+    auth_config, bin, clickhouse_config, consumer_config, create_topics, ingest_config,
+    kafka_config, query_config, readonly_clickhouse_config, start_consumer, start_ingest_authed,
     start_query_config, unique, wait_for, wait_ready, Service,
 };
 use eye_store::deletion::{self, Subject, SubjectKind};
@@ -30,6 +32,7 @@ struct Env {
     consumer: Service,
     query: Service,
     admin: reqwest::Client,
+    admin_key: String,
     reader: reqwest::Client,
     admin_id: String,
     store: Store,
@@ -96,6 +99,7 @@ async fn start() -> anyhow::Result<Env> {
         consumer,
         query,
         admin: client(&admin.api_key())?,
+        admin_key: admin.api_key(),
         reader: client(&reader.api_key())?,
         admin_id: admin.id.clone(),
         store: Store::new(&ch)?,
@@ -209,6 +213,23 @@ impl Env {
         .await?;
         ensure!(view["status"] == "done", "{view}");
         Ok(view)
+    }
+
+    /// `eye-admin` against this query service, as the deleting client: its stdout.
+    async fn eye_admin(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut cmd = std::process::Command::new(bin("eye-admin")?);
+        cmd.args(args)
+            .env("EYE_QUERY_URL", self.query.url(""))
+            .env("EYE_API_KEY", &self.admin_key);
+        let out = tokio::task::spawn_blocking(move || cmd.output()).await??;
+        let stdout = String::from_utf8(out.stdout)?;
+        ensure!(
+            out.status.success(),
+            "eye-admin {args:?}: {}\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(stdout)
     }
 
     /// Every row of every table the subject's deletion covers, counted in ClickHouse.
@@ -374,9 +395,25 @@ async fn deleting_a_user_session_and_machine_leaves_no_trace_and_nothing_comes_b
 
     // Session S and machine M.
     let (session_deletion, _) = env.delete(&format!("/v1/sessions/{s1}")).await?;
-    let (machine_deletion, _) = env.delete(&format!("/v1/machines/{machine}")).await?;
+    let followed = env
+        .eye_admin(&["delete", "machine", &machine, "--json", "--quiet"])
+        .await?;
+    let m_view: Value = serde_json::from_str(followed.trim())
+        .with_context(|| format!("eye-admin delete: {followed}"))?;
+    ensure!(
+        m_view["status"] == "done"
+            && m_view["subject"] == json!({"kind": "machine", "id": machine}),
+        "{m_view}"
+    );
+    let machine_deletion = m_view["deletion_id"].as_str().context("deletion_id")?;
+    let shown = env.eye_admin(&["deletion", machine_deletion]).await?;
+    ensure!(
+        shown.starts_with(&format!(
+            "deletion {machine_deletion} of machine {machine}: done\n"
+        )) && shown.contains(&format!("\n{:<24} {:>12}\n", "events", 3)),
+        "eye-admin deletion: {shown}"
+    );
     let s_view = env.wait_done(&session_deletion).await?;
-    let m_view = env.wait_done(&machine_deletion).await?;
     ensure!(s_view["counts"]["events"] == 3, "{s_view}");
     ensure!(m_view["counts"]["events"] == 3, "{m_view}");
 

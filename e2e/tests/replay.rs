@@ -8,7 +8,7 @@
 //! the records that now pass, once, keeping the client's event_id or deriving one from the
 //! rejection id; a second replay must store nothing more (direct ClickHouse count); the
 //! records still failing keep their new reasons; every outcome shows in `/v1/rejected`; and
-//! a client without the `admin` scope is refused. `eye-admin rejected replay --dry-run`
+//! a client without the `replay` (or `admin`) scope is refused, one with only `replay` is not. `eye-admin rejected replay --dry-run`
 //! then reports, through the same endpoint, only the records that still fail.
 
 use anyhow::{ensure, Context};
@@ -221,33 +221,50 @@ async fn a_schema_fix_then_a_replay_stores_what_now_passes_once() -> anyhow::Res
     })
     .await?;
 
-    // A client without `admin` may not replay.
+    // Replaying takes the `replay` scope (or `admin`): a writer is refused, a client holding
+    // only `replay` may.
     let writer = NewCredentials::generate()?;
+    let replayer = NewCredentials::generate()?;
     let clients_dir = std::env::temp_dir().join(eye_e2e::unique("eye-replay-clients"));
     std::fs::create_dir_all(&clients_dir)?;
     let clients = clients_dir.join("clients.toml");
     ClientsFile {
-        clients: vec![ClientRecord {
-            rate_limits: RateLimits::unlimited(),
-            ..writer.record("writer", vec![Scope::EventsWrite])
-        }],
+        clients: vec![
+            ClientRecord {
+                rate_limits: RateLimits::unlimited(),
+                ..writer.record("writer", vec![Scope::EventsWrite])
+            },
+            ClientRecord {
+                rate_limits: RateLimits::unlimited(),
+                ..replayer.record("replayer", vec![Scope::Replay])
+            },
+        ],
     }
     .save(&clients)?;
-    let guarded = eye_e2e::start_ingest_authed(
+    let guarded = eye_e2e::start_ingest_replaying_authed(
         eye_e2e::ingest_config(&[]),
         stack.kafka.clone(),
         eye_e2e::auth_config(&clients),
+        stack.clickhouse.clone(),
     )
     .await?;
-    let refused = reqwest::Client::new()
-        .post(guarded.url("/v1/rejected/replay"))
-        .bearer_auth(writer.api_key())
-        .json(&json!({"dry_run": true}))
-        .send()
-        .await?;
+    let dry_run_as = |key: String| {
+        reqwest::Client::new()
+            .post(guarded.url("/v1/rejected/replay"))
+            .bearer_auth(key)
+            .json(&json!({"dry_run": true}))
+            .send()
+    };
+    let refused = dry_run_as(writer.api_key()).await?;
     ensure!(refused.status() == 403, "{}", refused.status());
     let body: Value = refused.json().await?;
     ensure!(body["error"]["code"] == "insufficient_scope", "{body}");
+    let allowed = dry_run_as(replayer.api_key()).await?;
+    let status = allowed.status();
+    let text = allowed.text().await?;
+    ensure!(status == 200, "a replay-scoped dry run: {status} {text}");
+    let summary: Value = serde_json::from_str(text.lines().last().unwrap_or_default())?;
+    ensure!(summary["dry_run"] == true, "{summary}");
     guarded.stop().await?;
 
     // Bad input names its field.

@@ -37,8 +37,9 @@ use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use warp::reply::Response;
 use warp::Reply;
 
-/// Replaying is an administrator's act: it writes events in other clients' names.
-pub(crate) const REPLAY: &[eye_auth::Scope] = &[eye_auth::Scope::Admin];
+/// Replaying writes events in other clients' names: its own scope (or `admin`), never
+/// implied by `events:write`.
+pub(crate) const REPLAY: &[eye_auth::Scope] = &[eye_auth::Scope::Replay];
 
 /// A store on the default settings that nothing connects to until used: the state of
 /// handler tests that never replay.

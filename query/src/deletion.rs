@@ -22,11 +22,11 @@
 use crate::config::DeletionConfig;
 use crate::error::QueryError;
 use backon::{ExponentialBuilder, Retryable};
+use eye_model::api::{DeletionView, SubjectView};
 use eye_model::time::EventTime;
 use eye_store::deletion::{self, DeletionRow, Subject, SubjectKind, SuppressionRow};
 use eye_store::{Store, StoreError};
 use prometheus::{IntCounterVec, Registry};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -356,26 +356,6 @@ pub fn public_error(step: &str, e: &StoreError) -> String {
         (None, StoreError::ClickHouse(_)) => format!("{step}: ClickHouse unreachable or no answer"),
         (None, _) => format!("{step}: configuration error"),
     }
-}
-
-/// `GET /v1/deletions/{id}`'s answer.
-#[derive(Debug, Serialize)]
-pub struct DeletionView {
-    pub deletion_id: Uuid,
-    pub subject: SubjectView,
-    pub status: String,
-    pub requested_by: String,
-    pub requested_at: String,
-    pub finished_at: Option<String>,
-    /// Rows deleted per table; empty until done.
-    pub counts: BTreeMap<String, u64>,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct SubjectView {
-    pub kind: String,
-    pub id: String,
 }
 
 pub fn view(r: DeletionRow) -> DeletionView {

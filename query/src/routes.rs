@@ -429,11 +429,11 @@ async fn request_deletion(
     let subject = subject(kind, raw)?;
     let row = deletions.request(subject, &caller.client_id).await?;
     let location = format!("/v1/deletions/{}", row.deletion_id);
-    let body = warp::reply::json(&serde_json::json!({
-        "deletion_id": row.deletion_id,
-        "status": row.status,
-        "location": location,
-    }));
+    let body = warp::reply::json(&eye_model::api::DeletionAccepted {
+        deletion_id: row.deletion_id,
+        status: row.status,
+        location: location.clone(),
+    });
     let reply = warp::reply::with_header(body, "location", location);
     Ok(warp::reply::with_status(reply, warp::http::StatusCode::ACCEPTED).into_response())
 }

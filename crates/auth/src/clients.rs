@@ -22,16 +22,21 @@ pub enum Scope {
     /// Deleting a user's, session's or machine's data, and reading how a deletion went.
     #[serde(rename = "delete")]
     Delete,
+    /// Replaying quarantined records: producing events in the names of the clients that sent
+    /// them, so it is granted apart from `events:write`.
+    #[serde(rename = "replay")]
+    Replay,
     #[serde(rename = "admin")]
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Self::EventsWrite,
         Self::EventsRead,
         Self::AggregationsRead,
         Self::Delete,
+        Self::Replay,
         Self::Admin,
     ];
 
@@ -41,6 +46,7 @@ impl Scope {
             Self::EventsRead => "events:read",
             Self::AggregationsRead => "aggregations:read",
             Self::Delete => "delete",
+            Self::Replay => "replay",
             Self::Admin => "admin",
         }
     }
@@ -334,6 +340,7 @@ mod tests {
             ("aggregations:read", Some(Scope::AggregationsRead)),
             ("admin", Some(Scope::Admin)),
             ("delete", Some(Scope::Delete)),
+            ("replay", Some(Scope::Replay)),
             ("root", None),
             ("", None),
         ];

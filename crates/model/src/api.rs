@@ -386,6 +386,44 @@ pub enum ReplayLine {
     },
 }
 
+/// `GET /v1/deletions/{id}`'s answer: the deletion's audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionView {
+    pub deletion_id: Uuid,
+    pub subject: SubjectView,
+    /// `pending`, `running`, `done` or `failed`.
+    pub status: String,
+    /// The client id of the caller.
+    pub requested_by: String,
+    pub requested_at: String,
+    pub finished_at: Option<String>,
+    /// Rows deleted per table; empty until done.
+    pub counts: std::collections::BTreeMap<String, u64>,
+    pub error: Option<String>,
+}
+
+impl DeletionView {
+    /// Done or failed: nothing about it changes any more.
+    pub fn ended(&self) -> bool {
+        self.status == "done" || self.status == "failed"
+    }
+}
+
+/// Whose data a deletion removes: `user`, `session` or `machine`, and its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectView {
+    pub kind: String,
+    pub id: String,
+}
+
+/// `DELETE /v1/users|sessions|machines/{id}`'s answer (202).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionAccepted {
+    pub deletion_id: Uuid,
+    pub status: String,
+    pub location: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! `EYE_*` variables as the services (docs/configuration.md).
 
 mod clients;
+mod deletion;
 mod export;
 mod replay;
 mod retention;
@@ -45,6 +46,11 @@ enum Command {
     /// again, on ingest (POST /v1/rejected/replay), with its progress.
     #[command(subcommand)]
     Rejected(replay::RejectedCommand),
+    /// Delete a user's, session's or machine's data on the query service
+    /// (DELETE /v1/users|sessions|machines/{id}) and follow it until it is done.
+    Delete(deletion::DeleteArgs),
+    /// Show a deletion (GET /v1/deletions/{id}): its status and the rows each table lost.
+    Deletion(deletion::ShowArgs),
 }
 
 /// Topic settings; each flag overrides its `EYE_KAFKA_*` variable.
@@ -79,6 +85,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Export(args) => export::run(args).await,
         Command::Retention(cmd) => retention::run(cmd).await,
         Command::Rejected(cmd) => replay::run(cmd).await,
+        Command::Delete(args) => deletion::delete(args).await,
+        Command::Deletion(args) => deletion::show(args).await,
     }
 }
 

@@ -20,7 +20,7 @@ pub struct ReplayArgs {
     /// Ingest's base URL.
     #[arg(long, env = "EYE_INGEST_URL", default_value = "http://127.0.0.1:8080")]
     ingest_url: String,
-    /// An API key of a client with the `admin` scope.
+    /// An API key of a client with the `replay` (or `admin`) scope.
     #[arg(long, env = "EYE_API_KEY", hide_env_values = true)]
     api_key: String,
     /// Records quarantined for this reason code (e.g. schema_required).

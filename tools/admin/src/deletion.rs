@@ -6,7 +6,6 @@
 
 use anyhow::{bail, Context};
 use eye_model::api::{DeletionAccepted, DeletionView};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -141,7 +140,7 @@ impl Api {
 
     /// Reads the deletion until it has ended or `follow.timeout_s` has passed.
     async fn follow(&self, id: Uuid, follow: &Follow) -> anyhow::Result<DeletionView> {
-        let bar = spinner(follow.quiet);
+        let bar = crate::progress::spinner(follow.quiet);
         let deadline = Instant::now() + Duration::from_secs(follow.timeout_s);
         let view = loop {
             let view = self.show(id).await?;
@@ -242,22 +241,6 @@ fn table(v: &DeletionView) -> String {
         }
     }
     out
-}
-
-fn spinner(quiet: bool) -> ProgressBar {
-    let target = if quiet {
-        ProgressDrawTarget::hidden()
-    } else {
-        ProgressDrawTarget::stderr()
-    };
-    let bar = ProgressBar::with_draw_target(None, target);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}") {
-        bar.set_style(style);
-    }
-    if !quiet {
-        bar.enable_steady_tick(Duration::from_millis(100));
-    }
-    bar
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod clients;
 mod deletion;
 mod export;
+mod progress;
 mod replay;
 mod retention;
 mod samples;

@@ -5,8 +5,6 @@
 
 use anyhow::{bail, Context};
 use eye_model::api::{ReplayCounts, ReplayLine, ReplayRequest};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::time::Duration;
 
 #[derive(clap::Subcommand)]
 pub enum RejectedCommand {
@@ -79,7 +77,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         let body = res.text().await.unwrap_or_default();
         bail!("POST {url}: {status}: {body}");
     }
-    let bar = progress(args.quiet);
+    let bar = crate::progress::spinner(args.quiet);
     let mut buffer = Vec::new();
     let mut last = None;
     while let Some(chunk) = res.chunk().await.context("reading the replay's answer")? {
@@ -128,21 +126,4 @@ fn describe(c: &ReplayCounts) -> String {
         "{} scanned · {} replayed · {} still failing · {} skipped (replayed before) · {} failed",
         c.scanned, c.replayed, c.rejected, c.skipped, c.failed
     )
-}
-
-/// A spinner with the running counts on stderr, hidden with `--quiet` or off a terminal.
-fn progress(quiet: bool) -> ProgressBar {
-    let target = if quiet {
-        ProgressDrawTarget::hidden()
-    } else {
-        ProgressDrawTarget::stderr()
-    };
-    let bar = ProgressBar::with_draw_target(None, target);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}") {
-        bar.set_style(style);
-    }
-    if !quiet {
-        bar.enable_steady_tick(Duration::from_millis(100));
-    }
-    bar
 }

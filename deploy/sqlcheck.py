@@ -110,6 +110,20 @@ def check_lifecycle(run, expect, queries):
     session_rows = f"SELECT count() AS n FROM events WHERE session_id = '{SESSION}'"
     before = run("lifecycle: the deleted session's rows, before", session_rows) or [{}]
     expect("lifecycle: the session to delete has rows", int(before[0].get("n", 0)) > 0, before)
+    # A quarantined record of the session, replayed once: the deletion finds its rejection id
+    # first, then removes the outcome by that id.
+    rid = "00000000-0000-7000-8000-000000000001"
+    run("lifecycle: a quarantined record of the session",
+        "INSERT INTO rejected_events (rejection_id, received_at_us, source, client, codes, reasons, raw, "
+        f"event_id, session_id, category, name) VALUES ('{rid}', 7, 'ingest', 'anonymous', "
+        f"['schema_required'], '[]', '{{}}', '', '{SESSION}', 'c', 'n')")
+    run("lifecycle: its replay outcome",
+        "INSERT INTO rejected_replays (rejection_id, replay_id, replayed_at_us, replayed_by, result, "
+        f"codes, reasons) VALUES ('{rid}', '{rid}', 8, 'ops', 'rejected', ['schema_required'], '[]')")
+    found = run("lifecycle_deletion_rejections_0", queries["lifecycle_deletion_rejections_0"]) or []
+    expect("lifecycle: the session's quarantined record is looked up by its rejection id",
+           [next(iter(r.values()), "") for r in found] == [rid], found)
+    replays = f"SELECT count() AS n FROM rejected_replays WHERE rejection_id = '{rid}'"
     for name in sorted(names, key=order):
         run(name, queries[name].replace("`.inner.events_by_type`", storage))
     for _ in range(300):
@@ -119,6 +133,8 @@ def check_lifecycle(run, expect, queries):
         time.sleep(0.1)
     left = run("lifecycle: the deleted session's rows, after", session_rows) or [{}]
     expect("lifecycle: deletion mutations removed the session's events", int(left[0].get("n", 1)) == 0, left)
+    left = run("lifecycle: the replay outcome, after", replays) or [{}]
+    expect("lifecycle: deletion mutations removed the record's replay outcome", int(left[0].get("n", 1)) == 0, left)
     ttl = run("lifecycle: TTL set on the view's storage",
               f"SELECT create_table_query AS q FROM system.tables WHERE database = 'eye' "
               f"AND name = '.inner_id.{uuid}'") or [{}]

@@ -20,7 +20,7 @@ use eye_e2e::{
     start_query_config, unique, wait_for, wait_ready, Service,
 };
 use eye_store::deletion::{self, Subject, SubjectKind};
-use eye_store::{LinkRow, Store};
+use eye_store::{LinkRow, ReplayRow, Store};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -232,11 +232,17 @@ impl Env {
         Ok(stdout)
     }
 
-    /// Every row of every table the subject's deletion covers, counted in ClickHouse.
-    async fn rows(&self, subject: &Subject, sessions: &[String]) -> anyhow::Result<u64> {
+    /// Every row of every table the subject's deletion covers, counted in ClickHouse: those
+    /// of its sessions, and the replay outcomes of its quarantined records, `rejections`.
+    async fn rows(
+        &self,
+        subject: &Subject,
+        sessions: &[String],
+        rejections: &[String],
+    ) -> anyhow::Result<u64> {
         let mut sessions = sessions.to_vec();
         sessions.sort();
-        let targets = deletion::plan(subject, &sessions);
+        let targets = deletion::plan(subject, &sessions, rejections);
         Ok(self.store.count_rows(&targets).await?.iter().sum())
     }
 }
@@ -305,6 +311,7 @@ async fn deleting_a_user_session_and_machine_leaves_no_trace_and_nothing_comes_b
             let rejected = deletion::plan(
                 &subject(SubjectKind::Session, &u2),
                 std::slice::from_ref(&u2),
+                &[],
             )
             .into_iter()
             .find(|t| t.table == "rejected_events")?;
@@ -313,8 +320,26 @@ async fn deleting_a_user_session_and_machine_leaves_no_trace_and_nothing_comes_b
     )
     .await?;
     let all_u = vec![u1.clone(), u2.clone(), u3.clone(), u4.clone()];
-    let before = env.rows(&user_subject, &all_u).await?;
-    ensure!(before >= 20, "U's rows before: {before}");
+    // The quarantined record was replayed once (and failed again): its outcome must go too.
+    let u_rejections = env.store.subject_rejections(&user_subject, &all_u).await?;
+    ensure!(!u_rejections.is_empty(), "U's quarantined record");
+    let outcomes: Vec<ReplayRow> = u_rejections
+        .iter()
+        .map(|id| {
+            Ok(ReplayRow {
+                rejection_id: uuid::Uuid::parse_str(id)?,
+                replay_id: uuid::Uuid::now_v7(),
+                replayed_at_us: chrono::Utc::now().timestamp_micros(),
+                replayed_by: env.admin_id.clone(),
+                result: "rejected".into(),
+                codes: vec!["invalid_timestamp".into()],
+                reasons: "[]".into(),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    env.store.insert_replays(&outcomes).await?;
+    let before = env.rows(&user_subject, &all_u, &u_rejections).await?;
+    ensure!(before >= 21, "U's rows before: {before}");
 
     // Not without the scope.
     let res = env
@@ -372,6 +397,10 @@ async fn deleting_a_user_session_and_machine_leaves_no_trace_and_nothing_comes_b
     ensure!(counts["events"].as_u64() >= Some(7), "{view}");
     ensure!(counts["sessions"].as_u64() >= Some(2), "{view}");
     ensure!(counts["rejected_events"].as_u64() >= Some(1), "{view}");
+    ensure!(
+        counts["rejected_replays"].as_u64() == Some(u_rejections.len() as u64),
+        "{view}"
+    );
     ensure!(counts["identity_links"].as_u64() >= Some(1), "{view}");
     ensure!(counts["identity_actors"].as_u64() >= Some(1), "{view}");
     ensure!(
@@ -456,16 +485,20 @@ async fn deleting_a_user_session_and_machine_leaves_no_trace_and_nothing_comes_b
         "export holds {exported} events: {export}"
     );
     // No direct count in any table.
-    for (sub, sessions) in [
-        (user_subject.clone(), all_u.clone()),
-        (subject(SubjectKind::Session, &s1), vec![s1.clone()]),
-        (subject(SubjectKind::Machine, &machine), vec![m1.clone()]),
+    for (sub, sessions, rejections) in [
+        (user_subject.clone(), all_u.clone(), u_rejections.clone()),
+        (subject(SubjectKind::Session, &s1), vec![s1.clone()], vec![]),
+        (
+            subject(SubjectKind::Machine, &machine),
+            vec![m1.clone()],
+            vec![],
+        ),
     ] {
-        let left = env.rows(&sub, &sessions).await?;
+        let left = env.rows(&sub, &sessions, &rejections).await?;
         ensure!(left == 0, "{sub:?}: {left} rows left");
     }
     let anon_rows = env
-        .rows(&subject(SubjectKind::User, &anonymous), &[])
+        .rows(&subject(SubjectKind::User, &anonymous), &[], &[])
         .await?;
     ensure!(anon_rows == 0, "links naming U's anonymous id: {anon_rows}");
 

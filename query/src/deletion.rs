@@ -8,7 +8,9 @@
 //! 2. expands its subject to sessions and stores a suppression for the subject and each
 //!    session, which the consumer honours from then on;
 //! 3. waits `EYE_DELETION_SETTLE_MS`, long enough for every consumer to have read them,
-//!    then expands again (a session the user started meanwhile is suppressed too);
+//!    then expands again (a session the user started meanwhile is suppressed too), and
+//!    reads the rejection ids of the subject's quarantined records, whose replay outcomes
+//!    (`rejected_replays`) go too;
 //! 4. counts the matching rows of every table and deletes them with mutations, waits for
 //!    ClickHouse to finish them, and counts again: rows a consumer inserted between its
 //!    last suppression read and the mutations are caught by a further round;
@@ -17,7 +19,8 @@
 //!
 //! Each ClickHouse step is retried with backoff before the deletion fails. Deletions still
 //! `pending` or `running` when the service stopped are resumed when it starts; every step
-//! is safe to repeat.
+//! is safe to repeat, except that a deletion resumed after its quarantined records were
+//! gone no longer finds their replay outcomes.
 
 use crate::config::DeletionConfig;
 use crate::error::QueryError;
@@ -234,7 +237,14 @@ impl Deletions {
             sessions.extend(new);
             sessions.sort();
         }
-        let targets = deletion::plan(subject, &sessions);
+        // Before anything is deleted: a replay outcome names only its quarantined record.
+        let rejections = self
+            .retry("expand", || {
+                self.store.subject_rejections(subject, &sessions)
+            })
+            .await
+            .map_err(fail("expand"))?;
+        let targets = deletion::plan(subject, &sessions, &rejections);
         let mut totals: BTreeMap<&str, u64> = deletion::TABLES.iter().map(|t| (*t, 0)).collect();
         for _ in 0..ROUNDS {
             let counts = self

@@ -5,7 +5,9 @@
 //! A subject is expanded to the sessions it owns ([`Subject::session_lookups`]): a session
 //! is itself; a user's and a machine's are the sessions whose start record names it, found
 //! in `sessions` and in `sessions_by_owner`. [`plan`] then turns the subject and its sessions
-//! into one condition per table, every value bound; [`Store::count_rows`] counts what each
+//! into one condition per table, every value bound, plus the replay outcomes
+//! (`rejected_replays`) of the subject's quarantined records, by their rejection ids
+//! ([`rejection_lookups`], read before anything is deleted); [`Store::count_rows`] counts what each
 //! matches and [`Store::delete_rows`] removes it with mutations (`ALTER TABLE … DELETE
 //! WHERE`, which ClickHouse 18.16 has). A mutation on a materialized view (`events_by_type`,
 //! `sessions_by_owner`, `event_keys`) is applied by 18.16 to the view's storage table
@@ -53,8 +55,22 @@ pub struct Subject {
     pub id: String,
 }
 
-/// Every table a deletion removes rows from, in the order it reports them.
-pub const TABLES: [&str; 8] = [
+/// Every table a deletion removes rows from, in the order it reports them: the
+/// [`SESSION_TABLES`], then the replay outcomes of the subject's quarantined records.
+pub const TABLES: [&str; 9] = [
+    "events",
+    "events_by_type",
+    "event_keys",
+    "sessions",
+    "sessions_by_owner",
+    "rejected_events",
+    "identity_actors",
+    "identity_links",
+    REPLAYS,
+];
+
+/// The tables whose rows carry a `session_id`.
+pub const SESSION_TABLES: [&str; 8] = [
     "events",
     "events_by_type",
     "event_keys",
@@ -64,6 +80,9 @@ pub const TABLES: [&str; 8] = [
     "identity_actors",
     "identity_links",
 ];
+
+/// Replay outcomes (migration 0010): no session id, only the record's `rejection_id`.
+const REPLAYS: &str = crate::sql::REPLAYS_TABLE;
 
 impl Subject {
     /// The statements whose `session_id` answers, together, are the subject's sessions (the
@@ -111,11 +130,40 @@ pub struct Target {
 /// The conditions that select a subject's rows, table by table: the rows of its sessions
 /// everywhere (in chunks of [`SESSIONS_PER_STATEMENT`]), and for a user also its identity
 /// rows whatever their session (`identity_actors.actor_id`, `identity_links.user_id` and
-/// `anonymous_id`), and for a user or machine its owner rows in `sessions_by_owner`.
-pub fn plan(subject: &Subject, sessions: &[String]) -> Vec<Target> {
+/// `anonymous_id`), and for a user or machine its owner rows in `sessions_by_owner`; then
+/// the replay outcomes of `rejections`, the subject's quarantined records (as
+/// [`rejection_lookups`] found them), in chunks of the same size.
+pub fn plan(subject: &Subject, sessions: &[String], rejections: &[String]) -> Vec<Target> {
+    let mut out = session_plan(subject, sessions);
+    for chunk in rejections.chunks(SESSIONS_PER_STATEMENT) {
+        let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        out.push(Target {
+            table: REPLAYS,
+            condition: Statement::new("")
+                .push(sql!("has(?, toString(rejection_id))"), [ids.into()]),
+        });
+    }
+    out
+}
+
+/// The statements whose answers, together, are the rejection ids of the subject's
+/// quarantined records. They must be read before `rejected_events` loses those rows, since
+/// a replay outcome names nothing else of the subject.
+pub fn rejection_lookups(subject: &Subject, sessions: &[String]) -> Vec<Statement> {
+    session_plan(subject, sessions)
+        .into_iter()
+        .filter(|t| t.table == "rejected_events")
+        .map(|t| {
+            Statement::new("SELECT DISTINCT toString(rejection_id) FROM rejected_events WHERE ")
+                .append(t.condition)
+        })
+        .collect()
+}
+
+fn session_plan(subject: &Subject, sessions: &[String]) -> Vec<Target> {
     let mut out = Vec::new();
     let chunks: Vec<&[String]> = sessions.chunks(SESSIONS_PER_STATEMENT).collect();
-    for table in TABLES {
+    for table in SESSION_TABLES {
         let own = own_rows(subject, table);
         if chunks.is_empty() {
             if let Some(condition) = own {
@@ -291,6 +339,22 @@ impl Store {
         Ok(subject.sessions(found))
     }
 
+    /// The rejection ids of the subject's quarantined records ([`rejection_lookups`]),
+    /// each once, sorted.
+    pub async fn subject_rejections(
+        &self,
+        subject: &Subject,
+        sessions: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut found = Vec::new();
+        for lookup in rejection_lookups(subject, sessions) {
+            found.extend(self.unbounded(lookup).fetch_all::<String>().await?);
+        }
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
     /// How many rows each target selects, in the targets' order.
     pub async fn count_rows(&self, targets: &[Target]) -> Result<Vec<u64>, StoreError> {
         let mut out = Vec::with_capacity(targets.len());
@@ -391,7 +455,7 @@ mod tests {
     fn plans_cover_every_table() {
         let sessions = vec!["s1".to_owned(), "s2".to_owned()];
         let by_session = "has(['s1','s2'], session_id)";
-        let session_plan: Vec<(String, String)> = TABLES
+        let session_plan: Vec<(String, String)> = SESSION_TABLES
             .iter()
             .map(|t| ((*t).to_owned(), by_session.to_owned()))
             .collect();
@@ -405,7 +469,7 @@ mod tests {
             (
                 subject(SubjectKind::User, "u"),
                 sessions.clone(),
-                TABLES
+                SESSION_TABLES
                     .iter()
                     .map(|t| {
                         let extra = match *t {
@@ -421,7 +485,7 @@ mod tests {
             (
                 subject(SubjectKind::Machine, "m"),
                 sessions.clone(),
-                TABLES
+                SESSION_TABLES
                     .iter()
                     .map(|t| {
                         let extra = match *t {
@@ -460,8 +524,39 @@ mod tests {
             ),
         ];
         for (s, sessions, want) in cases {
-            assert_eq!(rendered(&plan(&s, &sessions)), want, "{s:?}");
+            assert_eq!(rendered(&plan(&s, &sessions, &[])), want, "{s:?}");
         }
+    }
+
+    #[test]
+    fn replay_outcomes_go_by_the_rejection_ids_looked_up_first() {
+        let user = subject(SubjectKind::User, "u");
+        let sessions = vec!["s1".to_owned()];
+        let lookups: Vec<String> = rejection_lookups(&user, &sessions)
+            .iter()
+            .map(Statement::render)
+            .collect();
+        assert_eq!(
+            lookups,
+            ["SELECT DISTINCT toString(rejection_id) FROM rejected_events WHERE has(['s1'], session_id)"]
+        );
+        let rejections: Vec<String> = (0..SESSIONS_PER_STATEMENT + 1)
+            .map(|i| format!("{:032x}", i))
+            .collect();
+        let targets = plan(&user, &sessions, &rejections);
+        let replays: Vec<&Target> = targets.iter().filter(|t| t.table == REPLAYS).collect();
+        assert_eq!(replays.len(), 2);
+        assert_eq!(
+            replays[1].condition.render(),
+            "has(['000000000000000000000000000003e8'], toString(rejection_id))"
+        );
+        assert_eq!(
+            targets.len() - replays.len(),
+            plan(&user, &sessions, &[]).len()
+        );
+        // Every table is reported, the session tables first.
+        assert_eq!(TABLES[..SESSION_TABLES.len()], SESSION_TABLES);
+        assert_eq!(TABLES[SESSION_TABLES.len()..], [REPLAYS]);
     }
 
     #[test]
@@ -469,9 +564,9 @@ mod tests {
         let sessions: Vec<String> = (0..SESSIONS_PER_STATEMENT * 2 + 1)
             .map(|i| format!("s{i:05}"))
             .collect();
-        let targets = plan(&subject(SubjectKind::User, "u"), &sessions);
-        assert_eq!(targets.len(), TABLES.len() * 3);
-        for table in TABLES {
+        let targets = plan(&subject(SubjectKind::User, "u"), &sessions, &[]);
+        assert_eq!(targets.len(), SESSION_TABLES.len() * 3);
+        for table in SESSION_TABLES {
             let mine: Vec<&Target> = targets.iter().filter(|t| t.table == table).collect();
             assert_eq!(mine.len(), 3, "{table}");
             let bound: usize = mine

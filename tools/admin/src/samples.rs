@@ -313,7 +313,14 @@ fn lifecycle() -> Vec<(String, Statement)> {
     for (i, lookup) in user.session_lookups().into_iter().enumerate() {
         out.push((format!("lifecycle_deletion_lookup_{i}"), lookup));
     }
-    for target in deletion::plan(&user, &[SESSION.into()]) {
+    for (i, lookup) in deletion::rejection_lookups(&user, &[SESSION.into()])
+        .into_iter()
+        .enumerate()
+    {
+        out.push((format!("lifecycle_deletion_rejections_{i}"), lookup));
+    }
+    let rejection = "00000000-0000-7000-8000-000000000001".to_owned();
+    for target in deletion::plan(&user, &[SESSION.into()], &[rejection]) {
         out.push((
             format!("lifecycle_deletion_count_{}", target.table),
             deletion::count(&target),

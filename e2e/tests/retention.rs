@@ -8,15 +8,16 @@
 //! stays, one a microsecond before it goes. `retention::apply` (what the consumer runs on
 //! its schedule and `eye-admin retention apply` runs once) then drops the months that
 //! expired whole (`system.parts` has no active part of them left, in every table partitioned
-//! by time) and deletes the rest, while the category kept forever stays whole; the metrics
-//! count what went.
+//! by time) and deletes the rest, while the category kept forever stays whole; the replay
+//! outcomes of quarantined records expire with the quarantine's period; the metrics count
+//! what went.
 
 use anyhow::{ensure, Context};
 use eye_e2e::{clickhouse_config, http_client, readonly_clickhouse_config, start_query_config};
 use eye_e2e::{http_config, query_config, test_auth, unique, wait_ready};
 use eye_model::time::EventTime;
 use eye_store::retention::{self, RetentionConfig, RetentionMetrics, Table};
-use eye_store::{ActorRow, EventFilter, EventRow, RejectedFilter, RejectedRow, Store};
+use eye_store::{ActorRow, EventFilter, EventRow, RejectedFilter, RejectedRow, ReplayRow, Store};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -154,6 +155,26 @@ async fn expired_data_is_hidden_at_the_boundary_then_dropped_and_deleted() -> an
             rejected(5, q_cutoff + 600 * 1_000_000),
         ])
         .await?;
+    // Replay outcomes of records 1 to 4, recorded as they arrived: they expire with the
+    // quarantine's period, counted from when they were recorded.
+    let outcomes: Vec<ReplayRow> = [
+        (1, now - 400 * DAY),
+        (2, q_cutoff - 1),
+        (3, q_cutoff),
+        (4, now),
+    ]
+    .into_iter()
+    .map(|(n, at): (u128, i64)| ReplayRow {
+        rejection_id: Uuid::from_u128(0x4e4e_0000 + n),
+        replay_id: Uuid::from_u128(0x5e5e_0000 + n),
+        replayed_at_us: at,
+        replayed_by: "test".into(),
+        result: "rejected".into(),
+        codes: vec!["invalid".into()],
+        reasons: "[]".into(),
+    })
+    .collect();
+    store.insert_replays(&outcomes).await?;
     let id = |n: u128| Uuid::from_u128(0x7e7e_0000 + n).to_string();
     let rid = |n: u128| Uuid::from_u128(0x4e4e_0000 + n).to_string();
 
@@ -253,6 +274,17 @@ async fn expired_data_is_hidden_at_the_boundary_then_dropped_and_deleted() -> an
             && q_plan.rows_to_delete == 1,
         "{q_plan:?}"
     );
+    let r_plan = plan.table(Table::QuarantineReplays);
+    ensure!(
+        r_plan
+            .partitions
+            .iter()
+            .map(|(m, _)| *m)
+            .collect::<Vec<_>>()
+            == vec![month(now - 400 * DAY)]
+            && r_plan.rows_to_delete == 1,
+        "{r_plan:?}"
+    );
 
     // system.parts: no active part of a dropped month, in any table partitioned by time.
     for (table, months) in [
@@ -260,6 +292,7 @@ async fn expired_data_is_hidden_at_the_boundary_then_dropped_and_deleted() -> an
         (".inner.events_by_type", &want),
         ("identity_actors", &want),
         ("rejected_events", &vec![month(now - 400 * DAY)]),
+        ("rejected_replays", &vec![month(now - 400 * DAY)]),
     ] {
         let list = months
             .iter()
@@ -305,6 +338,17 @@ async fn expired_data_is_hidden_at_the_boundary_then_dropped_and_deleted() -> an
     }
     let quarantined = count(&database, "SELECT count() FROM rejected_events").await?;
     ensure!(quarantined == 3, "{quarantined} quarantined, want 3");
+    let outcomes = count(
+        &database,
+        "SELECT count() FROM rejected_replays WHERE replay_id IN (toUUID('00000000-0000-0000-0000-00005e5e0003'), \
+         toUUID('00000000-0000-0000-0000-00005e5e0004'))",
+    )
+    .await?;
+    let all_outcomes = count(&database, "SELECT count() FROM rejected_replays").await?;
+    ensure!(
+        outcomes == 2 && all_outcomes == 2,
+        "replay outcomes left: {all_outcomes}, of them the kept 3 and 4: {outcomes}"
+    );
 
     // A second run finds nothing more.
     let again = retention::plan(&store, &config, now).await?;
@@ -325,6 +369,8 @@ async fn expired_data_is_hidden_at_the_boundary_then_dropped_and_deleted() -> an
         "eye_retention_rows_removed_total{how=\"partition\",table=\"events\"} 3",
         "eye_retention_rows_removed_total{how=\"delete\",table=\"events\"} 2",
         "eye_retention_partitions_dropped_total{table=\"rejected_events\"} 1",
+        "eye_retention_partitions_dropped_total{table=\"rejected_replays\"} 1",
+        "eye_retention_rows_removed_total{how=\"delete\",table=\"rejected_replays\"} 1",
         "eye_retention_runs_total{result=\"ok\"} 1",
     ] {
         ensure!(text.contains(line), "metrics lack {line}:\n{text}");

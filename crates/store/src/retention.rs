@@ -123,15 +123,21 @@ pub enum Table {
     EventKeys,
     /// `rejected_events`: by `received_at_us`, monthly partitions of `received_at`.
     Quarantine,
+    /// `rejected_replays` (0010), the replay outcomes of quarantined records: by
+    /// `replayed_at_us` against the quarantine's cutoff, monthly partitions of
+    /// `replayed_at`. An outcome is recorded after its record arrived, so none outlives
+    /// its record by more than the quarantine's period, and none goes before it.
+    QuarantineReplays,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Events,
         Table::EventsByType,
         Table::IdentityActors,
         Table::EventKeys,
         Table::Quarantine,
+        Table::QuarantineReplays,
     ];
 
     /// The name reads use (and the `table` label of the metrics).
@@ -142,6 +148,7 @@ impl Table {
             Table::IdentityActors => crate::sql::ACTORS_TABLE,
             Table::EventKeys => "event_keys",
             Table::Quarantine => crate::sql::REJECTED_TABLE,
+            Table::QuarantineReplays => crate::sql::REPLAYS_TABLE,
         }
     }
 
@@ -261,6 +268,11 @@ pub async fn plan(
             .await?;
         let partitions = droppable(&stats, |_| Some(q));
         tables.push(table_plan(store, Table::Quarantine, &cut, partitions).await?);
+        let stats = store
+            .retention_stats(rsql::partition_stats(Table::QuarantineReplays))
+            .await?;
+        let partitions = droppable(&stats, |_| Some(q));
+        tables.push(table_plan(store, Table::QuarantineReplays, &cut, partitions).await?);
     }
     Ok(Plan {
         now_us,
@@ -306,7 +318,13 @@ pub async fn apply(
                 .await?;
         }
     }
-    for t in [Table::Events, Table::EventsByType, Table::Quarantine] {
+    let by_time = [
+        Table::Events,
+        Table::EventsByType,
+        Table::Quarantine,
+        Table::QuarantineReplays,
+    ];
+    for t in by_time {
         let p = plan.table(t);
         if p.rows_to_delete > 0 {
             let gone: Vec<u32> = p.partitions.iter().map(|(m, _)| *m).collect();
@@ -315,14 +333,15 @@ pub async fn apply(
                 .await?;
         }
     }
-    for t in [Table::Events, Table::EventsByType, Table::Quarantine] {
+    for t in by_time {
         store.await_mutations(t, wait).await?;
     }
     Ok(plan)
 }
 
 /// On a server with table TTL (19.6+, asked with `SELECT version()`), sets `config` as the
-/// TTL of `events`, `events_by_type` and `rejected_events`. Returns whether it did. Each
+/// TTL of `events`, `events_by_type`, `rejected_events` and `rejected_replays`. Returns
+/// whether it did. Each
 /// `MODIFY TTL` makes the server re-check every part, so callers run it once (at the
 /// consumer's start, and in `eye-admin retention apply`), not on every scheduled run.
 pub async fn apply_ttl(store: &Store, config: &RetentionConfig) -> Result<bool, StoreError> {

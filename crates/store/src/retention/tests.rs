@@ -415,6 +415,22 @@ fn removals_name_the_tables_and_bind_the_cutoffs() {
             "SELECT count() FROM rejected_events WHERE 0 = 1".into(),
         ),
         (
+            rsql::delete_expired(Table::QuarantineReplays, &cut, &[202301], None),
+            "ALTER TABLE `rejected_replays` DELETE WHERE replayed_at_us < 900 \
+             AND NOT has([202301], toInt64(toYYYYMM(replayed_at)))"
+                .into(),
+        ),
+        (
+            rsql::expired_count(Table::QuarantineReplays, &Cutoffs::none(), &[]),
+            "SELECT count() FROM rejected_replays WHERE 0 = 1".into(),
+        ),
+        (
+            rsql::partition_stats(Table::QuarantineReplays),
+            "SELECT toYYYYMM(replayed_at) AS partition, '' AS category, max(replayed_at_us) AS last_us, \
+             count() AS rows FROM rejected_replays GROUP BY partition, category ORDER BY partition, category"
+                .into(),
+        ),
+        (
             rsql::partition_stats(Table::Quarantine),
             "SELECT toYYYYMM(received_at) AS partition, '' AS category, max(received_at_us) AS last_us, \
              count() AS rows FROM rejected_events GROUP BY partition, category ORDER BY partition, category"
@@ -471,6 +487,8 @@ fn ttl_statements_give_each_category_its_days_and_the_rest_forever() {
                  ts + toIntervalDay(365)",
                 "ALTER TABLE db.`rejected_events_local` ON CLUSTER eye MODIFY TTL \
                  received_at + toIntervalDay(14)",
+                "ALTER TABLE db.`rejected_replays_local` ON CLUSTER eye MODIFY TTL \
+                 replayed_at + toIntervalDay(14)",
             ],
         ),
     ];

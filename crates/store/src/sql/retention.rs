@@ -84,18 +84,20 @@ fn partition_expr(t: Table) -> &'static str {
         Table::Events | Table::EventsByType | Table::IdentityActors => "toYYYYMM(ts)",
         Table::EventKeys => "toYYYYMM(toDateTime(intDiv(client_ts_us, 1000000), 'UTC'))",
         Table::Quarantine => "toYYYYMM(received_at)",
+        Table::QuarantineReplays => "toYYYYMM(replayed_at)",
     }
 }
 
 /// Per monthly partition of `t` (and per category, where it has one): the newest time and
 /// the rows ([`crate::retention::PartitionStat`]). The time is `ts_us`, the event's time,
 /// in every table of events (also in `event_keys`, partitioned by the client's time), and
-/// `received_at_us` in the quarantine.
+/// `received_at_us` in the quarantine (`replayed_at_us` for its replay outcomes).
 pub fn partition_stats(t: Table) -> Statement {
     let (category, time) = match t {
         Table::Events | Table::EventsByType => ("category", "ts_us"),
         Table::IdentityActors | Table::EventKeys => ("''", "ts_us"),
         Table::Quarantine => ("''", "received_at_us"),
+        Table::QuarantineReplays => ("''", "replayed_at_us"),
     };
     Statement::new(&format!(
         "SELECT {} AS partition, {category} AS category, max({time}) AS last_us, count() AS rows \
@@ -129,6 +131,10 @@ fn expired(s: Statement, t: Table, cut: &Cutoffs, events: &str) -> Statement {
         }
         Table::Quarantine => match cut.quarantine {
             Some(q) => s.push(sql!("received_at_us < ?"), [q.into()]),
+            None => s.push_text("0 = 1"),
+        },
+        Table::QuarantineReplays => match cut.quarantine {
+            Some(q) => s.push(sql!("replayed_at_us < ?"), [q.into()]),
             None => s.push_text("0 = 1"),
         },
     }
@@ -260,6 +266,10 @@ pub fn ttl_statements(
     if let Some(d) = config.quarantine_days {
         out.push(alter(Table::Quarantine, cluster).push(
             sql!("MODIFY TTL received_at + toIntervalDay(?)"),
+            [d.get().into()],
+        ));
+        out.push(alter(Table::QuarantineReplays, cluster).push(
+            sql!("MODIFY TTL replayed_at + toIntervalDay(?)"),
             [d.get().into()],
         ));
     }

@@ -55,20 +55,6 @@ pub struct Subject {
     pub id: String,
 }
 
-/// Every table a deletion removes rows from, in the order it reports them: the
-/// [`SESSION_TABLES`], then the replay outcomes of the subject's quarantined records.
-pub const TABLES: [&str; 9] = [
-    "events",
-    "events_by_type",
-    "event_keys",
-    "sessions",
-    "sessions_by_owner",
-    "rejected_events",
-    "identity_actors",
-    "identity_links",
-    REPLAYS,
-];
-
 /// The tables whose rows carry a `session_id`.
 pub const SESSION_TABLES: [&str; 8] = [
     "events",
@@ -80,6 +66,18 @@ pub const SESSION_TABLES: [&str; 8] = [
     "identity_actors",
     "identity_links",
 ];
+
+/// Every table a deletion removes rows from, in the order it reports them: the
+/// [`SESSION_TABLES`], then the replay outcomes of the subject's quarantined records.
+pub const TABLES: [&str; SESSION_TABLES.len() + 1] = {
+    let mut all = [REPLAYS; SESSION_TABLES.len() + 1];
+    let mut i = 0;
+    while i < SESSION_TABLES.len() {
+        all[i] = SESSION_TABLES[i];
+        i += 1;
+    }
+    all
+};
 
 /// Replay outcomes (migration 0010): no session id, only the record's `rejection_id`.
 const REPLAYS: &str = crate::sql::REPLAYS_TABLE;

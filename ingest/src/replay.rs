@@ -243,7 +243,7 @@ impl Tally {
     }
 }
 
-/// `POST /v1/rejected/replay` (behind `admin`): the body is a [`ReplayRequest`]. The first
+/// `POST /v1/rejected/replay` (behind `replay` or `admin`): the body is a [`ReplayRequest`]. The first
 /// page is read before answering, so a quarantine that cannot be read is a 503, not a
 /// stream that fails at once.
 pub async fn replay<S: EventSink>(w: Write<S>) -> Result<Response, IngestError> {
@@ -410,7 +410,7 @@ impl<S: EventSink> Run<S> {
                 m.replay_records.with_label_values(&[result]).inc_by(n);
             }
         };
-        count("skipped", tally_skipped(rows.len(), verdicts.len()));
+        count("skipped", (rows.len() - verdicts.len()) as u64);
         if self.dry_run {
             for (_, v) in &verdicts {
                 match v {
@@ -501,10 +501,6 @@ impl<S: EventSink> Run<S> {
         }
         delivery
     }
-}
-
-fn tally_skipped(rows: usize, judged: usize) -> u64 {
-    (rows - judged) as u64
 }
 
 fn events_failed(delivery: &Result<Delivery, IngestError>, events: &[Event]) -> u64 {

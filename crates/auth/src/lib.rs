@@ -54,10 +54,13 @@ pub struct ClientRules {
 impl ClientRules {
     /// Whether the client may write events of `category`.
     pub fn may_write(&self, category: &str) -> bool {
-        self.categories
-            .as_ref()
-            .is_none_or(|allowed| allowed.iter().any(|c| c == category))
+        category_allowed(self.categories.as_deref(), category)
     }
+}
+
+/// Whether an allow-list of categories (`None`: any) admits `category`.
+fn category_allowed(categories: Option<&[String]>, category: &str) -> bool {
+    categories.is_none_or(|allowed| allowed.iter().any(|c| c == category))
 }
 
 /// An authenticated caller.
@@ -84,9 +87,7 @@ impl Principal {
 
     /// Whether the client may write events of `category`.
     pub fn may_write(&self, category: &str) -> bool {
-        self.categories
-            .as_ref()
-            .is_none_or(|allowed| allowed.iter().any(|c| c == category))
+        category_allowed(self.categories.as_deref(), category)
     }
 
     /// Takes one request from the client's bucket (shared by the service's replicas when
